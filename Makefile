@@ -1,0 +1,39 @@
+# Living Codex Ops. `make test` and `make serve` do all set-up on a fresh Debian 12 machine.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+PYTHON ?= python3.11
+
+.PHONY: setup system-packages venv lint test serve clean
+
+setup: system-packages venv
+
+system-packages:
+	@scripts/install-system-packages.sh
+
+venv: $(VENV)/.synced
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || { echo "==> installing uv $(UV_VERSION)"; \
+		$(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; }
+	@echo "==> virtualenv from uv.lock"
+	@uv sync --frozen --quiet --python $(PYTHON)
+	@touch $@
+
+lint: venv
+	@echo "==> ruff"
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check --quiet .
+	@echo "==> mypy"
+	@$(BIN)/mypy
+
+test: setup lint
+	@echo "==> pytest"
+	@$(BIN)/pytest
+
+serve: venv
+	$(BIN)/codexops serve
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build reports

@@ -1,0 +1,3 @@
+"""The Living Codex service."""
+
+__version__ = "1.0.0"

@@ -1,0 +1,142 @@
+"""Response caching for read routes: TTL and size bound, invalidated by writes, ETag and 304.
+
+Writes clear the local cache at once and tell the other replicas over Redis pub/sub when Redis is
+configured; without it, another replica may serve a stale read for at most CACHE_TTL_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from cachetools import TTLCache
+from fastapi import Request, Response
+from redis.exceptions import RedisError
+
+from app.config import Settings
+from app.metrics import Metrics
+from app.modules import Module
+
+log = logging.getLogger("codex.cache")
+CHANNEL = "codex:cache:invalidate"
+
+
+@dataclass(frozen=True)
+class CachedBody:
+    body: bytes
+    etag: str
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def _render(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class CacheModule(Module):
+    name = "cache"
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        super().__init__()
+        self.settings, self.metrics = settings, metrics
+        self.enabled = settings.enable_response_caching
+        self.entries: TTLCache[str, CachedBody] = TTLCache(
+            maxsize=settings.cache_max_entries, ttl=settings.cache_ttl_seconds
+        )
+        self.invalidations = 0  # also the generation: a read produced before a write is not kept
+        self._redis: aioredis.Redis | None = None
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if not self.enabled:
+            return
+        self.every(self.settings.cache_ttl_seconds, self.cleanup, "expire")
+        if self.settings.redis_connection_string:
+            self._redis = aioredis.from_url(self.settings.redis_connection_string, socket_connect_timeout=0.5)
+            self._listener = asyncio.create_task(self._listen(), name="cache.invalidation")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def cleanup(self) -> int:
+        before = len(self.entries)
+        self.entries.expire()
+        removed = before - len(self.entries)
+        self.metrics.cleanup_events.labels(self.name).inc()
+        self.metrics.cleaned_items.labels(self.name).inc(removed)
+        self.metrics.cache_entries.set(len(self.entries))
+        return removed
+
+    def clear_local(self) -> None:
+        self.entries.clear()
+        self.invalidations += 1
+        self.metrics.cache_entries.set(0)
+
+    async def invalidate(self) -> None:
+        """A write happened: drop cached reads here and on every other replica."""
+        self.clear_local()
+        if self._redis is None:
+            return
+        try:
+            await asyncio.wait_for(self._redis.publish(CHANNEL, "all"), timeout=0.5)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.debug("cache invalidation not broadcast: %s", exc)
+
+    async def _listen(self) -> None:
+        assert self._redis is not None
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self.clear_local()
+            except (RedisError, OSError, TimeoutError):
+                await asyncio.sleep(2)  # Redis away: TTL bounds staleness until it is back
+
+    async def respond(self, request: Request, key: str, produce: Callable[[], Awaitable[Any]]) -> Response:
+        """Serve a JSON read from the cache (or produce it), with ETag and 304 on If-None-Match."""
+        cached = self.entries.get(key) if self.enabled else None
+        if cached is None:
+            generation = self.invalidations
+            body = _render(await produce())
+            cached = CachedBody(body, _etag(body))
+            if self.enabled:
+                self.metrics.cache_requests.labels("miss").inc()
+            if self.enabled and generation == self.invalidations:
+                self.entries[key] = cached
+                self.metrics.cache_entries.set(len(self.entries))
+            state = "MISS"
+        else:
+            self.metrics.cache_requests.labels("hit").inc()
+            state = "HIT"
+        headers = {"ETag": cached.etag, "Cache-Control": "private, no-cache", "X-Cache": state}
+        if cached.etag in request.headers.get("if-none-match", ""):
+            self.metrics.cache_requests.labels("not_modified").inc()
+            return Response(status_code=304, headers=headers)
+        return Response(cached.body, media_type="application/json", headers=headers)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "entries": len(self.entries),
+            "maxEntries": self.entries.maxsize,
+            "bytes": sum(len(v.body) for v in list(self.entries.values())),
+            "ttlSeconds": self.settings.cache_ttl_seconds,
+            "invalidations": self.invalidations,
+            "crossReplicaInvalidation": self._redis is not None,
+        }

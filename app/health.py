@@ -1,0 +1,173 @@
+"""Health reports and the health score: each figure is measured when the report is asked for."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from app import __version__
+from app.services import Services
+
+WARNING_SCORE, CRITICAL_SCORE = 80, 60  # the runbook's health-score thresholds
+
+
+@dataclass
+class Assessment:
+    score: int = 100
+    issues: list[str] = field(default_factory=list)
+    critical: bool = False
+
+    def penalise(self, points: int, reason: str, *, critical: bool = False) -> None:
+        self.score = max(0, self.score - points)
+        self.issues.append(reason)
+        self.critical = self.critical or critical
+
+    @property
+    def status(self) -> str:
+        if self.critical or self.score < CRITICAL_SCORE:
+            return "unhealthy"
+        if self.issues:
+            return "degraded"
+        return "healthy"
+
+
+async def probe_database(services: Services) -> dict[str, Any]:
+    if not services.host.loaded("storage"):
+        state = services.host.states["storage"]
+        return {"status": "down", "backend": services.storage.target.backend, "error": state.error}
+    return await services.storage.probe()
+
+
+def assess(services: Services, database: dict[str, Any]) -> Assessment:
+    """Score 100 minus a documented penalty for every problem found now."""
+    result = Assessment()
+    for state in services.host.failed:
+        result.penalise(
+            40 if state.critical else 20,
+            f"module {state.name} failed: {state.error}",
+            critical=state.critical,
+        )
+    if database["status"] != "up":
+        result.penalise(40, f"database {database['status']}: {database.get('error')}", critical=True)
+    redis = services.sessions.redis_report()
+    if redis["status"] == "down":
+        if redis["fallbackActive"]:
+            result.penalise(10, "Redis down: sessions served from SQL (fallback active)")
+        else:
+            result.penalise(30, "Redis down and no fallback: logins fail")
+    pressure = services.memory.pressure()
+    if pressure == "critical":
+        result.penalise(35, f"memory critical: {services.memory.percent()}% of limit")
+    elif pressure == "warning":
+        result.penalise(15, f"memory warning: {services.memory.percent()}% of limit")
+    if services.memory.leak_detected:
+        result.penalise(20, "memory leak detected: sustained RSS growth")
+    if services.host.loaded("ai_pipeline"):
+        ai = services.ai.stats()
+        if ai["queueDepth"] >= 0.9 * ai["queueCapacity"]:
+            result.penalise(10, f"AI queue nearly full: {ai['queueDepth']}/{ai['queueCapacity']}")
+    if services.lifecycle == "draining":
+        result.penalise(0, "draining: shutting down")
+    return result
+
+
+def publish(services: Services, assessment: Assessment) -> None:
+    """Keep the gauges that derive from a health assessment current."""
+    metrics = services.metrics
+    metrics.health_score.set(assessment.score)
+    metrics.module_failures.set(len(services.host.failed))
+    metrics.uptime.set(services.uptime)
+    for name, state in services.host.states.items():
+        metrics.module_loaded.labels(name).set(1 if state.status == "loaded" else 0)
+
+
+async def overall(services: Services) -> tuple[dict[str, Any], int]:
+    database = await probe_database(services)
+    assessment = assess(services, database)
+    services.metrics.database_up.set(1 if database["status"] == "up" else 0)
+    services.metrics.database_latency.set(database.get("latencyMs", 0) / 1000)
+    publish(services, assessment)
+    status = assessment.status if services.host.complete else "initializing"
+    body = {
+        "status": status,
+        "healthScore": assessment.score,
+        "issues": assessment.issues,
+        "lifecycle": services.lifecycle,
+        "uptime": round(services.uptime, 3),
+        "startedAt": services.started_wall,
+        "requestCount": services.request_count(),
+        "moduleLoading": services.host.loading_report(),
+        "modules": services.host.modules_report(),
+        "database": database,
+        "redis": services.sessions.redis_report(),
+        "memoryUsageMB": round(services.memory.rss() / 1024 / 1024, 2),
+        "memoryPressure": services.memory.pressure(),
+        "version": __version__,
+        "environment": services.settings.environment,
+        "instance": services.settings.node_name,
+    }
+    return body, 503 if status == "unhealthy" else 200
+
+
+async def memory(services: Services) -> dict[str, Any]:
+    database = await probe_database(services)
+    assessment = assess(services, database)
+    module_metrics = {
+        m.name: m.health() for m in services.host.modules if services.host.states[m.name].status == "loaded"
+    }
+    return {
+        "memoryUsage": services.memory.usage(),
+        "memoryUsageMB": round(services.memory.rss() / 1024 / 1024, 2),
+        "memoryPressure": services.memory.pressure(),
+        "thresholds": {
+            "warningPercent": services.settings.memory_warning_percent,
+            "criticalPercent": services.settings.memory_critical_percent,
+        },
+        "healthScore": assessment.score,
+        "memoryLeaks": services.memory.leak_report(),
+        "optimization": {
+            "enabled": services.settings.enable_memory_optimization,
+            "gcMode": services.settings.gc_mode,
+            "actionsTaken": services.memory.optimizations,
+        },
+        "moduleMetrics": module_metrics,
+        "recommendations": services.memory.recommendations(),
+    }
+
+
+def ai_pipeline(services: Services) -> tuple[dict[str, Any], int]:
+    settings = services.settings
+    if not services.host.loaded("ai_pipeline"):
+        error = services.host.states["ai_pipeline"].error
+        return {
+            "enabled": settings.enable_ai_pipeline_monitoring,
+            "status": "unhealthy",
+            "healthScore": 0,
+            "error": error,
+            "metrics": None,
+        }, 503
+    stats = services.ai.stats()
+    score = 100
+    finished = stats["completedRequests"] + stats["failedRequests"]
+    if finished:
+        score -= round(50 * stats["failedRequests"] / finished)
+    score -= round(30 * stats["queueDepth"] / stats["queueCapacity"])
+    status = "healthy" if score >= WARNING_SCORE else "degraded" if score >= CRITICAL_SCORE else "unhealthy"
+    return {
+        "enabled": settings.enable_ai_pipeline_monitoring,
+        "status": status,
+        "healthScore": max(score, 0),
+        "metrics": stats,
+    }, 200
+
+
+async def refresh_session_gauges(services: Services) -> None:
+    if not services.host.loaded("sessions"):
+        return
+    try:
+        active, revoked = await asyncio.wait_for(services.sessions.store.counts(), timeout=2)
+    except Exception:
+        return  # the store is down; the database gauge already says so
+    services.metrics.active_sessions.set(active)
+    services.metrics.revoked_tokens.set(revoked)

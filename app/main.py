@@ -1,0 +1,123 @@
+"""The app factory: settings in, a FastAPI app with its modules, middleware and routes out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from opentelemetry.sdk.trace.export import SpanExporter
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.middleware.gzip import GZipMiddleware
+
+from app import __version__
+from app.ai.extractors import Extractor
+from app.chaos import ChaosMiddleware
+from app.config import Settings
+from app.errors import ApiError, error_body, install_error_handlers
+from app.logs import configure_logging
+from app.middleware.body_limit import BodyLimit
+from app.middleware.observe import RequestObserver
+from app.routes import admin, ai, auth, graph, health
+from app.services import Services
+from app.sessions import SessionStoreUnavailable
+from app.storage.graph import ConflictError, NotFoundError
+from app.tracing import tracer_provider
+
+log = logging.getLogger("codex.server")
+
+
+def _install_domain_errors(app: FastAPI) -> None:
+    @app.exception_handler(NotFoundError)
+    async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        message = str(exc.args[0]) if exc.args else "not found"
+        field = message.split(":")[0] if message.startswith(("fromId", "toId")) else None
+        return JSONResponse(error_body(request, "not_found", message, field=field), status_code=404)
+
+    @app.exception_handler(ConflictError)
+    async def conflict(request: Request, exc: ConflictError) -> JSONResponse:
+        return JSONResponse(error_body(request, "conflict", str(exc)), status_code=409)
+
+    @app.exception_handler(SessionStoreUnavailable)
+    async def sessions_down(request: Request, exc: SessionStoreUnavailable) -> JSONResponse:
+        return JSONResponse(
+            error_body(request, "sessions_unavailable", str(exc)),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        log.error("database error on %s: %s", request.url.path, exc)
+        return JSONResponse(
+            error_body(request, "database_unavailable", "the database did not answer; see /health database"),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    app.add_exception_handler(OperationalError, database_down)
+    app.add_exception_handler(DBAPIError, database_down)
+    app.add_exception_handler(OSError, database_down)
+    app.add_exception_handler(TimeoutError, database_down)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    extractor: Extractor | None = None,
+    span_exporter: SpanExporter | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+    tracker = configure_logging(settings.log_dir, settings.log_level)
+    provider = tracer_provider(settings, span_exporter)
+    services = Services.build(settings, extractor, provider)
+    services.metrics.info.info(
+        {"version": __version__, "environment": settings.environment, "instance": settings.node_name}
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("starting Living Codex %s (%s) as %s", __version__, settings.environment, settings.node_name)
+        await services.host.start_all()
+        loading = services.host.loading_report()
+        log.info(
+            "module loading complete: %d/%d loaded, failed: %s",
+            loading["loaded"],
+            loading["discovered"],
+            [f["name"] for f in loading["failed"]] or "none",
+        )
+        services.lifecycle = "ready"
+        try:
+            yield
+        finally:
+            began = time.perf_counter()
+            services.lifecycle = "draining"
+            await services.host.stop_all()
+            if provider is not None:
+                provider.shutdown()
+            services.lifecycle = "stopped"
+            services.shutdown_seconds = time.perf_counter() - began
+            log.info("modules stopped in %.3f s", services.shutdown_seconds)
+
+    app = FastAPI(title="Living Codex", version=__version__, lifespan=lifespan)
+    app.state.services = services
+    install_error_handlers(app)
+    _install_domain_errors(app)
+    for router in (health.router, auth.router, graph.router, ai.router, admin.router):
+        app.include_router(router)
+
+    # Added innermost first: the observer wraps everything, so it sees every status and latency.
+    if settings.enable_performance_optimization:
+        app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(ChaosMiddleware, chaos=services.chaos)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    tracer = provider.get_tracer("living-codex") if provider is not None else None
+    app.add_middleware(
+        RequestObserver, metrics=services.metrics, tracker=tracker, tracer=tracer, instance=settings.node_name
+    )
+    return app
+
+
+__all__ = ["ApiError", "create_app"]

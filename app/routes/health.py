@@ -1,0 +1,69 @@
+"""Health endpoints of the runbook and the Prometheus exposition."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app import health
+from app.errors import ApiError
+from app.routes.deps import services_of
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def overall(request: Request) -> JSONResponse:
+    body, status = await health.overall(services_of(request))
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/health/live")
+async def live(request: Request) -> dict[str, object]:
+    services = services_of(request)
+    return {"status": "alive", "uptime": round(services.uptime, 3)}
+
+
+@router.get("/health/ready")
+async def ready(request: Request) -> JSONResponse:
+    """Ready when started and not draining, with every critical module loaded."""
+    services = services_of(request)
+    critical_down = [s.name for s in services.host.failed if s.critical]
+    if services.lifecycle != "ready" or critical_down:
+        reason = (
+            services.lifecycle
+            if services.lifecycle != "ready"
+            else f"critical modules failed: {', '.join(critical_down)}"
+        )
+        return JSONResponse({"status": "not_ready", "reason": reason}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/health/memory")
+async def memory(request: Request) -> dict[str, object]:
+    return await health.memory(services_of(request))
+
+
+@router.get("/health/ai-pipeline")
+async def ai_pipeline(request: Request) -> JSONResponse:
+    body, status = health.ai_pipeline(services_of(request))
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/modules")
+async def modules(request: Request) -> dict[str, object]:
+    services = services_of(request)
+    return {"moduleLoading": services.host.loading_report(), "modules": services.host.modules_report()}
+
+
+@router.get("/metrics/prometheus")
+@router.get("/metrics")
+async def prometheus(request: Request) -> Response:
+    services = services_of(request)
+    if not services.settings.prometheus_enabled:
+        raise ApiError(404, "metrics_disabled", "PROMETHEUS_ENABLED is false")
+    await health.overall(services)  # refreshes score, database and module gauges
+    await health.refresh_session_gauges(services)
+    services.metrics.ai_queue_depth.set(services.ai.queue.qsize())
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

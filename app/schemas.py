@@ -1,0 +1,83 @@
+"""Request bodies: size limits and shapes, so a client's mistake is a 422 that names the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_META_BYTES = 64 * 1024
+ID_PATTERN = r"^[A-Za-z0-9._:\-]+$"
+NodeState = Literal["ice", "water", "gas"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _bounded_meta(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and len(json.dumps(value)) > MAX_META_BYTES:
+        raise ValueError(f"meta is larger than {MAX_META_BYTES} bytes as JSON")
+    return value
+
+
+class NodeIn(Strict):
+    id: str | None = Field(None, min_length=1, max_length=200, pattern=ID_PATTERN)
+    typeId: str = Field(min_length=1, max_length=200, pattern=ID_PATTERN)
+    title: str = Field(min_length=1, max_length=500)
+    content: str = Field("", max_length=100_000)
+    meta: dict[str, Any] = Field(default_factory=dict)
+    state: NodeState = "ice"
+
+    _meta = field_validator("meta")(_bounded_meta)
+
+
+class NodePatch(Strict):
+    typeId: str | None = Field(None, min_length=1, max_length=200, pattern=ID_PATTERN)
+    title: str | None = Field(None, min_length=1, max_length=500)
+    content: str | None = Field(None, max_length=100_000)
+    meta: dict[str, Any] | None = None
+    state: NodeState | None = None
+    version: int | None = Field(None, ge=1, description="optimistic concurrency: expected version")
+
+    _meta = field_validator("meta")(_bounded_meta)
+
+
+class EdgeIn(Strict):
+    fromId: str = Field(min_length=1, max_length=200, pattern=ID_PATTERN)
+    toId: str = Field(min_length=1, max_length=200, pattern=ID_PATTERN)
+    role: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._\-]+$")
+    weight: float = Field(1.0, ge=0, le=1_000_000, allow_inf_nan=False)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    _meta = field_validator("meta")(_bounded_meta)
+
+
+class Credentials(Strict):
+    username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    password: str = Field(min_length=10, max_length=256)
+
+
+class LoginIn(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class RefreshIn(Strict):
+    refreshToken: str = Field(min_length=1, max_length=300)
+
+
+class RoleIn(Strict):
+    role: Literal["viewer", "editor", "admin"]
+
+
+class ExtractIn(Strict):
+    nodeId: str | None = Field(None, min_length=1, max_length=200, pattern=ID_PATTERN)
+    text: str | None = Field(None, min_length=1, max_length=50_000)
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> ExtractIn:
+        if self.nodeId is None and self.text is None:
+            raise ValueError("give nodeId, text, or both")
+        return self

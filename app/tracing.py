@@ -1,0 +1,38 @@
+"""OpenTelemetry traces, exported over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+
+from app import __version__
+from app.config import Settings
+
+
+def tracer_provider(settings: Settings, exporter: SpanExporter | None = None) -> TracerProvider | None:
+    """A provider of this app's own (not the global one), or None when tracing is off."""
+    if exporter is None and not settings.otel_exporter_otlp_endpoint:
+        return None
+    resource = Resource.create(
+        {
+            "service.name": settings.otel_service_name,
+            "service.version": __version__,
+            "service.instance.id": settings.node_name,
+            "deployment.environment": settings.environment.lower(),
+        }
+    )
+    provider = TracerProvider(resource=resource)
+    if exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        assert settings.otel_exporter_otlp_endpoint
+        endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    return provider

@@ -1,0 +1,66 @@
+"""The `codexops` command."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from app.config import ConfigError, Settings
+
+cli = typer.Typer(
+    help="Living Codex Ops: run, check, gate and promote the Living Codex.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@cli.callback()
+def _group() -> None:
+    """Living Codex Ops: run, check, gate and promote the Living Codex."""
+
+
+def load_settings() -> Settings:
+    """Read the environment; a bad setting ends the command with what to change, not a traceback."""
+    try:
+        return Settings()
+    except (ValidationError, ConfigError) as exc:
+        errors = exc.errors() if isinstance(exc, ValidationError) else [{"msg": str(exc)}]
+        for error in errors:
+            where = ".".join(str(p) for p in error.get("loc", ())) or "configuration"
+            typer.secho(f"error: {where}: {error['msg']}", fg="red", err=True)
+        typer.echo("Fix the environment variable named above and run the command again.", err=True)
+        raise typer.Exit(2) from None
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (default from CODEX_URLS)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default from CODEX_URLS, 5002)")] = None,
+) -> None:
+    """Run the service (CODEX_URLS, default http://+:5002)."""
+    from codexops.serve import run
+
+    settings = load_settings()
+    if host or port:  # the instance name and logs follow the address actually served
+        bind_host, bind_port = settings.bind
+        settings = settings.model_copy(update={"urls": f"http://{host or bind_host}:{port or bind_port}"})
+    try:
+        run(settings)
+    except OSError as exc:
+        typer.secho(
+            f"error: cannot listen: {exc}. Is another server on that port? Check with: lsof -i :PORT",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+
+
+def main() -> None:
+    sys.exit(cli())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""`codexops serve`: uvicorn with the runbook's graceful shutdown.
+
+On SIGTERM readiness turns 503 at once; after SHUTDOWN_DRAIN_SECONDS (time for load balancers to
+notice) the listener closes, in-flight requests get SHUTDOWN_GRACE_SECONDS, then modules stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from types import FrameType
+
+import uvicorn
+
+from app.config import Settings
+from app.main import create_app
+from app.services import Services
+
+log = logging.getLogger("codex.server")
+
+
+class GracefulServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, services: Services) -> None:
+        super().__init__(config)
+        self.services = services
+        self.signalled_at: float | None = None
+        self.drain_until: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.signalled_at is not None:
+            if sig == signal.SIGINT:  # a second Ctrl-C: stop now
+                self.should_exit = self.force_exit = True
+            return
+        self.signalled_at = time.monotonic()
+        self.drain_until = self.signalled_at + self.services.settings.shutdown_drain_seconds
+        self.services.lifecycle = "draining"  # /health/ready answers 503 from now on
+        log.info(
+            "%s received: draining for %.1f s, then closing the listener",
+            signal.Signals(sig).name,
+            self.services.settings.shutdown_drain_seconds,
+        )
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain_until is not None and time.monotonic() >= self.drain_until:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        await super().shutdown(sockets)  # type: ignore[arg-type]
+        if self.signalled_at is not None:
+            log.info("graceful shutdown completed in %.3f s", time.monotonic() - self.signalled_at)
+
+
+def run(settings: Settings) -> None:
+    app = create_app(settings)
+    host, port = settings.bind
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        access_log=False,  # logs/request-tracker.log has every request
+        log_level=settings.log_level.lower(),
+        server_header=False,
+        proxy_headers=True,
+    )
+    GracefulServer(config, app.state.services).run()
