@@ -15,10 +15,10 @@ system-packages:
 venv: $(VENV)/.synced
 
 $(VENV)/.synced: pyproject.toml uv.lock
-	@command -v uv >/dev/null 2>&1 || { echo "==> installing uv $(UV_VERSION)"; \
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || { echo "==> installing uv $(UV_VERSION)"; \
 		$(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; }
 	@echo "==> virtualenv from uv.lock"
-	@uv sync --frozen --quiet --python $(PYTHON)
+	@$(PYTHON) -m uv sync --frozen --quiet --python $(PYTHON)
 	@touch $@
 
 lint: venv

@@ -14,6 +14,18 @@ from prometheus_client import platform_collector as _platform
 from prometheus_client import process_collector as _process
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+AI_OUTCOMES = ("accepted", "completed", "failed", "timeout", "rejected")
+AUTH_FAILURE_REASONS = (
+    "unknown_user",
+    "bad_password",
+    "locked",
+    "bad_refresh",
+    "expired",
+    "invalid_token",
+    "revoked",
+    "session_ended",
+)
+CLEANUP_MODULES = ("sessions", "cache", "ai_pipeline", "memory")
 AI_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -105,3 +117,18 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self._initialise_labels()
+
+    def _initialise_labels(self) -> None:
+        """Export known label values at 0, so rate() and alerts see a series before the first event."""
+        for outcome in AI_OUTCOMES:
+            self.ai_requests.labels(outcome)
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason)
+        for module in CLEANUP_MODULES:
+            self.cleanup_events.labels(module)
+            self.cleaned_items.labels(module)
+        for result in ("hit", "miss", "not_modified"):
+            self.cache_requests.labels(result)
+        for kind in ("latency", "error", "leak"):
+            self.chaos_injections.labels(kind)
