@@ -18,7 +18,7 @@ $(VENV)/.synced: pyproject.toml uv.lock
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || { echo "==> installing uv $(UV_VERSION)"; \
 		$(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; }
 	@echo "==> virtualenv from uv.lock"
-	@$(PYTHON) -m uv sync --frozen --quiet --python $(PYTHON)
+	@$(PYTHON) -m uv sync --frozen --quiet --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 lint: venv

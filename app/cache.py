@@ -7,7 +7,6 @@ configured; without it, another replica may serve a stale read for at most CACHE
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -66,9 +65,8 @@ class CacheModule(Module):
 
     async def stop(self) -> None:
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            self._listener.cancel()  # bounded wait: redis-py can swallow a cancellation
+            await asyncio.wait({self._listener}, timeout=5)
         if self._redis is not None:
             await self._redis.aclose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
@@ -31,7 +32,12 @@ log = logging.getLogger("codex.identity")
 ROLES = ("viewer", "editor", "admin")
 ISSUER = "living-codex"
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not-a-real-password")  # equal timing for unknown users
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown users, so their logins take as long as real ones."""
+    return _hasher.hash("not-a-real-password")
 
 
 def role_at_least(role: str, needed: str) -> bool:
@@ -154,7 +160,7 @@ class IdentityModule(Module):
         async with self.engine.connect() as conn:
             user = (await conn.execute(select(users).where(users.c.username == username))).first()
         if user is None:
-            await asyncio.to_thread(self._verify, _DUMMY_HASH, password)
+            await asyncio.to_thread(self._verify, _dummy_hash(), password)
             self.metrics.auth_failures.labels("unknown_user").inc()
             raise _unauthorized("invalid_credentials", "username or password is wrong")
         if user.locked_until and as_utc(user.locked_until) > utcnow():

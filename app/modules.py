@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,13 +23,14 @@ class PeriodicTask:
         self.name, self.interval, self.job = name, interval, job
         self.runs = 0
         self.errors = 0
+        self._stopped = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopped:
             await asyncio.sleep(self.interval)
             try:
                 await self.job()
@@ -42,11 +42,17 @@ class PeriodicTask:
                 log.exception("timer %s failed", self.name)
 
     async def cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop the timer. The flag ends the loop even if a library swallowed the cancellation."""
+        self._stopped = True
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=10)
+        if not done:
+            log.error("timer %s did not stop within 10 s", self.name)
+        elif not task.cancelled() and task.exception() is not None:
+            log.error("timer %s ended with %r", self.name, task.exception())
 
     @property
     def active(self) -> bool:

@@ -1,0 +1,87 @@
+"""PostgreSQL for real: migrations both ways, the runbook's connection string, an outage."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect
+
+from app.storage import migrate
+from app.storage.database import create_engine, postgres_target
+from tests.conftest import running
+from tests.support.servers import Postgres
+
+pytestmark = pytest.mark.integration
+TABLES = {"nodes", "edges", "users", "sessions", "revoked_tokens", "ai_jobs"}
+
+
+async def _tables(engine) -> set[str]:  # type: ignore[no-untyped-def]
+    async with engine.connect() as conn:
+        return set(await conn.run_sync(lambda c: inspect(c).get_table_names())) - {"alembic_version"}
+
+
+async def test_migrations_run_forward_and_backward(fresh_postgres: Postgres, make_settings) -> None:
+    engine = create_engine(postgres_target(fresh_postgres.url), make_settings())
+    try:
+        await migrate.upgrade(engine)
+        assert await migrate.current_revision(engine) == migrate.head_revision()
+        assert await _tables(engine) == TABLES
+        await migrate.downgrade(engine, "0001")
+        assert await _tables(engine) == {"nodes", "edges", "users"}
+        await migrate.downgrade(engine, "base")
+        assert await _tables(engine) == set()
+        await migrate.upgrade(engine)
+        assert await _tables(engine) == TABLES
+    finally:
+        await engine.dispose()
+
+
+async def test_migrations_on_sqlite_run_both_ways(make_settings, tmp_path) -> None:
+    from app.storage.database import sqlite_target
+
+    engine = create_engine(sqlite_target(f"Data Source={tmp_path}/m.db"), make_settings())
+    try:
+        await migrate.upgrade(engine)
+        assert await _tables(engine) == TABLES
+        await migrate.downgrade(engine, "base")
+        assert await _tables(engine) == set()
+    finally:
+        await engine.dispose()
+
+
+async def test_service_on_postgres_with_the_runbook_connection_string(
+    fresh_postgres: Postgres, make_settings
+) -> None:
+    settings = make_settings(connection_string=fresh_postgres.runbook_connection_string)
+    async for app in running(settings):
+        health = (await app.client.get("/health")).json()
+        assert health["database"]["status"] == "up" and health["database"]["backend"] == "postgresql"
+        h = await app.bearer()
+        created = await app.client.post(
+            "/api/nodes", headers=h, json={"id": "pg", "typeId": "t", "title": "pg"}
+        )
+        assert created.status_code == 201
+        assert (await app.client.get("/api/nodes/pg", headers=h)).json()["title"] == "pg"
+        assert "codex" not in health["modules"][0].get("error", "")  # no password anywhere in health
+        memory = (await app.client.get("/health/memory")).json()
+        assert fresh_postgres.password not in str(memory)
+
+
+async def test_postgres_outage_is_reported_not_a_500(fresh_postgres: Postgres, make_settings) -> None:
+    settings = make_settings(connection_string=fresh_postgres.url)
+    async for app in running(settings):
+        h = await app.bearer()
+        fresh_postgres.stop()
+        try:
+            health = await app.client.get("/health")
+            assert health.status_code == 503
+            body = health.json()
+            assert body["status"] == "unhealthy" and body["database"]["status"] == "down"
+            assert body["healthScore"] <= 60
+            read = await app.client.get("/api/nodes?limit=7", headers=h)
+            assert read.status_code == 503, read.text
+            assert read.json()["error"] in ("database_unavailable", "sessions_unavailable")
+            assert "codex_database_up 0.0" in (await app.client.get("/metrics")).text
+        finally:
+            fresh_postgres.start()
+        assert (await app.client.get("/health")).json()["database"]["status"] == "up"
+        assert (await app.client.get("/api/nodes", headers=h)).status_code == 200

@@ -1,0 +1,137 @@
+"""`codexops serve` as a real process: the runbook's own curl/jq commands, SIGTERM, refusals."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.servers import free_port, wait_for_port
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+RUNBOOK = ROOT / "runbooks" / "PRODUCTION_RUNBOOK.md"
+CODEXOPS = str(Path(sys.executable).with_name("codexops"))
+
+
+def runbook_commands(*sections: str) -> list[str]:
+    """Every curl command in the ```bash blocks of the named runbook sections."""
+    text = RUNBOOK.read_text()
+    commands: list[str] = []
+    for section in sections:
+        body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+        for block in re.findall(r"```bash\n(.*?)```", body, re.S):
+            for line in block.splitlines():
+                line = line.strip()
+                watched = re.match(r"watch -n \d+ '(.*)'$", line)
+                if watched:
+                    line = watched.group(1)
+                if line.startswith("curl"):
+                    commands.append(line)
+    return commands
+
+
+def _environment(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEX_", "CHAOS_", "REDIS_"))}
+    env.update(
+        {
+            "CODEX_URLS": f"http://127.0.0.1:{port}",
+            "SQLITE_CONNECTION_STRING": f"Data Source={tmp_path}/ice_prod.db",
+            "LOG_DIR": str(tmp_path / "logs"),
+            "SHUTDOWN_DRAIN_SECONDS": "1",
+        }
+    )
+    env.pop("CONNECTION_STRING", None)
+    env.update(extra)
+    return env
+
+
+def _start(tmp_path: Path, port: int, **extra: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [CODEXOPS, "serve"],
+        cwd=tmp_path,
+        env=_environment(tmp_path, port, **extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    wait_for_port(port, timeout=30)
+    return process
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[int]:
+    port = free_port()
+    process = _start(tmp_path, port)
+    try:
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "command",
+    runbook_commands(
+        "Health Checks", "Memory Management", "Troubleshooting Guide", "Performance Optimization"
+    ),
+)
+def test_runbook_command_prints_its_field(served: int, command: str) -> None:
+    command = command.replace("localhost:5002", f"127.0.0.1:{served}")
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    output = result.stdout.strip()
+    assert output and output != "null", f"{command} printed {output!r}"
+
+
+def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None:
+    port = free_port()
+    process = _start(tmp_path, port, CHAOS_LATENCY_MS="1500")
+    base = f"http://127.0.0.1:{port}"
+    assert httpx.get(f"{base}/health/ready").status_code == 200
+    slow: dict[str, int] = {}
+    thread = threading.Thread(
+        target=lambda: slow.update(status=httpx.get(f"{base}/api/nodes", timeout=10).status_code)
+    )
+    thread.start()
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert httpx.get(f"{base}/health/ready").status_code == 503  # draining, still serving
+    thread.join(timeout=10)
+    assert slow["status"] == 401  # the in-flight request got its answer (no token), not a reset
+    assert process.wait(timeout=30) == 0
+    log = (tmp_path / "logs" / "server.log").read_text()
+    assert "SIGTERM received: draining" in log
+    assert re.search(r"graceful shutdown completed in \d+\.\d+ s", log)
+    assert "module stopped: storage" in log
+
+
+@pytest.mark.parametrize("secret", ["", "your-secure-jwt-secret-key", "too-short"])
+def test_production_refuses_a_weak_jwt_secret(tmp_path: Path, secret: str) -> None:
+    env = _environment(tmp_path, free_port(), CODEX_ENVIRONMENT="Production", JWT_SECRET=secret)
+    result = subprocess.run(
+        [CODEXOPS, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "JWT_SECRET" in result.stderr and "secrets.token_urlsafe" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path: Path, served: int) -> None:
+    env = _environment(tmp_path, served)
+    result = subprocess.run(
+        [CODEXOPS, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode != 0
+    assert "address already in use" in (result.stdout + result.stderr).lower()
