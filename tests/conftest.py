@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ class RunningApp:
         return {"Authorization": f"Bearer {tokens['accessToken']}"}
 
 
-async def running(settings: Settings, **kwargs: Any) -> AsyncIterator[RunningApp]:
+async def running(settings: Settings, **kwargs: Any) -> AsyncGenerator[RunningApp, None]:
     app = create_app(settings, **kwargs)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)

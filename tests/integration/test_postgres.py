@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.storage import migrate
 from app.storage.database import create_engine, postgres_target
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.integration
 TABLES = {"nodes", "edges", "users", "sessions", "revoked_tokens", "ai_jobs"}
 
 
-async def _tables(engine) -> set[str]:  # type: ignore[no-untyped-def]
+async def _tables(engine: AsyncEngine) -> set[str]:
     async with engine.connect() as conn:
         return set(await conn.run_sync(lambda c: inspect(c).get_table_names())) - {"alembic_version"}
 
