@@ -1,0 +1,99 @@
+"""Configuration files rendered from the spec: nginx.conf and prometheus.yml.
+
+One template per file serves every environment (local processes, Docker staging, Kubernetes
+production); only addresses and paths differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from infra.spec import EnvironmentSpec
+
+TEMPLATES = Path(__file__).with_name("templates")
+_jinja = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+ALERT_RULES_FILE = "alert-rules.yml"
+
+
+def render_nginx(
+    spec: EnvironmentSpec,
+    upstreams: Sequence[str],
+    *,
+    tls_cert: str = "",
+    tls_key: str = "",
+    runtime_dir: str | None = None,
+    listen_host: str = "",
+    api_rate: str = "200r/s",
+    api_burst: int = 400,
+) -> str:
+    """nginx.conf for `spec`; `listen_host` like '127.0.0.1:' binds one address (local runs)."""
+    if spec.tls and not (tls_cert and tls_key):
+        raise ValueError("TLS is on for this stack: give tls_cert and tls_key paths")
+    return _jinja.get_template("nginx.conf.j2").render(
+        spec=spec,
+        upstreams=list(upstreams),
+        tls=spec.tls,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        runtime_dir=runtime_dir,
+        listen_host=listen_host,
+        body_limit="1m",
+        api_rate=api_rate,
+        api_burst=api_burst,
+        auth_rate="10r/s",
+    )
+
+
+def render_prometheus(
+    spec: EnvironmentSpec,
+    app_targets: Sequence[str],
+    *,
+    rules_path: str = ALERT_RULES_FILE,
+    scrape_interval: str = "15s",
+    kubernetes_sd: bool = False,
+) -> str:
+    """prometheus.yml that scrapes every app replica and loads the generated alert rules."""
+    job: dict[str, object] = {
+        "job_name": "living-codex",
+        "metrics_path": "/metrics/prometheus",
+        "scrape_interval": scrape_interval,
+    }
+    if kubernetes_sd:
+        job["kubernetes_sd_configs"] = [{"role": "pod", "namespaces": {"names": [spec.namespace]}}]
+        job["relabel_configs"] = [
+            {
+                "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
+                "regex": "living-codex-app",
+                "action": "keep",
+            },
+            {
+                "source_labels": ["__meta_kubernetes_pod_container_port_number"],
+                "regex": str(spec.ports.app),
+                "action": "keep",
+            },
+            {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "instance"},
+        ]
+    else:
+        job["static_configs"] = [
+            {"targets": list(app_targets), "labels": {"environment": spec.environment.lower()}}
+        ]
+    config = {
+        "global": {
+            "scrape_interval": scrape_interval,
+            "evaluation_interval": scrape_interval,
+            "external_labels": {"stack": spec.stack},
+        },
+        "rule_files": [rules_path],
+        "scrape_configs": [job],
+    }
+    return "# Rendered from infra/render.py; do not edit.\n" + yaml.safe_dump(config, sort_keys=False)

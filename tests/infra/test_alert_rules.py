@@ -1,0 +1,137 @@
+"""Every generated alert rule, tested with the real `promtool test rules`: one firing and one quiet case."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.alerts import alert_rules, render_alert_rules
+from infra.spec import load_spec
+
+SPEC = load_spec("production")
+JOB = 'job="living-codex"'
+
+
+def _gauge(name: str, value: float) -> list[dict[str, str]]:
+    return [{"series": f'{name}{{instance="a",{JOB}}}', "values": f"{value:g}x15"}]
+
+
+def _latency(bucket_with_all_requests: str) -> list[dict[str, str]]:
+    """Histogram series where every request lands in one bucket (100 requests a minute)."""
+    bounds = ["0.25", "0.5", "0.75", "1", "2.5", "+Inf"]
+    start = bounds.index(bucket_with_all_requests)
+    return [
+        {
+            "series": f'codex_http_request_latency_seconds_bucket{{{JOB},le="{le}"}}',
+            "values": "0+100x15" if i >= start else "0+0x15",
+        }
+        for i, le in enumerate(bounds)
+    ]
+
+
+def _errors(per_hundred: int) -> list[dict[str, str]]:
+    return [
+        {"series": f'codex_http_requests_total{{{JOB},status="500"}}', "values": f"0+{per_hundred}x15"},
+        {"series": f'codex_http_requests_total{{{JOB},status="200"}}', "values": f"0+{100 - per_hundred}x15"},
+    ]
+
+
+# alert name -> (series that fire it, series that must not, labels the alert carries)
+CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, str]], dict[str, str]]] = {
+    "CodexMemoryUsageWarning": (
+        _gauge("codex_memory_usage_percent", 85),
+        _gauge("codex_memory_usage_percent", 75),
+        {"instance": "a"},
+    ),
+    "CodexMemoryUsageCritical": (
+        _gauge("codex_memory_usage_percent", 95),
+        _gauge("codex_memory_usage_percent", 85),
+        {"instance": "a"},
+    ),
+    "CodexMemoryLeakDetected": (
+        _gauge("codex_memory_leak_detected", 1),
+        _gauge("codex_memory_leak_detected", 0),
+        {"instance": "a"},
+    ),
+    "CodexP95LatencyWarning": (_latency("0.75"), _latency("0.25"), {}),
+    "CodexP95LatencyCritical": (_latency("2.5"), _latency("0.75"), {}),
+    "CodexErrorRateWarning": (
+        _errors(2),
+        [{"series": f'codex_http_requests_total{{{JOB},status="200"}}', "values": "0+100x15"}],
+        {},
+    ),
+    "CodexErrorRateCritical": (_errors(10), _errors(2), {}),
+    "CodexHealthScoreWarning": (
+        _gauge("codex_health_score", 70),
+        _gauge("codex_health_score", 90),
+        {"instance": "a"},
+    ),
+    "CodexHealthScoreCritical": (
+        _gauge("codex_health_score", 50),
+        _gauge("codex_health_score", 70),
+        {"instance": "a"},
+    ),
+    "CodexModuleFailures": (
+        _gauge("codex_module_failures", 1),
+        _gauge("codex_module_failures", 0),
+        {"instance": "a"},
+    ),
+    "CodexInstanceDown": (
+        [{"series": f'up{{instance="a",{JOB}}}', "values": "0x15"}],
+        [{"series": f'up{{instance="a",{JOB}}}', "values": "1x15"}],
+        {"instance": "a", "job": "living-codex"},
+    ),
+}
+
+
+def test_every_rule_has_a_case() -> None:
+    assert {rule.name for rule in alert_rules(SPEC)} == set(CASES)
+
+
+def _test_case(alert: str, series: list[dict[str, str]], expected: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [{"eval_time": "10m", "alertname": alert, "exp_alerts": expected}],
+    }
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run make setup")
+def test_promtool_fires_each_rule_and_stays_quiet_below_it(tmp_path: Path) -> None:
+    (tmp_path / "alert-rules.yml").write_text(render_alert_rules(SPEC))
+    check = subprocess.run(
+        ["promtool", "check", "rules", str(tmp_path / "alert-rules.yml")], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    rules = {rule.name: rule.as_dict() for rule in alert_rules(SPEC)}
+    tests = []
+    for alert, (firing, quiet, labels) in CASES.items():
+        expected = {
+            "exp_labels": {**rules[alert]["labels"], **labels},
+            "exp_annotations": rules[alert]["annotations"],
+        }
+        tests.append(_test_case(alert, firing, [expected]))
+        tests.append(_test_case(alert, quiet, []))
+    document = {"rule_files": ["alert-rules.yml"], "evaluation_interval": "1m", "tests": tests}
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump(document, sort_keys=False))
+    result = subprocess.run(
+        ["promtool", "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_thresholds_come_from_the_spec() -> None:
+    from infra.spec import EnvironmentSpec, Threshold, Thresholds
+
+    custom = EnvironmentSpec(
+        **{**SPEC.model_dump(), "thresholds": Thresholds(p95LatencyMs=Threshold(warning=300, critical=700))}
+    )
+    rules = {rule.name: rule.expr for rule in alert_rules(custom)}
+    assert rules["CodexP95LatencyWarning"].endswith("> 0.3")
+    assert rules["CodexP95LatencyCritical"].endswith("> 0.7")

@@ -1,0 +1,88 @@
+"""The one nginx.conf template, rendered for each stack and checked by the real `nginx -t`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from infra.render import render_nginx
+from infra.spec import load_spec
+
+pytestmark = pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx missing: run make setup")
+
+
+def _self_signed(directory: Path) -> tuple[str, str]:
+    cert, key = directory / "tls.crt", directory / "tls.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=codex.test",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+def _nginx_t(conf: str, directory: Path) -> subprocess.CompletedProcess[str]:
+    path = directory / "nginx.conf"
+    path.write_text(conf)
+    return subprocess.run(
+        ["nginx", "-t", "-c", str(path), "-p", str(directory)], capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_rendered_config_passes_nginx_t(stack: str, tmp_path: Path) -> None:
+    spec = load_spec(stack)
+    cert, key = _self_signed(tmp_path) if spec.tls else ("", "")
+    # Upstreams are loopback addresses here: nginx -t resolves names, and service names exist only
+    # inside the Docker network or the cluster. Everything else is the deployed text.
+    conf = render_nginx(
+        spec, ["127.0.0.1:5101", "127.0.0.1:5102"], tls_cert=cert, tls_key=key, runtime_dir=str(tmp_path)
+    )
+    result = _nginx_t(conf, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "syntax is ok" in result.stderr
+
+
+def test_production_has_tls_hsts_and_a_redirect(tmp_path: Path) -> None:
+    conf = render_nginx(load_spec("production"), ["app:5002"], tls_cert="/c", tls_key="/k")
+    assert "listen 443 ssl" in conf and "Strict-Transport-Security" in conf
+    assert "return 301 https://$host$request_uri" in conf
+
+
+def test_staging_has_no_hsts_and_every_common_part() -> None:
+    conf = render_nginx(load_spec("staging"), ["app-1:5002", "app-2:5002"])
+    assert "Strict-Transport-Security" not in conf
+    for part in (
+        "limit_req_zone",
+        "client_max_body_size 1m",
+        "gzip on",
+        "keepalive 32",
+        "proxy_next_upstream error timeout http_502",
+        "X-Content-Type-Options",
+        "server app-1:5002",
+        "server app-2:5002",
+    ):
+        assert part in conf, part
+
+
+def test_tls_without_a_certificate_is_refused() -> None:
+    with pytest.raises(ValueError, match="tls_cert"):
+        render_nginx(load_spec("production"), ["app:5002"])
