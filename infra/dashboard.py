@@ -12,55 +12,133 @@ DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 
 
 def _quantile(q: float) -> str:
-    return (f"histogram_quantile({q}, sum by (le) "
-            f'(rate(codex_http_request_latency_seconds_bucket{{job="living-codex"}}[5m]))) * 1000')
+    return (
+        f"histogram_quantile({q}, sum by (le) "
+        f'(rate(codex_http_request_latency_seconds_bucket{{job="living-codex"}}[5m]))) * 1000'
+    )
 
 
-def _panel(pid: int, title: str, targets: list[tuple[str, str]], unit: str, *,
-           thresholds: list[tuple[str, float]] | None = None, x: int = 0, y: int = 0) -> dict[str, Any]:
+def _panel(
+    pid: int,
+    title: str,
+    targets: list[tuple[str, str]],
+    unit: str,
+    *,
+    thresholds: list[tuple[str, float]] | None = None,
+    x: int = 0,
+    y: int = 0,
+) -> dict[str, Any]:
     steps: list[dict[str, Any]] = [{"color": "green", "value": None}]
     steps += [{"color": color, "value": value} for color, value in thresholds or []]
     return {
-        "id": pid, "type": "timeseries", "title": title, "datasource": DATASOURCE,
+        "id": pid,
+        "type": "timeseries",
+        "title": title,
+        "datasource": DATASOURCE,
         "gridPos": {"h": 8, "w": 12, "x": x, "y": y},
-        "targets": [{"refId": chr(65 + i), "expr": expr, "legendFormat": legend, "datasource": DATASOURCE}
-                    for i, (expr, legend) in enumerate(targets)],
-        "fieldConfig": {"defaults": {
-            "unit": unit,
-            "thresholds": {"mode": "absolute", "steps": steps},
-            "custom": {"thresholdsStyle": {"mode": "line" if thresholds else "off"}},
-        }, "overrides": []},
+        "targets": [
+            {"refId": chr(65 + i), "expr": expr, "legendFormat": legend, "datasource": DATASOURCE}
+            for i, (expr, legend) in enumerate(targets)
+        ],
+        "fieldConfig": {
+            "defaults": {
+                "unit": unit,
+                "thresholds": {"mode": "absolute", "steps": steps},
+                "custom": {"thresholdsStyle": {"mode": "line" if thresholds else "off"}},
+            },
+            "overrides": [],
+        },
     }
 
 
 def dashboard(spec: EnvironmentSpec) -> dict[str, Any]:
     t = spec.thresholds
     panels = [
-        _panel(1, "Request rate", [('sum by (route) (rate(codex_http_requests_total{job="living-codex"}[5m]))',
-                                    "{{route}}")], "reqps"),
-        _panel(2, "Latency p50 / p95 / p99",
-               [(_quantile(0.5), "p50"), (_quantile(0.95), "p95"), (_quantile(0.99), "p99")], "ms",
-               thresholds=[("orange", t.p95LatencyMs.warning), ("red", t.p95LatencyMs.critical)], x=12),
-        _panel(3, "Error rate", [(ERROR_RATE, "5xx share")], "percentunit",
-               thresholds=[("orange", t.errorRate.warning), ("red", t.errorRate.critical)], y=8),
-        _panel(4, "Memory usage", [("codex_memory_usage_percent", "{{instance}}")], "percent",
-               thresholds=[("orange", t.memoryUsagePercent.warning),
-                           ("red", t.memoryUsagePercent.critical)], x=12, y=8),
-        _panel(5, "Sessions", [("sum(codex_active_sessions) / count(codex_active_sessions)", "active"),
-                               ("max(codex_session_fallback_active)", "SQL fallback")], "short", y=16),
-        _panel(6, "Health score", [("codex_health_score", "{{instance}}")], "short",
-               thresholds=[("red", 0), ("orange", t.healthScore.critical),
-                           ("green", t.healthScore.warning)], x=12, y=16),
-        _panel(7, "AI queue", [("sum(codex_ai_pipeline_queue_depth)", "queued"),
-                               ("sum(codex_ai_pipeline_active_jobs)", "running")], "short", y=24),
-        _panel(8, "AI processing time p95",
-               [("histogram_quantile(0.95, sum by (le) "
-                 "(rate(codex_ai_pipeline_processing_seconds_bucket[5m]))) * 1000", "p95")],
-               "ms", x=12, y=24),
+        _panel(
+            1,
+            "Request rate",
+            [('sum by (route) (rate(codex_http_requests_total{job="living-codex"}[5m]))', "{{route}}")],
+            "reqps",
+        ),
+        _panel(
+            2,
+            "Latency p50 / p95 / p99",
+            [(_quantile(0.5), "p50"), (_quantile(0.95), "p95"), (_quantile(0.99), "p99")],
+            "ms",
+            thresholds=[("orange", t.p95LatencyMs.warning), ("red", t.p95LatencyMs.critical)],
+            x=12,
+        ),
+        _panel(
+            3,
+            "Error rate",
+            [(ERROR_RATE, "5xx share")],
+            "percentunit",
+            thresholds=[("orange", t.errorRate.warning), ("red", t.errorRate.critical)],
+            y=8,
+        ),
+        _panel(
+            4,
+            "Memory usage",
+            [("codex_memory_usage_percent", "{{instance}}")],
+            "percent",
+            thresholds=[("orange", t.memoryUsagePercent.warning), ("red", t.memoryUsagePercent.critical)],
+            x=12,
+            y=8,
+        ),
+        _panel(
+            5,
+            "Sessions",
+            [
+                ("sum(codex_active_sessions) / count(codex_active_sessions)", "active"),
+                ("max(codex_session_fallback_active)", "SQL fallback"),
+            ],
+            "short",
+            y=16,
+        ),
+        _panel(
+            6,
+            "Health score",
+            [("codex_health_score", "{{instance}}")],
+            "short",
+            thresholds=[("red", 0), ("orange", t.healthScore.critical), ("green", t.healthScore.warning)],
+            x=12,
+            y=16,
+        ),
+        _panel(
+            7,
+            "AI queue",
+            [
+                ("sum(codex_ai_pipeline_queue_depth)", "queued"),
+                ("sum(codex_ai_pipeline_active_jobs)", "running"),
+            ],
+            "short",
+            y=24,
+        ),
+        _panel(
+            8,
+            "AI processing time p95",
+            [
+                (
+                    "histogram_quantile(0.95, sum by (le) "
+                    "(rate(codex_ai_pipeline_processing_seconds_bucket[5m]))) * 1000",
+                    "p95",
+                )
+            ],
+            "ms",
+            x=12,
+            y=24,
+        ),
     ]
-    return {"uid": f"living-codex-{spec.stack}", "title": f"Living Codex ({spec.stack})",
-            "schemaVersion": 39, "version": 1, "refresh": "30s", "tags": ["living-codex"],
-            "time": {"from": "now-1h", "to": "now"}, "panels": panels}
+    return {
+        "uid": f"living-codex-{spec.stack}",
+        "title": f"Living Codex ({spec.stack})",
+        "schemaVersion": 39,
+        "version": 1,
+        "refresh": "30s",
+        "tags": ["living-codex"],
+        "time": {"from": "now-1h", "to": "now"},
+        "panels": panels,
+    }
 
 
 def render_dashboard(spec: EnvironmentSpec) -> str:

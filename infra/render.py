@@ -33,6 +33,8 @@ def render_nginx(
     tls_key: str = "",
     runtime_dir: str | None = None,
     listen_host: str = "",
+    http_port: int | None = None,
+    https_port: int | None = None,
     api_rate: str = "200r/s",
     api_burst: int = 400,
 ) -> str:
@@ -46,6 +48,8 @@ def render_nginx(
         tls_cert=tls_cert,
         tls_key=tls_key,
         runtime_dir=runtime_dir,
+        http_port=http_port or spec.ports.http,
+        https_port=https_port or spec.ports.https,
         listen_host=listen_host,
         body_limit="1m",
         api_rate=api_rate,

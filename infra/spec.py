@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 NAMESPACE = "living-codex"
 ROOT = Path(__file__).resolve().parent.parent
-SECRET_KEYS = ("jwtSecret", "postgresPassword", "redisPassword")
+SECRET_KEYS = ("jwtSecret", "postgresPassword", "redisPassword", "grafanaPassword")
 
 
 class SpecError(ValueError):

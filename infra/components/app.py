@@ -1,0 +1,247 @@
+"""The Living Codex app: replicas of one pinned image, probes on /health/live and /health/ready,
+and a shutdown that matches the service's graceful drain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_kubernetes as k8s
+
+from infra.app_env import plain_env
+from infra.components.target import (
+    ROOT_PATH,
+    Target,
+    child,
+    docker_healthcheck,
+    docker_network,
+    labels,
+    metadata,
+    pod_security,
+    resources,
+    restricted_container,
+)
+
+APP_UID = 10001  # the non-root user of app/Dockerfile
+
+
+class App(pulumi.ComponentResource):
+    image_ref: pulumi.Input[str]
+    image: docker.Image | None = None
+    containers: list[docker.Container]
+    config_map: k8s.core.v1.ConfigMap | None = None
+    deployment: k8s.apps.v1.Deployment | None = None
+    service: k8s.core.v1.Service | None = None
+    hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler | None = None
+    pdb: k8s.policy.v1.PodDisruptionBudget | None = None
+
+    def __init__(
+        self,
+        name: str,
+        target: Target,
+        secret_env: dict[str, pulumi.Output[str]],
+        otlp_endpoint: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("living-codex:index:App", name, None, opts)
+        self.containers = []
+        self.hosts: list[str] = []
+        self.host = target.host("app")
+        self.port = target.spec.ports.app
+        env = plain_env(target.spec, otlp_endpoint)
+        if target.kubernetes:
+            self._kubernetes(target, env, list(secret_env))
+        else:
+            self._docker(target, env, secret_env)
+        self.register_outputs({"image": self.image_ref})
+
+    # -- staging --------------------------------------------------------------------------
+    def _docker(self, target: Target, env: dict[str, str], secret_env: dict[str, pulumi.Output[str]]) -> None:
+        spec = target.spec
+        self.image = docker.Image(
+            "app-image",
+            image_name=spec.image,
+            skip_push=True,
+            build={
+                "context": str(ROOT_PATH),
+                "dockerfile": str(ROOT_PATH / "app" / "Dockerfile"),
+                "platform": "linux/amd64",
+            },
+            opts=child(self),
+        )
+        self.image_ref = self.image.image_name
+        env = {**env, "SHUTDOWN_DRAIN_SECONDS": str(spec.shutdown.drainSeconds)}
+        envs: list[pulumi.Input[str]] = [f"{k}={v}" for k, v in env.items()]
+        envs += [pulumi.Output.concat(k, "=", v) for k, v in secret_env.items()]
+        self.hosts = [f"{self.host}-{i + 1}" for i in range(spec.replicas)]
+        for index, host in enumerate(self.hosts, start=1):
+            self.containers.append(
+                docker.Container(
+                    f"app-{index}",
+                    name=host,
+                    image=self.image_ref,
+                    restart="unless-stopped",
+                    memory=spec.resources.memory_limit_bytes // (1024 * 1024),
+                    networks_advanced=docker_network(target, host),
+                    envs=envs,
+                    stop_timeout=spec.shutdown.drainSeconds + spec.shutdown.graceSeconds + 5,
+                    healthcheck=docker_healthcheck(
+                        [
+                            "CMD",
+                            "python",
+                            "-c",
+                            f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{self.port}/health/ready')",
+                        ]
+                    ),
+                    opts=child(self),
+                )
+            )
+
+    # -- production -----------------------------------------------------------------------
+    def _kubernetes(self, target: Target, env: dict[str, str], secret_keys: list[str]) -> None:
+        spec = target.spec
+        component = "app"
+        self.image_ref = spec.image
+        self.hosts = [self.host]
+        self.config_map = k8s.core.v1.ConfigMap(
+            "app-config", metadata=metadata(target, component), data=env, opts=child(self)
+        )
+        drain, grace = spec.shutdown.drainSeconds, spec.shutdown.graceSeconds
+        http = {"port": "http"}
+        container: dict[str, Any] = {
+            "name": "app",
+            "image": spec.image,
+            "imagePullPolicy": "IfNotPresent",
+            "ports": [{"containerPort": self.port, "name": "http"}],
+            "envFrom": [{"configMapRef": {"name": f"{self.host}"}}],
+            "env": [
+                {"name": key, "valueFrom": {"secretKeyRef": {"name": target.secret_name, "key": key}}}
+                for key in secret_keys
+            ],
+            "resources": resources(
+                spec.resources.cpuRequest,
+                spec.resources.memoryRequest,
+                spec.resources.cpuLimit,
+                spec.resources.memoryLimit,
+            ),
+            "securityContext": restricted_container(),
+            "startupProbe": {
+                "httpGet": {"path": "/health/live", **http},
+                "periodSeconds": 2,
+                "failureThreshold": 30,
+            },
+            "livenessProbe": {
+                "httpGet": {"path": "/health/live", **http},
+                "periodSeconds": 10,
+                "timeoutSeconds": 3,
+                "failureThreshold": 3,
+            },
+            "readinessProbe": {
+                "httpGet": {"path": "/health/ready", **http},
+                "periodSeconds": 5,
+                "timeoutSeconds": 3,
+                "failureThreshold": 2,
+            },
+            # The pause lets endpoints drop this pod before SIGTERM; then the app drains itself.
+            "lifecycle": {"preStop": {"sleep": {"seconds": drain}}},
+            "volumeMounts": [{"name": "logs", "mountPath": "/app/logs"}, {"name": "tmp", "mountPath": "/tmp"}]
+            + (
+                [{"name": "redis-tls", "mountPath": "/etc/redis-tls", "readOnly": True}]
+                if spec.redis.tls
+                else []
+            ),
+        }
+        volumes: list[dict[str, Any]] = [{"name": "logs", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+        if spec.redis.tls:
+            volumes.append(
+                {
+                    "name": "redis-tls",
+                    "secret": {
+                        "secretName": f"{target.host('redis')}-tls",
+                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    },
+                }
+            )
+        self.deployment = k8s.apps.v1.Deployment(
+            "app",
+            metadata=metadata(target, component),
+            spec={
+                "replicas": spec.replicas,
+                "revisionHistoryLimit": 5,
+                "selector": {"matchLabels": labels(component)},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {
+                    "metadata": {
+                        "labels": labels(component),
+                        "annotations": {
+                            "prometheus.io/scrape": "true",
+                            "prometheus.io/path": "/metrics/prometheus",
+                        },
+                    },
+                    "spec": {
+                        "terminationGracePeriodSeconds": drain + grace + 10,
+                        "automountServiceAccountToken": False,
+                        "securityContext": pod_security(APP_UID),
+                        "topologySpreadConstraints": [
+                            {
+                                "maxSkew": 1,
+                                "topologyKey": key,
+                                "whenUnsatisfiable": mode,
+                                "labelSelector": {"matchLabels": labels(component)},
+                            }
+                            for key, mode in (
+                                ("topology.kubernetes.io/zone", "ScheduleAnyway"),
+                                ("kubernetes.io/hostname", "ScheduleAnyway"),
+                            )
+                        ],
+                        "containers": [container],
+                        "volumes": volumes,
+                    },
+                },
+            },
+            opts=child(self),
+        )
+        self.service = k8s.core.v1.Service(
+            "app",
+            metadata=metadata(target, component),
+            spec={
+                "selector": labels(component),
+                "type": "ClusterIP",
+                "ports": [{"name": "http", "port": self.port, "targetPort": "http"}],
+            },
+            opts=child(self),
+        )
+        scaling = spec.autoscaling
+        self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            "app",
+            metadata=metadata(target, component),
+            spec={
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": self.host},
+                "minReplicas": max(scaling.minReplicas, 1),
+                "maxReplicas": scaling.maxReplicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": scaling.cpuPercent},
+                        },
+                    },
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "memory",
+                            "target": {"type": "Utilization", "averageUtilization": scaling.memoryPercent},
+                        },
+                    },
+                ],
+            },
+            opts=child(self),
+        )
+        self.pdb = k8s.policy.v1.PodDisruptionBudget(
+            "app",
+            metadata=metadata(target, component),
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": labels(component)}},
+            opts=child(self),
+        )

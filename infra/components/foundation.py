@@ -1,0 +1,150 @@
+"""What every other component stands on: the Docker network, or the namespace, the Secret and the
+NetworkPolicies (default deny, then only the paths the services need)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_kubernetes as k8s
+
+from infra.components.target import PREFIX, Target, child, labels
+
+# (policy name, pods it selects, ports they accept, from which components)
+INGRESS_PATHS: list[tuple[str, str, list[int], list[str]]] = [
+    ("app-from-gateway-and-prometheus", "app", [5002], ["gateway", "prometheus"]),
+    ("postgres-from-app", "postgres", [5432], ["app"]),
+    ("redis-from-app", "redis", [6379], ["app"]),
+    ("jaeger-from-app", "jaeger", [4318], ["app"]),
+    ("prometheus-from-grafana", "prometheus", [9090], ["grafana"]),
+]
+EGRESS_PATHS: list[tuple[str, str, list[int], list[str]]] = [
+    ("gateway-to-app", "gateway", [5002], ["app"]),
+    ("app-to-backends", "app", [5432, 6379, 4318], ["postgres", "redis", "jaeger"]),
+    ("prometheus-to-app", "prometheus", [5002], ["app"]),
+    ("grafana-to-prometheus", "grafana", [9090], ["prometheus"]),
+]
+
+
+class Foundation(pulumi.ComponentResource):
+    network: docker.Network | None = None
+    namespace: k8s.core.v1.Namespace | None = None
+    secret: k8s.core.v1.Secret | None = None
+    network_policies: list[k8s.networking.v1.NetworkPolicy]
+
+    def __init__(
+        self,
+        name: str,
+        target: Target,
+        secret_data: dict[str, pulumi.Output[str]],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("living-codex:index:Foundation", name, None, opts)
+        self.network_policies = []
+        if target.kubernetes:
+            self._kubernetes(target, secret_data)
+        else:
+            self.network = docker.Network("network", name=f"{PREFIX}-{target.spec.stack}", opts=child(self))
+            target.network = self.network
+        self.register_outputs({})
+
+    def _policy(self, target: Target, name: str, spec: dict[str, Any]) -> None:
+        self.network_policies.append(
+            k8s.networking.v1.NetworkPolicy(
+                name,
+                metadata={
+                    "name": f"{PREFIX}-{name}",
+                    "namespace": target.namespace,
+                    "labels": {"app.kubernetes.io/part-of": PREFIX},
+                },
+                spec=spec,
+                opts=child(self),
+            )
+        )
+
+    def _kubernetes(self, target: Target, secret_data: dict[str, pulumi.Output[str]]) -> None:
+        self.namespace = k8s.core.v1.Namespace(
+            "namespace",
+            metadata={
+                "name": target.namespace,
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "app.kubernetes.io/part-of": PREFIX,
+                },
+            },
+            opts=child(self),
+        )
+        after_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+        self.secret = k8s.core.v1.Secret(
+            "secrets",
+            metadata={"name": target.secret_name, "namespace": target.namespace},
+            type="Opaque",
+            string_data=secret_data,
+            opts=after_namespace,
+        )
+        self._policy(target, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+        self._policy(
+            target,
+            "allow-dns",
+            {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [{"namespaceSelector": {}}],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                    }
+                ],
+            },
+        )
+        self._policy(
+            target,
+            "gateway-from-anywhere",
+            {
+                "podSelector": {"matchLabels": labels("gateway")},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {"ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8443}]}
+                ],
+            },
+        )
+        for name, selected, ports, peers in INGRESS_PATHS:
+            self._policy(
+                target,
+                name,
+                {
+                    "podSelector": {"matchLabels": labels(selected)},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [
+                        {
+                            "from": [{"podSelector": {"matchLabels": labels(p)}} for p in peers],
+                            "ports": [{"protocol": "TCP", "port": port} for port in ports],
+                        }
+                    ],
+                },
+            )
+        for name, selected, ports, peers in EGRESS_PATHS:
+            self._policy(
+                target,
+                name,
+                {
+                    "podSelector": {"matchLabels": labels(selected)},
+                    "policyTypes": ["Egress"],
+                    "egress": [
+                        {
+                            "to": [{"podSelector": {"matchLabels": labels(p)}} for p in peers],
+                            "ports": [{"protocol": "TCP", "port": port} for port in ports],
+                        }
+                    ],
+                },
+            )
+        self._policy(
+            target,
+            "prometheus-to-kubernetes-api",
+            {
+                "podSelector": {"matchLabels": labels("prometheus")},
+                "policyTypes": ["Egress"],
+                "egress": [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}],
+            },
+        )

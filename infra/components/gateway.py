@@ -1,0 +1,152 @@
+"""The Nginx gateway: the one nginx.conf template, TLS in production (cert-manager or a given secret)."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_kubernetes as k8s
+
+from infra import images
+from infra.components.target import (
+    Target,
+    child,
+    docker_healthcheck,
+    docker_network,
+    labels,
+    metadata,
+    pod_security,
+    resources,
+    restricted_container,
+)
+from infra.render import render_nginx
+
+# The unprivileged nginx image cannot bind ports below 1024; the Service or the host maps 80/443.
+HTTP, HTTPS = 8080, 8443
+TLS_DIR = "/etc/nginx/tls"
+
+
+class Gateway(pulumi.ComponentResource):
+    nginx_conf: str
+    container: docker.Container | None = None
+    config_map: k8s.core.v1.ConfigMap | None = None
+    certificate: k8s.apiextensions.CustomResource | None = None
+    deployment: k8s.apps.v1.Deployment | None = None
+    service: k8s.core.v1.Service | None = None
+    pdb: k8s.policy.v1.PodDisruptionBudget | None = None
+
+    def __init__(
+        self, name: str, target: Target, upstreams: list[str], opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("living-codex:index:Gateway", name, None, opts)
+        spec = target.spec
+        self.tls_secret = spec.tlsSecretName or f"{target.host('gateway')}-tls"
+        self.nginx_conf = render_nginx(
+            spec,
+            upstreams,
+            http_port=HTTP,
+            https_port=HTTPS,
+            tls_cert=f"{TLS_DIR}/tls.crt" if spec.tls else "",
+            tls_key=f"{TLS_DIR}/tls.key" if spec.tls else "",
+            runtime_dir="/tmp",
+        )
+        if target.kubernetes:
+            self._kubernetes(target)
+        else:
+            self._docker(target)
+        self.register_outputs({})
+
+    def _docker(self, target: Target) -> None:
+        host = target.host("gateway")
+        self.container = docker.Container(
+            "gateway",
+            name=host,
+            image=images.NGINX,
+            restart="unless-stopped",
+            memory=128,
+            networks_advanced=docker_network(target, host),
+            ports=[{"internal": HTTP, "external": target.spec.ports.http}],
+            uploads=[{"file": "/etc/nginx/nginx.conf", "content": self.nginx_conf}],
+            healthcheck=docker_healthcheck(["CMD-SHELL", f"wget -qO- http://127.0.0.1:{HTTP}/health/live"]),
+            opts=child(self),
+        )
+
+    def _kubernetes(self, target: Target) -> None:
+        spec, component = target.spec, "gateway"
+        self.config_map = k8s.core.v1.ConfigMap(
+            "gateway-config",
+            metadata=metadata(target, component, f"{target.host('gateway')}-config"),
+            data={"nginx.conf": self.nginx_conf},
+            opts=child(self),
+        )
+        if spec.tls and not spec.tlsSecretName:
+            self.certificate = k8s.apiextensions.CustomResource(
+                "gateway-tls",
+                api_version="cert-manager.io/v1",
+                kind="Certificate",
+                metadata=metadata(target, component, self.tls_secret),
+                spec={
+                    "secretName": self.tls_secret,
+                    "dnsNames": [spec.domain],
+                    "issuerRef": {"name": spec.certIssuer, "kind": "ClusterIssuer"},
+                },
+                opts=child(self),
+            )
+        mounts = [
+            {"name": "config", "mountPath": "/etc/nginx/nginx.conf", "subPath": "nginx.conf"},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ]
+        volumes: list[dict[str, object]] = [
+            {"name": "config", "configMap": {"name": f"{target.host('gateway')}-config"}},
+            {"name": "tmp", "emptyDir": {}},
+        ]
+        if spec.tls:
+            mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
+            volumes.append({"name": "tls", "secret": {"secretName": self.tls_secret}})
+        probe = {"tcpSocket": {"port": HTTP}, "periodSeconds": 10}
+        self.deployment = k8s.apps.v1.Deployment(
+            "gateway",
+            metadata=metadata(target, component),
+            spec={
+                "replicas": 2,
+                "selector": {"matchLabels": labels(component)},
+                "template": {
+                    "metadata": {"labels": labels(component)},
+                    "spec": {
+                        "securityContext": pod_security(101),
+                        "automountServiceAccountToken": False,
+                        "containers": [
+                            {
+                                "name": "nginx",
+                                "image": images.NGINX,
+                                "ports": [
+                                    {"containerPort": HTTP, "name": "http"},
+                                    {"containerPort": HTTPS, "name": "https"},
+                                ],
+                                "resources": resources("100m", "64Mi", "500m", "128Mi"),
+                                "securityContext": restricted_container(),
+                                "readinessProbe": probe,
+                                "livenessProbe": probe,
+                                "volumeMounts": mounts,
+                            }
+                        ],
+                        "volumes": volumes,
+                    },
+                },
+            },
+            opts=child(self),
+        )
+        ports = [{"name": "http", "port": spec.ports.http, "targetPort": "http"}]
+        if spec.tls:
+            ports.append({"name": "https", "port": spec.ports.https, "targetPort": "https"})
+        self.service = k8s.core.v1.Service(
+            "gateway",
+            metadata=metadata(target, component),
+            spec={"type": "LoadBalancer", "selector": labels(component), "ports": ports},
+            opts=child(self),
+        )
+        self.pdb = k8s.policy.v1.PodDisruptionBudget(
+            "gateway",
+            metadata=metadata(target, component),
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": labels(component)}},
+            opts=child(self),
+        )

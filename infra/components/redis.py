@@ -1,0 +1,167 @@
+"""Redis: a password always; TLS in production with a cert-manager certificate."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_kubernetes as k8s
+
+from infra import images
+from infra.components.target import (
+    Target,
+    child,
+    docker_healthcheck,
+    docker_network,
+    labels,
+    metadata,
+    pod_security,
+    resources,
+    restricted_container,
+)
+
+PORT = 6379
+INTERNAL_ISSUER = "living-codex-internal-ca"  # a cert-manager ClusterIssuer for in-cluster TLS
+
+
+class Redis(pulumi.ComponentResource):
+    host: str
+    container: docker.Container | None = None
+    service: k8s.core.v1.Service | None = None
+    statefulset: k8s.apps.v1.StatefulSet | None = None
+    certificate: k8s.apiextensions.CustomResource | None = None
+
+    def __init__(
+        self,
+        name: str,
+        target: Target,
+        password: pulumi.Output[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("living-codex:index:Redis", name, None, opts)
+        store = target.spec.redis
+        self.host = store.externalHost or target.host("redis")
+        self.port = PORT
+        self.tls = store.tls
+        self.tls_secret = f"{target.host('redis')}-tls"
+        if store.mode == "external":
+            pass
+        elif target.kubernetes:
+            self._kubernetes(target)
+        else:
+            self._docker(target, password)
+        self.register_outputs({"host": self.host})
+
+    def _docker(self, target: Target, password: pulumi.Output[str]) -> None:
+        self.container = docker.Container(
+            "redis",
+            name=self.host,
+            image=images.REDIS,
+            restart="unless-stopped",
+            memory=256,
+            networks_advanced=docker_network(target, self.host),
+            envs=[pulumi.Output.concat("REDIS_PASSWORD=", password)],
+            command=["sh", "-c", 'exec redis-server --requirepass "$REDIS_PASSWORD" --save 60 1'],
+            healthcheck=docker_healthcheck(["CMD-SHELL", 'redis-cli -a "$REDIS_PASSWORD" ping | grep PONG']),
+            opts=child(self),
+        )
+
+    def _kubernetes(self, target: Target) -> None:
+        component = "redis"
+        if self.tls:
+            self.certificate = k8s.apiextensions.CustomResource(
+                "redis-tls",
+                api_version="cert-manager.io/v1",
+                kind="Certificate",
+                metadata=metadata(target, component, self.tls_secret),
+                spec={
+                    "secretName": self.tls_secret,
+                    "issuerRef": {"name": INTERNAL_ISSUER, "kind": "ClusterIssuer"},
+                    "dnsNames": [self.host, f"{self.host}.{target.namespace}.svc"],
+                },
+                opts=child(self),
+            )
+        self.service = k8s.core.v1.Service(
+            "redis",
+            metadata=metadata(target, component),
+            spec={
+                "clusterIP": "None",
+                "selector": labels(component),
+                "ports": [{"name": "redis", "port": PORT, "targetPort": PORT}],
+            },
+            opts=child(self),
+        )
+        tls_args = (
+            (
+                "--port 0 --tls-port 6379 --tls-cert-file /tls/tls.crt --tls-key-file /tls/tls.key "
+                "--tls-ca-cert-file /tls/ca.crt --tls-auth-clients no "
+            )
+            if self.tls
+            else ""
+        )
+        ping = "redis-cli --tls --cacert /tls/ca.crt" if self.tls else "redis-cli"
+        probe = {
+            "exec": {"command": ["sh", "-c", f'{ping} -a "$REDIS_PASSWORD" ping | grep PONG']},
+            "periodSeconds": 10,
+            "timeoutSeconds": 3,
+        }
+        mounts = [{"name": "data", "mountPath": "/data"}]
+        volumes: list[dict[str, object]] = []
+        if self.tls:
+            mounts.append({"name": "tls", "mountPath": "/tls", "readOnly": True})
+            volumes.append({"name": "tls", "secret": {"secretName": self.tls_secret}})
+        self.statefulset = k8s.apps.v1.StatefulSet(
+            "redis",
+            metadata=metadata(target, component),
+            spec={
+                "serviceName": self.host,
+                "replicas": 1,
+                "selector": {"matchLabels": labels(component)},
+                "template": {
+                    "metadata": {"labels": labels(component)},
+                    "spec": {
+                        "securityContext": pod_security(999),
+                        "automountServiceAccountToken": False,
+                        "containers": [
+                            {
+                                "name": "redis",
+                                "image": images.REDIS,
+                                "command": [
+                                    "sh",
+                                    "-c",
+                                    f'exec redis-server {tls_args}--requirepass "$REDIS_PASSWORD" '
+                                    "--appendonly yes --dir /data",
+                                ],
+                                "ports": [{"containerPort": PORT, "name": "redis"}],
+                                "env": [
+                                    {
+                                        "name": "REDIS_PASSWORD",
+                                        "valueFrom": {
+                                            "secretKeyRef": {
+                                                "name": target.secret_name,
+                                                "key": "redisPassword",
+                                            }
+                                        },
+                                    }
+                                ],
+                                "resources": resources("100m", "128Mi", "500m", "256Mi"),
+                                "securityContext": restricted_container(),
+                                "readinessProbe": probe,
+                                "livenessProbe": {**probe, "initialDelaySeconds": 15},
+                                "volumeMounts": mounts,
+                            }
+                        ],
+                        "volumes": volumes,
+                    },
+                },
+                "volumeClaimTemplates": [
+                    {
+                        "metadata": {"name": "data"},
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": target.spec.redis.storage}},
+                        },
+                    }
+                ],
+            },
+            opts=child(self),
+        )

@@ -1,0 +1,106 @@
+"""Run the Pulumi program under Pulumi's mock runtime (no CLI, no cloud) and record what it declares.
+
+The recorded inputs are what the engine would pass to providers and policies: camelCase keys,
+numbers as floats (normalised here), secrets unwrapped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.settings import SETTINGS
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.program import Environment, build
+from infra.spec import EnvironmentSpec
+
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+
+
+@dataclass
+class DeclaredResource:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    custom: bool
+    parent: str  # URN of the parent; the stack's for top-level resources
+    urn: str
+
+
+@dataclass
+class Declaration:
+    spec: EnvironmentSpec
+    resources: list[DeclaredResource] = field(default_factory=list)
+    environment: Environment | None = None
+
+    def of_type(self, type_: str) -> list[DeclaredResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def custom(self) -> list[DeclaredResource]:
+        return [r for r in self.resources if r.custom]
+
+
+def normalise(value: Any) -> Any:
+    """Mock inputs carry numbers as floats; manifests and policies want the integers back."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalise(v) for v in value]
+    return value
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        outputs = dict(args.inputs)
+        if args.typ == RANDOM_PASSWORD:  # stands for the engine's generated value
+            outputs["result"] = f"generated-{args.name}-" + "x" * 24
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: _Mocks, declaration: Declaration) -> None:
+        super().__init__(mocks)
+        self.declaration = declaration
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = pulumi.runtime.rpc.deserialize_properties(request.object, keep_unknowns=True)
+            self.declaration.resources.append(DeclaredResource(
+                request.type, request.name, normalise(_unwrap(inputs)), bool(request.custom),
+                request.parent, response.urn))
+        return response
+
+
+def _unwrap(value: Any) -> Any:
+    """Drop Pulumi's secret and unknown wrappers, keeping the values."""
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+def declare(spec: EnvironmentSpec) -> Declaration:
+    """Evaluate the program for `spec` and return every resource it declares, in order."""
+    declaration = Declaration(spec)
+    mocks = _Mocks()
+    pulumi.runtime.set_mocks(mocks, project="living-codex", stack=spec.stack, preview=True,
+                             monitor=_RecordingMonitor(mocks, declaration))
+    SETTINGS.rpc_manager.clear()
+    SETTINGS.outputs.clear()
+
+    def program() -> None:
+        declaration.environment = build(spec)
+
+    _sync_await(run_pulumi_func(program))
+    return declaration
