@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
 from app.config import ConfigError, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
 
 cli = typer.Typer(
     help="Living Codex Ops: run, check, gate and promote the Living Codex.",
@@ -56,6 +59,34 @@ def serve(
             err=True,
         )
         raise typer.Exit(2) from None
+
+
+@cli.command()
+def preview(
+    stack: Annotated[str, typer.Argument(help="a stack: Pulumi.<STACK>.yaml in --stacks")],
+    stacks: Annotated[Path, typer.Option(help="folder of the Pulumi.<stack>.yaml files")] = ROOT,
+    out: Annotated[Path, typer.Option(help="manifests go to OUT/<STACK>/")] = ROOT / "build" / "manifests",
+) -> None:
+    """Evaluate STACK offline (Pulumi mocks): the plan, its Kubernetes manifests, schema validation."""
+    from codexops.preview import print_plan, print_validation, run_preview
+    from infra.spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(stack, stacks)
+    except SpecError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    result = run_preview(spec, out)
+    print_plan(result)
+    print_validation(result)
+    typer.echo(f"Evaluated in {result.seconds:.2f} s")
+    if result.errors:
+        typer.secho(
+            f"preview FAILED: {len(result.errors)} invalid manifests; fix the fields named above",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def main() -> None:

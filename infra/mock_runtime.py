@@ -6,6 +6,7 @@ numbers as floats (normalised here), secrets unwrapped.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,18 +72,30 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.declaration = declaration
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
-        response = super().RegisterResource(request)
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             inputs = pulumi.runtime.rpc.deserialize_properties(request.object, keep_unknowns=True)
-            self.declaration.resources.append(DeclaredResource(
-                request.type, request.name, normalise(_unwrap(inputs)), bool(request.custom),
-                request.parent, response.urn))
+            self.declaration.resources.append(
+                DeclaredResource(
+                    request.type,
+                    request.name,
+                    normalise(_unwrap(inputs)),
+                    bool(request.custom),
+                    request.parent,
+                    response.urn,
+                )
+            )
         return response
 
 
+_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's special-signature key for wrapped values
+
+
 def _unwrap(value: Any) -> Any:
-    """Drop Pulumi's secret and unknown wrappers, keeping the values."""
+    """Drop Pulumi's secret wrappers, keeping the values (as the engine passes them to policies)."""
+    if isinstance(value, dict) and _SIG in value:
+        return _unwrap(value.get("value"))
     if isinstance(value, dict):
         return {k: _unwrap(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -93,9 +106,15 @@ def _unwrap(value: Any) -> Any:
 def declare(spec: EnvironmentSpec) -> Declaration:
     """Evaluate the program for `spec` and return every resource it declares, in order."""
     declaration = Declaration(spec)
+    asyncio.set_event_loop(asyncio.new_event_loop())  # Pulumi drives its own loop; give it a fresh one
     mocks = _Mocks()
-    pulumi.runtime.set_mocks(mocks, project="living-codex", stack=spec.stack, preview=True,
-                             monitor=_RecordingMonitor(mocks, declaration))
+    pulumi.runtime.set_mocks(
+        mocks,
+        project="living-codex",
+        stack=spec.stack,
+        preview=True,
+        monitor=_RecordingMonitor(mocks, declaration),
+    )
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
 

@@ -91,7 +91,7 @@ class Gateway(pulumi.ComponentResource):
                 },
                 opts=child(self),
             )
-        mounts = [
+        mounts: list[dict[str, object]] = [
             {"name": "config", "mountPath": "/etc/nginx/nginx.conf", "subPath": "nginx.conf"},
             {"name": "tmp", "mountPath": "/tmp"},
         ]

@@ -104,7 +104,7 @@ class Redis(pulumi.ComponentResource):
             "periodSeconds": 10,
             "timeoutSeconds": 3,
         }
-        mounts = [{"name": "data", "mountPath": "/data"}]
+        mounts: list[dict[str, object]] = [{"name": "data", "mountPath": "/data"}]
         volumes: list[dict[str, object]] = []
         if self.tls:
             mounts.append({"name": "tls", "mountPath": "/tls", "readOnly": True})

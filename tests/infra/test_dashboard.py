@@ -13,8 +13,11 @@ METRIC = re.compile(r"\b(codex_[a-z_]+)")
 
 
 def _exported(exposition: str) -> set[str]:
-    return {line.split("{")[0].split(" ")[0] for line in exposition.splitlines()
-            if line and not line.startswith("#")}
+    return {
+        line.split("{")[0].split(" ")[0]
+        for line in exposition.splitlines()
+        if line and not line.startswith("#")
+    }
 
 
 async def test_every_dashboard_and_alert_metric_is_exported(codex: RunningApp) -> None:
@@ -32,8 +35,16 @@ async def test_every_dashboard_and_alert_metric_is_exported(codex: RunningApp) -
 def test_dashboard_has_the_promised_panels_and_threshold_lines() -> None:
     board = dashboard(load_spec("production"))
     titles = [p["title"] for p in board["panels"]]
-    for wanted in ("Request rate", "Latency p50 / p95 / p99", "Error rate", "Memory usage", "Sessions",
-                   "Health score", "AI queue", "AI processing time p95"):
+    for wanted in (
+        "Request rate",
+        "Latency p50 / p95 / p99",
+        "Error rate",
+        "Memory usage",
+        "Sessions",
+        "Health score",
+        "AI queue",
+        "AI processing time p95",
+    ):
         assert wanted in titles
     latency = next(p for p in board["panels"] if p["title"].startswith("Latency"))
     values = [s["value"] for s in latency["fieldConfig"]["defaults"]["thresholds"]["steps"]]

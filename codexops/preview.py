@@ -1,0 +1,85 @@
+"""`codexops preview STACK`: evaluate the program offline, print the plan, write and validate manifests."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+
+from infra.manifests import Finding, kubernetes_manifests, validate, write_manifests
+from infra.mock_runtime import Declaration, declare
+from infra.spec import ROOT, EnvironmentSpec
+
+
+@dataclass
+class PreviewResult:
+    declaration: Declaration
+    manifest_dir: Path
+    manifest_files: list[Path]
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+
+def run_preview(spec: EnvironmentSpec, out_root: Path = ROOT / "build" / "manifests") -> PreviewResult:
+    began = time.perf_counter()
+    declaration = declare(spec)
+    manifests = kubernetes_manifests(declaration)
+    directory = out_root / spec.stack
+    files = write_manifests(manifests, directory)
+    findings = validate(manifests, spec.kubernetesVersion) if manifests else []
+    return PreviewResult(declaration, directory, files, findings, time.perf_counter() - began)
+
+
+def print_plan(result: PreviewResult) -> None:
+    declaration = result.declaration
+    spec = declaration.spec
+    typer.secho(
+        f"Preview of stack {spec.stack} ({spec.platform}, {spec.environment}), offline under "
+        "Pulumi's mock runtime: nothing was deployed.",
+        bold=True,
+    )
+    components = [r for r in declaration.resources if not r.custom]
+    children: dict[str, list[str]] = {}
+    for resource in declaration.custom():
+        children.setdefault(resource.parent, []).append(f"{resource.type} {resource.name}")
+    for component in components:
+        typer.echo(f"  {component.type} {component.name}")
+        for line in children.get(component.urn, []):
+            typer.echo(f"      + {line}")
+    top_level = [
+        line
+        for parent, lines in children.items()
+        if parent not in {c.urn for c in components}
+        for line in lines
+    ]
+    for line in top_level:
+        typer.echo(f"  + {line}")
+    counts = Counter(r.type for r in declaration.custom())
+    typer.echo(f"Resources: {len(declaration.custom())} in {len(components)} components")
+    for type_, count in sorted(counts.items()):
+        typer.echo(f"  {count:3d}  {type_}")
+
+
+def print_validation(result: PreviewResult) -> None:
+    spec = result.declaration.spec
+    if not result.manifest_files:
+        typer.echo("Kubernetes manifests: none (this stack declares no Kubernetes objects)")
+        return
+    skipped = [f for f in result.findings if f.severity == "skipped"]
+    valid = len(result.manifest_files) - len(skipped) - len(result.errors)
+    typer.echo(f"Manifests: {len(result.manifest_files)} written to {result.manifest_dir}")
+    for finding in skipped:
+        typer.echo(f"  skipped {finding.manifest.label}: {finding.message}")
+    for finding in result.errors:
+        typer.secho(f"  INVALID {finding.manifest.label}: {finding.message}", fg="red")
+    typer.echo(
+        f"Schema validation (Kubernetes {spec.kubernetesVersion}, strict): {valid} valid, "
+        f"{len(skipped)} skipped, {len(result.errors)} invalid"
+    )

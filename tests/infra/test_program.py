@@ -1,0 +1,183 @@
+"""The Pulumi program under Pulumi's mock runtime, for both committed stacks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.manifests import kubernetes_manifests, validate
+from infra.mock_runtime import Declaration, declare
+from infra.spec import load_spec
+
+SECRET_ENV = {
+    "JWT_SECRET",
+    "CONNECTION_STRING",
+    "REDIS_CONNECTION_STRING",
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "GF_SECURITY_ADMIN_PASSWORD",
+}
+COMPONENTS = {"Foundation", "Postgres", "Redis", "Observability", "App", "Gateway"}
+
+
+@pytest.fixture(scope="module")
+def staging() -> Declaration:
+    return declare(load_spec("staging"))
+
+
+@pytest.fixture(scope="module")
+def production() -> Declaration:
+    return declare(load_spec("production"))
+
+
+def _components(declaration: Declaration) -> set[str]:
+    return {r.type.rsplit(":", 1)[-1] for r in declaration.resources if not r.custom}
+
+
+def _pod_specs(declaration: Declaration) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (r.name, r.inputs["spec"]["template"]["spec"])
+        for r in declaration.custom()
+        if r.type in ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet")
+    ]
+
+
+def _one(declaration: Declaration, type_: str, name: str) -> dict[str, Any]:
+    return next(r.inputs for r in declaration.of_type(type_) if r.name == name)
+
+
+def test_every_service_is_declared(staging: Declaration, production: Declaration) -> None:
+    assert _components(staging) == COMPONENTS == _components(production)
+    containers = {r.inputs["name"] for r in staging.of_type("docker:index/container:Container")}
+    assert containers == {
+        f"living-codex-{s}"
+        for s in ("gateway", "app-1", "app-2", "redis", "postgres", "prometheus", "grafana", "jaeger")
+    }
+    deployments = {r.inputs["metadata"]["name"] for r in production.of_type("kubernetes:apps/v1:Deployment")}
+    assert deployments == {f"living-codex-{s}" for s in ("app", "gateway", "prometheus", "grafana", "jaeger")}
+    statefulsets = {
+        r.inputs["metadata"]["name"] for r in production.of_type("kubernetes:apps/v1:StatefulSet")
+    }
+    assert statefulsets == {"living-codex-postgres", "living-codex-redis"}
+
+
+def test_children_are_parented_to_their_component(staging: Declaration, production: Declaration) -> None:
+    for declaration in (staging, production):
+        component_urns = {r.urn for r in declaration.resources if not r.custom}
+        for resource in declaration.custom():
+            if not resource.type.startswith("random:"):
+                assert resource.parent in component_urns, resource.name
+
+
+def test_no_literal_secret_in_any_kubernetes_env(production: Declaration) -> None:
+    for name, pod in _pod_specs(production):
+        for container in pod["containers"]:
+            for env in container.get("env", []):
+                if env["name"] in SECRET_ENV:
+                    assert "secretKeyRef" in env.get("valueFrom", {}), (name, env["name"])
+                assert "generated-" not in str(env.get("value", "")), (name, env["name"])
+    for config_map in production.of_type("kubernetes:core/v1:ConfigMap"):
+        assert "generated-" not in str(config_map.inputs.get("data")), config_map.name
+
+
+def test_docker_secrets_come_from_pulumi_secrets_not_literals(staging: Declaration) -> None:
+    for container in staging.of_type("docker:index/container:Container"):
+        for entry in container.inputs.get("envs", []):
+            key, _, value = entry.partition("=")
+            if key in SECRET_ENV:
+                assert "generated-" in value, (container.name, key)  # from pulumi-random
+
+
+def test_production_app_deployment(production: Declaration) -> None:
+    spec = production.spec
+    deployment = _one(production, "kubernetes:apps/v1:Deployment", "app")
+    assert deployment["spec"]["replicas"] >= 3
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == spec.image
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert container["startupProbe"]["httpGet"]["path"] == "/health/live"
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] and not security["allowPrivilegeEscalation"]
+    assert security["capabilities"]["drop"] == ["ALL"] and pod["securityContext"]["runAsNonRoot"]
+    drain, grace = spec.shutdown.drainSeconds, spec.shutdown.graceSeconds
+    assert container["lifecycle"]["preStop"]["sleep"]["seconds"] == drain
+    assert pod["terminationGracePeriodSeconds"] >= drain + grace
+    assert pod["topologySpreadConstraints"]
+
+
+def test_every_production_container_is_bounded_and_probed(production: Declaration) -> None:
+    for name, pod in _pod_specs(production):
+        for container in pod["containers"]:
+            assert container["resources"]["limits"]["memory"], name
+            assert container.get("readinessProbe") and container.get("livenessProbe"), name
+            assert container["securityContext"]["runAsNonRoot"], name
+
+
+def test_autoscaling_and_disruption_budget(production: Declaration) -> None:
+    hpa = _one(production, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "app")["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 10)
+    targets = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in hpa["metrics"]}
+    assert targets == {"cpu": 70, "memory": 80}
+    pdbs = {r.name for r in production.of_type("kubernetes:policy/v1:PodDisruptionBudget")}
+    assert pdbs == {"app", "gateway"}
+
+
+def test_default_deny_network_policy(production: Declaration) -> None:
+    policies = {
+        r.inputs["metadata"]["name"]: r.inputs["spec"]
+        for r in production.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    }
+    deny = policies["living-codex-default-deny"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+
+
+def test_tls_in_production_only(staging: Declaration, production: Declaration) -> None:
+    service = _one(production, "kubernetes:core/v1:Service", "gateway")
+    assert 443 in [p["port"] for p in service["spec"]["ports"]]
+    conf = _one(production, "kubernetes:core/v1:ConfigMap", "gateway-config")["data"]["nginx.conf"]
+    assert "ssl_certificate" in conf and "Strict-Transport-Security" in conf
+    assert production.of_type("kubernetes:cert-manager.io/v1:Certificate")
+    redis_url = str(
+        _one(production, "kubernetes:core/v1:Secret", "secrets")["stringData"]["REDIS_CONNECTION_STRING"]
+    )
+    assert redis_url.startswith("rediss://")
+    gateway = next(r for r in staging.of_type("docker:index/container:Container") if r.name == "gateway")
+    assert "ssl_certificate" not in gateway.inputs["uploads"][0]["content"]
+
+
+def test_the_app_image_is_the_same_everywhere(staging: Declaration, production: Declaration) -> None:
+    app_images = {
+        r.inputs["image"]
+        for r in staging.of_type("docker:index/container:Container")
+        if r.name.startswith("app-")
+    }
+    built = staging.of_type("docker:index/image:Image")[0].inputs["imageName"]
+    assert app_images == {built} == {staging.spec.image}
+    for name, pod in _pod_specs(production):
+        if name == "app":
+            assert {c["image"] for c in pod["containers"]} == {production.spec.image}
+
+
+def test_staging_containers_have_healthchecks_limits_restart(staging: Declaration) -> None:
+    for container in staging.of_type("docker:index/container:Container"):
+        inputs = container.inputs
+        assert inputs["healthcheck"]["tests"], container.name
+        assert inputs["restart"] == "unless-stopped" and inputs["memory"] > 0, container.name
+        assert not inputs.get("privileged") and inputs.get("networkMode") != "host", container.name
+
+
+def test_production_manifests_validate_strictly(production: Declaration) -> None:
+    findings = validate(kubernetes_manifests(production), production.spec.kubernetesVersion)
+    assert [f.message for f in findings if f.severity == "error"] == []
+    assert {f.manifest.kind for f in findings if f.severity == "skipped"} == {"Certificate"}
+
+
+def test_validation_names_a_bad_field(production: Declaration) -> None:
+    manifests = [m for m in kubernetes_manifests(production) if m.kind == "Deployment"][:1]
+    manifests[0].body = {**manifests[0].body, "spec": {**manifests[0].body["spec"], "replicas": "three"}}
+    findings = validate(manifests, "1.30.0")
+    assert findings and findings[0].severity == "error" and "spec.replicas" in findings[0].message

@@ -1,0 +1,73 @@
+"""The environment spec: defaults are the runbook's; a wrong key names the key, the file, the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra.spec import SpecError, available_stacks, load_spec
+
+
+def _stack(tmp_path: Path, body: str, name: str = "trial") -> str:
+    (tmp_path / f"Pulumi.{name}.yaml").write_text(body)
+    return name
+
+
+def test_committed_stacks_load() -> None:
+    assert {"staging", "production"} <= set(available_stacks())
+    production = load_spec("production")
+    assert production.platform == "kubernetes" and production.tls and production.replicas >= 3
+    assert load_spec("staging").platform == "docker"
+
+
+def test_thresholds_default_to_the_runbook() -> None:
+    t = load_spec("staging").thresholds
+    assert (t.p95LatencyMs.warning, t.p95LatencyMs.critical) == (500, 1000)
+    assert (t.errorRate.warning, t.errorRate.critical) == (0.01, 0.05)
+    assert (t.memoryUsagePercent.warning, t.memoryUsagePercent.critical) == (80, 90)
+    assert (t.healthScore.warning, t.healthScore.critical) == (80, 60)
+    assert t.moduleFailures.warning == 0
+
+
+MINIMAL = "config:\n  living-codex:platform: docker\n  living-codex:image: codex:1.0.0\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ("  living-codex:replica: 2\n", "unknown key 'living-codex:replica'"),
+        ("  other:thing: 1\n", "unknown key 'other:thing'"),
+        ("  living-codex:jwtSecret: hunter2hunter2\n", "plaintext"),
+        ("  living-codex:replicas: zero\n", "living-codex:replicas"),
+        (
+            "  living-codex:thresholds:\n    p95LatencyMs: {warning: 900, critical: 500}\n",
+            "warning must be below",
+        ),
+        ("  living-codex:thresholds:\n    latency: {warning: 1, critical: 2}\n", "thresholds.latency"),
+    ],
+)
+def test_a_wrong_key_is_named_with_the_file(tmp_path: Path, extra: str, named: str) -> None:
+    stack = _stack(tmp_path, MINIMAL + extra)
+    with pytest.raises(SpecError) as error:
+        load_spec(stack, tmp_path)
+    assert named in str(error.value) and "Pulumi.trial.yaml" in str(error.value)
+
+
+@pytest.mark.parametrize("image", ["codex", "codex:latest", "registry.io/team/codex:latest"])
+def test_an_unpinned_image_is_refused(tmp_path: Path, image: str) -> None:
+    stack = _stack(tmp_path, f"config:\n  living-codex:platform: docker\n  living-codex:image: {image}\n")
+    with pytest.raises(SpecError, match="not pinned"):
+        load_spec(stack, tmp_path)
+
+
+def test_missing_key_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"living-codex:image: Field required"):
+        load_spec(_stack(tmp_path, "config:\n  living-codex:platform: docker\n"), tmp_path)
+    with pytest.raises(SpecError, match=r"Pulumi\.absent\.yaml not found"):
+        load_spec("absent", tmp_path)
+
+
+def test_an_encrypted_secret_is_accepted(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, MINIMAL + "  living-codex:jwtSecret:\n    secure: v1:abc==\n")
+    assert load_spec(stack, tmp_path).secrets == {"jwtSecret": "v1:abc=="}
