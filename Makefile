@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 PYTHON ?= python3.11
 
-.PHONY: setup system-packages venv lint test serve clean
+.PHONY: setup system-packages venv lint test serve preview clean
 
 setup: system-packages venv
 
@@ -34,6 +34,9 @@ test: setup lint
 
 serve: venv
 	$(BIN)/codexops serve
+
+preview: venv
+	@for stack in staging production; do $(BIN)/codexops preview $$stack || exit $$?; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build reports
