@@ -11,7 +11,7 @@ import pytest
 from infra.render import render_nginx
 from infra.spec import load_spec
 
-pytestmark = pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx missing: run make setup")
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # installed by make setup; a missing one fails
 
 
 def _self_signed(directory: Path) -> tuple[str, str]:
@@ -86,3 +86,24 @@ def test_staging_has_no_hsts_and_every_common_part() -> None:
 def test_tls_without_a_certificate_is_refused() -> None:
     with pytest.raises(ValueError, match="tls_cert"):
         render_nginx(load_spec("production"), ["app:5002"])
+
+
+def test_the_deployed_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
+    """The exact text the production program puts in the gateway ConfigMap, with only the cluster's
+    names and mount paths pointed at this machine."""
+    from infra.mock_runtime import declare
+
+    declaration = declare(load_spec("production"))
+    config_map = next(
+        r for r in declaration.of_type("kubernetes:core/v1:ConfigMap") if r.name == "gateway-config"
+    )
+    conf = config_map.inputs["data"]["nginx.conf"]
+    cert, key = _self_signed(tmp_path)
+    conf = (
+        conf.replace(" /tmp/", f" {tmp_path}/")
+        .replace("living-codex-app:5002", "127.0.0.1:5002")
+        .replace("/etc/nginx/tls/tls.crt", cert)
+        .replace("/etc/nginx/tls/tls.key", key)
+    )
+    result = _nginx_t(conf, tmp_path)
+    assert result.returncode == 0, result.stderr
