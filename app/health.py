@@ -105,6 +105,11 @@ async def overall(services: Services) -> tuple[dict[str, Any], int]:
         "memoryPressure": services.memory.pressure(),
         "version": __version__,
         "environment": services.settings.environment,
+        "observability": {
+            "prometheus": services.settings.prometheus_enabled,
+            "grafana": services.settings.grafana_enabled,
+            "tracing": services.tracer_provider is not None,
+        },
         "instance": services.settings.node_name,
     }
     return body, 503 if status == "unhealthy" else 200

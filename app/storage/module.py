@@ -72,8 +72,13 @@ class StorageModule(Module):
         return self.last_probe
 
     def health(self) -> dict[str, Any]:
-        pool: dict[str, Any] = {}
+        report: dict[str, Any] = {"backend": self.target.backend, "database": self.target.redacted}
         if self._engine is not None:
-            status = self._engine.pool.status()
-            pool = {"pool": status}
-        return {"backend": self.target.backend, "database": self.target.redacted, **pool}
+            pool: Any = self._engine.pool
+            if hasattr(pool, "checkedout"):  # a QueuePool (PostgreSQL, file SQLite)
+                report["pool"] = {
+                    "size": pool.size(),
+                    "checkedOut": pool.checkedout(),
+                    "overflow": pool.overflow(),
+                }
+        return report

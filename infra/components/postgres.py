@@ -11,8 +11,10 @@ from infra import images
 from infra.components.target import (
     Target,
     child,
+    data_claim,
     docker_healthcheck,
     docker_network,
+    headless_service,
     labels,
     metadata,
     pod_security,
@@ -70,16 +72,7 @@ class Postgres(pulumi.ComponentResource):
 
     def _kubernetes(self, target: Target, password: pulumi.Output[str]) -> None:
         component = "postgres"
-        self.service = k8s.core.v1.Service(
-            "postgres",
-            metadata=metadata(target, component),
-            spec={
-                "clusterIP": "None",
-                "selector": labels(component),
-                "ports": [{"name": "postgres", "port": PORT, "targetPort": PORT}],
-            },
-            opts=child(self),
-        )
+        self.service = headless_service(self, target, component, PORT)
         probe = {
             "exec": {"command": ["pg_isready", "-U", "codex", "-d", "livingcodex"]},
             "periodSeconds": 10,
@@ -130,15 +123,7 @@ class Postgres(pulumi.ComponentResource):
                         "volumes": [{"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
                     },
                 },
-                "volumeClaimTemplates": [
-                    {
-                        "metadata": {"name": "data"},
-                        "spec": {
-                            "accessModes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": target.spec.postgres.storage}},
-                        },
-                    }
-                ],
+                "volumeClaimTemplates": [data_claim(target.spec.postgres.storage)],
             },
             opts=child(self),
         )

@@ -10,8 +10,10 @@ from infra import images
 from infra.components.target import (
     Target,
     child,
+    data_claim,
     docker_healthcheck,
     docker_network,
+    headless_service,
     labels,
     metadata,
     pod_security,
@@ -80,16 +82,7 @@ class Redis(pulumi.ComponentResource):
                 },
                 opts=child(self),
             )
-        self.service = k8s.core.v1.Service(
-            "redis",
-            metadata=metadata(target, component),
-            spec={
-                "clusterIP": "None",
-                "selector": labels(component),
-                "ports": [{"name": "redis", "port": PORT, "targetPort": PORT}],
-            },
-            opts=child(self),
-        )
+        self.service = headless_service(self, target, component, PORT)
         tls_args = (
             (
                 "--port 0 --tls-port 6379 --tls-cert-file /tls/tls.crt --tls-key-file /tls/tls.key "
@@ -153,15 +146,7 @@ class Redis(pulumi.ComponentResource):
                         "volumes": volumes,
                     },
                 },
-                "volumeClaimTemplates": [
-                    {
-                        "metadata": {"name": "data"},
-                        "spec": {
-                            "accessModes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": target.spec.redis.storage}},
-                        },
-                    }
-                ],
+                "volumeClaimTemplates": [data_claim(target.spec.redis.storage)],
             },
             opts=child(self),
         )
