@@ -24,12 +24,11 @@ def plain_env(spec: EnvironmentSpec, otlp_endpoint: str) -> dict[str, str]:
         "PROMETHEUS_ENABLED": "true",
         "GRAFANA_ENABLED": "true",
         "JWT_EXPIRATION_HOURS": "24",
-        "HEAP_SIZE_LIMIT": str(spec.resources.memory_limit_bytes),
         "SHUTDOWN_DRAIN_SECONDS": "0",  # the preStop pause drains on Kubernetes; see App
         "SHUTDOWN_GRACE_SECONDS": str(spec.shutdown.graceSeconds),
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
         "LOG_DIR": "/app/logs",
-    }
+    } | ({"HEAP_SIZE_LIMIT": str(spec.resources.memory_limit_bytes)} if spec.resources.memoryLimit else {})
 
 
 def postgres_url(host: str, port: int, password: pulumi.Output[str]) -> pulumi.Output[str]:

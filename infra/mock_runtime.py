@@ -17,7 +17,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.program import Environment, build
-from infra.spec import EnvironmentSpec
+from infra.spec import NAMESPACE, EnvironmentSpec
 
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 
@@ -117,6 +117,9 @@ def declare(spec: EnvironmentSpec) -> Declaration:
     )
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
+    for key, value in spec.secrets.items():  # the engine would decrypt; the mock stands in for it
+        plain = value if key in spec.plaintext_secrets else f"decrypted-{key}-by-the-engine"
+        pulumi.runtime.set_config(f"{NAMESPACE}:{key}", plain)
 
     def program() -> None:
         declaration.environment = build(spec)

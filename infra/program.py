@@ -31,6 +31,7 @@ class Environment:
 def build(spec: EnvironmentSpec) -> Environment:
     target = Target(spec)
     secrets = stack_secrets(spec)
+    target.secret_sources = secrets.sources_text
     pg_host = spec.postgres.externalHost or target.host("postgres")
     redis_host = spec.redis.externalHost or target.host("redis")
     secret_env = {

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 NAMESPACE = "living-codex"
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ class Resources(Model):
 
     @property
     def memory_limit_bytes(self) -> int:
-        return quantity_bytes(self.memoryLimit)
+        return quantity_bytes(self.memoryLimit) if self.memoryLimit else 0
 
 
 class Autoscaling(Model):
@@ -94,7 +94,7 @@ class EnvironmentSpec(Model):
     platform: Literal["docker", "kubernetes"]
     environment: Literal["Development", "Staging", "Production"] = "Staging"
     replicas: int = Field(2, ge=1, le=100)
-    image: str
+    image: str = Field(min_length=1, description="pinned tag or digest; the policy pack enforces it")
     tls: bool = False
     domain: str = "localhost"
     namespace: str = Field("living-codex", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -109,16 +109,9 @@ class EnvironmentSpec(Model):
     shutdown: Shutdown = Shutdown()
     thresholds: Thresholds = Thresholds()
     secrets: dict[str, str] = Field(default_factory=dict, description="secret key -> ciphertext")
-
-    @field_validator("image")
-    @classmethod
-    def _pinned(cls, image: str) -> str:
-        if "@sha256:" in image:
-            return image
-        tag = image.rsplit("/", 1)[-1].partition(":")[2]
-        if not tag or tag == "latest":
-            raise ValueError(f"{image!r} is not pinned: use an immutable tag (1.4.2) or a digest")
-        return image
+    plaintext_secrets: tuple[str, ...] = Field(
+        (), description="secret keys set without --secret: the policy pack refuses such a stack"
+    )
 
     @model_validator(mode="after")
     def _production_rules(self) -> EnvironmentSpec:
@@ -163,13 +156,12 @@ def available_stacks(root: Path = ROOT) -> list[str]:
 
 
 def _allowed_keys() -> list[str]:
-    return sorted(k for k in EnvironmentSpec.model_fields if k not in ("stack", "secrets")) + list(
-        SECRET_KEYS
-    )
+    internal = ("stack", "secrets", "plaintext_secrets")
+    return sorted(k for k in EnvironmentSpec.model_fields if k not in internal) + list(SECRET_KEYS)
 
 
 def _from_config(stack: str, config: dict[str, Any], source: str) -> EnvironmentSpec:
-    values: dict[str, Any] = {"stack": stack, "secrets": {}}
+    values: dict[str, Any] = {"stack": stack, "secrets": {}, "plaintext_secrets": ()}
     allowed = _allowed_keys()
     for full_key, value in config.items():
         namespace, _, key = str(full_key).partition(":")
@@ -179,12 +171,11 @@ def _from_config(stack: str, config: dict[str, Any], source: str) -> Environment
                 + ", ".join(f"{NAMESPACE}:{k}" for k in allowed)
             )
         if key in SECRET_KEYS:
-            if not (isinstance(value, dict) and set(value) == {"secure"}):
-                raise SpecError(
-                    f"{source}: {full_key} is plaintext; a secret must be encrypted: "
-                    f"pulumi config set --secret {key} <value> --stack {stack}"
-                )
-            values["secrets"][key] = value["secure"]
+            if isinstance(value, dict) and set(value) == {"secure"}:
+                values["secrets"][key] = value["secure"]
+            else:  # kept so the program can run; the policy 'secrets-encrypted-in-config' refuses it
+                values["secrets"][key] = str(value)
+                values["plaintext_secrets"] += (key,)
         elif isinstance(value, dict) and "secure" in value:
             raise SpecError(f"{source}: {full_key} is encrypted but is not a secret setting")
         else:

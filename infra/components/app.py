@@ -22,6 +22,7 @@ from infra.components.target import (
     resources,
     restricted_container,
 )
+from infra.secrets import SOURCES_ANNOTATION
 
 APP_UID = 10001  # the non-root user of app/Dockerfile
 
@@ -85,6 +86,7 @@ class App(pulumi.ComponentResource):
                     memory=spec.resources.memory_limit_bytes // (1024 * 1024),
                     networks_advanced=docker_network(target, host),
                     envs=envs,
+                    labels=[{"label": SOURCES_ANNOTATION, "value": target.secret_sources}],
                     stop_timeout=spec.shutdown.drainSeconds + spec.shutdown.graceSeconds + 5,
                     healthcheck=docker_healthcheck(
                         [

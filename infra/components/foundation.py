@@ -10,6 +10,7 @@ import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
 from infra.components.target import PREFIX, Target, child, labels
+from infra.secrets import SOURCES_ANNOTATION
 
 # (policy name, pods it selects, ports they accept, from which components)
 INGRESS_PATHS: list[tuple[str, str, list[int], list[str]]] = [
@@ -78,7 +79,11 @@ class Foundation(pulumi.ComponentResource):
         after_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
         self.secret = k8s.core.v1.Secret(
             "secrets",
-            metadata={"name": target.secret_name, "namespace": target.namespace},
+            metadata={
+                "name": target.secret_name,
+                "namespace": target.namespace,
+                "annotations": {SOURCES_ANNOTATION: target.secret_sources},
+            },
             type="Opaque",
             string_data=secret_data,
             opts=after_namespace,

@@ -20,6 +20,7 @@ class Target:
     spec: EnvironmentSpec
     network: docker.Network | None = None  # Docker
     secret_name: str = f"{PREFIX}-secrets"  # Kubernetes
+    secret_sources: str = ""  # where each secret came from, for the policy pack
 
     @property
     def kubernetes(self) -> bool:
@@ -68,10 +69,10 @@ def pod_security(uid: int) -> dict[str, Any]:
 
 
 def resources(cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str) -> dict[str, Any]:
-    return {
-        "requests": {"cpu": cpu_request, "memory": memory_request},
-        "limits": {"cpu": cpu_limit, "memory": memory_limit},
-    }
+    """Requests and limits; an empty value is left out (and the policy pack says so)."""
+    requests = {k: v for k, v in (("cpu", cpu_request), ("memory", memory_request)) if v}
+    limits = {k: v for k, v in (("cpu", cpu_limit), ("memory", memory_limit)) if v}
+    return {"requests": requests, "limits": limits}
 
 
 def docker_healthcheck(test: list[str]) -> dict[str, Any]:

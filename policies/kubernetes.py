@@ -1,0 +1,163 @@
+"""Kubernetes readiness: the common ground of kube-score, Polaris and kube-linter."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from policies.core import (
+    APP,
+    CONTAINER,
+    DEPLOYMENT,
+    GATEWAY,
+    HIGH,
+    HPA,
+    MEDIUM,
+    SERVICE,
+    WORKLOADS,
+    Props,
+    component,
+    containers,
+    pod_spec,
+    resource_policy,
+)
+
+IMMUTABLE_TAG = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.\-]+)?$")
+MIN_PRODUCTION_REPLICAS = 3
+
+
+@resource_policy(
+    "resources-requests-and-limits",
+    "Every container declares CPU and memory requests and limits.",
+    HIGH,
+    "Set resources.requests and resources.limits for cpu and memory.",
+    WORKLOADS,
+)
+def requests_and_limits(resource_type: str, props: Props) -> Iterable[str]:
+    for container in containers(props):
+        resources = container.get("resources") or {}
+        for kind in ("requests", "limits"):
+            for resource in ("cpu", "memory"):
+                if not (resources.get(kind) or {}).get(resource):
+                    yield f"container {container.get('name')}: no {resource} {kind[:-1]}"
+
+
+@resource_policy(
+    "liveness-and-readiness-probes",
+    "Every container has liveness and readiness probes.",
+    HIGH,
+    "Add livenessProbe and readinessProbe (the app: /health/live, /health/ready).",
+    WORKLOADS,
+)
+def probes(resource_type: str, props: Props) -> Iterable[str]:
+    for container in pod_spec(props).get("containers", []) or []:
+        for probe in ("livenessProbe", "readinessProbe"):
+            if not container.get(probe):
+                yield f"container {container.get('name')}: no {probe}"
+
+
+@resource_policy(
+    "pinned-image",
+    "Images are pinned: no latest; an immutable version tag or digest.",
+    HIGH,
+    "Use an image like registry/app:1.4.2 or registry/app@sha256:<digest>.",
+    (*WORKLOADS, CONTAINER),
+)
+def pinned_image(resource_type: str, props: Props) -> Iterable[str]:
+    images = (
+        [(str(props.get("name")), str(props.get("image", "")))]
+        if resource_type == CONTAINER
+        else [(str(c.get("name")), str(c.get("image", ""))) for c in containers(props)]
+    )
+    for name, image in images:
+        container = {"name": name}
+        if "@sha256:" in image:
+            continue
+        tag = image.rsplit("/", 1)[-1].partition(":")[2]
+        if not tag:
+            yield f"container {container.get('name')}: image {image} has no tag"
+        elif tag == "latest":
+            yield f"container {container.get('name')}: image {image} is tagged latest"
+        elif not IMMUTABLE_TAG.match(tag) and not re.match(r"^v?\d+\.\d+(\.\d+)?[-.]", tag):
+            yield f"container {container.get('name')}: image tag {tag} is not an immutable version"
+
+
+@resource_policy(
+    "restricted-security-context",
+    "Containers run as non-root, read-only, without privilege escalation or capabilities.",
+    HIGH,
+    "Set runAsNonRoot, readOnlyRootFilesystem, allowPrivilegeEscalation: false and capabilities.drop: [ALL].",
+    WORKLOADS,
+)
+def restricted(resource_type: str, props: Props) -> Iterable[str]:
+    pod = pod_spec(props).get("securityContext") or {}
+    for container in containers(props):
+        name, security = container.get("name"), container.get("securityContext") or {}
+        if not (security.get("runAsNonRoot") or pod.get("runAsNonRoot")):
+            yield f"container {name}: runAsNonRoot is not set"
+        if not security.get("readOnlyRootFilesystem"):
+            yield f"container {name}: root filesystem is writable"
+        if security.get("allowPrivilegeEscalation") is not False:
+            yield f"container {name}: privilege escalation is allowed"
+        if "ALL" not in ((security.get("capabilities") or {}).get("drop") or []):
+            yield f"container {name}: capabilities are not all dropped"
+        if security.get("privileged"):
+            yield f"container {name}: runs privileged"
+
+
+@resource_policy(
+    "no-host-namespaces",
+    "Pods share no host network, PID or IPC namespace.",
+    HIGH,
+    "Remove hostNetwork, hostPID and hostIPC.",
+    WORKLOADS,
+)
+def host_namespaces(resource_type: str, props: Props) -> Iterable[str]:
+    pod = pod_spec(props)
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(field):
+            yield f"{field} is on"
+
+
+@resource_policy(
+    "production-replicas",
+    f"The app runs at least {MIN_PRODUCTION_REPLICAS} replicas and its autoscaler never goes lower.",
+    HIGH,
+    f"Set living-codex:replicas and autoscaling.minReplicas to {MIN_PRODUCTION_REPLICAS} or more.",
+    (DEPLOYMENT, HPA),
+)
+def production_replicas(resource_type: str, props: Props) -> Iterable[str]:
+    if resource_type == DEPLOYMENT and component(props) == APP:
+        replicas = props.get("spec", {}).get("replicas", 1)
+        if replicas < MIN_PRODUCTION_REPLICAS:
+            yield f"the app Deployment has {replicas} replicas"
+    if resource_type == HPA and props.get("spec", {}).get("scaleTargetRef", {}).get("name") == APP:
+        minimum = props["spec"].get("minReplicas", 1)
+        if minimum < MIN_PRODUCTION_REPLICAS:
+            yield f"the app autoscaler may scale down to {minimum}"
+
+
+@resource_policy(
+    "service-exposure",
+    "No NodePort; a LoadBalancer only for the gateway.",
+    MEDIUM,
+    "Use ClusterIP; expose traffic through the gateway.",
+    (SERVICE,),
+)
+def service_exposure(resource_type: str, props: Props) -> Iterable[str]:
+    kind = props.get("spec", {}).get("type", "ClusterIP")
+    if kind == "NodePort":
+        yield "type NodePort opens a port on every node"
+    if kind == "LoadBalancer" and component(props) != GATEWAY:
+        yield f"{component(props) or 'this service'} is a LoadBalancer; only the gateway may be"
+
+
+POLICIES = [
+    requests_and_limits,
+    probes,
+    pinned_image,
+    restricted,
+    host_namespaces,
+    production_replicas,
+    service_exposure,
+]
