@@ -68,7 +68,7 @@ def preview(
     out: Annotated[Path, typer.Option(help="manifests go to OUT/<STACK>/")] = ROOT / "build" / "manifests",
 ) -> None:
     """Evaluate STACK offline (Pulumi mocks): the plan, its Kubernetes manifests, schema validation."""
-    from codexops.preview import print_plan, print_validation, run_preview
+    from codexops.preview import print_plan, print_policies, print_validation, run_preview
     from infra.spec import SpecError, load_spec
 
     try:
@@ -79,10 +79,12 @@ def preview(
     result = run_preview(spec, out)
     print_plan(result)
     print_validation(result)
+    print_policies(result)
     typer.echo(f"Evaluated in {result.seconds:.2f} s")
-    if result.errors:
+    if result.errors or result.mandatory_violations:
         typer.secho(
-            f"preview FAILED: {len(result.errors)} invalid manifests; fix the fields named above",
+            f"preview FAILED: {len(result.errors)} invalid manifests, {len(result.mandatory_violations)} "
+            "mandatory policy violations; fix what is named above",
             fg="red",
             err=True,
         )

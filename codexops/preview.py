@@ -12,6 +12,7 @@ import typer
 from infra.manifests import Finding, kubernetes_manifests, validate, write_manifests
 from infra.mock_runtime import Declaration, declare
 from infra.spec import ROOT, EnvironmentSpec
+from policies.evaluate import Violation, evaluate
 
 
 @dataclass
@@ -20,11 +21,16 @@ class PreviewResult:
     manifest_dir: Path
     manifest_files: list[Path]
     findings: list[Finding] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def errors(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def mandatory_violations(self) -> list[Violation]:
+        return [v for v in self.violations if v.mandatory]
 
 
 def run_preview(spec: EnvironmentSpec, out_root: Path = ROOT / "build" / "manifests") -> PreviewResult:
@@ -34,7 +40,9 @@ def run_preview(spec: EnvironmentSpec, out_root: Path = ROOT / "build" / "manife
     directory = out_root / spec.stack
     files = write_manifests(manifests, directory)
     findings = validate(manifests, spec.kubernetesVersion) if manifests else []
-    return PreviewResult(declaration, directory, files, findings, time.perf_counter() - began)
+    resources = [(r.type, r.name, r.inputs) for r in declaration.custom()]
+    violations = evaluate(resources, spec.environment)
+    return PreviewResult(declaration, directory, files, findings, violations, time.perf_counter() - began)
 
 
 def print_plan(result: PreviewResult) -> None:
@@ -83,3 +91,23 @@ def print_validation(result: PreviewResult) -> None:
         f"Schema validation (Kubernetes {spec.kubernetesVersion}, strict): {valid} valid, "
         f"{len(skipped)} skipped, {len(result.errors)} invalid"
     )
+
+
+def print_policies(result: PreviewResult) -> None:
+    environment = result.declaration.spec.environment
+    if not result.violations:
+        typer.secho(f"Policy pack (policies/, {environment} enforcement): no violations", fg="green")
+        return
+    typer.echo(
+        f"Policy pack (policies/, {environment} enforcement): {len(result.violations)} violations, "
+        f"{len(result.mandatory_violations)} mandatory"
+    )
+    by_resource: dict[str, list[Violation]] = {}
+    for violation in result.violations:
+        by_resource.setdefault(violation.resource, []).append(violation)
+    for resource, violations in sorted(by_resource.items()):
+        typer.echo(f"  {resource}")
+        for v in violations:
+            colour = "red" if v.mandatory else "yellow"
+            typer.secho(f"    [{v.level}] {v.policy} ({v.severity}): {v.message}", fg=colour)
+            typer.echo(f"        fix: {v.hint}")

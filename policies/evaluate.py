@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +60,7 @@ def messages(policy: Policy, args: ResourceValidationArgs | StackValidationArgs)
 
 
 def evaluate(
-    resources: list[tuple[str, str, Mapping[str, Any]]],
+    resources: Sequence[tuple[str, str, Mapping[str, Any]]],
     environment: str,
     policies: list[Policy] | None = None,
 ) -> list[Violation]:

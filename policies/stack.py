@@ -114,7 +114,11 @@ def app_monitored(resources: Resources) -> Iterable[tuple[str, str]]:
     if not configs:
         yield "stack", "no Prometheus configuration is declared"
     for name, config_text, rules_text in configs:
-        config = yaml.safe_load(config_text) or {}
+        try:
+            config = yaml.safe_load(config_text) or {}
+        except yaml.YAMLError:
+            yield name, "prometheus.yml is not valid YAML"
+            continue
         jobs = [j for j in config.get("scrape_configs", []) if j.get("metrics_path") == "/metrics/prometheus"]
         if not jobs:
             yield name, "no scrape job reads the app's /metrics/prometheus"
