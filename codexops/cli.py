@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from app.config import ConfigError, Settings
+from infra.spec import EnvironmentSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,6 +90,78 @@ def preview(
             fg="red",
             err=True,
         )
+        raise typer.Exit(1)
+
+
+def _spec_or_exit(stack: str) -> EnvironmentSpec:
+    from infra.spec import SpecError, load_spec
+
+    try:
+        return load_spec(stack)
+    except SpecError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+def _pairs(values: list[str]) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            typer.secho(f"error: --app-env {value!r} is not KEY=VALUE", fg="red", err=True)
+            raise typer.Exit(2)
+        pairs[key] = val
+    return pairs
+
+
+@cli.command()
+def up(
+    stack: Annotated[str, typer.Option(help="the spec the local environment renders from")] = "staging",
+    app_env: Annotated[list[str], typer.Option(help="KEY=VALUE for both app replicas (e.g. chaos)")] = [],  # noqa: B006
+) -> None:
+    """Start the local environment (nginx :5002, 2 app replicas, Redis, PostgreSQL, Prometheus)."""
+    from codexops import localenv
+
+    spec = _spec_or_exit(stack)
+    began = time.monotonic()
+    typer.echo(f"==> codexops up (spec {stack}) in {localenv.RUNTIME}")
+    try:
+        localenv.up(spec, typer.echo, _pairs(app_env))
+    except localenv.LocalEnvError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.secho(
+        f"==> local environment healthy in {time.monotonic() - began:.1f} s: "
+        f"{localenv.gateway_url()} (Prometheus {localenv.prometheus_url()})",
+        fg="green",
+    )
+
+
+@cli.command()
+def down(purge: Annotated[bool, typer.Option(help="also delete data and local secrets")] = False) -> None:
+    """Stop the local environment; no process is left behind."""
+    from codexops import localenv
+
+    try:
+        localenv.down(typer.echo, purge)
+    except localenv.LocalEnvError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo("==> local environment stopped")
+
+
+@cli.command()
+def status() -> None:
+    """Each local process, its supervisor state, port and health."""
+    from codexops import localenv
+
+    rows = localenv.status()
+    typer.echo(f"{'process':<12} {'state':<12} {'port':>5}  health")
+    for name, state, port, health in rows:
+        typer.secho(
+            f"{name:<12} {state:<12} {port:>5}  {health}", fg="green" if health == "healthy" else "red"
+        )
+    if any(health != "healthy" for *_, health in rows):
         raise typer.Exit(1)
 
 
