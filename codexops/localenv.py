@@ -229,7 +229,8 @@ def supervisor_config(bins: dict[str, str], values: dict[str, str], app_env: dic
         _supervisor_program(
             "prometheus",
             f"{bins['prometheus']} --config.file={run / 'prometheus' / 'prometheus.yml'} "
-            f"--storage.tsdb.path={run / 'prometheus' / 'data'} --web.listen-address={HOST}:{PROMETHEUS_PORT} "
+            f"--storage.tsdb.path={run / 'prometheus' / 'data'} "
+            f"--web.listen-address={HOST}:{PROMETHEUS_PORT} "
             "--web.enable-lifecycle",
             directory=run / "prometheus",
             autostart=False,
