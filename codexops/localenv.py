@@ -408,7 +408,8 @@ def up(
     render_files(spec, bins, values, app_env)
     if running:
         say("  supervisord already running: reloading configuration")
-        supervisorctl("update")
+        supervisorctl("update")  # restarts programs whose command or environment changed
+        supervisorctl("signal", "HUP", "nginx", "prometheus", check=False)  # re-read rendered files
     else:
         say("  starting supervisord")
         subprocess.run(
