@@ -82,9 +82,7 @@ class ChaosMiddleware:
             await asyncio.sleep(settings.chaos_latency_ms / 1000)
         if settings.chaos_error_rate and self.chaos.random.random() < settings.chaos_error_rate:
             self.chaos.metrics.chaos_injections.labels("error").inc()
-            body = json.dumps(
-                {"error": "chaos_injected", "message": "error injected by CHAOS_ERROR_RATE"}
-            ).encode()
+            body = json.dumps({"error": "chaos_injected", "message": "error injected by CHAOS_ERROR_RATE"}).encode()
             await send(
                 {
                     "type": "http.response.start",

@@ -62,9 +62,7 @@ class Settings(BaseSettings):
     instance_id: str = Field("", validation_alias="CODEX_INSTANCE_ID")
 
     connection_string: str | None = Field(None, validation_alias="CONNECTION_STRING")
-    sqlite_connection_string: str = Field(
-        "Data Source=./ice_prod.db", validation_alias="SQLITE_CONNECTION_STRING"
-    )
+    sqlite_connection_string: str = Field("Data Source=./ice_prod.db", validation_alias="SQLITE_CONNECTION_STRING")
     redis_connection_string: str | None = Field(None, validation_alias="REDIS_CONNECTION_STRING")
     enable_distributed_sessions: bool = Field(True, validation_alias="ENABLE_DISTRIBUTED_SESSIONS")
     session_storage_enable_fallback: bool = Field(True, validation_alias="SESSION_STORAGE_ENABLE_FALLBACK")
@@ -103,13 +101,9 @@ class Settings(BaseSettings):
     enable_memory_optimization: bool = Field(False, validation_alias="ENABLE_MEMORY_OPTIMIZATION")
     gc_mode: Literal["Server", "Workstation"] = Field("Workstation", validation_alias="GC_MODE")
     heap_size_limit: str | None = Field(None, validation_alias="HEAP_SIZE_LIMIT")
-    memory_sample_interval_seconds: float = Field(
-        5.0, validation_alias="MEMORY_SAMPLE_INTERVAL_SECONDS", gt=0
-    )
+    memory_sample_interval_seconds: float = Field(5.0, validation_alias="MEMORY_SAMPLE_INTERVAL_SECONDS", gt=0)
     memory_window_samples: int = Field(60, validation_alias="MEMORY_WINDOW_SAMPLES", ge=4)
-    memory_leak_threshold_mb_per_min: float = Field(
-        2.0, validation_alias="MEMORY_LEAK_THRESHOLD_MB_PER_MIN", gt=0
-    )
+    memory_leak_threshold_mb_per_min: float = Field(2.0, validation_alias="MEMORY_LEAK_THRESHOLD_MB_PER_MIN", gt=0)
     memory_warning_percent: float = Field(80.0, validation_alias="MEMORY_WARNING_PERCENT")
     memory_critical_percent: float = Field(90.0, validation_alias="MEMORY_CRITICAL_PERCENT")
 
@@ -164,10 +158,7 @@ class Settings(BaseSettings):
     @property
     def chaos_requested(self) -> bool:
         return bool(
-            self.chaos_latency_ms
-            or self.chaos_error_rate
-            or self.chaos_leak_mb_per_min
-            or self.chaos_failing_modules
+            self.chaos_latency_ms or self.chaos_error_rate or self.chaos_leak_mb_per_min or self.chaos_failing_modules
         )
 
     @property

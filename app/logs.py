@@ -26,10 +26,7 @@ def configure_logging(log_dir: str, level: str) -> logging.Logger:
     server_path = str((directory / "server.log").resolve())
     if not any(getattr(h, "baseFilename", None) == server_path for h in codex.handlers):
         codex.addHandler(_file_handler(directory / "server.log"))
-    if not any(
-        isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-        for h in codex.handlers
-    ):
+    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in codex.handlers):
         console = logging.StreamHandler()
         console.setFormatter(logging.Formatter(FORMAT))
         codex.addHandler(console)

@@ -56,15 +56,11 @@ class Metrics:
         self.revoked_tokens = Gauge("codex_revoked_tokens", "Unexpired revoked tokens", registry=r)
         self.memory_usage = Gauge("codex_memory_usage_bytes", "Resident set size", registry=r)
         self.memory_limit = Gauge("codex_memory_limit_bytes", "Memory limit in force", registry=r)
-        self.memory_percent = Gauge(
-            "codex_memory_usage_percent", "RSS as a percentage of the limit", registry=r
-        )
+        self.memory_percent = Gauge("codex_memory_usage_percent", "RSS as a percentage of the limit", registry=r)
         self.memory_growth = Gauge(
             "codex_memory_growth_mb_per_minute", "RSS trend over the sampling window", registry=r
         )
-        self.memory_leak = Gauge(
-            "codex_memory_leak_detected", "1 while sustained RSS growth is detected", registry=r
-        )
+        self.memory_leak = Gauge("codex_memory_leak_detected", "1 while sustained RSS growth is detected", registry=r)
         self.memory_optimizations = Counter(
             "codex_memory_optimizations_total", "Memory relief actions taken", registry=r
         )
@@ -92,18 +88,10 @@ class Metrics:
             ["module"],
             registry=r,
         )
-        self.cleaned_items = Counter(
-            "codex_cleanup_items_total", "Items removed by cleanup", ["module"], registry=r
-        )
-        self.session_fallback = Gauge(
-            "codex_session_fallback_active", "1 while sessions are kept in SQL", registry=r
-        )
-        self.auth_failures = Counter(
-            "codex_auth_failures_total", "Failed authentications", ["reason"], registry=r
-        )
-        self.cache_requests = Counter(
-            "codex_cache_requests_total", "Response cache lookups", ["result"], registry=r
-        )
+        self.cleaned_items = Counter("codex_cleanup_items_total", "Items removed by cleanup", ["module"], registry=r)
+        self.session_fallback = Gauge("codex_session_fallback_active", "1 while sessions are kept in SQL", registry=r)
+        self.auth_failures = Counter("codex_auth_failures_total", "Failed authentications", ["reason"], registry=r)
+        self.cache_requests = Counter("codex_cache_requests_total", "Response cache lookups", ["result"], registry=r)
         self.cache_entries = Gauge("codex_cache_entries", "Cached responses", registry=r)
         self.database_up = Gauge("codex_database_up", "1 when the database answers", registry=r)
         self.database_latency = Gauge(

@@ -82,9 +82,7 @@ class Services:
             chaos,
         ]
         host = ModuleHost(order, fail_on_purpose=settings.chaos_failing_modules)
-        return cls(
-            settings, metrics, storage, sessions, identity, cache, ai, memory, chaos, host, tracer_provider
-        )
+        return cls(settings, metrics, storage, sessions, identity, cache, ai, memory, chaos, host, tracer_provider)
 
     @property
     def uptime(self) -> float:

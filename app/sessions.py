@@ -123,15 +123,11 @@ class SessionStore:
 
     # -- sessions ------------------------------------------------------------------------
     async def create(self, record: SessionRecord) -> None:
-        stored, _ = await self._redis_call(
-            "set", SESSION_KEY + record.sid, record.to_json(), ex=record.ttl_seconds()
-        )
+        stored, _ = await self._redis_call("set", SESSION_KEY + record.sid, record.to_json(), ex=record.ttl_seconds())
         if self.engine is not None:
             async with self.engine.begin() as conn:
                 await conn.execute(
-                    insert(sessions).values(
-                        **{k: v for k, v in asdict(record).items()}, pending_sync=not stored
-                    )
+                    insert(sessions).values(**{k: v for k, v in asdict(record).items()}, pending_sync=not stored)
                 )
 
     async def get(self, sid: str) -> SessionRecord | None:
@@ -142,9 +138,7 @@ class SessionStore:
             return None
         async with self.engine.connect() as conn:
             row = (
-                await conn.execute(
-                    select(sessions).where(sessions.c.sid == sid, sessions.c.expires_at > utcnow())
-                )
+                await conn.execute(select(sessions).where(sessions.c.sid == sid, sessions.c.expires_at > utcnow()))
             ).first()
         return SessionRecord.from_row(row) if row else None
 
@@ -160,14 +154,10 @@ class SessionStore:
                 )
             if result.rowcount == 0:
                 return False
-        stored, _ = await self._redis_call(
-            "set", SESSION_KEY + record.sid, record.to_json(), ex=record.ttl_seconds()
-        )
+        stored, _ = await self._redis_call("set", SESSION_KEY + record.sid, record.to_json(), ex=record.ttl_seconds())
         if not stored and self.engine is not None:
             async with self.engine.begin() as conn:
-                await conn.execute(
-                    update(sessions).where(sessions.c.sid == record.sid).values(pending_sync=True)
-                )
+                await conn.execute(update(sessions).where(sessions.c.sid == record.sid).values(pending_sync=True))
         return True
 
     # -- revocation ----------------------------------------------------------------------
@@ -183,9 +173,7 @@ class SessionStore:
             try:
                 async with conn.begin_nested():
                     await conn.execute(
-                        insert(revoked_tokens).values(
-                            jti=jti, sid=sid, expires_at=expires_at, pending_sync=not stored
-                        )
+                        insert(revoked_tokens).values(jti=jti, sid=sid, expires_at=expires_at, pending_sync=not stored)
                     )
             except IntegrityError:
                 pass  # revoked already
@@ -229,9 +217,7 @@ class SessionStore:
     async def _sync_pending(self, redis: aioredis.Redis, engine: AsyncEngine) -> int:
         now = utcnow()
         async with engine.connect() as conn:
-            pending_sessions = (
-                await conn.execute(select(sessions).where(sessions.c.pending_sync.is_(True)))
-            ).all()
+            pending_sessions = (await conn.execute(select(sessions).where(sessions.c.pending_sync.is_(True)))).all()
             pending_revocations = (
                 await conn.execute(select(revoked_tokens).where(revoked_tokens.c.pending_sync.is_(True)))
             ).all()
@@ -251,9 +237,7 @@ class SessionStore:
             await pipe.execute()
         async with engine.begin() as conn:
             await conn.execute(
-                update(sessions)
-                .where(sessions.c.sid.in_([r.sid for r in pending_sessions]))
-                .values(pending_sync=False)
+                update(sessions).where(sessions.c.sid.in_([r.sid for r in pending_sessions])).values(pending_sync=False)
             )
             await conn.execute(
                 update(revoked_tokens)

@@ -158,11 +158,45 @@ def status() -> None:
     rows = localenv.status()
     typer.echo(f"{'process':<12} {'state':<12} {'port':>5}  health")
     for name, state, port, health in rows:
-        typer.secho(
-            f"{name:<12} {state:<12} {port:>5}  {health}", fg="green" if health == "healthy" else "red"
-        )
+        typer.secho(f"{name:<12} {state:<12} {port:>5}  {health}", fg="green" if health == "healthy" else "red")
     if any(health != "healthy" for *_, health in rows):
         raise typer.Exit(1)
+
+
+@cli.command()
+def gate(
+    target: Annotated[str, typer.Option(help="local, staging, production or a URL")] = "local",
+    stack: Annotated[str | None, typer.Option(help="whose thresholds apply (default: staging for local)")] = None,
+    shape: Annotated[str, typer.Option(help="load shape: smoke, gate, soak, spike")] = "gate",
+    scale: Annotated[float, typer.Option(help="stretch or shrink the load shape")] = 1.0,
+    prometheus_url: Annotated[str | None, typer.Option(help="Prometheus of the target")] = None,
+    reports: Annotated[Path, typer.Option(help="reports go to REPORTS/<target>-<timestamp>/")] = ROOT / "reports",
+) -> None:
+    """Checklist, load test, alert state: PASS, WARN or FAIL (exit 0, 0, 1; 2 when it cannot run)."""
+    from codexops.gate import GateCannotRun, run_gate
+
+    stack_name = stack or (target if target in ("staging", "production") else "staging")
+    spec = _spec_or_exit(stack_name)
+    began = time.monotonic()
+    try:
+        report = run_gate(
+            target,
+            spec,
+            shape=shape,
+            scale=scale,
+            prometheus_url=prometheus_url,
+            reports=reports,
+            say=typer.echo,
+        )
+    except (GateCannotRun, ValueError) as exc:
+        typer.secho(f"gate could not run: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}[report.verdict]
+    typer.secho(f"==> verdict: {report.verdict} ({time.monotonic() - began:.1f} s)", fg=colour, bold=True)
+    for reason in report.reasons():
+        typer.echo(f"    - {reason}")
+    typer.echo(f"==> report: {report.directory}/report.md")
+    raise typer.Exit(report.exit_code)
 
 
 def main() -> None:

@@ -31,11 +31,7 @@ RUNTIME = ROOT / ".local"
 # PostgreSQL runs as the 'postgres' account when we are root; a clone's folder may be closed to it,
 # so its data then lives under the system temporary folder, one per clone.
 POSTGRES_DIR = (
-    (
-        Path(tempfile.gettempdir())
-        / f"living-codex-{hashlib.sha1(str(ROOT).encode()).hexdigest()[:10]}"
-        / "postgres"
-    )
+    (Path(tempfile.gettempdir()) / f"living-codex-{hashlib.sha1(str(ROOT).encode()).hexdigest()[:10]}" / "postgres")
     if os.geteuid() == 0
     else RUNTIME / "postgres"
 )
@@ -239,9 +235,7 @@ def supervisor_config(bins: dict[str, str], values: dict[str, str], app_env: dic
     return header + "\n".join(programs)
 
 
-def render_files(
-    spec: EnvironmentSpec, bins: dict[str, str], values: dict[str, str], app_env: dict[str, str]
-) -> None:
+def render_files(spec: EnvironmentSpec, bins: dict[str, str], values: dict[str, str], app_env: dict[str, str]) -> None:
     for sub in ("logs", "nginx", "prometheus", "redis", "app-1", "app-2"):
         (RUNTIME / sub).mkdir(parents=True, exist_ok=True)
     upstreams = [f"{HOST}:{port}" for port in APP_PORTS]
@@ -412,9 +406,7 @@ def up(
         supervisorctl("signal", "HUP", "nginx", "prometheus", check=False)  # re-read rendered files
     else:
         say("  starting supervisord")
-        subprocess.run(
-            [str(BIN / "supervisord"), "-c", str(RUNTIME / "supervisord.conf")], check=True, timeout=30
-        )
+        subprocess.run([str(BIN / "supervisord"), "-c", str(RUNTIME / "supervisord.conf")], check=True, timeout=30)
     supervisorctl("start", "postgres", "redis", check=False)
     by_name = {p.name: p for p in PROCESSES}
     for name in ("postgres", "redis"):

@@ -62,10 +62,7 @@ def print_plan(result: PreviewResult) -> None:
         for line in children.get(component.urn, []):
             typer.echo(f"      + {line}")
     top_level = [
-        line
-        for parent, lines in children.items()
-        if parent not in {c.urn for c in components}
-        for line in lines
+        line for parent, lines in children.items() if parent not in {c.urn for c in components} for line in lines
     ]
     for line in top_level:
         typer.echo(f"  + {line}")

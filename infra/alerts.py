@@ -10,10 +10,7 @@ import yaml
 
 from infra.spec import EnvironmentSpec
 
-P95 = (
-    "histogram_quantile(0.95, sum by (le) "
-    '(rate(codex_http_request_latency_seconds_bucket{job="living-codex"}[5m])))'
-)
+P95 = 'histogram_quantile(0.95, sum by (le) (rate(codex_http_request_latency_seconds_bucket{job="living-codex"}[5m])))'
 ERROR_RATE = (
     '(sum(rate(codex_http_requests_total{job="living-codex",status=~"5.."}[5m])) or vector(0))'
     ' / sum(rate(codex_http_requests_total{job="living-codex"}[5m]))'

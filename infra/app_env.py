@@ -32,9 +32,7 @@ def plain_env(spec: EnvironmentSpec, otlp_endpoint: str) -> dict[str, str]:
 
 
 def postgres_url(host: str, port: int, password: pulumi.Output[str]) -> pulumi.Output[str]:
-    return pulumi.Output.secret(
-        pulumi.Output.concat("postgresql://codex:", password, f"@{host}:{port}/livingcodex")
-    )
+    return pulumi.Output.secret(pulumi.Output.concat("postgresql://codex:", password, f"@{host}:{port}/livingcodex"))
 
 
 def redis_url(host: str, port: int, password: pulumi.Output[str], tls: bool) -> pulumi.Output[str]:

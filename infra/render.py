@@ -88,9 +88,7 @@ def render_prometheus(
             {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "instance"},
         ]
     else:
-        job["static_configs"] = [
-            {"targets": list(app_targets), "labels": {"environment": spec.environment.lower()}}
-        ]
+        job["static_configs"] = [{"targets": list(app_targets), "labels": {"environment": spec.environment.lower()}}]
     config = {
         "global": {
             "scrape_interval": scrape_interval,

@@ -167,8 +167,7 @@ def _from_config(stack: str, config: dict[str, Any], source: str) -> Environment
         namespace, _, key = str(full_key).partition(":")
         if namespace != NAMESPACE or key not in allowed:
             raise SpecError(
-                f"{source}: unknown key {full_key!r}; allowed: "
-                + ", ".join(f"{NAMESPACE}:{k}" for k in allowed)
+                f"{source}: unknown key {full_key!r}; allowed: " + ", ".join(f"{NAMESPACE}:{k}" for k in allowed)
             )
         if key in SECRET_KEYS:
             if isinstance(value, dict) and set(value) == {"secure"}:

@@ -31,9 +31,7 @@ def restart_policy(resource_type: str, props: Props) -> Iterable[str]:
         yield f"container {props.get('name')} has restart policy {props.get('restart', 'no')}"
 
 
-@resource_policy(
-    "docker-memory-limit", "Every container has a memory limit.", MEDIUM, "Set memory (MB).", (CONTAINER,)
-)
+@resource_policy("docker-memory-limit", "Every container has a memory limit.", MEDIUM, "Set memory (MB).", (CONTAINER,))
 def memory_limit(resource_type: str, props: Props) -> Iterable[str]:
     if not props.get("memory"):
         yield f"container {props.get('name')} has no memory limit"

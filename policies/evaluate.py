@@ -41,9 +41,7 @@ def _options() -> PolicyResourceOptions:
 
 
 def resource_args(resource_type: str, name: str, props: Mapping[str, Any]) -> ResourceValidationArgs:
-    return ResourceValidationArgs(
-        resource_type, props, f"urn:{resource_type}::{name}", name, _options(), None
-    )
+    return ResourceValidationArgs(resource_type, props, f"urn:{resource_type}::{name}", name, _options(), None)
 
 
 def stack_args(resources: Iterable[tuple[str, str, Mapping[str, Any]]]) -> StackValidationArgs:
@@ -71,9 +69,7 @@ def evaluate(
         if level == EnforcementLevel.DISABLED:
             continue
 
-        def add(
-            resource: str, message: str, policy: Policy = policy, level: EnforcementLevel = level
-        ) -> None:
+        def add(resource: str, message: str, policy: Policy = policy, level: EnforcementLevel = level) -> None:
             violations.append(
                 Violation(
                     policy.name,

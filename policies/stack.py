@@ -39,9 +39,7 @@ def _pod_labels(props: Mapping[str, Any]) -> dict[str, str]:
 )
 def pdb_coverage(resources: Resources) -> Iterable[tuple[str, str]]:
     selectors = [
-        dict(p.get("spec", {}).get("selector", {}).get("matchLabels", {}))
-        for t, _, p in resources
-        if t == PDB
+        dict(p.get("spec", {}).get("selector", {}).get("matchLabels", {})) for t, _, p in resources if t == PDB
     ]
     for type_, name, props in resources:
         replicated = type_ == DEPLOYMENT and props.get("spec", {}).get("replicas", 1) > 1

@@ -45,9 +45,7 @@ class RunningApp:
         self.client, self.services = client, services
 
     async def login(self, username: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, Any]:
-        response = await self.client.post(
-            "/api/auth/login", json={"username": username, "password": password}
-        )
+        response = await self.client.post("/api/auth/login", json={"username": username, "password": password})
         assert response.status_code == 200, response.text
         return dict(response.json())
 
@@ -96,9 +94,7 @@ def redis_server() -> Iterator[Redis]:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("deployment checklist")
-    group.addoption(
-        "--target", default=None, help="run tests/deployment against local, staging, production or a URL"
-    )
+    group.addoption("--target", default=None, help="run tests/deployment against local, staging, production or a URL")
     group.addoption("--stack", default=None, help="the spec whose thresholds apply (default: by target)")
     group.addoption("--prometheus-url", default=None, help="Prometheus of the target (local: :9091)")
 

@@ -216,9 +216,7 @@ class AIPipelineModule(Module):
             raise
         except TimeoutError:
             elapsed = self._record(began, "timeout")
-            await self._finish(
-                job_id, "failed", None, f"timed out after {self.settings.ai_job_timeout_seconds} s"
-            )
+            await self._finish(job_id, "failed", None, f"timed out after {self.settings.ai_job_timeout_seconds} s")
             log.warning("AI job %s timed out after %.1f s", job_id, elapsed)
             return
         except Exception as exc:

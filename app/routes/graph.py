@@ -37,9 +37,7 @@ async def list_nodes(
     return await services.cache.respond(
         request,
         _cache_key(request),
-        lambda: services.storage.graph.list_nodes(
-            type_id=typeId, state=state, search=q, limit=limit, offset=offset
-        ),
+        lambda: services.storage.graph.list_nodes(type_id=typeId, state=state, search=q, limit=limit, offset=offset),
     )
 
 
@@ -47,9 +45,7 @@ async def list_nodes(
 async def get_node(request: Request, node_id: str, _: Viewer) -> Response:
     services = services_of(request)
     need_module(services, "storage")
-    return await services.cache.respond(
-        request, _cache_key(request), lambda: services.storage.graph.get_node(node_id)
-    )
+    return await services.cache.respond(request, _cache_key(request), lambda: services.storage.graph.get_node(node_id))
 
 
 @router.post("/nodes", status_code=201)
@@ -94,9 +90,7 @@ async def list_edges(
     return await services.cache.respond(
         request,
         _cache_key(request),
-        lambda: services.storage.graph.list_edges(
-            from_id=fromId, to_id=toId, role=role, limit=limit, offset=offset
-        ),
+        lambda: services.storage.graph.list_edges(from_id=fromId, to_id=toId, role=role, limit=limit, offset=offset),
     )
 
 

@@ -130,11 +130,7 @@ class GraphStore:
         async with self.engine.connect() as conn:
             total = await conn.scalar(select(func.count()).select_from(nodes).where(where))
             rows = await conn.execute(
-                select(nodes)
-                .where(where)
-                .order_by(nodes.c.created_at, nodes.c.id)
-                .limit(limit)
-                .offset(offset)
+                select(nodes).where(where).order_by(nodes.c.created_at, nodes.c.id).limit(limit).offset(offset)
             )
             items = [node_out(r) for r in rows]
         return {"items": items, "total": total or 0, "limit": limit, "offset": offset}
@@ -154,9 +150,7 @@ class GraphStore:
             condition = and_(condition, nodes.c.version == expected)
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                update(nodes)
-                .where(condition)
-                .values(**values, version=nodes.c.version + 1, updated_at=_now())
+                update(nodes).where(condition).values(**values, version=nodes.c.version + 1, updated_at=_now())
             )
         if result.rowcount == 0:
             current = await self.get_node(node_id)  # raises NotFoundError when absent
@@ -175,9 +169,7 @@ class GraphStore:
             return await self.add_edge(conn, data)
 
     async def add_edge(self, conn: AsyncConnection, data: dict[str, Any]) -> dict[str, Any]:
-        found = set(
-            await conn.scalars(select(nodes.c.id).where(nodes.c.id.in_([data["fromId"], data["toId"]])))
-        )
+        found = set(await conn.scalars(select(nodes.c.id).where(nodes.c.id.in_([data["fromId"], data["toId"]]))))
         for field in ("fromId", "toId"):
             if data[field] not in found:
                 raise NotFoundError(f"{field}: node {data[field]!r} not found")
@@ -196,9 +188,7 @@ class GraphStore:
                     .returning(*edges.c)
                 )
         except IntegrityError as exc:
-            raise ConflictError(
-                f"edge {data['fromId']!r} -[{data['role']}]-> {data['toId']!r} already exists"
-            ) from exc
+            raise ConflictError(f"edge {data['fromId']!r} -[{data['role']}]-> {data['toId']!r} already exists") from exc
         return edge_out(result.one())
 
     async def list_edges(
@@ -214,9 +204,7 @@ class GraphStore:
         where = and_(True, *conditions)
         async with self.engine.connect() as conn:
             total = await conn.scalar(select(func.count()).select_from(edges).where(where))
-            rows = await conn.execute(
-                select(edges).where(where).order_by(edges.c.id).limit(limit).offset(offset)
-            )
+            rows = await conn.execute(select(edges).where(where).order_by(edges.c.id).limit(limit).offset(offset))
             items = [edge_out(r) for r in rows]
         return {"items": items, "total": total or 0, "limit": limit, "offset": offset}
 

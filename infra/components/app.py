@@ -148,11 +148,7 @@ class App(pulumi.ComponentResource):
             # The pause lets endpoints drop this pod before SIGTERM; then the app drains itself.
             "lifecycle": {"preStop": {"sleep": {"seconds": drain}}},
             "volumeMounts": [{"name": "logs", "mountPath": "/app/logs"}, {"name": "tmp", "mountPath": "/tmp"}]
-            + (
-                [{"name": "redis-tls", "mountPath": "/etc/redis-tls", "readOnly": True}]
-                if spec.redis.tls
-                else []
-            ),
+            + ([{"name": "redis-tls", "mountPath": "/etc/redis-tls", "readOnly": True}] if spec.redis.tls else []),
         }
         volumes: list[dict[str, Any]] = [{"name": "logs", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
         if spec.redis.tls:

@@ -109,9 +109,7 @@ class Foundation(pulumi.ComponentResource):
             {
                 "podSelector": {"matchLabels": labels("gateway")},
                 "policyTypes": ["Ingress"],
-                "ingress": [
-                    {"ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8443}]}
-                ],
+                "ingress": [{"ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8443}]}],
             },
         )
         for name, selected, ports, peers in INGRESS_PATHS:

@@ -46,9 +46,7 @@ class Observability(pulumi.ComponentResource):
             spec, app_targets, rules_path="/etc/prometheus/alert-rules.yml", kubernetes_sd=target.kubernetes
         )
         self.alert_rules = render_alert_rules(spec)
-        self.datasource = GRAFANA_DATASOURCE.format(
-            url=f"http://{target.host('prometheus')}:{PROMETHEUS_PORT}"
-        )
+        self.datasource = GRAFANA_DATASOURCE.format(url=f"http://{target.host('prometheus')}:{PROMETHEUS_PORT}")
         self.dashboard = render_dashboard(spec)
         if target.kubernetes:
             self._kubernetes(target)
@@ -94,9 +92,7 @@ class Observability(pulumi.ComponentResource):
             envs=["GF_AUTH_ANONYMOUS_ENABLED=false"],
             uploads=self._grafana_files(),
         )
-        self._container(
-            target, "jaeger", images.JAEGER, 512, ["CMD", "wget", "-qO-", "http://127.0.0.1:14269/"]
-        )
+        self._container(target, "jaeger", images.JAEGER, 512, ["CMD", "wget", "-qO-", "http://127.0.0.1:14269/"])
 
     def _grafana_files(self) -> list[dict[str, str]]:
         base = "/etc/grafana/provisioning"

@@ -91,9 +91,7 @@ def _resolve(option: str, stack: str | None, prometheus: str | None) -> Target:
 @pytest.fixture(scope="session")
 def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     config = request.config
-    yield _resolve(
-        config.getoption("--target"), config.getoption("--stack"), config.getoption("--prometheus-url")
-    )
+    yield _resolve(config.getoption("--target"), config.getoption("--stack"), config.getoption("--prometheus-url"))
 
 
 @pytest.fixture(scope="session")

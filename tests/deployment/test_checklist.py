@@ -124,9 +124,7 @@ def _jwt_secrets(target: Target) -> list[str]:
         for name in ("app-1", "app-2"):
             pid = localenv.supervisorctl("pid", name).strip()
             environ = target.hosts[0].file(f"/proc/{pid}/environ").content
-            found += [
-                e.split(b"=", 1)[1].decode() for e in environ.split(b"\0") if e.startswith(b"JWT_SECRET=")
-            ]
+            found += [e.split(b"=", 1)[1].decode() for e in environ.split(b"\0") if e.startswith(b"JWT_SECRET=")]
         return found
     return [host.check_output("printenv JWT_SECRET") for host in target.hosts]
 

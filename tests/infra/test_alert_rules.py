@@ -118,9 +118,7 @@ def test_promtool_fires_each_rule_and_stays_quiet_below_it(tmp_path: Path) -> No
         tests.append(_test_case(alert, quiet, []))
     document = {"rule_files": ["alert-rules.yml"], "evaluation_interval": "1m", "tests": tests}
     (tmp_path / "tests.yml").write_text(yaml.safe_dump(document, sort_keys=False))
-    result = subprocess.run(
-        ["promtool", "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True, text=True
-    )
+    result = subprocess.run(["promtool", "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr
 

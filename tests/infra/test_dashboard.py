@@ -13,11 +13,7 @@ METRIC = re.compile(r"\b(codex_[a-z_]+)")
 
 
 def _exported(exposition: str) -> set[str]:
-    return {
-        line.split("{")[0].split(" ")[0]
-        for line in exposition.splitlines()
-        if line and not line.startswith("#")
-    }
+    return {line.split("{")[0].split(" ")[0] for line in exposition.splitlines() if line and not line.startswith("#")}
 
 
 async def test_every_dashboard_and_alert_metric_is_exported(codex: RunningApp) -> None:

@@ -42,9 +42,7 @@ def _self_signed(directory: Path) -> tuple[str, str]:
 def _nginx_t(conf: str, directory: Path) -> subprocess.CompletedProcess[str]:
     path = directory / "nginx.conf"
     path.write_text(conf)
-    return subprocess.run(
-        ["nginx", "-t", "-c", str(path), "-p", str(directory)], capture_output=True, text=True
-    )
+    return subprocess.run(["nginx", "-t", "-c", str(path), "-p", str(directory)], capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("stack", ["staging", "production"])
@@ -94,9 +92,7 @@ def test_the_deployed_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
     from infra.mock_runtime import declare
 
     declaration = declare(load_spec("production"))
-    config_map = next(
-        r for r in declaration.of_type("kubernetes:core/v1:ConfigMap") if r.name == "gateway-config"
-    )
+    config_map = next(r for r in declaration.of_type("kubernetes:core/v1:ConfigMap") if r.name == "gateway-config")
     conf = config_map.inputs["data"]["nginx.conf"]
     cert, key = _self_signed(tmp_path)
     conf = (

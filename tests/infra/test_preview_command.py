@@ -30,11 +30,7 @@ def test_preview_staging_has_no_manifests(tmp_path: Path) -> None:
 
 
 def test_a_broken_stack_is_refused_naming_the_key(tmp_path: Path) -> None:
-    text = (
-        (ROOT / "Pulumi.production.yaml")
-        .read_text()
-        .replace("living-codex:replicas:", "living-codex:replica:")
-    )
+    text = (ROOT / "Pulumi.production.yaml").read_text().replace("living-codex:replicas:", "living-codex:replica:")
     (tmp_path / "Pulumi.broken.yaml").write_text(text)
     result = runner.invoke(cli, ["preview", "broken", "--stacks", str(tmp_path), "--out", str(tmp_path)])
     assert result.exit_code == 2

@@ -56,9 +56,7 @@ def test_every_service_is_declared(staging: Declaration, production: Declaration
     }
     deployments = {r.inputs["metadata"]["name"] for r in production.of_type("kubernetes:apps/v1:Deployment")}
     assert deployments == {f"living-codex-{s}" for s in ("app", "gateway", "prometheus", "grafana", "jaeger")}
-    statefulsets = {
-        r.inputs["metadata"]["name"] for r in production.of_type("kubernetes:apps/v1:StatefulSet")
-    }
+    statefulsets = {r.inputs["metadata"]["name"] for r in production.of_type("kubernetes:apps/v1:StatefulSet")}
     assert statefulsets == {"living-codex-postgres", "living-codex-redis"}
 
 
@@ -141,9 +139,7 @@ def test_tls_in_production_only(staging: Declaration, production: Declaration) -
     conf = _one(production, "kubernetes:core/v1:ConfigMap", "gateway-config")["data"]["nginx.conf"]
     assert "ssl_certificate" in conf and "Strict-Transport-Security" in conf
     assert production.of_type("kubernetes:cert-manager.io/v1:Certificate")
-    redis_url = str(
-        _one(production, "kubernetes:core/v1:Secret", "secrets")["stringData"]["REDIS_CONNECTION_STRING"]
-    )
+    redis_url = str(_one(production, "kubernetes:core/v1:Secret", "secrets")["stringData"]["REDIS_CONNECTION_STRING"])
     assert redis_url.startswith("rediss://")
     gateway = next(r for r in staging.of_type("docker:index/container:Container") if r.name == "gateway")
     assert "ssl_certificate" not in gateway.inputs["uploads"][0]["content"]
@@ -151,9 +147,7 @@ def test_tls_in_production_only(staging: Declaration, production: Declaration) -
 
 def test_the_app_image_is_the_same_everywhere(staging: Declaration, production: Declaration) -> None:
     app_images = {
-        r.inputs["image"]
-        for r in staging.of_type("docker:index/container:Container")
-        if r.name.startswith("app-")
+        r.inputs["image"] for r in staging.of_type("docker:index/container:Container") if r.name.startswith("app-")
     }
     built = staging.of_type("docker:index/image:Image")[0].inputs["imageName"]
     assert app_images == {built} == {staging.spec.image}

@@ -24,9 +24,7 @@ class GatedExtractor:
         return [Concept(term=text.split()[0].lower(), weight=1.0)]
 
 
-async def wait_for_job(
-    app: RunningApp, job_id: str, headers: dict[str, str], timeout: float = 10
-) -> dict[str, Any]:
+async def wait_for_job(app: RunningApp, job_id: str, headers: dict[str, str], timeout: float = 10) -> dict[str, Any]:
     async with asyncio.timeout(timeout):
         while True:
             job = (await app.client.get(f"/api/ai/jobs/{job_id}", headers=headers)).json()

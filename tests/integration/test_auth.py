@@ -10,9 +10,7 @@ PASSWORD = "correct horse battery"
 
 
 async def _register(codex: RunningApp, username: str) -> None:
-    response = await codex.client.post(
-        "/api/auth/register", json={"username": username, "password": PASSWORD}
-    )
+    response = await codex.client.post("/api/auth/register", json={"username": username, "password": PASSWORD})
     assert response.status_code == 201, response.text
     assert response.json()["role"] == "viewer"
 
@@ -76,9 +74,7 @@ async def test_refresh_rotates_and_a_refresh_token_works_once(codex: RunningApp)
 async def test_account_locks_after_repeated_failures(codex: RunningApp) -> None:
     await _register(codex, "mallory")
     for _ in range(5):
-        response = await codex.client.post(
-            "/api/auth/login", json={"username": "mallory", "password": "wrong-guess"}
-        )
+        response = await codex.client.post("/api/auth/login", json={"username": "mallory", "password": "wrong-guess"})
         assert response.status_code == 401
     locked = await codex.client.post("/api/auth/login", json={"username": "mallory", "password": PASSWORD})
     assert locked.status_code == 423 and int(locked.headers["Retry-After"]) > 0
@@ -95,9 +91,7 @@ async def test_account_locks_after_repeated_failures(codex: RunningApp) -> None:
 
 async def test_duplicate_username_is_a_conflict_naming_the_field(codex: RunningApp) -> None:
     await _register(codex, "dup-user")
-    response = await codex.client.post(
-        "/api/auth/register", json={"username": "dup-user", "password": PASSWORD}
-    )
+    response = await codex.client.post("/api/auth/register", json={"username": "dup-user", "password": PASSWORD})
     assert response.status_code == 409 and response.json()["field"] == "username"
 
 

@@ -66,9 +66,7 @@ async def test_edges(codex: RunningApp) -> None:
     assert edge.status_code == 201 and edge.json()["weight"] == 0.5
     dup = await codex.client.post("/api/edges", headers=h, json={"fromId": "a", "toId": "b", "role": "links"})
     assert dup.status_code == 409
-    missing = await codex.client.post(
-        "/api/edges", headers=h, json={"fromId": "a", "toId": "nowhere", "role": "links"}
-    )
+    missing = await codex.client.post("/api/edges", headers=h, json={"fromId": "a", "toId": "nowhere", "role": "links"})
     assert missing.status_code == 404 and missing.json()["field"] == "toId"
     listed = (await codex.client.get("/api/edges?fromId=a", headers=h)).json()
     assert listed["total"] == 1
@@ -83,9 +81,7 @@ async def test_reads_are_cached_with_etag_and_invalidated_by_writes(codex: Runni
     second = await codex.client.get("/api/nodes/c1", headers=h)
     assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
     assert first.headers["etag"] == second.headers["etag"]
-    not_modified = await codex.client.get(
-        "/api/nodes/c1", headers={**h, "If-None-Match": first.headers["etag"]}
-    )
+    not_modified = await codex.client.get("/api/nodes/c1", headers={**h, "If-None-Match": first.headers["etag"]})
     assert not_modified.status_code == 304 and not_modified.content == b""
     await codex.client.put("/api/nodes/c1", headers=h, json={"title": "v2"})
     fresh = await codex.client.get("/api/nodes/c1", headers={**h, "If-None-Match": first.headers["etag"]})

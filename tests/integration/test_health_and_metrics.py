@@ -110,9 +110,7 @@ async def test_metrics_reflect_traffic(codex: RunningApp) -> None:
     for _ in range(5):
         await codex.client.get("/health/live")
     text = (await codex.client.get("/metrics/prometheus")).text
-    line = re.search(
-        r'codex_http_requests_total\{method="GET",route="/health/live",status="200"\} (\S+)', text
-    )
+    line = re.search(r'codex_http_requests_total\{method="GET",route="/health/live",status="200"\} (\S+)', text)
     assert line and float(line.group(1)) == 5.0
     assert re.search(r"^codex_health_score 100\.0$", text, re.M)
     assert re.search(r"^codex_module_failures 0\.0$", text, re.M)

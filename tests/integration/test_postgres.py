@@ -49,17 +49,13 @@ async def test_migrations_on_sqlite_run_both_ways(make_settings, tmp_path) -> No
         await engine.dispose()
 
 
-async def test_service_on_postgres_with_the_runbook_connection_string(
-    fresh_postgres: Postgres, make_settings
-) -> None:
+async def test_service_on_postgres_with_the_runbook_connection_string(fresh_postgres: Postgres, make_settings) -> None:
     settings = make_settings(connection_string=fresh_postgres.runbook_connection_string)
     async for app in running(settings):
         health = (await app.client.get("/health")).json()
         assert health["database"]["status"] == "up" and health["database"]["backend"] == "postgresql"
         h = await app.bearer()
-        created = await app.client.post(
-            "/api/nodes", headers=h, json={"id": "pg", "typeId": "t", "title": "pg"}
-        )
+        created = await app.client.post("/api/nodes", headers=h, json={"id": "pg", "typeId": "t", "title": "pg"})
         assert created.status_code == 201
         assert (await app.client.get("/api/nodes/pg", headers=h)).json()["title"] == "pg"
         assert "codex" not in health["modules"][0].get("error", "")  # no password anywhere in health

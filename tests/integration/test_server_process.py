@@ -80,15 +80,11 @@ def served(tmp_path: Path) -> Iterator[int]:
 
 @pytest.mark.parametrize(
     "command",
-    runbook_commands(
-        "Health Checks", "Memory Management", "Troubleshooting Guide", "Performance Optimization"
-    ),
+    runbook_commands("Health Checks", "Memory Management", "Troubleshooting Guide", "Performance Optimization"),
 )
 def test_runbook_command_prints_its_field(served: int, command: str) -> None:
     command = command.replace("localhost:5002", f"127.0.0.1:{served}")
-    result = subprocess.run(
-        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=30
-    )
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     output = result.stdout.strip()
     assert output and output != "null", f"{command} printed {output!r}"
@@ -100,9 +96,7 @@ def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None
     base = f"http://127.0.0.1:{port}"
     assert httpx.get(f"{base}/health/ready").status_code == 200
     slow: dict[str, int] = {}
-    thread = threading.Thread(
-        target=lambda: slow.update(status=httpx.get(f"{base}/api/nodes", timeout=10).status_code)
-    )
+    thread = threading.Thread(target=lambda: slow.update(status=httpx.get(f"{base}/api/nodes", timeout=10).status_code))
     thread.start()
     time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
@@ -120,9 +114,7 @@ def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None
 @pytest.mark.parametrize("secret", ["", "your-secure-jwt-secret-key", "too-short"])
 def test_production_refuses_a_weak_jwt_secret(tmp_path: Path, secret: str) -> None:
     env = _environment(tmp_path, free_port(), CODEX_ENVIRONMENT="Production", JWT_SECRET=secret)
-    result = subprocess.run(
-        [CODEXOPS, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
-    )
+    result = subprocess.run([CODEXOPS, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "JWT_SECRET" in result.stderr and "secrets.token_urlsafe" in result.stderr
     assert "Traceback" not in result.stderr
@@ -130,8 +122,6 @@ def test_production_refuses_a_weak_jwt_secret(tmp_path: Path, secret: str) -> No
 
 def test_a_taken_port_is_a_clear_error(tmp_path: Path, served: int) -> None:
     env = _environment(tmp_path, served)
-    result = subprocess.run(
-        [CODEXOPS, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
-    )
+    result = subprocess.run([CODEXOPS, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "address already in use" in (result.stdout + result.stderr).lower()

@@ -69,9 +69,7 @@ def _jti(tokens: dict[str, Any]) -> str:
 async def test_redis_only_sessions_revoke_across_replicas(
     fresh_postgres: Postgres, redis_server: Redis, make_settings
 ) -> None:
-    settings = _shared_settings(
-        make_settings, fresh_postgres, redis_server, session_storage_enable_fallback=False
-    )
+    settings = _shared_settings(make_settings, fresh_postgres, redis_server, session_storage_enable_fallback=False)
     async with AsyncExitStack() as stack:
         a, b = await _replicas(stack, settings)
         tokens = await a.login()
@@ -109,9 +107,7 @@ async def test_redis_outage_falls_back_to_sql_and_loses_nothing(
         during = await a.login()  # created while Redis is down
         assert await _me(b, during["accessToken"]) == 200
         assert await _me(b, before["accessToken"]) == 200  # older sessions are still honoured
-        await b.client.post(
-            "/api/auth/logout", headers={"Authorization": f"Bearer {ended_before['accessToken']}"}
-        )
+        await b.client.post("/api/auth/logout", headers={"Authorization": f"Bearer {ended_before['accessToken']}"})
         assert await _me(a, ended_before["accessToken"]) == 401  # a revocation in the outage
         assert "codex_session_fallback_active 1.0" in (await a.client.get("/metrics")).text
 

@@ -43,16 +43,12 @@ def test_stack_policies_pass_on_both_programs(staging: Declaration, production: 
 
 def test_pdb_coverage(production: Declaration) -> None:
     without = [r for r in _resources(production) if not (r[0] == PDB and r[1] == "app")]
-    assert check_stack(stack.pdb_coverage, without) == [
-        "app: replicated Deployment without a PodDisruptionBudget"
-    ]
+    assert check_stack(stack.pdb_coverage, without) == ["app: replicated Deployment without a PodDisruptionBudget"]
 
 
 def test_default_deny(production: Declaration) -> None:
     without = [r for r in _resources(production) if not (r[0] == NETWORK_POLICY and r[1] == "default-deny")]
-    assert check_stack(stack.default_deny, without) == [
-        "living-codex: namespace has no default-deny NetworkPolicy"
-    ]
+    assert check_stack(stack.default_deny, without) == ["living-codex: namespace has no default-deny NetworkPolicy"]
 
 
 def test_services_select_pods(production: Declaration) -> None:
@@ -60,9 +56,7 @@ def test_services_select_pods(production: Declaration) -> None:
     for index, (type_, name, props) in enumerate(resources):
         if type_ == SERVICE and name == "app":
             resources[index] = (type_, name, mutated(props, lambda p: p["spec"].update(selector={"x": "y"})))
-    assert check_stack(stack.services_select_pods, resources) == [
-        "app: selector {'x': 'y'} matches no workload's pods"
-    ]
+    assert check_stack(stack.services_select_pods, resources) == ["app: selector {'x': 'y'} matches no workload's pods"]
 
 
 def test_app_monitored(staging: Declaration) -> None:

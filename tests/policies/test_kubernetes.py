@@ -30,9 +30,7 @@ def test_compliant_production_passes(production: Declaration) -> None:
         (lambda p: _c(p)["resources"]["requests"].pop("memory"), "container app: no memory request"),
     ],
 )
-def test_requests_and_limits(
-    production: Declaration, change: Callable[[Props], object], message: str
-) -> None:
+def test_requests_and_limits(production: Declaration, change: Callable[[Props], object], message: str) -> None:
     assert check(
         kubernetes.requests_and_limits, DEPLOYMENT, mutated(props_of(production, DEPLOYMENT, "app"), change)
     ) == [message]
@@ -85,9 +83,9 @@ def test_pinned_image(production: Declaration, image: str, message: str) -> None
     ],
 )
 def test_restricted(production: Declaration, change: Callable[[Props], object], message: str) -> None:
-    assert check(
-        kubernetes.restricted, DEPLOYMENT, mutated(props_of(production, DEPLOYMENT, "app"), change)
-    ) == [message]
+    assert check(kubernetes.restricted, DEPLOYMENT, mutated(props_of(production, DEPLOYMENT, "app"), change)) == [
+        message
+    ]
 
 
 @pytest.mark.parametrize("field", ["hostNetwork", "hostPID", "hostIPC"])
@@ -107,9 +105,7 @@ def test_production_replicas(production: Declaration) -> None:
 
 def test_service_exposure(production: Declaration) -> None:
     node_port = mutated(props_of(production, SERVICE, "app"), lambda p: p["spec"].update(type="NodePort"))
-    assert check(kubernetes.service_exposure, SERVICE, node_port) == [
-        "type NodePort opens a port on every node"
-    ]
+    assert check(kubernetes.service_exposure, SERVICE, node_port) == ["type NodePort opens a port on every node"]
     balanced = mutated(props_of(production, SERVICE, "app"), lambda p: p["spec"].update(type="LoadBalancer"))
     assert check(kubernetes.service_exposure, SERVICE, balanced) == [
         "living-codex-app is a LoadBalancer; only the gateway may be"

@@ -13,9 +13,7 @@ def test_every_policy_is_named_described_graded_and_has_a_fix() -> None:
     names = [p.name for p in ALL_POLICIES]
     assert len(names) == len(set(names))
     for policy in ALL_POLICIES:
-        assert (
-            policy.description and policy.severity and policy.remediation_steps and policy.enforcement_level
-        )
+        assert policy.description and policy.severity and policy.remediation_steps and policy.enforcement_level
 
 
 def test_enforcement_is_set_per_environment() -> None:
@@ -38,6 +36,4 @@ def test_an_advisory_violation_does_not_block(staging: Declaration) -> None:
     ]
     found = evaluate(resources, "Staging")
     assert [(v.policy, v.level) for v in found] == [("docker-healthcheck", "advisory")]
-    assert [(v.policy, v.level) for v in evaluate(resources, "Production")] == [
-        ("docker-healthcheck", "mandatory")
-    ]
+    assert [(v.policy, v.level) for v in evaluate(resources, "Production")] == [("docker-healthcheck", "mandatory")]

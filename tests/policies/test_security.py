@@ -23,9 +23,7 @@ def test_compliant_production_passes(production: Declaration) -> None:
 def test_gateway_https(production: Declaration) -> None:
     service = props_of(production, SERVICE, "gateway")
     no_443 = mutated(service, lambda p: p["spec"].update(ports=[{"name": "http", "port": 80}]))
-    assert check(security.gateway_https, SERVICE, no_443) == [
-        "the public LoadBalancer has no port 443: HTTPS is off"
-    ]
+    assert check(security.gateway_https, SERVICE, no_443) == ["the public LoadBalancer has no port 443: HTTPS is off"]
     config = props_of(production, CONFIGMAP, "gateway-config")
     plain = mutated(config, lambda p: p["data"].update({"nginx.conf": "listen 8080;"}))
     assert check(security.gateway_https, CONFIGMAP, plain) == [
@@ -42,9 +40,7 @@ def test_secrets_encrypted_in_config(production: Declaration, staging: Declarati
             {security.SOURCES_ANNOTATION: "jwtSecret=plaintext-config,redisPassword=generated"}
         ),
     )
-    assert check(security.secrets_encrypted, SECRET, plain) == [
-        "jwtSecret is a plaintext value in the stack file"
-    ]
+    assert check(security.secrets_encrypted, SECRET, plain) == ["jwtSecret is a plaintext value in the stack file"]
     app = props_of(staging, CONTAINER, "app-1")
     plain_app = mutated(
         app,
@@ -60,9 +56,7 @@ def test_secrets_encrypted_in_config(production: Declaration, staging: Declarati
 def test_jwt_secret_configured(production: Declaration) -> None:
     app = props_of(production, DEPLOYMENT, "app")
     literal = mutated(app, lambda p: _container(p)["env"].append({"name": "JWT_SECRET", "value": "x"}))
-    assert check(security.jwt_secret, DEPLOYMENT, literal) == [
-        "container app: JWT_SECRET is not read from a Secret"
-    ]
+    assert check(security.jwt_secret, DEPLOYMENT, literal) == ["container app: JWT_SECRET is not read from a Secret"]
     secret = props_of(production, SECRET, "secrets")
     missing = mutated(secret, lambda p: p["stringData"].pop("JWT_SECRET"))
     assert check(security.jwt_secret, SECRET, missing) == ["the stack's Secret has no JWT_SECRET"]

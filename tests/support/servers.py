@@ -56,10 +56,7 @@ class Postgres:
 
     @property
     def runbook_connection_string(self) -> str:
-        return (
-            f"Host=127.0.0.1;Port={self.port};Database={self.database};"
-            f"Username={self.user};Password={self.password}"
-        )
+        return f"Host=127.0.0.1;Port={self.port};Database={self.database};Username={self.user};Password={self.password}"
 
     def _ctl(self, *args: str) -> None:
         subprocess.run(

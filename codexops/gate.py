@@ -1,0 +1,307 @@
+"""`codexops gate`: the deployment checklist, then the load test, then the alert state, then a verdict.
+
+PASS, WARN (a warning threshold crossed) or FAIL, each with its reasons in plain words; exit 0 for PASS
+and WARN, 1 for FAIL, 2 when the gate could not run. Every step has a timeout, so a hung dependency ends
+in a verdict, never in a hung gate.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from infra.spec import ROOT, EnvironmentSpec
+from loadtests.shapes import duration
+from loadtests.thresholds import judge
+
+BIN = Path(sys.executable).parent
+HTTP_TIMEOUT = 5.0
+
+
+class GateCannotRun(RuntimeError):
+    """The gate could not run (exit 2): the message says why and what to do."""
+
+
+@dataclass
+class Step:
+    name: str
+    status: str  # pass, warn, fail
+    seconds: float
+    reasons: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GateReport:
+    target: str
+    stack: str
+    url: str
+    started: str
+    verdict: str = "FAIL"
+    steps: list[Step] = field(default_factory=list)
+    directory: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.verdict in ("PASS", "WARN") else 1
+
+    def reasons(self) -> list[str]:
+        return [f"{s.name}: {r}" for s in self.steps for r in s.reasons]
+
+
+@dataclass(frozen=True)
+class GateTarget:
+    name: str  # local, staging, production or the URL
+    url: str
+    prometheus_url: str | None
+    admin_password: str | None
+
+
+def resolve_target(target: str, spec: EnvironmentSpec, prometheus_url: str | None) -> GateTarget:
+    if target == "local":
+        from codexops import localenv
+
+        password = localenv.local_secrets()["ADMIN_PASSWORD"] if (localenv.RUNTIME / "secrets.env").exists() else None
+        return GateTarget("local", localenv.gateway_url(), prometheus_url or localenv.prometheus_url(), password)
+    admin = os.environ.get("CODEX_ADMIN_PASSWORD")
+    if target in ("staging", "production"):
+        return GateTarget(target, f"{'https' if spec.tls else 'http'}://{spec.domain}", prometheus_url, admin)
+    if target.startswith(("http://", "https://")):
+        return GateTarget(target, target.rstrip("/"), prometheus_url, admin)
+    raise GateCannotRun(f"--target {target!r}: use local, staging, production or a URL")
+
+
+# -- step 1: the checklist ----------------------------------------------------------------------------
+def run_checklist(target: GateTarget, stack: str, out: Path, timeout: float) -> Step:
+    began = time.monotonic()
+    command = [
+        str(BIN / "pytest"),
+        str(ROOT / "tests" / "deployment"),
+        f"--target={target.name}",
+        f"--stack={stack}",
+        f"--junitxml={out / 'junit.xml'}",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-o",
+        "timeout=30",
+        "--rootdir",
+        str(ROOT),
+    ]
+    if target.prometheus_url:
+        command.append(f"--prometheus-url={target.prometheus_url}")
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return Step(
+            "checklist",
+            "fail",
+            time.monotonic() - began,
+            [f"the checklist did not finish in {timeout:.0f} s"],
+        )
+    (out / "checklist.log").write_text(result.stdout + result.stderr)
+    cases = _junit_cases(out / "junit.xml")
+    failed = [c for c in cases if c["outcome"] == "failed"]
+    figures = {
+        "tests": len(cases),
+        "failed": len(failed),
+        "skipped": sum(1 for c in cases if c["outcome"] == "skipped"),
+    }
+    reasons = [f"{c['name']}: {c['message']}" for c in failed]
+    if not cases:
+        reasons.append(f"the checklist ran no test (pytest exit {result.returncode}); see checklist.log")
+    status = "fail" if reasons else "pass"
+    return Step("checklist", status, time.monotonic() - began, reasons, figures)
+
+
+def _junit_cases(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    cases = []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        outcome, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            element = case.find(tag)
+            if element is not None:
+                outcome = "skipped" if tag == "skipped" else "failed"
+                message = (element.get("message") or "").splitlines()[0][:300] if element.get("message") else ""
+        cases.append({"name": case.get("name", "?"), "outcome": outcome, "message": message})
+    return cases
+
+
+# -- step 2: the load test ------------------------------------------------------------------------------
+def _load_user(target: GateTarget) -> tuple[str, str]:
+    """A fresh editor for this run, created through the admin API."""
+    if os.environ.get("CODEX_LOAD_USERNAME") and os.environ.get("CODEX_LOAD_PASSWORD"):
+        return os.environ["CODEX_LOAD_USERNAME"], os.environ["CODEX_LOAD_PASSWORD"]
+    if not target.admin_password:
+        raise GateCannotRun(
+            "no credentials for the load test: set CODEX_LOAD_USERNAME and "
+            "CODEX_LOAD_PASSWORD (an editor), or CODEX_ADMIN_PASSWORD"
+        )
+    username, password = f"gate-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+    with httpx.Client(base_url=target.url, timeout=HTTP_TIMEOUT) as client:
+        login = client.post("/api/auth/login", json={"username": "admin", "password": target.admin_password})
+        if login.status_code != 200:
+            raise GateCannotRun(f"admin login failed ({login.status_code}): {login.text[:200]}")
+        admin = {"Authorization": f"Bearer {login.json()['accessToken']}"}
+        created = client.post("/api/auth/register", json={"username": username, "password": password})
+        promoted = client.put(f"/api/admin/users/{username}/role", headers=admin, json={"role": "editor"})
+        if created.status_code != 201 or promoted.status_code != 200:
+            raise GateCannotRun(f"could not create the load user: {created.text[:200]} {promoted.text[:200]}")
+    return username, password
+
+
+def run_load(target: GateTarget, spec: EnvironmentSpec, shape: str, scale: float, out: Path) -> Step:
+    began = time.monotonic()
+    try:
+        username, password = _load_user(target)
+    except (httpx.HTTPError, GateCannotRun) as exc:
+        return Step("load", "fail", time.monotonic() - began, [f"could not prepare the load test: {exc}"])
+    env = {
+        **os.environ,
+        "CODEX_STACK": spec.stack,
+        "CODEX_LOAD_SHAPE": shape,
+        "CODEX_LOAD_SCALE": str(scale),
+        "CODEX_LOAD_USERNAME": username,
+        "CODEX_LOAD_PASSWORD": password,
+    }
+    command = [
+        str(BIN / "locust"),
+        "-f",
+        str(ROOT / "loadtests" / "locustfile.py"),
+        "--headless",
+        "--host",
+        target.url,
+        "--csv",
+        str(out / "locust"),
+        "--csv-full-history",
+        "--html",
+        str(out / "locust.html"),
+        "--only-summary",
+        "--stop-timeout",
+        "5",
+    ]
+    limit = duration(shape, scale) + 60
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=limit, env=env, cwd=ROOT)
+        (out / "locust.log").write_text(result.stdout + result.stderr)
+    except subprocess.TimeoutExpired:
+        return Step("load", "fail", time.monotonic() - began, [f"the load test did not end within {limit} s"])
+    stats = _aggregated(out / "locust_stats.csv")
+    if stats is None:
+        return Step("load", "fail", time.monotonic() - began, ["Locust wrote no statistics; see locust.log"])
+    verdict = judge(spec.thresholds, stats["p95_ms"], stats["error_rate"], stats["requests"])
+    status = {"pass": "pass", "warning": "warn", "critical": "fail"}[verdict.level]
+    return Step("load", status, time.monotonic() - began, verdict.reasons, stats)
+
+
+def _aggregated(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            if row["Name"] == "Aggregated":
+                requests, failures = int(row["Request Count"]), int(row["Failure Count"])
+                return {
+                    "requests": requests,
+                    "failures": failures,
+                    "error_rate": failures / requests if requests else 0.0,
+                    "p50_ms": float(row["50%"] or 0),
+                    "p95_ms": float(row["95%"] or 0),
+                    "p99_ms": float(row["99%"] or 0),
+                    "rps": round(float(row["Requests/s"] or 0), 2),
+                }
+    return None
+
+
+# -- step 3: alerts ---------------------------------------------------------------------------------------
+def check_alerts(target: GateTarget, wait: float) -> Step:
+    began = time.monotonic()
+    if not target.prometheus_url:
+        return Step("alerts", "pass", 0.0, [], {"checked": False, "note": "no Prometheus for this target"})
+    time.sleep(wait)  # one scrape and one rule evaluation after the load
+    try:
+        alerts = httpx.get(f"{target.prometheus_url}/api/v1/alerts", timeout=HTTP_TIMEOUT).json()["data"]["alerts"]
+    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        return Step("alerts", "fail", time.monotonic() - began, [f"Prometheus did not answer: {exc}"])
+    firing = [a for a in alerts if a.get("state") == "firing"]
+    reasons = [
+        f"{a['labels'].get('alertname')} ({a['labels'].get('severity')}) firing: "
+        f"{a.get('annotations', {}).get('summary', '')}"
+        for a in firing
+    ]
+    severities = {a["labels"].get("severity") for a in firing}
+    status = "fail" if "critical" in severities else "warn" if firing else "pass"
+    pending = [a["labels"].get("alertname") for a in alerts if a.get("state") == "pending"]
+    return Step(
+        "alerts",
+        status,
+        time.monotonic() - began,
+        reasons,
+        {"checked": True, "firing": len(firing), "pending": pending},
+    )
+
+
+# -- the verdict and the report ------------------------------------------------------------------------
+def verdict(steps: list[Step]) -> str:
+    statuses = {s.status for s in steps}
+    return "FAIL" if "fail" in statuses else "WARN" if "warn" in statuses else "PASS"
+
+
+def run_gate(
+    target_name: str,
+    spec: EnvironmentSpec,
+    *,
+    shape: str = "gate",
+    scale: float = 1.0,
+    prometheus_url: str | None = None,
+    reports: Path = ROOT / "reports",
+    say: Callable[[str], None] = print,
+    alert_wait: float = 6.0,
+) -> GateReport:
+    target = resolve_target(target_name, spec, prometheus_url)
+    try:
+        live = httpx.get(f"{target.url}/health/live", timeout=HTTP_TIMEOUT)
+    except httpx.HTTPError as exc:
+        raise GateCannotRun(f"{target.url} does not answer ({exc}); for local run `codexops up` first") from None
+    if live.status_code != 200:
+        raise GateCannotRun(f"{target.url}/health/live answered {live.status_code}")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    slug = target_name if not target_name.startswith("http") else target_name.split("//", 1)[1].replace(":", "-")
+    out = reports / f"{slug.replace('/', '_')}-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    report = GateReport(target_name, spec.stack, target.url, stamp, directory=str(out))
+    say(f"==> checklist against {target.url}")
+    report.steps.append(run_checklist(target, spec.stack, out, timeout=180))
+    say(f"    {report.steps[-1].status} ({report.steps[-1].seconds:.1f} s)")
+    say(f"==> load test: shape {shape}, {duration(shape, scale)} s")
+    report.steps.append(run_load(target, spec, shape, scale, out))
+    say(f"    {report.steps[-1].status} ({report.steps[-1].seconds:.1f} s) {report.steps[-1].figures}")
+    say("==> alert state in Prometheus")
+    report.steps.append(check_alerts(target, alert_wait))
+    say(f"    {report.steps[-1].status}")
+    report.verdict = verdict(report.steps)
+    write_report(report, spec, out)
+    return report
+
+
+def write_report(report: GateReport, spec: EnvironmentSpec, out: Path) -> None:
+    from codexops.gate_report import latency_chart, markdown
+
+    chart = latency_chart(out / "locust_stats_history.csv", spec, out / "latency.png")
+    (out / "report.json").write_text(json.dumps(asdict(report), indent=2, default=str))
+    (out / "report.md").write_text(markdown(report, spec, chart))
