@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 PYTHON ?= python3.11
 
-.PHONY: setup system-packages venv lint test serve preview clean
+.PHONY: setup system-packages venv lint test serve preview up down gate clean
 
 setup: system-packages venv
 
@@ -34,6 +34,16 @@ test: setup lint
 
 serve: venv
 	$(BIN)/codexops serve
+
+up: setup
+	@$(BIN)/codexops up
+
+down: venv
+	@$(BIN)/codexops down
+
+# The main job: set-up, the local environment, the gate; the verdict and the report's path.
+gate: up
+	@$(BIN)/codexops gate --target local
 
 preview: venv
 	@for stack in staging production; do $(BIN)/codexops preview $$stack || exit $$?; done

@@ -415,6 +415,17 @@ def up(
     supervisorctl("start", "app-1", "app-2", "nginx", "prometheus", check=False)
     for name in ("app-1", "app-2", "nginx", "prometheus"):
         wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say)  # type: ignore[misc]
+    wait_until(replicas_scraped, "scrapes", timeout, say)
+
+
+def replicas_scraped() -> bool:
+    """Prometheus has scraped every app replica successfully at least once."""
+    try:
+        targets = httpx.get(f"{prometheus_url()}/api/v1/targets", timeout=2).json()["data"]["activeTargets"]
+    except (httpx.HTTPError, KeyError, ValueError):
+        return False
+    app = [t for t in targets if t["labels"].get("job") == "living-codex"]
+    return len(app) == len(APP_PORTS) and all(t["health"] == "up" for t in app)
 
 
 def down(say: Callable[[str], None], purge: bool = False, timeout: float = 60) -> None:

@@ -1,0 +1,31 @@
+"""The local environment for the bad-release tests: started once, reconfigured per case, stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from codexops import gate, localenv
+from infra.spec import EnvironmentSpec, load_spec
+
+
+@pytest.fixture(scope="session")
+def spec() -> EnvironmentSpec:
+    return load_spec("staging")
+
+
+@pytest.fixture(scope="session")
+def local_env(spec: EnvironmentSpec) -> Iterator[None]:
+    if localenv.supervisord_pid() is None and localenv.port_taken(localenv.GATEWAY_PORT):
+        pytest.fail("port 5002 is taken by something other than the local environment; stop it first")
+    localenv.up(spec, print)
+    try:
+        yield
+    finally:
+        localenv.down(print)
+
+
+def run_gate(spec: EnvironmentSpec, reports: Path, shape: str = "smoke", scale: float = 1.0) -> gate.GateReport:
+    return gate.run_gate("local", spec, shape=shape, scale=scale, reports=reports, alert_wait=1.0)

@@ -1,0 +1,103 @@
+"""The gate must catch bad releases: injected latency, errors, a module that fails, PostgreSQL stopped
+or hung. A healthy environment passes, and afterwards every dashboard query and alert expression
+returns data from the local Prometheus."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from codexops import localenv
+from infra.alerts import alert_rules
+from infra.dashboard import dashboard_queries
+from infra.spec import EnvironmentSpec
+from tests.resilience.conftest import run_gate
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420), pytest.mark.usefixtures("local_env")]
+
+
+@pytest.fixture
+def chaos(spec: EnvironmentSpec) -> Iterator[None]:
+    yield
+    localenv.up(spec, print)  # back to the healthy release for the next case
+
+
+def _reasons(report: object) -> str:
+    return " | ".join(report.reasons())  # type: ignore[attr-defined]
+
+
+def test_a_healthy_environment_passes(spec: EnvironmentSpec, tmp_path: Path) -> None:
+    report = run_gate(spec, tmp_path, shape="gate", scale=0.5)
+    assert report.verdict == "PASS", _reasons(report)
+    out = Path(report.directory)
+    for name in ("report.md", "report.json", "junit.xml", "locust.html", "latency.png"):
+        assert (out / name).exists(), name
+    load = next(s for s in report.steps if s.name == "load")
+    assert load.figures["requests"] > 50 and load.figures["rps"] > 0
+
+
+def test_every_dashboard_query_and_alert_expression_has_data(spec: EnvironmentSpec) -> None:
+    """Runs after the healthy gate: no panel without data, no alert on a metric nobody emits."""
+    expressions = dashboard_queries(spec)
+    # An alert expression is empty while its condition is false; what must have data is its left side.
+    expressions += [re.split(r"\s(?:>|<|==)\s[\d.]+$", rule.expr)[0] for rule in alert_rules(spec)]
+    empty = []
+    for expression in expressions:
+        result = httpx.get(f"{localenv.prometheus_url()}/api/v1/query", params={"query": expression}, timeout=5).json()
+        assert result["status"] == "success", (expression, result)
+        if not result["data"]["result"]:
+            empty.append(expression)
+    assert not empty, f"no data for: {empty}"
+
+
+def test_latency_above_the_critical_threshold_fails(spec: EnvironmentSpec, tmp_path: Path, chaos: None) -> None:
+    localenv.up(spec, print, {"CHAOS_LATENCY_MS": "1300"})
+    report = run_gate(spec, tmp_path)
+    assert report.verdict == "FAIL"
+    assert "p95 latency" in _reasons(report) and "critical" in _reasons(report)
+
+
+def test_an_error_rate_above_five_percent_fails(spec: EnvironmentSpec, tmp_path: Path, chaos: None) -> None:
+    localenv.up(spec, print, {"CHAOS_ERROR_RATE": "0.25"})
+    report = run_gate(spec, tmp_path)
+    assert report.verdict == "FAIL"
+    assert "error rate" in _reasons(report)
+
+
+def test_a_module_that_fails_to_load_fails(spec: EnvironmentSpec, tmp_path: Path, chaos: None) -> None:
+    localenv.up(spec, print, {"CHAOS_FAIL_MODULES": "ai_pipeline"})
+    report = run_gate(spec, tmp_path)
+    assert report.verdict == "FAIL"
+    assert "test_all_modules_loaded_successfully" in _reasons(report)
+
+
+def test_postgresql_stopped_fails(spec: EnvironmentSpec, tmp_path: Path, chaos: None) -> None:
+    localenv.supervisorctl("stop", "postgres")
+    try:
+        report = run_gate(spec, tmp_path)
+    finally:
+        localenv.supervisorctl("start", "postgres")
+    assert report.verdict == "FAIL"
+    assert "test_database_connections_established" in _reasons(report)
+
+
+def test_a_hung_database_does_not_hang_the_gate(spec: EnvironmentSpec, tmp_path: Path, chaos: None) -> None:
+    pid = int(localenv.supervisorctl("pid", "postgres").strip())
+    postmaster = psutil.Process(pid)
+    frozen = [postmaster, *postmaster.children(recursive=True)]
+    for process in frozen:
+        process.suspend()  # SIGSTOP: connections stay open, nothing answers
+    began = time.monotonic()
+    try:
+        report = run_gate(spec, tmp_path)
+    finally:
+        for process in frozen:
+            process.resume()
+    assert report.verdict == "FAIL", _reasons(report)
+    assert time.monotonic() - began < 300
