@@ -16,7 +16,7 @@ def spec() -> EnvironmentSpec:
     return load_spec("staging")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_env(spec: EnvironmentSpec) -> Iterator[None]:
     if localenv.supervisord_pid() is None and localenv.port_taken(localenv.GATEWAY_PORT):
         pytest.fail("port 5002 is taken by something other than the local environment; stop it first")
