@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import mmap
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -51,7 +52,11 @@ async def test_leak_detector_sees_sustained_growth(make_settings) -> None:
         memory.samples.clear()
         hoard = []
         for _ in range(8):
-            hoard.append(bytearray(b"\x01") * (4 * 1024 * 1024))
+            # Fresh anonymous pages, touched: RSS grows by exactly this much whatever the allocator
+            # kept from earlier tests.
+            block = mmap.mmap(-1, 8 * 1024 * 1024)
+            block.write(b"\x01" * len(block))
+            hoard.append(block)
             await asyncio.sleep(0.02)
             memory.sample()
         body = (await app.client.get("/health/memory")).json()
@@ -59,7 +64,8 @@ async def test_leak_detector_sees_sustained_growth(make_settings) -> None:
         assert body["memoryLeaks"]["growthRateMBPerMinute"] > 1
         assert body["recommendations"]
         assert "codex_memory_leak_detected 1.0" in (await app.client.get("/metrics")).text
-        hoard.clear()
+        for block in hoard:
+            block.close()
 
 
 async def test_chaos_leak_grows_memory(make_settings) -> None:
