@@ -6,10 +6,8 @@ configuration rendered from the stack's spec with the templates staging and prod
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
-import pwd
 import secrets
 import shutil
 import socket
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql
 from infra.alerts import render_alert_rules
 from infra.render import render_nginx, render_prometheus
 from infra.spec import ROOT, EnvironmentSpec
@@ -75,13 +74,6 @@ def prometheus_url() -> str:
 
 
 # -- prerequisites ------------------------------------------------------------------------------
-def postgres_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if not found:
-        raise LocalEnvError("PostgreSQL is not installed: run `make setup`")
-    return found[-1]
-
-
 def binaries() -> dict[str, str]:
     found = {
         "postgres": postgres_bin("postgres"),
@@ -100,10 +92,6 @@ def port_taken(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((HOST, port)) == 0
-
-
-def _as_postgres() -> list[str]:
-    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
 
 # -- secrets and files -----------------------------------------------------------------------------
@@ -321,61 +309,23 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float, say: Callab
 
 
 # -- PostgreSQL bootstrap --------------------------------------------------------------------------
-def init_postgres(bins: dict[str, str], say: Callable[[str], None]) -> None:
-    data = POSTGRES_DIR / "data"
-    if (data / "PG_VERSION").exists():
+def init_postgres(say: Callable[[str], None]) -> None:
+    if (POSTGRES_DIR / "data" / "PG_VERSION").exists():
         return
     say("  initialising PostgreSQL data directory")
     POSTGRES_DIR.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        entry = pwd.getpwnam("postgres")
-        os.chown(POSTGRES_DIR, entry.pw_uid, entry.pw_gid)
-    subprocess.run(
-        [
-            *_as_postgres(),
-            bins["initdb"],
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-            "-E",
-            "UTF8",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    give_to_postgres(POSTGRES_DIR)
+    initdb(POSTGRES_DIR / "data")
 
 
-def bootstrap_database(bins: dict[str, str], values: dict[str, str]) -> None:
-    def psql(sql: str) -> str:
-        return subprocess.run(
-            [
-                *_as_postgres(),
-                bins["psql"],
-                "-h",
-                str(POSTGRES_DIR),
-                "-p",
-                str(POSTGRES_PORT),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-tAc",
-                sql,
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout.strip()
+def bootstrap_database(values: dict[str, str]) -> None:
+    def sql(statement: str) -> str:
+        return psql(POSTGRES_DIR, POSTGRES_PORT, statement)
 
-    if not psql("SELECT 1 FROM pg_roles WHERE rolname = 'codex'"):
-        psql(f"CREATE ROLE codex LOGIN PASSWORD '{values['POSTGRES_PASSWORD']}'")
-    if not psql("SELECT 1 FROM pg_database WHERE datname = 'livingcodex'"):
-        psql("CREATE DATABASE livingcodex OWNER codex")
+    if not sql("SELECT 1 FROM pg_roles WHERE rolname = 'codex'"):
+        sql(f"CREATE ROLE codex LOGIN PASSWORD '{values['POSTGRES_PASSWORD']}'")
+    if not sql("SELECT 1 FROM pg_database WHERE datname = 'livingcodex'"):
+        sql("CREATE DATABASE livingcodex OWNER codex")
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -398,7 +348,7 @@ def up(
                 f"ports already taken: {listing}. Stop what listens there "
                 f"(lsof -i :{taken[0].port}) or run `codexops down`."
             )
-    init_postgres(bins, say)
+    init_postgres(say)
     render_files(spec, bins, values, app_env)
     if running:
         say("  supervisord already running: reloading configuration")
@@ -411,7 +361,7 @@ def up(
     by_name = {p.name: p for p in PROCESSES}
     for name in ("postgres", "redis"):
         wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say)  # type: ignore[misc]
-    bootstrap_database(bins, values)
+    bootstrap_database(values)
     supervisorctl("start", "app-1", "app-2", "nginx", "prometheus", check=False)
     for name in ("app-1", "app-2", "nginx", "prometheus"):
         wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say)  # type: ignore[misc]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -12,6 +9,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from codexops.postgres_cluster import as_postgres, give_to_postgres, initdb, postgres_bin, psql
 
 
 def free_port() -> int:
@@ -28,18 +27,6 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
-def _postgres_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if not found:
-        raise RuntimeError("PostgreSQL is not installed: run `make setup`")
-    return found[-1]
-
-
-def _as_postgres_user() -> list[str]:
-    """initdb refuses root: run the server as the 'postgres' account when we are root."""
-    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
 
 @dataclass
@@ -60,7 +47,7 @@ class Postgres:
 
     def _ctl(self, *args: str) -> None:
         subprocess.run(
-            [*_as_postgres_user(), _postgres_bin("pg_ctl"), "-D", str(self.data_dir), *args],
+            [*as_postgres(), postgres_bin("pg_ctl"), "-D", str(self.data_dir), *args],
             check=True,
             capture_output=True,
             timeout=60,
@@ -74,27 +61,7 @@ class Postgres:
         self._ctl("-m", "fast", "-w", "stop")
 
     def psql(self, sql: str, database: str = "postgres") -> str:
-        result = subprocess.run(
-            [
-                *_as_postgres_user(),
-                _postgres_bin("psql"),
-                "-h",
-                str(self.data_dir),
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                "-d",
-                database,
-                "-tAc",
-                sql,
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        return result.stdout.strip()
+        return psql(self.data_dir, self.port, sql, database)
 
     def recreate_database(self) -> None:
         self.psql(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
@@ -103,26 +70,8 @@ class Postgres:
 
 def start_postgres() -> Postgres:
     data_dir = Path(tempfile.mkdtemp(prefix="codex-pg-"))
-    if os.geteuid() == 0:
-        entry = pwd.getpwnam("postgres")
-        os.chown(data_dir, entry.pw_uid, entry.pw_gid)
-    subprocess.run(
-        [
-            *_as_postgres_user(),
-            _postgres_bin("initdb"),
-            "-D",
-            str(data_dir),
-            "-U",
-            "postgres",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-            "-E",
-            "UTF8",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    give_to_postgres(data_dir)
+    initdb(data_dir)
     server = Postgres(free_port(), data_dir)
     server.start()
     server.psql(f"CREATE ROLE {server.user} LOGIN PASSWORD '{server.password}'")
