@@ -6,8 +6,6 @@ import pulumi
 
 from infra.spec import EnvironmentSpec
 
-SECRET_ENV = ("JWT_SECRET", "CONNECTION_STRING", "REDIS_CONNECTION_STRING")
-
 
 def plain_env(spec: EnvironmentSpec, otlp_endpoint: str) -> dict[str, str]:
     """Non-secret settings (a ConfigMap on Kubernetes, plain env on Docker)."""

@@ -52,11 +52,7 @@ def build(spec: EnvironmentSpec) -> Environment:
     after = pulumi.ResourceOptions(depends_on=[foundation])
     postgres = Postgres("postgres", target, secrets.postgres_password, after)
     redis = Redis("redis", target, secrets.redis_password, after)
-    app_hosts = (
-        [f"{target.host('app')}-{i + 1}" for i in range(spec.replicas)]
-        if not target.kubernetes
-        else [target.host("app")]
-    )
+    app_hosts = target.app_hosts
     app_port = spec.ports.app
     observability = Observability("observability", target, [f"{h}:{app_port}" for h in app_hosts], after)
     app = App(

@@ -123,10 +123,6 @@ class EnvironmentSpec(Model):
                 raise ValueError(f"{name}: mode external needs externalHost")
         return self
 
-    @property
-    def app_port(self) -> int:
-        return self.ports.app
-
 
 def quantity_bytes(quantity: str) -> int:
     """Kubernetes memory quantities (512Mi, 1Gi, 500M) in bytes."""

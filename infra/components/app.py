@@ -75,7 +75,7 @@ class App(pulumi.ComponentResource):
         env = {**env, "SHUTDOWN_DRAIN_SECONDS": str(spec.shutdown.drainSeconds)}
         envs: list[pulumi.Input[str]] = [f"{k}={v}" for k, v in env.items()]
         envs += [pulumi.Output.concat(k, "=", v) for k, v in secret_env.items()]
-        self.hosts = [f"{self.host}-{i + 1}" for i in range(spec.replicas)]
+        self.hosts = target.app_hosts
         for index, host in enumerate(self.hosts, start=1):
             self.containers.append(
                 docker.Container(
@@ -105,7 +105,7 @@ class App(pulumi.ComponentResource):
         spec = target.spec
         component = "app"
         self.image_ref = spec.image
-        self.hosts = [self.host]
+        self.hosts = target.app_hosts
         self.config_map = k8s.core.v1.ConfigMap(
             "app-config", metadata=metadata(target, component), data=env, opts=child(self)
         )

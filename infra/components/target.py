@@ -34,6 +34,13 @@ class Target:
         """How other services reach `service`: its container or Kubernetes Service name."""
         return f"{PREFIX}-{service}"
 
+    @property
+    def app_hosts(self) -> list[str]:
+        """The app as the gateway and Prometheus reach it: each container, or the one Service."""
+        if self.kubernetes:
+            return [self.host("app")]
+        return [f"{self.host('app')}-{i + 1}" for i in range(self.spec.replicas)]
+
 
 def labels(component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": f"{PREFIX}-{component}", "app.kubernetes.io/part-of": PREFIX}
