@@ -15,7 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 NAMESPACE = "living-codex"
 ROOT = Path(__file__).resolve().parent.parent
-SECRET_KEYS = ("jwtSecret", "postgresPassword", "redisPassword", "grafanaPassword")
+SECRET_KEYS = (
+    "jwtSecret",
+    "postgresPassword",
+    "redisPassword",
+    "grafanaPassword",
+    "alertingSlackUrl",  # Slack incoming-webhook URL, for receivers with slackChannel
+    "alertingSmtpPassword",  # SMTP password, for receivers with email
+)
+ALERTING_SECRETS = ("alertingSlackUrl", "alertingSmtpPassword")  # never generated: given or absent
 
 
 class SpecError(ValueError):
@@ -89,6 +97,37 @@ class Shutdown(Model):
     graceSeconds: int = Field(20, ge=1)
 
 
+class EmailReceiver(Model):
+    to: str = Field(min_length=3)
+    sender: str = Field(min_length=3)
+    smarthost: str = Field(pattern=r"^[^:\s]+:\d+$", description="host:port")
+    username: str | None = None  # the password is the secret alertingSmtpPassword
+
+
+class Receiver(Model):
+    """Where Alertmanager sends alerts. URLs that are credentials (Slack) come from secrets."""
+
+    name: str = Field(pattern=r"^[a-z0-9][-a-z0-9]*$")
+    severities: tuple[Literal["warning", "critical"], ...] = ("warning", "critical")
+    webhookUrl: str | None = Field(None, pattern=r"^https?://")
+    slackChannel: str | None = None  # the URL is the secret alertingSlackUrl
+    email: EmailReceiver | None = None
+
+    @model_validator(mode="after")
+    def _has_integration(self) -> Receiver:
+        if not (self.webhookUrl or self.slackChannel or self.email):
+            raise ValueError(f"receiver {self.name}: give webhookUrl, slackChannel or email")
+        if self.name == "default":
+            raise ValueError("receiver name 'default' is reserved for the default receiver")
+        return self
+
+
+class Alerting(Model):
+    receivers: tuple[Receiver, ...] = ()
+    # Alerts matching no receiver go here; unset, they stay in Alertmanager's API and UI only.
+    defaultWebhookUrl: str | None = Field(None, pattern=r"^https?://")
+
+
 class EnvironmentSpec(Model):
     stack: str
     platform: Literal["docker", "kubernetes"]
@@ -108,6 +147,7 @@ class EnvironmentSpec(Model):
     postgres: Datastore = Datastore()
     shutdown: Shutdown = Shutdown()
     thresholds: Thresholds = Thresholds()
+    alerting: Alerting = Alerting()
     secrets: dict[str, str] = Field(default_factory=dict, description="secret key -> ciphertext")
     plaintext_secrets: tuple[str, ...] = Field(
         (), description="secret keys set without --secret: the policy pack refuses such a stack"
@@ -121,6 +161,15 @@ class EnvironmentSpec(Model):
             store: Datastore = getattr(self, name)
             if store.mode == "external" and not store.externalHost:
                 raise ValueError(f"{name}: mode external needs externalHost")
+        receivers = self.alerting.receivers
+        if len({r.name for r in receivers}) != len(receivers):
+            raise ValueError("alerting: receiver names must be unique")
+        for secret, used in (
+            ("alertingSlackUrl", any(r.slackChannel for r in receivers)),
+            ("alertingSmtpPassword", any(r.email and r.email.username for r in receivers)),
+        ):
+            if used and secret not in self.secrets:
+                raise ValueError(f"alerting: set the secret {NAMESPACE}:{secret} (pulumi config set --secret)")
         return self
 
 
