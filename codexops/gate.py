@@ -244,16 +244,40 @@ def _aggregated(path: Path) -> dict[str, Any] | None:
 
 
 # -- step 3: alerts ---------------------------------------------------------------------------------------
+def alertmanager_url(target: GateTarget) -> str | None:
+    """The target's Alertmanager: CODEX_ALERTMANAGER_URL, else the local environment's for `local`."""
+    if os.environ.get("CODEX_ALERTMANAGER_URL"):
+        return os.environ["CODEX_ALERTMANAGER_URL"].rstrip("/")
+    if target.name == "local":
+        from codexops import localenv
+
+        return localenv.alertmanager_url()
+    return None
+
+
+def _alertmanager_firing(url: str) -> list[dict[str, Any]]:
+    """Alerts Alertmanager holds (what reaches the receivers), silenced and inhibited ones included."""
+    alerts = httpx.get(f"{url}/api/v2/alerts", params={"active": "true"}, timeout=HTTP_TIMEOUT).json()
+    return [{"labels": a["labels"], "annotations": a.get("annotations", {})} for a in alerts]
+
+
 def check_alerts(target: GateTarget, wait: float) -> Step:
     began = time.monotonic()
-    if not target.prometheus_url:
+    manager = alertmanager_url(target)
+    if not target.prometheus_url and not manager:
         return Step("alerts", "pass", 0.0, [], {"checked": False, "note": "no Prometheus for this target"})
     time.sleep(wait)  # one scrape and one rule evaluation after the load
+    source = "Prometheus"
     try:
-        alerts = httpx.get(f"{target.prometheus_url}/api/v1/alerts", timeout=HTTP_TIMEOUT).json()["data"]["alerts"]
-    except (httpx.HTTPError, KeyError, ValueError) as exc:
-        return Step("alerts", "fail", time.monotonic() - began, [f"Prometheus did not answer: {exc}"])
-    firing = [a for a in alerts if a.get("state") == "firing"]
+        alerts: list[dict[str, Any]] = []
+        if target.prometheus_url:
+            alerts = httpx.get(f"{target.prometheus_url}/api/v1/alerts", timeout=HTTP_TIMEOUT).json()["data"]["alerts"]
+        firing = [a for a in alerts if a.get("state") == "firing"]
+        if manager:
+            source = "Alertmanager"
+            firing = _alertmanager_firing(manager)
+    except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
+        return Step("alerts", "fail", time.monotonic() - began, [f"{source} did not answer: {exc}"])
     reasons = [
         f"{a['labels'].get('alertname')} ({a['labels'].get('severity')}) firing: "
         f"{a.get('annotations', {}).get('summary', '')}"
@@ -267,7 +291,7 @@ def check_alerts(target: GateTarget, wait: float) -> Step:
         status,
         time.monotonic() - began,
         reasons,
-        {"checked": True, "firing": len(firing), "pending": pending},
+        {"checked": True, "source": source, "firing": len(firing), "pending": pending},
     )
 
 
@@ -306,7 +330,7 @@ def run_gate(
     say(f"==> load test: shape {shape}, {duration(shape, scale)} s")
     report.steps.append(run_load(target, spec, shape, scale, out))
     say(f"    {report.steps[-1].status} ({report.steps[-1].seconds:.1f} s) {report.steps[-1].figures}")
-    say("==> alert state in Prometheus")
+    say("==> alert state in Alertmanager and Prometheus")
     report.steps.append(check_alerts(target, alert_wait))
     say(f"    {report.steps[-1].status}")
     report.verdict = verdict(report.steps)

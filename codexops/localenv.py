@@ -23,7 +23,7 @@ import httpx
 
 from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql
 from infra.alerts import render_alert_rules
-from infra.render import render_nginx, render_prometheus
+from infra.render import render_alertmanager, render_nginx, render_prometheus
 from infra.spec import ROOT, EnvironmentSpec
 
 RUNTIME = ROOT / ".local"
@@ -41,6 +41,7 @@ APP_PORTS = (5101, 5102)
 REDIS_PORT = 6390
 POSTGRES_PORT = 5433
 PROMETHEUS_PORT = 9091
+ALERTMANAGER_PORT = 9095
 # The load generator is one address: the gateway's per-client limits are raised here, not removed.
 LOCAL_API_RATE, LOCAL_API_BURST = "2000r/s", 2000
 
@@ -62,6 +63,7 @@ PROCESSES = (
     *(Process(f"app-{i}", port, "/health/ready") for i, port in enumerate(APP_PORTS, start=1)),
     Process("nginx", GATEWAY_PORT, "/health/ready"),
     Process("prometheus", PROMETHEUS_PORT, "/-/ready"),
+    Process("alertmanager", ALERTMANAGER_PORT, "/-/ready"),
 )
 
 
@@ -73,6 +75,10 @@ def prometheus_url() -> str:
     return f"http://{HOST}:{PROMETHEUS_PORT}"
 
 
+def alertmanager_url() -> str:
+    return f"http://{HOST}:{ALERTMANAGER_PORT}"
+
+
 # -- prerequisites ------------------------------------------------------------------------------
 def binaries() -> dict[str, str]:
     found = {
@@ -80,7 +86,7 @@ def binaries() -> dict[str, str]:
         "initdb": postgres_bin("initdb"),
         "psql": postgres_bin("psql"),
     }
-    for name in ("redis-server", "nginx", "prometheus"):
+    for name in ("redis-server", "nginx", "prometheus", "prometheus-alertmanager"):
         path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
         if path is None:
             raise LocalEnvError(f"{name} is not installed: run `make setup` (Debian package)")
@@ -220,11 +226,21 @@ def supervisor_config(bins: dict[str, str], values: dict[str, str], app_env: dic
             autostart=False,
         )
     )
+    programs.append(
+        _supervisor_program(
+            "alertmanager",  # --cluster.listen-address= turns off clustering (no gossip port)
+            f"{bins['prometheus-alertmanager']} --config.file={run / 'alertmanager' / 'alertmanager.yml'} "
+            f"--storage.path={run / 'alertmanager' / 'data'} "
+            f"--web.listen-address={HOST}:{ALERTMANAGER_PORT} --cluster.listen-address=",
+            directory=run / "alertmanager",
+            autostart=False,
+        )
+    )
     return header + "\n".join(programs)
 
 
 def render_files(spec: EnvironmentSpec, bins: dict[str, str], values: dict[str, str], app_env: dict[str, str]) -> None:
-    for sub in ("logs", "nginx", "prometheus", "redis", "app-1", "app-2"):
+    for sub in ("logs", "nginx", "prometheus", "alertmanager", "redis", "app-1", "app-2"):
         (RUNTIME / sub).mkdir(parents=True, exist_ok=True)
     upstreams = [f"{HOST}:{port}" for port in APP_PORTS]
     (RUNTIME / "nginx" / "nginx.conf").write_text(
@@ -240,9 +256,14 @@ def render_files(spec: EnvironmentSpec, bins: dict[str, str], values: dict[str, 
     )
     (RUNTIME / "prometheus" / "prometheus.yml").write_text(
         render_prometheus(
-            spec, upstreams, rules_path=str(RUNTIME / "prometheus" / "alert-rules.yml"), scrape_interval="5s"
+            spec,
+            upstreams,
+            rules_path=str(RUNTIME / "prometheus" / "alert-rules.yml"),
+            scrape_interval="5s",
+            alertmanagers=[f"{HOST}:{ALERTMANAGER_PORT}"],
         )
     )
+    (RUNTIME / "alertmanager" / "alertmanager.yml").write_text(render_alertmanager(spec, group_wait="5s"))
     (RUNTIME / "prometheus" / "alert-rules.yml").write_text(render_alert_rules(spec))
     (RUNTIME / "supervisord.conf").write_text(supervisor_config(bins, values, app_env))
 
@@ -353,7 +374,7 @@ def up(
     if running:
         say("  supervisord already running: reloading configuration")
         supervisorctl("update")  # restarts programs whose command or environment changed
-        supervisorctl("signal", "HUP", "nginx", "prometheus", check=False)  # re-read rendered files
+        supervisorctl("signal", "HUP", "nginx", "prometheus", "alertmanager", check=False)  # re-read rendered files
     else:
         say("  starting supervisord")
         subprocess.run([str(BIN / "supervisord"), "-c", str(RUNTIME / "supervisord.conf")], check=True, timeout=30)
@@ -362,8 +383,8 @@ def up(
     for name in ("postgres", "redis"):
         wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say)  # type: ignore[misc]
     bootstrap_database(values)
-    supervisorctl("start", "app-1", "app-2", "nginx", "prometheus", check=False)
-    for name in ("app-1", "app-2", "nginx", "prometheus"):
+    supervisorctl("start", "app-1", "app-2", "nginx", "prometheus", "alertmanager", check=False)
+    for name in ("app-1", "app-2", "nginx", "prometheus", "alertmanager"):
         wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say)  # type: ignore[misc]
     wait_until(replicas_scraped, "scrapes", timeout, say)
 

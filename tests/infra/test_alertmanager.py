@@ -13,17 +13,15 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
 import pytest
 import yaml
 
 from infra.alerts import render_alert_rules
 from infra.render import alertmanager_secret_keys, render_alertmanager, render_prometheus
 from infra.spec import EnvironmentSpec, SpecError, _from_config, load_spec
-from tests.support.servers import free_port, wait_for_port
+from tests.support.alertmanager import post_alert, running_alertmanager
 
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"  # Debian's prometheus-alertmanager (make setup)
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 SLACK_CIPHERTEXT = "v1:slack-url-ciphertext"
 
@@ -164,30 +162,11 @@ def test_a_real_alertmanager_delivers_to_the_default_webhook(
     webhook: tuple[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     url, received = webhook
-    (tmp_path / "alertmanager.yml").write_text(
-        render_alertmanager(load_spec("staging"), default_webhook_url=url, group_wait="1s")
-    )
-    port, cluster_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [
-            ALERTMANAGER,
-            f"--config.file={tmp_path / 'alertmanager.yml'}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--cluster.listen-address=127.0.0.1:{cluster_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        alert = {"labels": {"alertname": "CodexInstanceDown", "severity": "critical", "stack": "staging"}}
-        assert httpx.post(f"http://127.0.0.1:{port}/api/v2/alerts", json=[alert], timeout=5).status_code == 200
+    config = render_alertmanager(load_spec("staging"), default_webhook_url=url, group_wait="1s")
+    with running_alertmanager(config, tmp_path) as manager:
+        post_alert(manager, alertname="CodexInstanceDown", severity="critical", stack="staging")
         deadline = time.monotonic() + 15
         while not received and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert received, "Alertmanager delivered nothing to the webhook"
-        assert received[0]["alerts"][0]["labels"]["alertname"] == "CodexInstanceDown"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    assert received, "Alertmanager delivered nothing to the webhook"
+    assert received[0]["alerts"][0]["labels"]["alertname"] == "CodexInstanceDown"
