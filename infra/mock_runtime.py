@@ -41,6 +41,7 @@ class DeclaredResource:
     provider: str = ""  # the explicit provider reference (urn::id), empty for a default provider
     protect: bool = False
     retain_on_delete: bool = False
+    dependencies: tuple[str, ...] = ()  # URNs given in depends_on
 
 
 @dataclass
@@ -54,6 +55,9 @@ class Declaration:
 
     def custom(self) -> list[DeclaredResource]:
         return [r for r in self.resources if r.custom]
+
+    def one(self, type_: str, name: str) -> DeclaredResource:
+        return next(r for r in self.resources if r.type == type_ and r.name == name)
 
 
 def normalise(value: Any) -> Any:
@@ -103,6 +107,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     request.provider,
                     bool(request.protect),
                     bool(request.retainOnDelete),
+                    tuple(request.dependencies),
                 )
             )
         return response

@@ -63,8 +63,8 @@ class Issuers(pulumi.ComponentResource):
         )
         if spec.acme:
             dns = spec.acme.dns01
-            ref = {"name": dns.secretName, "key": dns.secretKey}
-            solver = {"cloudflare": {"apiTokenSecretRef": ref}, "digitalocean": {"tokenSecretRef": ref}}[dns.provider]
+            token_field = {"cloudflare": "apiTokenSecretRef", "digitalocean": "tokenSecretRef"}[dns.provider]
+            solver = {dns.provider: {token_field: {"name": dns.secretName, "key": dns.secretKey}}}
             self.public = cluster_issuer(
                 self,
                 spec.certIssuer,

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from infra.manifests import kubernetes_manifests, validate
-from infra.mock_runtime import Declaration, declare
-from infra.spec import load_spec
+from infra.mock_runtime import Declaration
 
 SECRET_ENV = {
     "JWT_SECRET",
@@ -19,16 +16,6 @@ SECRET_ENV = {
     "GF_SECURITY_ADMIN_PASSWORD",
 }
 COMPONENTS = {"Foundation", "Postgres", "Redis", "Observability", "App", "Gateway"}
-
-
-@pytest.fixture(scope="module")
-def staging() -> Declaration:
-    return declare(load_spec("staging"))
-
-
-@pytest.fixture(scope="module")
-def production() -> Declaration:
-    return declare(load_spec("production"))
 
 
 def _components(declaration: Declaration) -> set[str]:
