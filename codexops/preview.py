@@ -70,6 +70,17 @@ def print_plan(result: PreviewResult) -> None:
     typer.echo(f"Resources: {len(declaration.custom())} in {len(components)} components")
     for type_, count in sorted(counts.items()):
         typer.echo(f"  {count:3d}  {type_}")
+    print_prerequisites(declaration)
+
+
+def print_prerequisites(declaration: Declaration) -> None:
+    """What the target must already have; a real `pulumi preview` reads the image and issuer and fails
+    naming them, offline they are listed (registry digests are stand-ins here)."""
+    prerequisites = declaration.environment.prerequisites if declaration.environment else []
+    if prerequisites:
+        typer.echo("Prerequisites (checked by a real pulumi preview; not verifiable offline):")
+        for line in prerequisites:
+            typer.echo(f"  - {line}")
 
 
 def print_validation(result: PreviewResult) -> None:

@@ -81,7 +81,7 @@ class Issuers(pulumi.ComponentResource):
                 f"Secret {cm_namespace}/{dns.secretName} (key {dns.secretKey}): the {dns.provider} API token "
                 f"cert-manager answers DNS-01 for {spec.domain} with"
             )
-        elif spec.tls and not spec.tlsSecretName:
+        elif spec.tls and not spec.tlsSecretName and spec.certIssuer != internal:  # internal: e.g. a kind cluster
             # Read, not declared: a real preview fails here, naming the issuer, when the cluster lacks it.
             k8s.apiextensions.CustomResource.get(
                 "public-issuer", api_version=CERT_MANAGER, kind="ClusterIssuer", id=spec.certIssuer, opts=child(self)

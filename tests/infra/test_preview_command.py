@@ -17,6 +17,7 @@ def test_preview_production_writes_valid_manifests(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "nothing was deployed" in result.output
     assert "0 invalid" in result.output
+    assert "Prerequisites" in result.output and "cert-manager/cloudflare-api-token" in result.output
     files = sorted((tmp_path / "production").glob("*.yaml"))
     kinds = {yaml.safe_load(f.read_text())["kind"] for f in files}
     assert {"Deployment", "StatefulSet", "HorizontalPodAutoscaler", "NetworkPolicy", "Secret"} <= kinds

@@ -47,6 +47,17 @@ def test_without_acme_the_public_issuer_is_a_named_prerequisite(variant: Variant
     assert any("ClusterIssuer letsencrypt" in p for p in declaration.environment.prerequisites)  # type: ignore[union-attr]
 
 
+def test_the_internal_ca_may_serve_the_gateway_too(variant: Variant) -> None:
+    """A cluster without public DNS (kind): the gateway's certificate from the program's own CA."""
+    declaration = variant(
+        "production",
+        ("  living-codex:acme:\n", "  unrelated:acme:\n"),
+        ("living-codex:certIssuer: letsencrypt", "living-codex:certIssuer: living-codex-internal-ca"),
+    )
+    assert _certificates(declaration)["living-codex-gateway-tls"]["issuerRef"]["name"] == "living-codex-internal-ca"
+    assert not any("ClusterIssuer" in p for p in declaration.environment.prerequisites)  # type: ignore[union-attr]
+
+
 def test_a_placeholder_domain_is_refused() -> None:
     for name, refused in (("codex.example.com", True), ("codex.test", True), ("codex.living-codex.org", False)):
         messages = check(security.real_domain, CERTIFICATE, {"spec": {"dnsNames": [name]}})
