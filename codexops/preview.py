@@ -74,11 +74,12 @@ def print_plan(result: PreviewResult) -> None:
 
 
 def print_prerequisites(declaration: Declaration) -> None:
-    """What the target must already have; a real `pulumi preview` reads the image and issuer and fails
-    naming them, offline they are listed (registry digests are stand-ins here)."""
+    """What the target must already have. A real `pulumi preview` fails on an unpublished image, a missing
+    issuer or missing cert-manager CRDs; the DNS-01 token is only used when cert-manager issues. Offline they
+    are listed, and registry digests are stand-ins."""
     prerequisites = declaration.environment.prerequisites if declaration.environment else []
     if prerequisites:
-        typer.echo("Prerequisites (checked by a real pulumi preview; not verifiable offline):")
+        typer.echo("Prerequisites (not verifiable offline; digests shown are stand-ins):")
         for line in prerequisites:
             typer.echo(f"  - {line}")
 
