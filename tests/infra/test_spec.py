@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from infra.spec import SpecError, available_stacks, load_spec
+from infra.spec import ROOT, SpecError, available_stacks, load_spec
 
 
 def _stack(tmp_path: Path, body: str, name: str = "trial") -> str:
@@ -73,3 +75,10 @@ def test_an_encrypted_secret_is_accepted(tmp_path: Path) -> None:
 def test_a_plaintext_secret_is_flagged_for_the_policy_pack(tmp_path: Path) -> None:
     stack = _stack(tmp_path, MINIMAL + "  living-codex:jwtSecret: hunter2hunter2\n")
     assert load_spec(stack, tmp_path).plaintext_secrets == ("jwtSecret",)
+
+
+def test_the_spec_imports_without_pulumi() -> None:
+    """The local environment, the gate and Locust load specs where no Pulumi program runs."""
+    code = "import sys; sys.modules['pulumi'] = None; from infra.spec import load_spec; load_spec('production')"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
