@@ -123,6 +123,7 @@ class App(pulumi.ComponentResource):
                         ]
                     ),
                     wait=True,  # the gateway is declared after the app: it starts on healthy replicas
+                    wait_timeout=120,
                     opts=child(self),
                 )
             )

@@ -151,7 +151,8 @@ class Gateway(pulumi.ComponentResource):
                     },
                 },
             },
-            opts=child(self),
+            # The pod mounts the certificate's Secret: start it once cert-manager has issued it.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[c for c in [self.certificate] if c]),
         )
         ports = [{"name": "http", "port": spec.ports.http, "targetPort": "http"}]
         if spec.tls:

@@ -84,6 +84,7 @@ class Postgres(pulumi.ComponentResource):
             volumes=[{"volume_name": self.volume.name, "container_path": "/var/lib/postgresql/data"}],
             healthcheck=docker_healthcheck(["CMD-SHELL", f"pg_isready -U {ROLE} -d {DATABASE}"]),
             wait=True,  # `pulumi up` goes on to the app only once PostgreSQL is healthy
+            wait_timeout=120,
             opts=child(self),
         )
 

@@ -85,6 +85,7 @@ class Redis(pulumi.ComponentResource):
             volumes=[{"volume_name": self.volume.name, "container_path": "/data"}],
             healthcheck=docker_healthcheck(["CMD-SHELL", 'redis-cli -a "$REDIS_PASSWORD" ping | grep PONG']),
             wait=True,  # `pulumi up` goes on to the app only once Redis is healthy
+            wait_timeout=120,
             opts=child(self),
         )
 
@@ -176,5 +177,6 @@ class Redis(pulumi.ComponentResource):
                 },
                 "volumeClaimTemplates": [data_claim(store.storage)],
             },
-            opts=child(self),
+            # The pod mounts the certificate's Secret: start it once cert-manager has issued it.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[c for c in [self.certificate] if c]),
         )

@@ -41,6 +41,14 @@ def test_the_program_declares_the_internal_ca_and_the_dns01_issuer(production: D
     assert "cert-manager" in prerequisites and "cert-manager/cloudflare-api-token" in prerequisites
 
 
+def test_workloads_start_once_their_certificate_is_issued(production: Declaration) -> None:
+    for workload, certificate in (("Deployment", "gateway-tls"), ("StatefulSet", "redis-tls")):
+        cert = production.one(CERTIFICATE, certificate)
+        assert cert.inputs["metadata"]["annotations"] == {"pulumi.com/waitFor": "condition=Ready"}
+        name = "gateway" if workload == "Deployment" else "redis"
+        assert cert.urn in production.one(f"kubernetes:apps/v1:{workload}", name).dependencies
+
+
 def test_without_acme_the_public_issuer_is_a_named_prerequisite(variant: Variant) -> None:
     declaration = variant("production", ("  living-codex:acme:\n", "  unrelated:acme:\n"))
     assert "letsencrypt" not in _issuers(declaration)
