@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 from infra import images
 from infra.components.target import (
     CHECKSUM_ANNOTATION,
+    PREFIX,
     STATEFULSET_RETENTION,
     Target,
     child,
@@ -35,6 +36,7 @@ from infra.pg_scripts import DATABASE, DOCKER_ENTRYPOINT, PASSWORD_SYNC, RESTORE
 PORT = 5432
 POSTGRES_UID = 70  # the alpine image's postgres user
 BACKUPS = "/backups"
+BACKUPS_CLAIM = f"{PREFIX}-postgres-backups"  # what pvc(..., "postgres-backups") names the claim
 
 
 class Postgres(pulumi.ComponentResource):
@@ -152,7 +154,7 @@ class Postgres(pulumi.ComponentResource):
                             {"name": "tmp", "emptyDir": {}},
                             {
                                 "name": "backups",
-                                "persistentVolumeClaim": {"claimName": "living-codex-postgres-backups"},
+                                "persistentVolumeClaim": {"claimName": BACKUPS_CLAIM},
                             },
                         ],
                     },
@@ -198,7 +200,7 @@ class Postgres(pulumi.ComponentResource):
                     "volumeMounts": [{"name": "backups", "mountPath": BACKUPS}],
                 }
             ],
-            "volumes": [{"name": "backups", "persistentVolumeClaim": {"claimName": "living-codex-postgres-backups"}}],
+            "volumes": [{"name": "backups", "persistentVolumeClaim": {"claimName": BACKUPS_CLAIM}}],
         }
         self.backup_job = k8s.batch.v1.CronJob(
             "postgres-backup",

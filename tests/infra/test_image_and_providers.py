@@ -66,6 +66,12 @@ def test_providers_are_configured_from_the_stack(production: Declaration, varian
     assert staging.one("pulumi:providers:docker", "docker").inputs["host"] == "ssh://deploy@staging.example.net"
 
 
+def test_an_encrypted_provider_setting_is_read_as_a_secret(variant: Variant) -> None:
+    declaration = variant("production", append="  kubernetes:kubeconfig:\n    secure: v1:abc==\n")
+    provider = declaration.one("pulumi:providers:kubernetes", "kubernetes").inputs
+    assert provider["kubeconfig"] == "decrypted-kubernetes:kubeconfig-by-the-engine"  # the mock's decryption
+
+
 def test_the_policy_refuses_a_provider_on_the_current_context(production: Declaration) -> None:
     provider = dict(production.one("pulumi:providers:kubernetes", "kubernetes").inputs)
     assert check(kubernetes.explicit_context, "pulumi:providers:kubernetes", provider) == []
