@@ -49,13 +49,9 @@ def render_nginx(
     https_port: int | None = None,
     api_rate: str = "200r/s",
     api_burst: int = 400,
-    container: Container | None = None,
+    container: Container | None = None,  # the public gateway of Docker or Kubernetes; None: the local one
 ) -> str:
-    """nginx.conf for `spec`; `listen_host` like '127.0.0.1:' binds one address (local runs).
-
-    `container` renders the public gateway of Docker or Kubernetes (see Container); without it, the
-    local environment's: logs in `runtime_dir`, /metrics for loopback.
-    """
+    """nginx.conf for `spec`; `listen_host` like '127.0.0.1:' binds one address (local runs)."""
     if spec.tls and not (tls_cert and tls_key):
         raise ValueError("TLS is on for this stack: give tls_cert and tls_key paths")
     return _jinja.get_template("nginx.conf.j2").render(
