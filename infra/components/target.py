@@ -143,8 +143,8 @@ def cpu_count(quantity: str) -> int:
 
 
 def megabytes(quantity: str) -> int:
-    """A memory quantity as the Docker provider's `memory` (MB)."""
-    return quantity_bytes(quantity) // (1024 * 1024)
+    """A memory quantity as the Docker provider's `memory` (MB); 0 (none) when empty, which the pack refuses."""
+    return quantity_bytes(quantity) // (1024 * 1024) if quantity else 0
 
 
 def pvc(parent: pulumi.Resource, target: Target, component: str, storage: str, name: str) -> Any:
