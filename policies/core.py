@@ -24,6 +24,8 @@ HIGH, MEDIUM, LOW, CRITICAL = Severity.HIGH, Severity.MEDIUM, Severity.LOW, Seve
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 STATEFULSET = "kubernetes:apps/v1:StatefulSet"
 WORKLOADS = (DEPLOYMENT, STATEFULSET)
+CRONJOB = "kubernetes:batch/v1:CronJob"
+POD_OWNERS = (*WORKLOADS, CRONJOB)  # whatever runs containers (a CronJob has no probes)
 SERVICE = "kubernetes:core/v1:Service"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 SECRET = "kubernetes:core/v1:Secret"
@@ -104,7 +106,9 @@ def component(props: Props) -> str:
 
 
 def pod_spec(props: Props) -> Props:
-    return props.get("spec", {}).get("template", {}).get("spec", {}) or {}
+    spec = props.get("spec", {}) or {}
+    spec = (spec.get("jobTemplate") or {}).get("spec", spec)  # a CronJob's pods are its Jobs'
+    return spec.get("template", {}).get("spec", {}) or {}
 
 
 def containers(props: Props) -> list[Props]:

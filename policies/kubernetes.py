@@ -14,6 +14,7 @@ from policies.core import (
     HIGH,
     HPA,
     MEDIUM,
+    POD_OWNERS,
     SERVICE,
     WORKLOADS,
     Props,
@@ -36,7 +37,7 @@ MIN_PRODUCTION_REPLICAS = 3
     "Every container declares CPU and memory requests and limits.",
     HIGH,
     "Set resources.requests and resources.limits for cpu and memory.",
-    WORKLOADS,
+    POD_OWNERS,
 )
 def requests_and_limits(resource_type: str, props: Props) -> Iterable[str]:
     for container in containers(props):
@@ -66,7 +67,7 @@ def probes(resource_type: str, props: Props) -> Iterable[str]:
     "Images are pinned: no latest; an immutable version tag or digest.",
     HIGH,
     "Use an image like registry/app:1.4.2 or registry/app@sha256:<digest>.",
-    (*WORKLOADS, CONTAINER),
+    (*POD_OWNERS, CONTAINER),
 )
 def pinned_image(resource_type: str, props: Props) -> Iterable[str]:
     images = (
@@ -95,7 +96,7 @@ def pinned_image(resource_type: str, props: Props) -> Iterable[str]:
     "Containers run as non-root, read-only, without privilege escalation or capabilities.",
     HIGH,
     "Set runAsNonRoot, readOnlyRootFilesystem, allowPrivilegeEscalation: false and capabilities.drop: [ALL].",
-    WORKLOADS,
+    POD_OWNERS,
 )
 def restricted(resource_type: str, props: Props) -> Iterable[str]:
     pod = pod_spec(props).get("securityContext") or {}
@@ -118,7 +119,7 @@ def restricted(resource_type: str, props: Props) -> Iterable[str]:
     "Pods share no host network, PID or IPC namespace.",
     HIGH,
     "Remove hostNetwork, hostPID and hostIPC.",
-    WORKLOADS,
+    POD_OWNERS,
 )
 def host_namespaces(resource_type: str, props: Props) -> Iterable[str]:
     pod = pod_spec(props)

@@ -12,6 +12,7 @@ from policies.core import (
     CREDENTIAL_NAME,
     CRITICAL,
     HIGH,
+    POD_OWNERS,
     SECRET,
     SERVICE,
     URL_WITH_PASSWORD,
@@ -96,7 +97,7 @@ def jwt_secret(resource_type: str, props: Props) -> Iterable[str]:
     "Database and Redis credentials never sit in plain env or ConfigMaps.",
     CRITICAL,
     "Move the value into the stack's Secret and use secretKeyRef.",
-    (*WORKLOADS, CONFIGMAP),
+    (*POD_OWNERS, CONFIGMAP),
 )
 def credentials_from_secrets(resource_type: str, props: Props) -> Iterable[str]:
     if resource_type == CONFIGMAP:

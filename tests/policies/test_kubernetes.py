@@ -117,3 +117,16 @@ def test_service_exposure(production: Declaration) -> None:
     assert check(kubernetes.service_exposure, SERVICE, cluster) == [
         "the LoadBalancer is not externalTrafficPolicy: Local: clients arrive as node addresses"
     ]
+
+
+def test_the_backup_cronjob_is_held_to_the_same_rules(production: Declaration) -> None:
+    cronjob = props_of(production, "kubernetes:batch/v1:CronJob", "postgres-backup")
+    for policy in (kubernetes.requests_and_limits, kubernetes.restricted, kubernetes.pinned_image):
+        assert check(policy, "kubernetes:batch/v1:CronJob", cronjob) == [], policy.name
+
+    def privileged(p: Props) -> None:
+        p["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"] = True
+
+    assert check(kubernetes.restricted, "kubernetes:batch/v1:CronJob", mutated(cronjob, privileged)) == [
+        "container pg-dump: runs privileged"
+    ]
