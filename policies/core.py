@@ -106,9 +106,10 @@ def component(props: Props) -> str:
 
 
 def pod_spec(props: Props) -> Props:
-    spec = props.get("spec", {}) or {}
-    spec = (spec.get("jobTemplate") or {}).get("spec", spec)  # a CronJob's pods are its Jobs'
-    return spec.get("template", {}).get("spec", {}) or {}
+    spec: Props = props.get("spec") or {}
+    if "jobTemplate" in spec:  # a CronJob's pods are its Jobs'
+        spec = spec["jobTemplate"].get("spec") or {}
+    return (spec.get("template") or {}).get("spec") or {}
 
 
 def containers(props: Props) -> list[Props]:
