@@ -128,7 +128,13 @@ def test_prometheus_sends_alerts_to_alertmanager(stack: str, tmp_path: Path) -> 
     (tmp_path / "alert-rules.yml").write_text(render_alert_rules(spec))
     text = render_prometheus(spec, ["127.0.0.1:5101"], rules_path=str(tmp_path / "alert-rules.yml"))
     targets = yaml.safe_load(text)["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
-    assert targets == [("alertmanager.living-codex.svc:9093" if stack == "production" else "alertmanager:9093")]
+    assert targets == [
+        (
+            "living-codex-alertmanager.living-codex.svc:9093"
+            if stack == "production"
+            else "living-codex-alertmanager:9093"
+        )
+    ]
     (tmp_path / "prometheus.yml").write_text(text)
     result = subprocess.run(
         [PROMTOOL, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True
