@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.spec import load_spec
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 BIN = Path(sys.executable).parent
@@ -145,3 +147,18 @@ def test_drift_previews_each_stack_with_refresh_expecting_no_change() -> None:
     preview = next(s for s in job["steps"] if s.get("with", {}).get("command") == "preview")["with"]
     assert preview["refresh"] is True and preview["expect-no-changes"] is True
     assert job["strategy"]["matrix"]["stack"] == ["staging", "production"]
+
+
+def test_end_to_end_deploys_the_production_program_on_kind_then_gates_it() -> None:
+    workflow = _workflow("e2e-kind.yml")
+    triggers = workflow[True]
+    assert "schedule" in triggers and triggers["pull_request"]["types"] == ["labeled", "synchronize"]
+    job = workflow["jobs"]["kind"]
+    assert "'e2e'" in job["if"]
+    assert any(u.startswith("helm/kind-action@") for u in _uses(job))
+    runs = "\n".join(s.get("run", "") for s in job["steps"])
+    assert "cert-manager.yaml" in runs and "--stack kind" in runs
+    assert "--policy-pack policies --policy-pack-config policies/config/production.json" in runs
+    assert "codexops gate --target" in runs
+    spec = load_spec("kind")
+    assert (spec.platform, spec.environment, spec.tls) == ("kubernetes", "Production", True)
