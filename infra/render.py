@@ -7,6 +7,7 @@ production); only addresses and paths differ.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -25,6 +26,17 @@ _jinja = Environment(
 ALERT_RULES_FILE = "alert-rules.yml"
 
 
+@dataclass(frozen=True)
+class Container:
+    """nginx as the public gateway in a container: logs to stdout/stderr, upstreams re-resolved through
+    `resolver` (so a replaced app container or Service is found again), one worker per CPU of its limit,
+    client addresses from `real_ip_from` proxies, and /metrics refused (Prometheus scrapes pods)."""
+
+    resolver: str
+    worker_processes: int
+    real_ip_from: tuple[str, ...] = ()
+
+
 def render_nginx(
     spec: EnvironmentSpec,
     upstreams: Sequence[str],
@@ -37,8 +49,13 @@ def render_nginx(
     https_port: int | None = None,
     api_rate: str = "200r/s",
     api_burst: int = 400,
+    container: Container | None = None,
 ) -> str:
-    """nginx.conf for `spec`; `listen_host` like '127.0.0.1:' binds one address (local runs)."""
+    """nginx.conf for `spec`; `listen_host` like '127.0.0.1:' binds one address (local runs).
+
+    `container` renders the public gateway of Docker or Kubernetes (see Container); without it, the
+    local environment's: logs in `runtime_dir`, /metrics for loopback.
+    """
     if spec.tls and not (tls_cert and tls_key):
         raise ValueError("TLS is on for this stack: give tls_cert and tls_key paths")
     return _jinja.get_template("nginx.conf.j2").render(
@@ -55,6 +72,7 @@ def render_nginx(
         api_rate=api_rate,
         api_burst=api_burst,
         auth_rate="10r/s",
+        container=container,
     )
 
 

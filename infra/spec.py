@@ -1,12 +1,15 @@
 """The environment spec: one typed object, built from a stack's Pulumi.<stack>.yaml, that drives every
 environment (Pulumi components, nginx, Prometheus rules, Grafana, the local environment, the gate).
 
-Importable without Pulumi running: it reads the stack file itself, the way the engine would.
+Importable without Pulumi running: `load_spec` reads the stack file itself, the way the engine would;
+under Pulumi, infra/stack_config.py feeds `spec_from_config` what `pulumi.Config` holds (--config, ESC).
+Keys of other namespaces (kubernetes:context, docker:host) are kept for the providers.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,11 +88,71 @@ class Ports(Model):
     app: int = Field(5002, ge=1, le=65535)
 
 
+def _resources(cpu_request: str, cpu_limit: str, memory_request: str, memory_limit: str) -> Resources:
+    return Resources(cpuRequest=cpu_request, cpuLimit=cpu_limit, memoryRequest=memory_request, memoryLimit=memory_limit)
+
+
+class Gateway(Model):
+    replicas: int = Field(2, ge=1)
+    resources: Resources = _resources("100m", "500m", "64Mi", "128Mi")
+    trustedProxies: tuple[str, ...] = Field((), description="CIDRs whose X-Forwarded-For nginx trusts (real_ip)")
+
+
 class Datastore(Model):
     mode: Literal["statefulset", "container", "external"] = "container"
     storage: str = "1Gi"
     externalHost: str | None = None
     tls: bool = False
+
+
+class Backup(Model):
+    """pg_dump on a schedule into a volume claim of its own, keeping the newest `keep` dumps."""
+
+    schedule: str = "0 3 * * *"
+    storage: str = "10Gi"
+    keep: int = Field(7, ge=1)
+
+
+class PostgresSpec(Datastore):
+    resources: Resources = _resources("250m", "1", "256Mi", "1Gi")
+    backup: Backup = Backup()
+
+
+class RedisSpec(Datastore):
+    resources: Resources = _resources("100m", "500m", "128Mi", "256Mi")
+    maxmemoryPercent: int = Field(75, ge=10, le=95, description="of the memory limit, leaving room for overhead")
+    # A full Redis refuses writes (the app falls back to SQL) instead of evicting a token revocation.
+    maxmemoryPolicy: Literal["noeviction", "volatile-lru", "allkeys-lru", "volatile-ttl"] = "noeviction"
+
+
+class Service(Model):
+    resources: Resources
+    storage: str = ""  # a persistent volume claim of this size; empty for none
+
+
+class Observability(Model):
+    prometheus: Service = Service(resources=_resources("200m", "1", "512Mi", "2Gi"), storage="10Gi")
+    prometheusRetention: str = "15d"
+    grafana: Service = Service(resources=_resources("100m", "500m", "128Mi", "256Mi"), storage="1Gi")
+    alertmanager: Service = Service(resources=_resources("50m", "200m", "64Mi", "128Mi"), storage="1Gi")
+    jaeger: Service = Service(resources=_resources("100m", "500m", "256Mi", "512Mi"))
+    jaegerMaxTraces: int = Field(20000, ge=100, description="bounds Jaeger's in-memory store")
+
+
+class Dns01(Model):
+    """A cert-manager DNS-01 solver whose API token is a Secret in cert-manager's namespace."""
+
+    provider: Literal["cloudflare", "digitalocean"]
+    secretName: str
+    secretKey: str = "api-token"
+
+
+class Acme(Model):
+    """The public ClusterIssuer the program declares (named certIssuer): ACME with DNS-01."""
+
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    server: str = "https://acme-v02.api.letsencrypt.org/directory"
+    dns01: Dns01
 
 
 class Shutdown(Model):
@@ -138,19 +201,28 @@ class EnvironmentSpec(Model):
     domain: str = "localhost"
     namespace: str = Field("living-codex", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     kubernetesVersion: str = Field("1.30.0", pattern=r"^\d+\.\d+\.\d+$")
+    clusterDomain: str = "cluster.local"
     tlsSecretName: str | None = None
     certIssuer: str = "letsencrypt"
+    acme: Acme | None = Field(None, description="declare certIssuer with DNS-01; without it, a prerequisite")
+    internalIssuer: str = "living-codex-internal-ca"
+    certManagerNamespace: str = "cert-manager"
     ports: Ports = Ports()
     resources: Resources = Resources()
     autoscaling: Autoscaling = Autoscaling()
-    redis: Datastore = Datastore()
-    postgres: Datastore = Datastore()
+    gateway: Gateway = Gateway()
+    redis: RedisSpec = RedisSpec()
+    postgres: PostgresSpec = PostgresSpec()
+    observability: Observability = Observability()
     shutdown: Shutdown = Shutdown()
     thresholds: Thresholds = Thresholds()
     alerting: Alerting = Alerting()
     secrets: dict[str, str] = Field(default_factory=dict, description="secret key -> ciphertext")
     plaintext_secrets: tuple[str, ...] = Field(
         (), description="secret keys set without --secret: the policy pack refuses such a stack"
+    )
+    providers: dict[str, Any] = Field(
+        default_factory=dict, description="keys of other namespaces, e.g. kubernetes:context, docker:host"
     )
 
     @model_validator(mode="after")
@@ -201,16 +273,23 @@ def available_stacks(root: Path = ROOT) -> list[str]:
 
 
 def _allowed_keys() -> list[str]:
-    internal = ("stack", "secrets", "plaintext_secrets")
+    internal = ("stack", "secrets", "plaintext_secrets", "providers")
     return sorted(k for k in EnvironmentSpec.model_fields if k not in internal) + list(SECRET_KEYS)
 
 
-def _from_config(stack: str, config: dict[str, Any], source: str) -> EnvironmentSpec:
-    values: dict[str, Any] = {"stack": stack, "secrets": {}, "plaintext_secrets": ()}
+def spec_from_config(stack: str, config: Mapping[str, Any], source: str) -> EnvironmentSpec:
+    """The spec from a stack's config map (full keys like `living-codex:replicas`); `source` names it in errors.
+
+    A secret is `{"secure": ...}` when it was set with --secret; any other value is flagged as plaintext.
+    """
+    values: dict[str, Any] = {"stack": stack, "secrets": {}, "plaintext_secrets": (), "providers": {}}
     allowed = _allowed_keys()
     for full_key, value in config.items():
         namespace, _, key = str(full_key).partition(":")
-        if namespace != NAMESPACE or key not in allowed:
+        if namespace != NAMESPACE:  # another package's setting: kubernetes:context, docker:host, ...
+            values["providers"][str(full_key)] = value
+            continue
+        if key not in allowed:
             raise SpecError(
                 f"{source}: unknown key {full_key!r}; allowed: " + ", ".join(f"{NAMESPACE}:{k}" for k in allowed)
             )
@@ -234,6 +313,9 @@ def _from_config(stack: str, config: dict[str, Any], source: str) -> Environment
         raise SpecError(f"{source}: " + "; ".join(problems)) from None
 
 
+_from_config = spec_from_config  # the earlier private name, still used by tests
+
+
 def load_spec(stack: str, root: Path = ROOT) -> EnvironmentSpec:
     """The spec of `stack`, from Pulumi.<stack>.yaml at the repository root."""
     path = stack_file(stack, root)
@@ -246,4 +328,4 @@ def load_spec(stack: str, root: Path = ROOT) -> EnvironmentSpec:
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise SpecError(f"{path.name} has no 'config:' map")
-    return _from_config(stack, config, path.name)
+    return spec_from_config(stack, config, path.name)
