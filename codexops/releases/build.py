@@ -136,3 +136,44 @@ def build_release(
                 raise
             progress(f"  release {rid} was built concurrently: kept that one")
         return read_release(final)
+
+
+def _docker_running() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, timeout=20)
+    return probe.returncode == 0
+
+
+def build_image(progress: Callable[[str], None], *, source: Path | None = None) -> Release:
+    """The release for Docker and Kubernetes: the image of app/Dockerfile, referenced by its digest
+    (the image ID; a registry's RepoDigest once pushed). Needs a running Docker daemon."""
+    source = source or ROOT
+    if not _docker_running():
+        raise BuildError(
+            "an image release needs Docker, and no Docker daemon answers here (`docker version`). "
+            "Build the local release instead (`codexops release build`), or run this where Docker runs."
+        )
+    version = tomllib.loads((source / "pyproject.toml").read_text())["project"]["version"]
+    tag = f"living-codex:{version}"
+    progress(f"  docker build -f app/Dockerfile -t {tag} {source}")
+    _run(
+        ["docker", "build", "-f", str(source / "app" / "Dockerfile"), "-t", tag, str(source)], cwd=source, timeout=1800
+    )
+    digest = _run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], cwd=source).strip()
+    directory = store_root() / f"{version}-{digest.removeprefix('sha256:')[:12]}"
+    if (directory / MANIFEST).exists():
+        return read_release(directory)
+    release = Release(
+        id=release_id(version, digest),
+        version=version,
+        commit=git_commit(source),
+        digest=digest,
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        path=None,
+        image=f"living-codex@{digest}",
+        schema_head=schema_head(source),
+    )
+    directory.mkdir(parents=True)
+    (directory / MANIFEST).write_text(json.dumps(release.to_json(), indent=2) + "\n")
+    return read_release(directory)
