@@ -11,6 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from app.config import ConfigError, Settings
+from codexops.release_cli import register as register_release_commands
 from infra.spec import EnvironmentSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,6 +198,9 @@ def gate(
         typer.echo(f"    - {reason}")
     typer.echo(f"==> report: {report.directory}/report.md")
     raise typer.Exit(report.exit_code)
+
+
+register_release_commands(cli)
 
 
 def main() -> None:
