@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,9 @@ class Release:
     path: Path | None  # the local release directory
     image: str | None  # image reference by digest (docker/kubernetes), when one was built
     schema_head: str  # alembic head revision the release migrates to
+    env: dict[str, str] = field(
+        default_factory=dict
+    )  # baked into the release, set on every replica (tests' bad releases)
 
     @property
     def short_digest(self) -> str:
@@ -53,6 +56,7 @@ class Release:
             path=Path(path) if path else None,
             image=data.get("image"),
             schema_head=str(data["schema_head"]),
+            env={str(k): str(v) for k, v in (data.get("env") or {}).items()},
         )
 
 
