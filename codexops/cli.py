@@ -11,6 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from app.config import ConfigError, Settings
+from codexops.release_cli import register as register_release_commands
 from infra.spec import EnvironmentSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,22 +236,32 @@ cli.add_typer(release_cli, name="release")
 
 @release_cli.command("build")
 def release_build(
+    docker: Annotated[bool, typer.Option("--docker", help="build the image of app/Dockerfile (needs Docker)")] = False,
     image: Annotated[
-        bool, typer.Option(help="build the Docker image of app/Dockerfile instead (needs Docker)")
-    ] = False,
+        str | None, typer.Option(help="record an image built elsewhere (CI): REF@sha256:<64 hex>, nothing is built")
+    ] = None,
 ) -> None:
-    """Build a release: the wheel with the locked dependencies in .local/releases/<version>-<digest12>/."""
-    from codexops.releases.build import BuildError, build_image, build_release
+    """Build a release: the wheel with the locked dependencies in .local/releases/<version>-<digest12>/.
+    The last line printed is the release id."""
+    from codexops.releases.build import BuildError, build_image, build_release, record_image
 
     began = time.monotonic()
     try:
-        release = build_image(typer.echo) if image else build_release(typer.echo)
+        if image:
+            release = record_image(image, typer.echo)
+        elif docker:
+            release = build_image(typer.echo)
+        else:
+            release = build_release(typer.echo)
     except BuildError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
-    typer.secho(f"==> release {release.id} ({time.monotonic() - began:.1f} s)", fg="green")
+    typer.echo(f"==> release {release.id} ({time.monotonic() - began:.1f} s): {release.image or release.path}")
     typer.echo(f"    digest {release.digest}, commit {release.commit}, schema {release.schema_head}")
-    typer.echo(f"    {release.image or release.path}")
+    typer.echo(release.id)
+
+
+register_release_commands(cli)
 
 
 def main() -> None:
