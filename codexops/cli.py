@@ -222,6 +222,10 @@ def gate(
     except (GateCannotRun, TargetError, ValueError) as exc:
         typer.secho(f"gate could not run: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
+    if resolved.kind != "url":  # the stack's evidence for promotion (the gate of the release it serves)
+        from codexops.releases.history import record_gate
+
+        record_gate(resolved.spec.stack, report)
     colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}[report.verdict]
     typer.secho(f"==> verdict: {report.verdict} ({time.monotonic() - began:.1f} s)", fg=colour, bold=True)
     for reason in report.reasons():
