@@ -212,7 +212,8 @@ def test_a_real_prometheus_sends_its_firing_alerts_to_alertmanager(tmp_path: Pat
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline, alerts = time.monotonic() + 30, []
+            deadline = time.monotonic() + 30
+            alerts: list[dict[str, Any]] = []
             while not alerts and time.monotonic() < deadline:
                 time.sleep(0.5)
                 alerts = httpx.get(f"{manager}/api/v2/alerts", timeout=5).json()
