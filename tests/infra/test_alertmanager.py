@@ -19,7 +19,7 @@ import yaml
 
 from infra.alerts import render_alert_rules
 from infra.render import alertmanager_secret_keys, render_alertmanager, render_prometheus
-from infra.spec import EnvironmentSpec, SpecError, _from_config, load_spec
+from infra.spec import EnvironmentSpec, SpecError, load_spec, spec_from_config
 from tests.support.alertmanager import post_alert, running_alertmanager
 from tests.support.servers import free_port
 
@@ -36,7 +36,7 @@ def _spec(alerting: dict[str, Any], **secrets: str) -> EnvironmentSpec:
         "living-codex:alerting": alerting,
     }
     config.update({f"living-codex:{key}": {"secure": value} for key, value in secrets.items()})
-    return _from_config("test", config, "Pulumi.test.yaml")
+    return spec_from_config("test", config, "Pulumi.test.yaml")
 
 
 TEAM = _spec(
