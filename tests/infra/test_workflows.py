@@ -130,6 +130,8 @@ def test_main_builds_deploys_by_digest_and_gates_staging() -> None:
     runs = "\n".join(s.get("run", "") for s in jobs["staging"]["steps"])
     assert "codexops deploy staging" in runs and "codexops gate --target staging" in runs
     assert "GITHUB_STEP_SUMMARY" in runs
+    # The evidence artifact carries histories and release records, never a stack folder (secrets.env, backups).
+    assert "-name history.jsonl" in runs and "cp -r .local" not in runs
 
 
 def test_production_is_reached_only_through_the_reviewed_environment() -> None:
