@@ -29,7 +29,7 @@ import psutil
 from codexops.paths import local_root
 from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql
 from infra.alerts import render_alert_rules
-from infra.render import render_nginx, render_prometheus
+from infra.render import render_alertmanager, render_nginx, render_prometheus
 from infra.spec import EnvironmentSpec, load_spec
 
 RUNTIME = local_root()
@@ -58,6 +58,7 @@ class Ports:
     postgres: int
     redis: int
     prometheus: int
+    alertmanager: int
     apps: tuple[int, ...]
 
 
@@ -65,8 +66,8 @@ def stack_ports(spec: EnvironmentSpec) -> Ports:
     base = spec.local.portBase
     apps = range(spec.replicas)
     if base is None:  # the runbook's ports
-        return Ports(GATEWAY_PORT, 5433, 6390, 9091, tuple(5101 + i for i in apps))
-    return Ports(base, base + 1, base + 2, base + 3, tuple(base + 10 + i for i in apps))
+        return Ports(GATEWAY_PORT, 5433, 6390, 9091, 9095, tuple(5101 + i for i in apps))
+    return Ports(base, base + 1, base + 2, base + 3, base + 4, tuple(base + 10 + i for i in apps))
 
 
 def stacks_root() -> Path:
@@ -115,6 +116,7 @@ class LocalStack:
             *(Process(name, port, "/health/ready") for name, port in zip(self.apps, ports.apps, strict=True)),
             Process("nginx", ports.gateway, "/health/ready"),
             Process("prometheus", ports.prometheus, "/-/ready"),
+            Process("alertmanager", ports.alertmanager, "/-/ready"),
         )
 
     def gateway_url(self) -> str:
@@ -122,6 +124,9 @@ class LocalStack:
 
     def prometheus_url(self) -> str:
         return f"http://{HOST}:{self.ports.prometheus}"
+
+    def alertmanager_url(self) -> str:
+        return f"http://{HOST}:{self.ports.alertmanager}"
 
     def app_log(self, app: str) -> Path:
         return self.runtime / app / "logs" / "server.log"
@@ -140,6 +145,10 @@ def prometheus_url(stack: str = DEFAULT_STACK) -> str:
     return local_stack(stack).prometheus_url()
 
 
+def alertmanager_url(stack: str = DEFAULT_STACK) -> str:
+    return local_stack(stack).alertmanager_url()
+
+
 # -- prerequisites ------------------------------------------------------------------------------
 def binaries() -> dict[str, str]:
     found = {
@@ -147,7 +156,7 @@ def binaries() -> dict[str, str]:
         "initdb": postgres_bin("initdb"),
         "psql": postgres_bin("psql"),
     }
-    for name in ("redis-server", "nginx", "prometheus"):
+    for name in ("redis-server", "nginx", "prometheus", "prometheus-alertmanager"):
         path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
         if path is None:
             raise LocalEnvError(f"{name} is not installed: run `make setup` (Debian package)")
@@ -335,6 +344,17 @@ def supervisor_config(stack: LocalStack, bins: dict[str, str], values: dict[str,
             autostart=False,
         )
     )
+    programs.append(
+        _supervisor_program(
+            stack,
+            "alertmanager",  # --cluster.listen-address= turns off clustering (no gossip port)
+            f"{bins['prometheus-alertmanager']} --config.file={run / 'alertmanager' / 'alertmanager.yml'} "
+            f"--storage.path={run / 'alertmanager' / 'data'} "
+            f"--web.listen-address={HOST}:{ports.alertmanager} --cluster.listen-address=",
+            directory=run / "alertmanager",
+            autostart=False,
+        )
+    )
     return header + "\n".join(programs)
 
 
@@ -361,16 +381,21 @@ def write_supervisor_conf(stack: LocalStack, state: dict[str, Any]) -> None:
 
 def render_files(stack: LocalStack, state: dict[str, Any]) -> None:
     run = stack.runtime
-    for sub in ("logs", "nginx", "prometheus", "redis", *stack.apps):
+    for sub in ("logs", "nginx", "prometheus", "alertmanager", "redis", *stack.apps):
         (run / sub).mkdir(parents=True, exist_ok=True)
     stack.scratch.mkdir(parents=True, exist_ok=True)
     upstreams = [f"{HOST}:{port}" for port in stack.ports.apps]
     write_nginx_conf(stack)
     (run / "prometheus" / "prometheus.yml").write_text(
         render_prometheus(
-            stack.spec, upstreams, rules_path=str(run / "prometheus" / "alert-rules.yml"), scrape_interval="5s"
+            stack.spec,
+            upstreams,
+            rules_path=str(run / "prometheus" / "alert-rules.yml"),
+            scrape_interval="5s",
+            alertmanagers=[f"{HOST}:{stack.ports.alertmanager}"],
         )
     )
+    (run / "alertmanager" / "alertmanager.yml").write_text(render_alertmanager(stack.spec, group_wait="5s"))
     (run / "prometheus" / "alert-rules.yml").write_text(render_alert_rules(stack.spec))
     write_supervisor_conf(stack, state)
 
@@ -510,7 +535,8 @@ def up(
     if running:
         say("  supervisord already running: reloading configuration")
         supervisorctl("update", stack=stack)  # restarts programs whose command or environment changed
-        supervisorctl("signal", "HUP", "nginx", "prometheus", check=False, stack=stack)  # re-read rendered files
+        # re-read rendered files
+        supervisorctl("signal", "HUP", "nginx", "prometheus", "alertmanager", check=False, stack=stack)
     else:
         say(f"  starting supervisord for stack {stack.name}")
         subprocess.run(
@@ -521,8 +547,8 @@ def up(
     for name in ("postgres", "redis"):
         wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say, stack)  # type: ignore[misc]
     bootstrap_database(stack, values)
-    supervisorctl("start", *stack.apps, "nginx", "prometheus", check=False, stack=stack)
-    for name in (*stack.apps, "nginx", "prometheus"):
+    supervisorctl("start", *stack.apps, "nginx", "prometheus", "alertmanager", check=False, stack=stack)
+    for name in (*stack.apps, "nginx", "prometheus", "alertmanager"):
         wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say, stack)  # type: ignore[misc]
     wait_until(lambda: replicas_scraped(stack), "scrapes", timeout, say, stack)
     return stack
