@@ -529,6 +529,10 @@ def up(
             )
     state = read_state(stack)
     state["app_env"] = dict(app_env or {})
+    for app, release in list(state["releases"].items()):
+        if not (Path(release["path"]) / "venv" / "bin" / "codexops").exists():
+            say(f"  {app}: release {release['id']} is gone from the release store; it serves this checkout")
+            del state["releases"][app]
     write_state(stack, state)
     init_postgres(stack, say)
     render_files(stack, state)

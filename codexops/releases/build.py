@@ -88,7 +88,7 @@ def build_release(
                 *_uv(),
                 "export",
                 "--frozen",
-                "--no-dev",
+                "--no-default-groups",  # the service's own dependencies, what app/Dockerfile installs
                 "--no-emit-project",
                 "--no-hashes",
                 "--format",

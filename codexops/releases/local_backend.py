@@ -38,14 +38,20 @@ class LocalBackend:
         local = localenv.local_stack(stack)
         if localenv.supervisord_pid(local) is None:
             progress(f"  stack {stack} is not running: starting it on its current release first")
-            localenv.up(local.spec, progress)
+            try:
+                localenv.up(local.spec, progress)
+            except localenv.LocalEnvError as exc:
+                return DeployOutcome(False, f"stack {stack} could not start: {exc}")
         try:
             backup = backup_if_schema_moves_forward(local, release, progress)
         except (subprocess.SubprocessError, OSError) as exc:
             return DeployOutcome(False, f"the backup before a schema change failed, nothing deployed: {exc}")
         for app, port in zip(local.apps, local.ports.apps, strict=True):
             progress(f"  {app} (:{port}) -> {release.id}")
-            problem = replace_replica(local, app, port, release, progress)
+            try:
+                problem = replace_replica(local, app, port, release, progress)
+            except localenv.LocalEnvError as exc:
+                return DeployOutcome(False, f"{app}: {exc}", backup)
             if problem:
                 return DeployOutcome(False, f"{app} did not serve {release.id}: {problem}; put back", backup)
         detail = f"{len(local.apps)} replicas of stack {stack} serve {release.id}"
