@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     memory_leak_threshold_mb_per_min: float = Field(2.0, validation_alias="MEMORY_LEAK_THRESHOLD_MB_PER_MIN", gt=0)
     memory_warning_percent: float = Field(80.0, validation_alias="MEMORY_WARNING_PERCENT")
     memory_critical_percent: float = Field(90.0, validation_alias="MEMORY_CRITICAL_PERCENT")
+    # The stack's healthScore thresholds (the spec passes them in; the runbook's 80/60 by default).
+    health_score_warning: float = Field(80.0, validation_alias="HEALTH_SCORE_WARNING", ge=0, le=100)
+    health_score_critical: float = Field(60.0, validation_alias="HEALTH_SCORE_CRITICAL", ge=0, le=100)
+    # The release this process serves (set by the deployer); /health reports it as its version.
+    release: str | None = Field(None, validation_alias="CODEX_RELEASE")
 
     max_body_bytes: int = Field(1_048_576, validation_alias="MAX_BODY_BYTES", gt=0)
     shutdown_drain_seconds: float = Field(1.0, validation_alias="SHUTDOWN_DRAIN_SECONDS", ge=0)
@@ -129,6 +134,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _safe_outside_development(self) -> Settings:
         parse_urls(self.urls)
+        if self.memory_warning_percent >= self.memory_critical_percent:
+            raise ConfigError("MEMORY_WARNING_PERCENT must be below MEMORY_CRITICAL_PERCENT")
+        if self.health_score_warning <= self.health_score_critical:
+            raise ConfigError("HEALTH_SCORE_WARNING must be above HEALTH_SCORE_CRITICAL (lower scores are worse)")
         if self.heap_size_limit:
             parse_size(self.heap_size_limit)
         if self.is_development:

@@ -9,11 +9,10 @@ from typing import Any
 from app import __version__
 from app.services import Services
 
-WARNING_SCORE, CRITICAL_SCORE = 80, 60  # the runbook's health-score thresholds
-
 
 @dataclass
 class Assessment:
+    critical_below: float  # the stack's critical health score (HEALTH_SCORE_CRITICAL)
     score: int = 100
     issues: list[str] = field(default_factory=list)
     critical: bool = False
@@ -25,7 +24,7 @@ class Assessment:
 
     @property
     def status(self) -> str:
-        if self.critical or self.score < CRITICAL_SCORE:
+        if self.critical or self.score < self.critical_below:
             return "unhealthy"
         if self.issues:
             return "degraded"
@@ -41,7 +40,7 @@ async def probe_database(services: Services) -> dict[str, Any]:
 
 def assess(services: Services, database: dict[str, Any]) -> Assessment:
     """Score 100 minus a documented penalty for every problem found now."""
-    result = Assessment()
+    result = Assessment(services.settings.health_score_critical)
     for state in services.host.failed:
         result.penalise(
             40 if state.critical else 20,
@@ -103,7 +102,7 @@ async def overall(services: Services) -> tuple[dict[str, Any], int]:
         "redis": services.sessions.redis_report(),
         "memoryUsageMB": round(services.memory.rss() / 1024 / 1024, 2),
         "memoryPressure": services.memory.pressure(),
-        "version": __version__,
+        "version": services.settings.release or __version__,
         "environment": services.settings.environment,
         "observability": {
             "prometheus": services.settings.prometheus_enabled,
@@ -158,7 +157,8 @@ def ai_pipeline(services: Services) -> tuple[dict[str, Any], int]:
     if finished:
         score -= round(50 * stats["failedRequests"] / finished)
     score -= round(30 * stats["queueDepth"] / stats["queueCapacity"])
-    status = "healthy" if score >= WARNING_SCORE else "degraded" if score >= CRITICAL_SCORE else "unhealthy"
+    warning, critical = settings.health_score_warning, settings.health_score_critical
+    status = "healthy" if score >= warning else "degraded" if score >= critical else "unhealthy"
     return {
         "enabled": settings.enable_ai_pipeline_monitoring,
         "status": status,

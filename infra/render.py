@@ -129,8 +129,8 @@ ALERTMANAGER_PORT = 9093
 def alertmanager_address(spec: EnvironmentSpec) -> str:
     """Where Prometheus finds Alertmanager in a stack: the container name, or the Service's DNS name."""
     if spec.platform == "kubernetes":
-        return f"alertmanager.{spec.namespace}.svc:{ALERTMANAGER_PORT}"
-    return f"alertmanager:{ALERTMANAGER_PORT}"
+        return f"living-codex-alertmanager.{spec.namespace}.svc:{ALERTMANAGER_PORT}"
+    return f"living-codex-alertmanager:{ALERTMANAGER_PORT}"
 
 
 def alertmanager_secret_keys(spec: EnvironmentSpec) -> tuple[str, ...]:

@@ -191,6 +191,14 @@ class Alerting(Model):
     defaultWebhookUrl: str | None = Field(None, pattern=r"^https?://")
 
 
+class Local(Model):
+    """The stack's local environment (`codexops up --stack S`): its port range. Without portBase the
+    stack uses the runbook's ports (gateway :5002); with it, gateway portBase, PostgreSQL +1, Redis +2,
+    Prometheus +3, Alertmanager +4, app replicas from +10 on."""
+
+    portBase: int | None = Field(None, ge=1024, le=65000)
+
+
 class EnvironmentSpec(Model):
     stack: str
     platform: Literal["docker", "kubernetes"]
@@ -217,6 +225,7 @@ class EnvironmentSpec(Model):
     shutdown: Shutdown = Shutdown()
     thresholds: Thresholds = Thresholds()
     alerting: Alerting = Alerting()
+    local: Local = Local()
     secrets: dict[str, str] = Field(default_factory=dict, description="secret key -> ciphertext")
     plaintext_secrets: tuple[str, ...] = Field(
         (), description="secret keys set without --secret: the policy pack refuses such a stack"

@@ -13,16 +13,19 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 import pytest
 import yaml
 
 from infra.alerts import render_alert_rules
 from infra.render import alertmanager_secret_keys, render_alertmanager, render_prometheus
-from infra.spec import EnvironmentSpec, SpecError, _from_config, load_spec
+from infra.spec import EnvironmentSpec, SpecError, load_spec, spec_from_config
 from tests.support.alertmanager import post_alert, running_alertmanager
+from tests.support.servers import free_port
 
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"  # Debian's prometheus-alertmanager (make setup)
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 SLACK_CIPHERTEXT = "v1:slack-url-ciphertext"
 
 
@@ -33,7 +36,7 @@ def _spec(alerting: dict[str, Any], **secrets: str) -> EnvironmentSpec:
         "living-codex:alerting": alerting,
     }
     config.update({f"living-codex:{key}": {"secure": value} for key, value in secrets.items()})
-    return _from_config("test", config, "Pulumi.test.yaml")
+    return spec_from_config("test", config, "Pulumi.test.yaml")
 
 
 TEAM = _spec(
@@ -128,7 +131,13 @@ def test_prometheus_sends_alerts_to_alertmanager(stack: str, tmp_path: Path) -> 
     (tmp_path / "alert-rules.yml").write_text(render_alert_rules(spec))
     text = render_prometheus(spec, ["127.0.0.1:5101"], rules_path=str(tmp_path / "alert-rules.yml"))
     targets = yaml.safe_load(text)["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
-    assert targets == [("alertmanager.living-codex.svc:9093" if stack == "production" else "alertmanager:9093")]
+    assert targets == [
+        (
+            "living-codex-alertmanager.living-codex.svc:9093"
+            if stack == "production"
+            else "living-codex-alertmanager:9093"
+        )
+    ]
     (tmp_path / "prometheus.yml").write_text(text)
     result = subprocess.run(
         [PROMTOOL, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True
@@ -170,3 +179,46 @@ def test_a_real_alertmanager_delivers_to_the_default_webhook(
             time.sleep(0.2)
     assert received, "Alertmanager delivered nothing to the webhook"
     assert received[0]["alerts"][0]["labels"]["alertname"] == "CodexInstanceDown"
+
+
+def test_a_real_prometheus_sends_its_firing_alerts_to_alertmanager(tmp_path: Path) -> None:
+    """The rendered prometheus.yml's `alerting` block, for real: a rule that always fires reaches Alertmanager."""
+    spec = load_spec("staging")
+    rules = {
+        "groups": [
+            {"name": "t", "rules": [{"alert": "AlwaysFiring", "expr": "vector(1)", "labels": {"severity": "warning"}}]}
+        ]
+    }
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
+    with running_alertmanager(render_alertmanager(spec), tmp_path) as manager:
+        config = render_prometheus(
+            spec,
+            [],
+            rules_path=str(tmp_path / "rules.yml"),
+            scrape_interval="1s",
+            alertmanagers=[manager.split("//")[1]],
+        )
+        (tmp_path / "prometheus.yml").write_text(config)
+        port = free_port()
+        prometheus = subprocess.Popen(
+            [
+                PROMETHEUS,
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--rules.alert.resend-delay=1s",  # its first send may precede Alertmanager's discovery
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            alerts: list[dict[str, Any]] = []
+            while not alerts and time.monotonic() < deadline:
+                time.sleep(0.5)
+                alerts = httpx.get(f"{manager}/api/v2/alerts", timeout=5).json()
+        finally:
+            prometheus.terminate()
+            prometheus.wait(timeout=10)
+    assert [a["labels"]["alertname"] for a in alerts] == ["AlwaysFiring"]
+    assert alerts[0]["labels"]["stack"] == "staging"  # Prometheus' external label, used for grouping

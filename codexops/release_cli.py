@@ -1,0 +1,171 @@
+"""`codexops deploy | promote | rollback | history`: shipping releases between stacks on evidence.
+
+Exit codes: 0 done, 1 refused or rolled back, 2 could not run (no backend, no release, bad input).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from infra.spec import ROOT
+
+LocalOption = Annotated[bool, typer.Option("--local", help="use the local backend (else CODEX_BACKEND, else auto)")]
+ReportsOption = Annotated[Path, typer.Option(help="gate reports go to REPORTS/<stack>-<timestamp>/")]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.secho(message, fg="red", err=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Every expected failure becomes its message and exit code, never a traceback."""
+    from codexops.releases.backend import BackendUnavailable
+    from codexops.releases.lock import StackBusy
+    from codexops.releases.model import ReleaseNotFound
+    from codexops.releases.promote import Refused
+    from codexops.releases.rollback import NothingToRollBackTo
+
+    try:
+        yield
+    except (Refused, StackBusy, NothingToRollBackTo) as exc:
+        raise _fail(f"refused: {exc}", 1) from None
+    except (BackendUnavailable, ReleaseNotFound, ValueError) as exc:
+        raise _fail(f"could not run: {exc}", 2) from None
+
+
+def _finish(exit_code: int, verdict: str, message: str) -> None:
+    colour = "green" if exit_code == 0 else "red"
+    typer.secho(f"==> {verdict}: {message}", fg=colour, bold=True)
+    raise typer.Exit(exit_code)
+
+
+def deploy(
+    stack: Annotated[str, typer.Argument(help="the stack to deploy to")],
+    release: Annotated[str, typer.Option(help="release id, digest prefix or 'latest'")] = "latest",
+    local: LocalOption = False,
+    reports: ReportsOption = ROOT / "reports",
+) -> None:
+    """Deploy a release (rolling), verify it with the checklist and a smoke load; roll back on FAIL."""
+    from codexops.releases.backend import select_backend
+    from codexops.releases.lock import stack_lock
+    from codexops.releases.model import load_release
+    from codexops.releases.promote import ship
+
+    with _errors():
+        chosen = load_release(release)
+        backend = select_backend(local)
+        with stack_lock(stack, f"deploy {chosen.id}"):
+            result = ship(backend, stack, chosen, kind="deploy", reports=reports, say=typer.echo)
+    _finish(result.exit_code, result.verdict, result.message)
+
+
+def promote(
+    source: Annotated[str, typer.Option("--from", help="the stack whose gated release is promoted")],
+    destination: Annotated[str, typer.Option("--to", help="the stack that receives it")],
+    accept_warnings: Annotated[bool, typer.Option(help="a WARN gate is enough evidence")] = False,
+    max_age: Annotated[str, typer.Option(help="the newest gate must be younger than this (24h, 90m, 2d)")] = "24h",
+    local: LocalOption = False,
+    reports: ReportsOption = ROOT / "reports",
+) -> None:
+    """Promote the release serving SOURCE to DESTINATION if its latest gate there allows it."""
+    from codexops.releases import promote as promotion
+    from codexops.releases.backend import select_backend
+    from codexops.releases.lock import stack_lock
+
+    with _errors():
+        if source == destination:
+            raise ValueError("--from and --to name the same stack")
+        bound = promotion.parse_age(max_age)
+        backend = select_backend(local)
+        with stack_lock(destination, f"promote from {source}"):
+            result = promotion.promote(
+                backend,
+                source,
+                destination,
+                now=datetime.now(UTC),
+                max_age=bound,
+                accept_warnings=accept_warnings,
+                reports=reports,
+                say=typer.echo,
+            )
+    _finish(result.exit_code, result.verdict, result.message)
+
+
+def rollback(
+    stack: Annotated[str, typer.Argument(help="the stack to roll back")],
+    to: Annotated[str | None, typer.Option(help="release id or digest prefix (default: the previous one)")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="restore a database backup without asking")] = False,
+    local: LocalOption = False,
+) -> None:
+    """Put the previous (or named) release back; restores the database backup if the schema moved since."""
+    from codexops.releases import rollback as rolling
+    from codexops.releases.backend import select_backend
+    from codexops.releases.lock import stack_lock
+
+    with _errors():
+        backend = select_backend(local)
+        with stack_lock(stack, "rollback"):
+            plan = rolling.plan(backend, stack, to)
+            current = plan.current.id if plan.current else "nothing recorded"
+            typer.echo(f"==> {stack}: {current} -> {plan.target.id}")
+            if plan.backup is not None:
+                _confirm_restore(plan.backup, yes)
+            event = rolling.roll_back(backend, stack, plan.target, typer.echo, reason="rollback requested")
+    code = 0 if event.verdict == "PASS" else 1
+    _finish(code, "ROLLED BACK" if code == 0 else "FAIL", f"{stack} -> {event.release}: {event.detail}")
+
+
+def _confirm_restore(backup: Path, yes: bool) -> None:
+    if not backup.exists():
+        raise _fail(f"could not run: the schema moved forward, but its backup {backup} is missing", 2)
+    warning = f"The schema moved forward: {backup} will be restored, discarding every write made since."
+    if yes:
+        typer.echo(warning)
+        return
+    if not sys.stdin.isatty():
+        raise _fail(f"refused: {warning} Run again with --yes to accept.", 1)
+    if not typer.confirm(f"{warning} Continue?", default=False):
+        raise _fail("refused: not confirmed", 1)
+
+
+def history(
+    stack: Annotated[str, typer.Argument(help="the stack whose history to print")],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """Every deploy, promotion, rollback and gate of STACK: release, who, when, verdict, report."""
+    from codexops.releases import history as events
+
+    with _errors():
+        rows = events.read(stack)
+    if as_json:
+        for event in rows:
+            typer.echo(json.dumps(asdict(event), sort_keys=True))
+        return
+    if not rows:
+        typer.echo(f"no history for stack {stack} yet")
+        return
+    typer.echo(f"{'when':<20}  {'kind':<8}  {'release':<26}  {'verdict':<7}  {'who':<10}  report / detail")
+    for e in rows:
+        note = e.report or e.detail
+        if e.source:
+            note = f"from {e.source}; {note}"
+        typer.echo(f"{e.at:<20}  {e.kind:<8}  {e.release:<26}  {e.verdict:<7}  {e.actor:<10}  {note}")
+
+
+COMMANDS: tuple[Callable[..., None], ...] = (deploy, promote, rollback, history)
+
+
+def register(cli: typer.Typer) -> None:
+    for command in COMMANDS:
+        cli.command()(command)

@@ -1,0 +1,1 @@
+"""Releases: immutable builds of the service, deployed, promoted and rolled back per stack."""

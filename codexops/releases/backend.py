@@ -1,0 +1,74 @@
+"""The interface every deployment backend implements, and the choice between them.
+
+Local (processes on this machine, `local_backend.py`) and Pulumi (the Automation API,
+`pulumi_backend.py`). `--local` or `CODEX_BACKEND=local|pulumi` choose; by default Pulumi when its CLI is
+installed, local otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, cast
+
+from codexops.releases.model import Release
+
+Progress = Callable[[str], None]
+BACKEND_CLASSES = {
+    "local": ("codexops.releases.local_backend", "LocalBackend"),
+    "pulumi": ("codexops.releases.pulumi_backend", "PulumiBackend"),
+}
+BACKENDS = tuple(BACKEND_CLASSES)
+
+
+class BackendUnavailable(RuntimeError):
+    """The chosen backend cannot run here (exit 2); the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class DeployOutcome:
+    ok: bool
+    detail: str
+    backup: Path | None = None  # pg_dump taken first because the release moves the schema forward
+
+
+class GateResult(Protocol):
+    """What promotion reads of a gate run (codexops.gate.GateReport has it)."""
+
+    verdict: str  # PASS, WARN, FAIL
+    directory: str  # the report's folder
+    release: dict[str, str] | None  # {"id", "digest"} of the release judged
+
+    def reasons(self) -> list[str]: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def deploy(self, stack: str, release: Release, progress: Progress) -> DeployOutcome: ...
+
+    def current_release(self, stack: str) -> Release | None: ...
+
+    def restore_backup(self, stack: str, backup: Path, progress: Progress) -> None: ...
+
+    def gate(self, stack: str, shape: str, reports: Path) -> GateResult: ...
+
+
+def backend_name(local: bool) -> str:
+    """Which backend: --local, else CODEX_BACKEND, else pulumi when its CLI is on PATH, else local."""
+    if local:
+        return "local"
+    chosen = os.environ.get("CODEX_BACKEND", "").strip().lower()
+    if chosen and chosen not in BACKENDS:
+        raise BackendUnavailable(f"CODEX_BACKEND={chosen!r}: use one of {', '.join(BACKENDS)}")
+    return chosen or ("pulumi" if shutil.which("pulumi") else "local")
+
+
+def select_backend(local: bool) -> Backend:
+    # Imported by name, on demand: each backend pulls in its own dependencies (the Automation API, supervisor).
+    module, cls = BACKEND_CLASSES[backend_name(local)]
+    return cast(Backend, getattr(importlib.import_module(module), cls)())

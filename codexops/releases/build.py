@@ -1,0 +1,198 @@
+"""`codexops release build`: the service as a wheel with its locked dependencies, installed into an
+immutable release directory named by version and content digest.
+
+The content digest covers the wheel's files, the locked requirements and any baked-in environment,
+so the same source always gives the same release and a changed one never overwrites an old release.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from codexops.releases.model import MANIFEST, Release, read_release, release_id, store_root
+from infra.spec import ROOT
+
+
+class BuildError(RuntimeError):
+    """The release could not be built; the message says why."""
+
+
+def _uv() -> list[str]:
+    found = shutil.which("uv")
+    return [found] if found else [sys.executable, "-m", "uv"]
+
+
+def _run(command: list[str], cwd: Path, timeout: float = 600) -> str:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise BuildError(f"{' '.join(command[:4])} failed: {(result.stderr or result.stdout)[-1500:]}")
+    return result.stdout
+
+
+def git_commit(source: Path) -> str:
+    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True)
+    if result.returncode != 0:
+        return "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=source, capture_output=True, text=True).stdout
+    return result.stdout.strip() + ("-dirty" if dirty.strip() else "")
+
+
+def wheel_digest(wheel: Path, requirements: str, env: dict[str, str]) -> str:
+    """sha256 over every file of the wheel (by name, not by zip timestamps), the lock and the env."""
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(wheel) as archive:
+        for name in sorted(archive.namelist()):
+            digest.update(name.encode() + b"\0" + hashlib.sha256(archive.read(name)).digest())
+    digest.update(requirements.encode())
+    digest.update(json.dumps(env, sort_keys=True).encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def schema_head(source: Path) -> str:
+    """The alembic head of the source tree's migrations (the release migrates the database to it)."""
+    code = "from app.storage.migrate import head_revision; print(head_revision())"
+    return _run([sys.executable, "-c", code], cwd=source).strip()
+
+
+def build_release(
+    progress: Callable[[str], None],
+    *,
+    source: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Release:
+    """Build (or find, when the same content was built before) the release of `source`."""
+    source = source or ROOT
+    env = dict(extra_env or {})
+    version = tomllib.loads((source / "pyproject.toml").read_text())["project"]["version"]
+    store = store_root()
+    store.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=store, prefix=".build-") as scratch:
+        work = Path(scratch)
+        progress(f"  building the wheel of {source}")
+        _run([*_uv(), "build", "--wheel", "--out-dir", str(work / "dist"), str(source)], cwd=source)
+        wheel = next((work / "dist").glob("*.whl"))
+        requirements = _run(
+            [
+                *_uv(),
+                "export",
+                "--frozen",
+                "--no-default-groups",  # the service's own dependencies, what app/Dockerfile installs
+                "--no-emit-project",
+                "--no-hashes",
+                "--format",
+                "requirements-txt",
+            ],
+            cwd=source,
+        )
+        digest = wheel_digest(wheel, requirements, env)
+        rid = release_id(version, digest)
+        final = store / f"{version}-{digest.removeprefix('sha256:')[:12]}"
+        if (final / MANIFEST).exists():
+            progress(f"  release {rid} exists already (same content): kept as built")
+            return read_release(final)
+        staging = work / "release"
+        staging.mkdir()
+        (staging / "requirements.txt").write_text(requirements)
+        shutil.copy2(wheel, staging / wheel.name)
+        # Built in a scratch folder and moved into place whole: the virtualenv must be relocatable.
+        progress("  installing the locked dependencies into the release's virtualenv")
+        _run(
+            [*_uv(), "venv", "--quiet", "--relocatable", "--python", sys.executable, str(staging / "venv")], cwd=source
+        )
+        python = str(staging / "venv" / "bin" / "python")
+        _run(
+            [*_uv(), "pip", "install", "--quiet", "--python", python, "-r", str(staging / "requirements.txt")],
+            cwd=source,
+        )
+        _run(
+            [*_uv(), "pip", "install", "--quiet", "--no-deps", "--python", python, str(staging / wheel.name)],
+            cwd=source,
+        )
+        release = Release(
+            id=rid,
+            version=version,
+            commit=git_commit(source),
+            digest=digest,
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            path=final,
+            image=None,
+            schema_head=schema_head(source),
+            env=env,
+        )
+        (staging / MANIFEST).write_text(json.dumps(release.to_json(), indent=2) + "\n")
+        (staging / MANIFEST).chmod(0o444)
+        try:
+            os.rename(staging, final)  # atomic; a concurrent build of the same content wins once
+        except OSError:
+            if not (final / MANIFEST).exists():
+                raise
+            progress(f"  release {rid} was built concurrently: kept that one")
+        return read_release(final)
+
+
+def _docker_running() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, timeout=20)
+    return probe.returncode == 0
+
+
+def _record(version: str, digest: str, image: str, source: Path) -> Release:
+    directory = store_root() / f"{version}-{digest.removeprefix('sha256:')[:12]}"
+    if (directory / MANIFEST).exists():
+        return read_release(directory)
+    release = Release(
+        id=release_id(version, digest),
+        version=version,
+        commit=git_commit(source),
+        digest=digest,
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        path=None,
+        image=image,
+        schema_head=schema_head(source),
+    )
+    directory.mkdir(parents=True)
+    (directory / MANIFEST).write_text(json.dumps(release.to_json(), indent=2) + "\n")
+    return read_release(directory)
+
+
+def record_image(reference: str, progress: Callable[[str], None], *, source: Path | None = None) -> Release:
+    """A release for an image built and pushed elsewhere (CI), named by its registry digest."""
+    source = source or ROOT
+    match = re.fullmatch(r"[^@\s]+@(sha256:[0-9a-f]{64})", reference)
+    if not match:
+        raise BuildError(f"--image {reference!r}: give an image reference by digest, REF@sha256:<64 hex>")
+    version = tomllib.loads((source / "pyproject.toml").read_text())["project"]["version"]
+    progress(f"  recording image {reference} (not built here)")
+    return _record(version, match.group(1), reference, source)
+
+
+def build_image(progress: Callable[[str], None], *, source: Path | None = None) -> Release:
+    """The release for Docker and Kubernetes: the image of app/Dockerfile, referenced by its digest
+    (the image ID; a registry's RepoDigest once pushed). Needs a running Docker daemon."""
+    source = source or ROOT
+    if not _docker_running():
+        raise BuildError(
+            "an image release needs Docker, and no Docker daemon answers here (`docker version`). "
+            "Build the local release instead (`codexops release build`), or run this where Docker runs."
+        )
+    version = tomllib.loads((source / "pyproject.toml").read_text())["project"]["version"]
+    tag = f"living-codex:{version}"
+    progress(f"  docker build -f app/Dockerfile -t {tag} {source}")
+    _run(
+        ["docker", "build", "-f", str(source / "app" / "Dockerfile"), "-t", tag, str(source)], cwd=source, timeout=1800
+    )
+    digest = _run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], cwd=source).strip()
+    return _record(version, digest, f"living-codex@{digest}", source)

@@ -1,0 +1,145 @@
+"""Promotion and verified deploys: a stack gets a release only on evidence, and loses it on failure.
+
+`promote`: the source stack's latest gate for the release serving there must be PASS (WARN with
+--accept-warnings) and younger than the bound; then that exact release is shipped to the destination.
+`ship` (promote and `codexops deploy`): deploy, run the checklist and a smoke load on the stack, and on
+FAIL roll back to the release that served before. Every step is an event in the stack's history.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from codexops.releases import history
+from codexops.releases.backend import Backend, Progress
+from codexops.releases.history import Event
+from codexops.releases.model import Release
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+SMOKE = "smoke"
+
+
+class Refused(RuntimeError):
+    """Promotion refused (exit 1): the message is the reason."""
+
+
+@dataclass(frozen=True)
+class Result:
+    exit_code: int  # 0 shipped, 1 refused or rolled back
+    verdict: str
+    message: str
+
+
+def parse_age(text: str) -> timedelta:
+    """'24h', '90m', '2d', '45s' (a bare number is hours)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"--max-age {text!r}: a positive duration such as 24h, 90m, 2d")
+    return timedelta(seconds=float(match.group(1)) * UNITS[match.group(2) or "h"])
+
+
+def evidence(
+    events: list[Event],
+    release: Release | None,
+    *,
+    source: str,
+    now: datetime,
+    max_age: timedelta,
+    accept_warnings: bool,
+) -> Event:
+    """The gate that allows promoting `release` from `source`, or Refused with the reason."""
+    if release is None:
+        raise Refused(f"no release is deployed on {source}: deploy one there and gate it first")
+    gate = history.latest_gate(events, release.id)
+    if gate is None:
+        raise Refused(f"no gate has judged {release.id} on {source}: run `codexops gate --target {source}`")
+    if gate.digest and gate.digest != release.digest:
+        raise Refused(f"the last gate on {source} judged digest {gate.digest}, but {release.digest} serves there")
+    age = now - gate.at_time
+    where = f"the latest gate of {release.id} on {source} ({gate.at}, report {gate.report})"
+    if gate.verdict == "WARN" and not accept_warnings:
+        raise Refused(f"{where} is WARN: pass --accept-warnings to promote it anyway")
+    if gate.verdict not in ("PASS", "WARN"):
+        raise Refused(f"{where} is {gate.verdict}: {gate.detail or 'see the report'}")
+    if age > max_age:
+        raise Refused(f"{where} is {_human(age)} old, older than --max-age {_human(max_age)}: gate it again")
+    return gate
+
+
+def _human(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def promote(
+    backend: Backend,
+    source: str,
+    destination: str,
+    *,
+    now: datetime,
+    max_age: timedelta,
+    accept_warnings: bool,
+    reports: Path,
+    say: Progress,
+) -> Result:
+    """Check the evidence, then ship the source's release to the destination. Hold the destination's lock."""
+    release = backend.current_release(source)
+    try:
+        gate = evidence(
+            history.read(source), release, source=source, now=now, max_age=max_age, accept_warnings=accept_warnings
+        )
+    except Refused as refusal:
+        if release is not None:
+            history.append(
+                Event("promote", destination, release.id, release.digest, "REFUSED", str(refusal), source=source)
+            )
+        raise
+    assert release is not None  # evidence() refuses without one
+    say(f"==> evidence: {gate.verdict} gate of {release.id} on {source} at {gate.at} ({gate.report})")
+    return ship(backend, destination, release, kind="promote", reports=reports, say=say, source=source)
+
+
+def ship(
+    backend: Backend,
+    stack: str,
+    release: Release,
+    *,
+    kind: str,
+    reports: Path,
+    say: Progress,
+    source: str | None = None,
+) -> Result:
+    """Deploy, verify with the checklist and a smoke load, roll back on failure. Hold the stack's lock."""
+    previous = backend.current_release(stack)
+    say(f"==> {kind} {release.id} to {stack} ({backend.name}); serving now: {previous.id if previous else 'nothing'}")
+    outcome = backend.deploy(stack, release, say)
+    backup = str(outcome.backup) if outcome.backup else None
+    if not outcome.ok:
+        failed = f"deploy failed: {outcome.detail}"
+        history.append(Event(kind, stack, release.id, release.digest, "FAIL", failed, None, backup, source))
+        return _roll_back_after(backend, stack, previous, f"deploy of {release.id} failed: {outcome.detail}", say)
+    say(f"==> checklist and {SMOKE} load on {stack}")
+    report = backend.gate(stack, SMOKE, reports)
+    history.record_gate(stack, report)
+    path = f"{report.directory}/report.json"
+    reasons = "; ".join(report.reasons())[:500]
+    history.append(Event(kind, stack, release.id, release.digest, report.verdict, reasons, path, backup, source))
+    if report.verdict == "FAIL":
+        return _roll_back_after(backend, stack, previous, f"{release.id} failed on {stack}: {reasons}", say)
+    return Result(0, report.verdict, f"{stack} serves {release.id} ({report.verdict}; report {path})")
+
+
+def _roll_back_after(backend: Backend, stack: str, previous: Release | None, why: str, say: Progress) -> Result:
+    from codexops.releases.rollback import roll_back
+
+    if previous is None:
+        return Result(1, "FAIL", f"{why}; no earlier release on {stack} to roll back to")
+    say(f"==> rolling {stack} back to {previous.id}: {why}")
+    event = roll_back(backend, stack, previous, say, reason=f"automatic: {why}")
+    state = "rolled back to" if event.verdict == "PASS" else "ROLLBACK FAILED to"
+    return Result(1, "FAIL", f"{why}; {state} {previous.id} ({event.detail})")

@@ -1,0 +1,89 @@
+"""The Pulumi backend: the Automation API drives the stacks of this repository (Pulumi.<stack>.yaml).
+
+Deploy = select the stack, set the release's image digest in its config, `up` with the policy pack,
+read the outputs. It is thin and honest: without the Pulumi CLI it says so (exit 2), and it reports a
+deployment only when `up` says it succeeded.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codexops.releases.backend import BackendUnavailable, DeployOutcome, Progress
+from codexops.releases.model import Release, list_releases
+from infra.spec import ROOT, load_spec
+
+if TYPE_CHECKING:
+    from codexops.gate import GateReport
+
+IMAGE_KEY = "living-codex:image"
+SelectStack = Callable[..., Any]  # pulumi.automation.select_stack, or a stand-in in tests
+
+
+def _select_stack(**kwargs: Any) -> Any:
+    from pulumi import automation
+
+    return automation.select_stack(**kwargs)
+
+
+class PulumiBackend:
+    name = "pulumi"
+
+    def __init__(self, select_stack: SelectStack = _select_stack, root: Path = ROOT) -> None:
+        if shutil.which("pulumi") is None:
+            raise BackendUnavailable(
+                "the Pulumi CLI is not installed (https://www.pulumi.com/docs/install/); "
+                "install it, or use the local backend: --local or CODEX_BACKEND=local"
+            )
+        self._select, self._root = select_stack, root
+
+    def _stack(self, stack: str) -> Any:
+        return self._select(stack_name=stack, work_dir=str(self._root))
+
+    def deploy(self, stack: str, release: Release, progress: Progress) -> DeployOutcome:
+        if not release.image:
+            return DeployOutcome(False, f"{release.id} has no image: build it where Docker runs")
+        from pulumi.automation import ConfigValue
+        from pulumi.automation.errors import CommandError
+
+        environment = load_spec(stack, self._root).environment.lower()
+        try:
+            target = self._stack(stack)
+            target.set_config(IMAGE_KEY, ConfigValue(release.image))
+            progress(f"  pulumi up --stack {stack} with the policy pack ({environment})")
+            result = target.up(
+                on_output=progress,
+                policy_packs=[str(self._root / "policies")],
+                policy_pack_configs=[str(self._root / "policies" / "config" / f"{environment}.json")],
+                message=f"deploy {release.id}",
+            )
+        except CommandError as exc:
+            return DeployOutcome(False, f"pulumi up failed: {str(exc).strip()[-500:]}")
+        if result.summary.result != "succeeded":
+            return DeployOutcome(False, f"pulumi up ended {result.summary.result}")
+        outputs = ", ".join(f"{k}={v.value}" for k, v in result.outputs.items() if not v.secret)
+        return DeployOutcome(True, f"pulumi up succeeded: {outputs or 'no outputs'}")
+
+    def current_release(self, stack: str) -> Release | None:
+        """The release whose image the stack's config names, if the release store knows it."""
+        from pulumi.automation.errors import CommandError
+
+        try:
+            image = self._stack(stack).get_config(IMAGE_KEY).value
+        except CommandError:
+            return None
+        return next((r for r in reversed(list_releases()) if r.image == image), None)
+
+    def restore_backup(self, stack: str, backup: Path, progress: Progress) -> None:
+        raise BackendUnavailable(
+            f"the Pulumi backend does not restore databases: restore {backup} with pg_restore against "
+            f"{stack}'s PostgreSQL (runbook: Database Rollback), then run the rollback again"
+        )
+
+    def gate(self, stack: str, shape: str, reports: Path) -> GateReport:
+        from codexops.gate import run_gate
+
+        return run_gate(stack, load_spec(stack, self._root), shape=shape, reports=reports)

@@ -1,0 +1,75 @@
+"""A backend without processes, for the promotion and rollback rules: it records what it was asked."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codexops.releases.backend import DeployOutcome, Progress
+from codexops.releases.model import MANIFEST, Release, read_release, release_id
+
+
+def make_release(store: Path, version: str, digest_char: str, schema_head: str = "0001") -> Release:
+    """A release record in the store (no built files: the fake backend never runs it)."""
+    digest = "sha256:" + digest_char * 64
+    release = Release(
+        id=release_id(version, digest),
+        version=version,
+        commit="c0ffee",
+        digest=digest,
+        built_at=f"2026-11-28T05:{int(version.split('.')[-1]):02d}:00Z",
+        path=None,
+        image=f"living-codex@{digest}",
+        schema_head=schema_head,
+    )
+    directory = store / f"{version}-{release.short_digest}"
+    directory.mkdir(parents=True)
+    (directory / MANIFEST).write_text(json.dumps(release.to_json()))
+    return read_release(directory)
+
+
+@dataclass
+class FakeReport:
+    verdict: str
+    directory: str
+    release: dict[str, str] | None
+    why: list[str] = field(default_factory=list)
+
+    def reasons(self) -> list[str]:
+        return self.why
+
+
+@dataclass
+class FakeBackend:
+    name: str = "fake"
+    serving: dict[str, Release] = field(default_factory=dict)
+    verdicts: dict[str, str] = field(default_factory=dict)  # release id -> gate verdict on deploy
+    failing_deploys: set[str] = field(default_factory=set)  # release ids whose deploy fails
+    backup_dir: Path | None = None  # set: a deploy that moves schema_head forward "takes" a backup here
+    calls: list[str] = field(default_factory=list)
+
+    def deploy(self, stack: str, release: Release, progress: Progress) -> DeployOutcome:
+        self.calls.append(f"deploy {stack} {release.id}")
+        before = self.serving.get(stack)
+        backup = None
+        if self.backup_dir and before and release.schema_head > before.schema_head:
+            backup = self.backup_dir / f"{stack}-{len(self.calls)}.dump"
+            backup.write_text("dump")
+        if release.id in self.failing_deploys:
+            return DeployOutcome(False, "replica 1 never became ready", backup)
+        self.serving[stack] = release
+        return DeployOutcome(True, "2 replicas replaced", backup)
+
+    def current_release(self, stack: str) -> Release | None:
+        return self.serving.get(stack)
+
+    def restore_backup(self, stack: str, backup: Path, progress: Progress) -> None:
+        self.calls.append(f"restore {stack} {backup.name}")
+
+    def gate(self, stack: str, shape: str, reports: Path) -> FakeReport:
+        release = self.serving[stack]
+        self.calls.append(f"gate {stack} {shape}")
+        verdict = self.verdicts.get(release.id, "PASS")
+        why = ["load: p95 2100 ms above the critical 1000 ms"] if verdict == "FAIL" else []
+        return FakeReport(verdict, str(reports / f"{stack}-x"), {"id": release.id, "digest": release.digest}, why)

@@ -1,0 +1,144 @@
+"""Promotion on evidence, verified deploys and rollbacks, against a backend without processes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from codexops.releases import history, promote, rollback
+from codexops.releases.history import Event
+from codexops.releases.model import Release
+from codexops.releases.promote import Refused
+from tests.support.fake_backend import FakeBackend, make_release
+
+NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CODEX_STACKS_DIR", str(tmp_path / "stacks"))
+    monkeypatch.setenv("CODEX_RELEASES_DIR", str(tmp_path / "releases"))
+    return tmp_path / "releases"
+
+
+def gate_event(release: Release, verdict: str, hours_ago: float, digest: str | None = None) -> Event:
+    at = (NOW - timedelta(hours=hours_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Event("gate", "staging", release.id, digest or release.digest, verdict, report="r/report.json", at=at)
+
+
+def check(events: list[Event], release: Release | None, accept_warnings: bool = False) -> Event:
+    return promote.evidence(
+        events, release, source="staging", now=NOW, max_age=timedelta(hours=24), accept_warnings=accept_warnings
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("24h", 86400), ("90m", 5400), ("2d", 172800), ("45s", 45), ("1.5", 5400)]
+)
+def test_parse_age(text: str, seconds: int) -> None:
+    assert promote.parse_age(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0h", "-1h", "24x", "soon"])
+def test_parse_age_refuses_nonsense(text: str) -> None:
+    with pytest.raises(ValueError, match="--max-age"):
+        promote.parse_age(text)
+
+
+def test_evidence_rules(store: Path) -> None:
+    r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
+    assert check([gate_event(r1, "PASS", 1)], r1).verdict == "PASS"
+    refusals = {
+        "no release is deployed on staging": ([], None, False),
+        "no gate has judged 1.0.2+bbbbbbbbbbbb": ([gate_event(r1, "PASS", 1)], r2, False),
+        "is FAIL": ([gate_event(r1, "PASS", 2), gate_event(r1, "FAIL", 1)], r1, False),
+        "is WARN: pass --accept-warnings": ([gate_event(r1, "WARN", 1)], r1, False),
+        "older than --max-age 24h00m": ([gate_event(r1, "PASS", 25)], r1, True),
+        "judged digest sha256:ffff": ([gate_event(r1, "PASS", 1, digest="sha256:ffff")], r1, False),
+    }
+    for reason, (events, release, accept) in refusals.items():
+        with pytest.raises(Refused, match=reason.replace("+", r"\+")):
+            check(events, release, accept)
+    assert check([gate_event(r1, "WARN", 1)], r1, accept_warnings=True).verdict == "WARN"
+    # the latest gate of the serving release counts, not a later gate of another one
+    assert check([gate_event(r1, "PASS", 3), gate_event(r2, "FAIL", 1)], r1).verdict == "PASS"
+
+
+def run_promote(backend: FakeBackend, tmp_path: Path) -> promote.Result:
+    return promote.promote(
+        backend,
+        "staging",
+        "production",
+        now=datetime.now(UTC),
+        max_age=timedelta(hours=24),
+        accept_warnings=False,
+        reports=tmp_path,
+        say=print,
+    )
+
+
+def test_a_gated_release_is_promoted_and_recorded(store: Path, tmp_path: Path) -> None:
+    r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
+    backend = FakeBackend(serving={"staging": r2, "production": r1})
+    history.record_gate("staging", backend.gate("staging", "gate", tmp_path))
+    result = run_promote(backend, tmp_path)
+    assert (result.exit_code, result.verdict) == (0, "PASS")
+    assert backend.serving["production"] == r2
+    assert backend.calls[-2:] == ["deploy production 1.0.2+bbbbbbbbbbbb", "gate production smoke"]
+    kinds = [(e.kind, e.release, e.verdict, e.source) for e in history.read("production")]
+    assert kinds == [("gate", r2.id, "PASS", None), ("promote", r2.id, "PASS", "staging")]
+
+
+def test_a_refused_promotion_leaves_the_destination_untouched(store: Path, tmp_path: Path) -> None:
+    r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
+    backend = FakeBackend(serving={"staging": r2, "production": r1}, verdicts={r2.id: "FAIL"})
+    history.record_gate("staging", backend.gate("staging", "gate", tmp_path))
+    with pytest.raises(Refused, match="is FAIL: load: p95"):
+        run_promote(backend, tmp_path)
+    assert backend.serving["production"] == r1
+    assert not [c for c in backend.calls if "production" in c]
+    assert [(e.kind, e.verdict) for e in history.read("production")] == [("promote", "REFUSED")]
+
+
+def test_a_release_failing_its_smoke_gate_is_rolled_back(store: Path, tmp_path: Path) -> None:
+    r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
+    backend = FakeBackend(serving={"production": r1}, verdicts={r2.id: "FAIL"})
+    result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
+    assert (result.exit_code, result.verdict) == (1, "FAIL")
+    assert "rolled back to 1.0.1+aaaaaaaaaaaa" in result.message
+    assert backend.serving["production"] == r1
+    kinds = [(e.kind, e.release, e.verdict) for e in history.read("production")]
+    assert kinds == [("gate", r2.id, "FAIL"), ("deploy", r2.id, "FAIL"), ("rollback", r1.id, "PASS")]
+
+
+def test_a_failed_deploy_that_migrated_restores_the_backup(store: Path, tmp_path: Path) -> None:
+    r1, r2 = make_release(store, "1.0.1", "a", "0001"), make_release(store, "1.0.2", "b", "0002")
+    backend = FakeBackend(serving={"production": r1}, failing_deploys={r2.id}, backup_dir=tmp_path)
+    result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
+    assert result.exit_code == 1 and "database restored from" in result.message
+    assert [c.split()[0] for c in backend.calls] == ["deploy", "restore", "deploy"]
+    assert backend.serving["production"] == r1
+
+
+def test_rollback_plan_goes_to_the_previous_release_with_its_backup(store: Path, tmp_path: Path) -> None:
+    r1, r2 = make_release(store, "1.0.1", "a", "0001"), make_release(store, "1.0.2", "b", "0002")
+    backend = FakeBackend(serving={"production": r1}, backup_dir=tmp_path)
+    history.append(Event("deploy", "production", r1.id, r1.digest, "PASS"))
+    assert promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print).exit_code == 0
+    plan = rollback.plan(backend, "production", None)
+    assert plan.target == r1 and plan.backup is not None and plan.backup.exists()
+    event = rollback.roll_back(backend, "production", plan.target, print, reason="test")
+    assert event.verdict == "PASS" and "database restored" in event.detail
+    assert backend.serving["production"] == r1
+    with pytest.raises(rollback.NothingToRollBackTo, match="already serves"):
+        rollback.plan(backend, "production", r1.id)
+    # and forward again by name: no restore needed
+    assert rollback.plan(backend, "production", r2.id).backup is None
+
+
+def test_rollback_without_history_says_what_to_do(store: Path) -> None:
+    r1 = make_release(store, "1.0.1", "a")
+    with pytest.raises(rollback.NothingToRollBackTo, match="--to RELEASE"):
+        rollback.plan(FakeBackend(serving={"production": r1}), "production", None)

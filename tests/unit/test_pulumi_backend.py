@@ -1,0 +1,119 @@
+"""The Pulumi backend without the Pulumi CLI: it says so, and never reports a deployment it did not make."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from pulumi.automation import ConfigValue, OutputValue
+from pulumi.automation._cmd import CommandResult
+from pulumi.automation.errors import CommandError
+
+from codexops.releases import backend as backends
+from codexops.releases.backend import BackendUnavailable
+from codexops.releases.pulumi_backend import IMAGE_KEY, PulumiBackend
+from tests.support.fake_backend import make_release
+
+ROOT = Path(__file__).resolve().parents[2]
+CODEXOPS = str(Path(sys.executable).with_name("codexops"))
+
+
+@pytest.fixture
+def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `pulumi` on PATH that is never run: the stack object below stands in for the engine."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text("#!/bin/sh\nexit 99\n")
+    (bin_dir / "pulumi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("CODEX_RELEASES_DIR", str(tmp_path / "releases"))
+    return bin_dir
+
+
+class FakeStack:
+    def __init__(self, result: str = "succeeded", error: bool = False) -> None:
+        self.result, self.error = result, error
+        self.config: dict[str, ConfigValue] = {}
+        self.up_args: dict[str, Any] = {}
+
+    def set_config(self, key: str, value: ConfigValue) -> None:
+        self.config[key] = value
+
+    def get_config(self, key: str) -> ConfigValue:
+        return self.config[key]
+
+    def up(self, **kwargs: Any) -> SimpleNamespace:
+        self.up_args = kwargs
+        if self.error:
+            raise CommandError(CommandResult("", "error: docker daemon not reachable", 255))
+        outputs = {"gatewayUrl": OutputValue("http://staging.living-codex.local", False)}
+        return SimpleNamespace(summary=SimpleNamespace(result=self.result), outputs=outputs)
+
+
+def test_backend_choice(fake_pulumi: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CODEX_BACKEND", raising=False)
+    assert backends.backend_name(local=False) == "pulumi"  # the CLI is on PATH
+    assert backends.backend_name(local=True) == "local"
+    monkeypatch.setenv("CODEX_BACKEND", "local")
+    assert backends.backend_name(local=False) == "local"
+    monkeypatch.setenv("CODEX_BACKEND", "terraform")
+    with pytest.raises(BackendUnavailable, match="CODEX_BACKEND='terraform'"):
+        backends.backend_name(local=False)
+    monkeypatch.delenv("CODEX_BACKEND")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert backends.backend_name(local=False) == "local"
+
+
+def test_without_the_cli_the_backend_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(BackendUnavailable, match="Pulumi CLI is not installed"):
+        PulumiBackend()
+
+
+def test_deploy_command_without_the_cli_exits_2(tmp_path: Path) -> None:
+    make_release(tmp_path / "releases", "1.0.1", "a")
+    env = {
+        **os.environ,
+        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+        "CODEX_BACKEND": "pulumi",
+        "CODEX_RELEASES_DIR": str(tmp_path / "releases"),
+        "CODEX_STACKS_DIR": str(tmp_path / "stacks"),
+    }
+    result = subprocess.run(
+        [CODEXOPS, "deploy", "staging", "--release", "latest"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Pulumi CLI is not installed" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "stacks" / "staging" / "history.jsonl").exists()  # nothing recorded as deployed
+
+
+def test_deploy_sets_the_image_and_runs_up_with_the_policy_pack(fake_pulumi: Path, tmp_path: Path) -> None:
+    release = make_release(tmp_path / "releases", "1.0.1", "a")
+    stack = FakeStack()
+    outcome = PulumiBackend(select_stack=lambda **_: stack).deploy("production", release, print)
+    assert outcome.ok and "gatewayUrl=http://staging.living-codex.local" in outcome.detail
+    assert stack.config[IMAGE_KEY].value == release.image
+    assert stack.up_args["policy_packs"] == [str(ROOT / "policies")]
+    assert stack.up_args["policy_pack_configs"] == [str(ROOT / "policies" / "config" / "production.json")]
+    assert PulumiBackend(select_stack=lambda **_: stack).current_release("production") == release
+
+
+@pytest.mark.parametrize("stack", [FakeStack(result="failed"), FakeStack(error=True)])
+def test_a_failed_up_is_never_reported_as_a_deployment(fake_pulumi: Path, tmp_path: Path, stack: FakeStack) -> None:
+    release = make_release(tmp_path / "releases", "1.0.1", "a")
+    outcome = PulumiBackend(select_stack=lambda **_: stack).deploy("staging", release, print)
+    assert not outcome.ok and ("failed" in outcome.detail)
+
+
+def test_a_release_without_an_image_is_not_deployed(fake_pulumi: Path, tmp_path: Path) -> None:
+    release = make_release(tmp_path / "releases", "1.0.1", "a")
+    stack = FakeStack()
+    no_image = replace(release, image=None)
+    outcome = PulumiBackend(select_stack=lambda **_: stack).deploy("staging", no_image, print)
+    assert not outcome.ok and "no image" in outcome.detail and not stack.up_args
