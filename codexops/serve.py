@@ -16,6 +16,7 @@ import uvicorn
 from app.config import Settings
 from app.main import create_app
 from app.services import Services
+from codexops.header_timeout import KEEP_ALIVE_SECONDS, HeaderTimeoutH11Protocol
 
 log = logging.getLogger("codex.server")
 
@@ -64,5 +65,8 @@ def run(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         server_header=False,
         proxy_headers=True,
+        # Slow clients cannot hold connections: headers within 10 s, idle keep-alive 15 s.
+        http=HeaderTimeoutH11Protocol,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     GracefulServer(config, app.state.services).run()
