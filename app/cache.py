@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from redis.exceptions import RedisError
 from app.config import Settings
 from app.metrics import Metrics
 from app.modules import Module
+from app.rendering import render_json
 
 log = logging.getLogger("codex.cache")
 CHANNEL = "codex:cache:invalidate"
@@ -35,10 +35,6 @@ class CachedBody:
 
 def _etag(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-
-
-def _render(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class CacheModule(Module):
@@ -111,7 +107,7 @@ class CacheModule(Module):
         cached = self.entries.get(key) if self.enabled else None
         if cached is None:
             generation = self.invalidations
-            body = _render(await produce())
+            body = render_json(await produce())
             cached = CachedBody(body, _etag(body))
             if self.enabled:
                 self.metrics.cache_requests.labels("miss").inc()

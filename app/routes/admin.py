@@ -12,7 +12,7 @@ from app.schemas import RoleIn
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 Admin = Annotated[Principal, Depends(require("admin"))]
-Username = Annotated[str, Path(min_length=1, max_length=64)]
+Username = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
 
 @router.get("/users")
