@@ -22,11 +22,31 @@ KNOWN_DEFAULT_SECRETS = frozenset(
     }
 )
 MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT_CHARS = 10
 ENVIRONMENTS = ("development", "staging", "production")
 
 
 class ConfigError(ValueError):
     """A setting is wrong; the message says which variable and how to fix it."""
+
+
+def weak_secret_reason(secret: str) -> str | None:
+    """Why a JWT secret is too guessable for a shared deployment, or None when it is acceptable.
+
+    The rule: at least 32 characters, at least 10 distinct characters, not a known default, and not a
+    shorter string repeated (so neither 32 x 'a' nor a default written twice passes).
+    """
+    if not secret:
+        return "missing"
+    if secret.lower() in KNOWN_DEFAULT_SECRETS:
+        return "a known default"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"shorter than {MIN_SECRET_LENGTH} characters"
+    if len(set(secret)) < MIN_SECRET_DISTINCT_CHARS:
+        return f"made of fewer than {MIN_SECRET_DISTINCT_CHARS} distinct characters"
+    if secret in (secret + secret)[1:-1]:  # true exactly when secret is a shorter string repeated
+        return "a shorter string repeated"
+    return None
 
 
 def parse_size(text: str) -> int:
@@ -93,6 +113,7 @@ class Settings(BaseSettings):
     admin_username: str = Field("admin", validation_alias="ADMIN_USERNAME")
     admin_password: str | None = Field(None, validation_alias="ADMIN_PASSWORD")
 
+    enable_api_docs: bool | None = Field(None, validation_alias="ENABLE_API_DOCS")
     prometheus_enabled: bool = Field(True, validation_alias="PROMETHEUS_ENABLED")
     grafana_enabled: bool = Field(True, validation_alias="GRAFANA_ENABLED")
     otel_exporter_otlp_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -133,17 +154,18 @@ class Settings(BaseSettings):
             parse_size(self.heap_size_limit)
         if self.is_development:
             return self
-        secret = self.jwt_secret or ""
-        if not secret or secret.lower() in KNOWN_DEFAULT_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+        weakness = weak_secret_reason(self.jwt_secret or "")
+        if weakness:
             raise ConfigError(
-                f"JWT_SECRET is missing, a known default or shorter than {MIN_SECRET_LENGTH} "
-                f"characters, and CODEX_ENVIRONMENT is {self.environment}. Set a random one, e.g. "
+                f"JWT_SECRET is {weakness}, and CODEX_ENVIRONMENT is {self.environment}. Set a random one, e.g. "
                 "export JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
         if self.is_production and self.chaos_requested and not self.chaos_allow_in_production:
+            named = ", ".join(f"{name}={value!r}" for name, value in self.chaos_variables.items())
             raise ConfigError(
-                "Chaos settings (CHAOS_*) are set while CODEX_ENVIRONMENT is Production; unset "
-                "them, or set CHAOS_ALLOW_IN_PRODUCTION=true for a deliberate game day"
+                f"{named} {'is' if len(self.chaos_variables) == 1 else 'are'} set while CODEX_ENVIRONMENT is "
+                f"Production; unset {'it' if len(self.chaos_variables) == 1 else 'them'}, "
+                "or set CHAOS_ALLOW_IN_PRODUCTION=true for a deliberate game day"
             )
         return self
 
@@ -160,6 +182,22 @@ class Settings(BaseSettings):
         return bool(
             self.chaos_latency_ms or self.chaos_error_rate or self.chaos_leak_mb_per_min or self.chaos_failing_modules
         )
+
+    @property
+    def chaos_variables(self) -> dict[str, object]:
+        """The chaos variables that are set, under their environment names."""
+        values = {
+            "CHAOS_LATENCY_MS": self.chaos_latency_ms,
+            "CHAOS_ERROR_RATE": self.chaos_error_rate,
+            "CHAOS_LEAK_MB_PER_MIN": self.chaos_leak_mb_per_min,
+            "CHAOS_FAIL_MODULES": self.chaos_fail_modules,
+        }
+        return {name: value for name, value in values.items() if value}
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        """/docs, /redoc and /openapi.json: on in Development, elsewhere only with ENABLE_API_DOCS=true."""
+        return self.is_development if self.enable_api_docs is None else self.enable_api_docs
 
     @property
     def chaos_failing_modules(self) -> frozenset[str]:

@@ -102,7 +102,15 @@ def create_app(
             services.shutdown_seconds = time.perf_counter() - began
             log.info("modules stopped in %.3f s", services.shutdown_seconds)
 
-    app = FastAPI(title="Living Codex", version=__version__, lifespan=lifespan)
+    docs = settings.api_docs_enabled  # app.openapi() works in-process either way
+    app = FastAPI(
+        title="Living Codex",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.state.services = services
     install_error_handlers(app)
     _install_domain_errors(app)
