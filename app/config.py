@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from functools import cached_property
@@ -47,6 +48,13 @@ def weak_secret_reason(secret: str) -> str | None:
     if secret in (secret + secret)[1:-1]:  # true exactly when secret is a shorter string repeated
         return "a shorter string repeated"
     return None
+
+
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigError(f"TRUSTED_PROXIES={text!r}: {exc}; use comma-separated addresses or CIDRs") from exc
 
 
 def parse_size(text: str) -> int:
@@ -108,8 +116,15 @@ class Settings(BaseSettings):
     jwt_secret: str | None = Field(None, validation_alias="JWT_SECRET")
     jwt_expiration_hours: float = Field(24.0, validation_alias="JWT_EXPIRATION_HOURS", gt=0)
     refresh_expiration_hours: float = Field(24.0 * 7, validation_alias="REFRESH_EXPIRATION_HOURS")
+    # Login throttling (app/throttle.py): free attempts per (account, address), the longest delay,
+    # and the account-wide failure count after which a new address gets one free attempt.
     auth_max_failed_logins: int = Field(5, validation_alias="AUTH_MAX_FAILED_LOGINS", gt=0)
     auth_lockout_minutes: float = Field(15.0, validation_alias="AUTH_LOCKOUT_MINUTES", gt=0)
+    auth_account_ceiling: int = Field(20, validation_alias="AUTH_ACCOUNT_CEILING", gt=0)
+    # Addresses whose X-Real-IP / X-Forwarded-For are believed (the gateway); comma-separated IPs or CIDRs.
+    trusted_proxies: str = Field("127.0.0.1,::1", validation_alias="TRUSTED_PROXIES")
+    # The local revocation and account view (app/authview.py): trusted only while fresher than this.
+    auth_view_max_staleness_seconds: float = Field(3.0, validation_alias="AUTH_VIEW_MAX_STALENESS_SECONDS", gt=0)
     admin_username: str = Field("admin", validation_alias="ADMIN_USERNAME")
     admin_password: str | None = Field(None, validation_alias="ADMIN_PASSWORD")
 
@@ -150,6 +165,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _safe_outside_development(self) -> Settings:
         parse_urls(self.urls)
+        parse_networks(self.trusted_proxies)
         if self.heap_size_limit:
             parse_size(self.heap_size_limit)
         if self.is_development:
@@ -193,6 +209,10 @@ class Settings(BaseSettings):
             "CHAOS_FAIL_MODULES": self.chaos_fail_modules,
         }
         return {name: value for name, value in values.items() if value}
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def api_docs_enabled(self) -> bool:
