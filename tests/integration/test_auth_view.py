@@ -124,7 +124,7 @@ async def test_a_read_with_a_trusted_view_makes_no_redis_round_trip(replicas: tu
     store_redis = b.services.sessions.store.redis
     assert store_redis is not None
     calls = 0
-    real = store_redis.execute_command
+    real: Any = store_redis.execute_command
 
     async def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal calls
