@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import health
@@ -63,8 +63,8 @@ async def modules(request: Request) -> dict[str, object]:
     return {"moduleLoading": services.host.loading_report(), "modules": services.host.modules_report()}
 
 
-@router.get("/metrics/prometheus")
-@router.get("/metrics")
+@router.get("/metrics/prometheus", response_class=PlainTextResponse)  # documented as text, as served
+@router.get("/metrics", response_class=PlainTextResponse)
 async def prometheus(request: Request) -> Response:
     services = services_of(request)
     if not services.settings.prometheus_enabled:
