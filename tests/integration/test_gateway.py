@@ -147,6 +147,13 @@ def test_trace_is_a_json_405(gateway: Nginx) -> None:
     _json_error(httpx.request("TRACE", f"{gateway.url}/health/live", timeout=5), 405, "method_not_allowed")
 
 
+def test_a_made_up_method_is_a_json_405_and_never_reaches_a_replica(gateway: Nginx, replicas: list[Replica]) -> None:
+    """Each new method was a new label value on a replica's metrics, kept forever: unbounded memory."""
+    _json_error(httpx.request("QZXWVUTS", f"{gateway.url}/api/nodes", timeout=5), 405, "method_not_allowed")
+    for replica in replicas:
+        assert "QZXWVUTS" not in httpx.get(f"{replica.url}/metrics", timeout=5).text
+
+
 def test_an_oversized_body_is_a_json_413(gateway: Nginx, token: str) -> None:
     answer = httpx.post(
         f"{gateway.url}/api/nodes",
