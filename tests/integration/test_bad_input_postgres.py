@@ -51,6 +51,8 @@ async def test_bad_values_are_422_naming_the_field(pg_codex: RunningApp) -> None
         ),
         ("POST", "/api/nodes", {"json": {"typeId": "t", "title": "x", "meta": _deep(300)}}, "body.meta"),
         ("PUT", "/api/nodes/n1", {"json": {"title": "y", "version": 10**23}}, "body.version"),
+        ("POST", "/api/nodes", {"content": '{"typeId":"t","title":"x","meta":{"v":' + "9" * 5000 + "}}"}, "body"),
+        ("POST", "/api/nodes", {"content": '{"typeId":"t","meta":' + "[" * 1000 + "]" * 1000 + "}"}, "body"),
         ("DELETE", f"/api/edges/{2**31}", {}, "path.edge_id"),
         ("POST", "/api/ai/extract", {"json": {"text": "abc\x00"}}, "body.text"),
         ("POST", "/api/auth/login", {"json": {"username": "ad\x00min", "password": "x"}}, "body.username"),
@@ -58,7 +60,7 @@ async def test_bad_values_are_422_naming_the_field(pg_codex: RunningApp) -> None
         ("PUT", "/api/admin/users/a%00b/role", {"json": {"role": "viewer"}}, "path.username"),
     ]
     for method, path, kwargs, field in attempts:
-        kwargs.setdefault("headers", h)
+        kwargs.setdefault("headers", raw if "content" in kwargs else h)
         response = await pg_codex.client.request(method, path, **kwargs)
         assert response.status_code == 422, (method, path, response.status_code, response.text)
         assert response.json()["field"] == field, (path, response.json())
