@@ -247,23 +247,25 @@ class IdentityModule(Module):
             user = (await conn.execute(select(users).where(users.c.username == username))).first()
         under_attack = user is not None and user.failed_logins >= self.settings.auth_account_ceiling
         free = 1 if under_attack else self.settings.auth_max_failed_logins
-        wait = await self.throttle.admit(username, client, free)
-        if wait is not None:
-            self.metrics.auth_failures.labels("throttled").inc()
-            raise ApiError(
-                429,
-                "login_throttled",
-                f"too many failed logins for this account from your address; try again in {wait} s",
-                headers={"Retry-After": str(wait)},
-            )
-        if user is None:
-            await asyncio.to_thread(self._verify, _dummy_hash(), password)
-            self.metrics.auth_failures.labels("unknown_user").inc()
-            raise _unauthorized("invalid_credentials", "username or password is wrong")
-        if not await asyncio.to_thread(self._verify, user.password_hash, password):
-            await self._count_failure(user.id)
-            self.metrics.auth_failures.labels("bad_password").inc()
-            raise _unauthorized("invalid_credentials", "username or password is wrong")
+        async with self.throttle.checking(username, client, free) as wait:
+            if wait is not None:
+                self.metrics.auth_failures.labels("throttled").inc()
+                raise ApiError(
+                    429,
+                    "login_throttled",
+                    f"too many failed logins for this account from your address; try again in {wait} s",
+                    headers={"Retry-After": str(wait)},
+                )
+            if user is None:
+                await asyncio.to_thread(self._verify, _dummy_hash(), password)
+                await self.throttle.failed(username, client, free)
+                self.metrics.auth_failures.labels("unknown_user").inc()
+                raise _unauthorized("invalid_credentials", "username or password is wrong")
+            if not await asyncio.to_thread(self._verify, user.password_hash, password):
+                await self._count_failure(user.id)
+                await self.throttle.failed(username, client, free)
+                self.metrics.auth_failures.labels("bad_password").inc()
+                raise _unauthorized("invalid_credentials", "username or password is wrong")
         await self.throttle.succeeded(username, client)
         if user.disabled:
             self.metrics.auth_failures.labels("disabled").inc()
