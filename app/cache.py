@@ -46,8 +46,14 @@ class CacheModule(Module):
         super().__init__()
         self.settings, self.metrics = settings, metrics
         self.enabled = settings.enable_response_caching
+        # Bounded in bytes and in entries at once: each entry costs its body's length, and at least an
+        # equal share of the byte budget, so neither CACHE_MAX_BYTES nor CACHE_MAX_ENTRIES is exceeded.
+        self.share = max(1, settings.cache_max_bytes // settings.cache_max_entries)
+        self.largest = settings.cache_max_bytes // 8  # bigger bodies are served, never cached
         self.entries: TTLCache[str, CachedBody] = TTLCache(
-            maxsize=settings.cache_max_entries, ttl=settings.cache_ttl_seconds
+            maxsize=settings.cache_max_bytes,
+            ttl=settings.cache_ttl_seconds,
+            getsizeof=lambda entry: max(len(entry.body), self.share),
         )
         self.invalidations = 0  # also the generation: a read produced before a write is not kept
         self._redis: aioredis.Redis | None = None
@@ -128,7 +134,7 @@ class CacheModule(Module):
             cached = CachedBody(body, _etag(body))
             if self.enabled:
                 self.metrics.cache_requests.labels("miss").inc()
-            if self.enabled and generation == self.invalidations:
+            if self.enabled and generation == self.invalidations and len(body) <= self.largest:
                 self.entries[key] = cached
                 self.metrics.cache_entries.set(len(self.entries))
             state = "MISS"
@@ -145,8 +151,9 @@ class CacheModule(Module):
         return {
             "enabled": self.enabled,
             "entries": len(self.entries),
-            "maxEntries": self.entries.maxsize,
+            "maxEntries": self.settings.cache_max_entries,
             "bytes": sum(len(v.body) for v in list(self.entries.values())),
+            "maxBytes": self.settings.cache_max_bytes,
             "ttlSeconds": self.settings.cache_ttl_seconds,
             "invalidations": self.invalidations,
             "crossReplicaInvalidation": self._redis is not None,

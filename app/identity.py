@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
+from cachetools import LRUCache
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -37,6 +39,7 @@ from app.timeutil import utcnow
 
 log = logging.getLogger("codex.identity")
 ROLES = ("viewer", "editor", "admin")
+VERIFIED_TOKENS = 10_000  # tokens whose signature check is remembered
 ISSUER = "living-codex"
 # Argon2id at OWASP's recommended minimum (19 MiB, 2 passes, 1 lane): a login costs tens of ms, not
 # hundreds, so sign-in bursts do not starve the event loop's thread pool on small nodes.
@@ -94,6 +97,7 @@ class IdentityModule(Module):
         self._secret = secret
         self._view: AuthView | None = None
         self._throttle: LoginThrottle | None = None
+        self._verified: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=VERIFIED_TOKENS)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -365,8 +369,12 @@ class IdentityModule(Module):
         await self.store.revoke(principal.jti, principal.sid, until)
         await self.view.session_ended_now(principal.sid, until.timestamp())
 
-    async def authenticate(self, token: str) -> Principal:
-        """Valid signature, not expired, account present, enabled and unchanged, session not ended."""
+    def _claims(self, token: str) -> dict[str, Any]:
+        """Verified claims of a token. Verification is remembered per token string (a bounded LRU) and
+        reused only while the token is unexpired; the account and session checks still run every time."""
+        claims = self._verified.get(token)
+        if claims is not None and claims["exp"] > time.time():
+            return claims
         try:
             claims = jwt.decode(
                 token,
@@ -376,11 +384,18 @@ class IdentityModule(Module):
                 options={"require": ["exp", "jti", "sid", "sub", "uid"]},
             )
         except jwt.ExpiredSignatureError as exc:
+            self._verified.pop(token, None)
             self.metrics.auth_failures.labels("expired").inc()
             raise _unauthorized("token_expired", "access token expired; use /api/auth/refresh") from exc
         except jwt.InvalidTokenError as exc:
             self.metrics.auth_failures.labels("invalid_token").inc()
             raise _unauthorized("invalid_token", f"access token rejected: {exc}") from exc
+        self._verified[token] = claims
+        return claims
+
+    async def authenticate(self, token: str) -> Principal:
+        """Valid signature, not expired, account present, enabled and unchanged, session not ended."""
+        claims = self._claims(token)
         user = await self.view.user(int(claims["uid"]))
         if user is None or user.disabled or user.stamp != claims.get("stm"):
             self.metrics.auth_failures.labels("account_changed").inc()
