@@ -50,6 +50,7 @@ async def test_bad_values_are_422_naming_the_field(pg_codex: RunningApp) -> None
             "body.meta",
         ),
         ("POST", "/api/nodes", {"json": {"typeId": "t", "title": "x", "meta": _deep(300)}}, "body.meta"),
+        ("POST", "/api/nodes", {"json": {"typeId": "t", "title": "x", "meta": {"n": [2**64]}}}, "body.meta"),
         ("PUT", "/api/nodes/n1", {"json": {"title": "y", "version": 10**23}}, "body.version"),
         ("POST", "/api/nodes", {"content": '{"typeId":"t","title":"x","meta":{"v":' + "9" * 5000 + "}}"}, "body"),
         ("POST", "/api/nodes", {"content": '{"typeId":"t","meta":' + "[" * 1000 + "]" * 1000 + "}"}, "body"),
