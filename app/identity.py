@@ -127,11 +127,11 @@ class IdentityModule(Module):
         self._throttle = LoginThrottle(self.engine, self.settings.auth_lockout_minutes * 60)
         redis_url = self.settings.redis_connection_string if self.settings.sessions_use_redis else None
         self._view = AuthView(self.engine, self.store, redis_url, self.settings.auth_view_max_staleness_seconds)
-        await self._view.start()
-        self.every(self.settings.auth_view_max_staleness_seconds / 3, self._view.resync, "view-resync")
-        self.every(600, self.throttle.cleanup, "throttle-cleanup")
         if self.settings.admin_password:
             await self._ensure_admin(self.settings.admin_username, self.settings.admin_password)
+        await self._view.start()  # after anything that can fail: a failed start leaves no task behind
+        self.every(self.settings.auth_view_max_staleness_seconds / 3, self._view.resync, "view-resync")
+        self.every(600, self.throttle.cleanup, "throttle-cleanup")
 
     async def stop(self) -> None:
         if self._view is not None:
