@@ -49,7 +49,7 @@ class CacheModule(Module):
         # Bounded in bytes and in entries at once: each entry costs its body's length, and at least an
         # equal share of the byte budget, so neither CACHE_MAX_BYTES nor CACHE_MAX_ENTRIES is exceeded.
         self.share = max(1, settings.cache_max_bytes // settings.cache_max_entries)
-        self.largest = settings.cache_max_bytes // 8  # bigger bodies are served, never cached
+        self.largest = settings.cache_max_bytes // 16  # bigger bodies are served, never cached
         self.entries: TTLCache[str, CachedBody] = TTLCache(
             maxsize=settings.cache_max_bytes,
             ttl=settings.cache_ttl_seconds,
