@@ -18,9 +18,10 @@ from app.ai.extractors import Extractor
 from app.chaos import ChaosMiddleware
 from app.config import Settings
 from app.errors import ApiError, error_body, install_error_handlers
-from app.logs import configure_logging
+from app.logs import configure_logging, flush_request_log
 from app.middleware.body_limit import BodyLimit
 from app.middleware.observe import RequestObserver
+from app.responses import FastJSONResponse
 from app.routes import admin, ai, auth, graph, health
 from app.services import Services
 from app.sessions import SessionStoreUnavailable
@@ -100,8 +101,9 @@ def create_app(
             services.lifecycle = "stopped"
             services.shutdown_seconds = time.perf_counter() - began
             log.info("modules stopped in %.3f s", services.shutdown_seconds)
+            flush_request_log(settings.log_dir)
 
-    app = FastAPI(title="Living Codex", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="Living Codex", version=__version__, lifespan=lifespan, default_response_class=FastJSONResponse)
     app.state.services = services
     install_error_handlers(app)
     _install_domain_errors(app)
@@ -109,9 +111,11 @@ def create_app(
         app.include_router(router)
 
     # Added innermost first: the observer wraps everything, so it sees every status and latency.
+    # Every layer is pure ASGI, and a layer with nothing to do is not added: each one is a pass per request.
     if settings.enable_performance_optimization:
         app.add_middleware(GZipMiddleware, minimum_size=1024)
-    app.add_middleware(ChaosMiddleware, chaos=services.chaos)
+    if services.chaos.active:
+        app.add_middleware(ChaosMiddleware, chaos=services.chaos)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     tracer = provider.get_tracer("living-codex") if provider is not None else None
     app.add_middleware(

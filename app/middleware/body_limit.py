@@ -35,10 +35,18 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for key, value in scope.get("headers", []):
-            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(send)
-                return
+        has_body = False
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length":
+                if value.isdigit() and int(value) > self.limit:
+                    await self._refuse(send)
+                    return
+                has_body = value != b"0"
+            elif key == b"transfer-encoding":
+                has_body = True
+        if not has_body:  # HTTP/1.1: no Content-Length and no Transfer-Encoding means no body to count
+            await self.app(scope, receive, send)
+            return
         received = 0
         started = False
 
