@@ -2,13 +2,14 @@
 
 Writes clear the local cache at once and tell the other replicas over Redis pub/sub when Redis is
 configured; without it, another replica may serve a stale read for at most CACHE_TTL_SECONDS.
+The broadcast runs in the background, coalesced: a write never waits on Redis, and while Redis is
+away the broadcaster retries every second and sends one invalidation when it answers again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from redis.exceptions import RedisError
 from app.config import Settings
 from app.metrics import Metrics
 from app.modules import Module
+from app.rendering import render_json
 
 log = logging.getLogger("codex.cache")
 CHANNEL = "codex:cache:invalidate"
@@ -37,10 +39,6 @@ def _etag(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
 
-def _render(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 class CacheModule(Module):
     name = "cache"
 
@@ -54,6 +52,9 @@ class CacheModule(Module):
         self.invalidations = 0  # also the generation: a read produced before a write is not kept
         self._redis: aioredis.Redis | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._broadcaster: asyncio.Task[None] | None = None
+        self._pending = asyncio.Event()
+        self.broadcast_ok = True
 
     async def start(self) -> None:
         if not self.enabled:
@@ -62,11 +63,13 @@ class CacheModule(Module):
         if self.settings.redis_connection_string:
             self._redis = aioredis.from_url(self.settings.redis_connection_string, socket_connect_timeout=0.5)
             self._listener = asyncio.create_task(self._listen(), name="cache.invalidation")
+            self._broadcaster = asyncio.create_task(self._broadcast(), name="cache.broadcast")
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()  # bounded wait: redis-py can swallow a cancellation
-            await asyncio.wait({self._listener}, timeout=5)
+        for task in (self._listener, self._broadcaster):
+            if task is not None:
+                task.cancel()  # bounded wait: redis-py can swallow a cancellation
+                await asyncio.wait({task}, timeout=5)
         if self._redis is not None:
             await self._redis.aclose()
 
@@ -85,14 +88,26 @@ class CacheModule(Module):
         self.metrics.cache_entries.set(0)
 
     async def invalidate(self) -> None:
-        """A write happened: drop cached reads here and on every other replica."""
+        """A write happened: drop cached reads here now, and on every other replica in the background."""
         self.clear_local()
-        if self._redis is None:
-            return
-        try:
-            await asyncio.wait_for(self._redis.publish(CHANNEL, "all"), timeout=0.5)
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.debug("cache invalidation not broadcast: %s", exc)
+        if self._redis is not None:
+            self._pending.set()
+
+    async def _broadcast(self) -> None:
+        """Publish pending invalidations; many writes in a burst become one message."""
+        assert self._redis is not None
+        while True:
+            await self._pending.wait()
+            self._pending.clear()
+            try:
+                await asyncio.wait_for(self._redis.publish(CHANNEL, "all"), timeout=0.5)
+                self.broadcast_ok = True
+            except (RedisError, OSError, TimeoutError) as exc:
+                if self.broadcast_ok:
+                    log.warning("cache invalidation not broadcast, retrying every second: %s", exc)
+                self.broadcast_ok = False
+                self._pending.set()  # the other replicas still need to hear of it
+                await asyncio.sleep(1.0)
 
     async def _listen(self) -> None:
         assert self._redis is not None
@@ -100,6 +115,7 @@ class CacheModule(Module):
             try:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
+                    self.clear_local()  # invalidations sent while unsubscribed were missed
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             self.clear_local()
@@ -111,7 +127,7 @@ class CacheModule(Module):
         cached = self.entries.get(key) if self.enabled else None
         if cached is None:
             generation = self.invalidations
-            body = _render(await produce())
+            body = render_json(await produce())
             cached = CachedBody(body, _etag(body))
             if self.enabled:
                 self.metrics.cache_requests.labels("miss").inc()
@@ -137,4 +153,5 @@ class CacheModule(Module):
             "ttlSeconds": self.settings.cache_ttl_seconds,
             "invalidations": self.invalidations,
             "crossReplicaInvalidation": self._redis is not None,
+            "broadcastOk": self.broadcast_ok,
         }

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace.export import SpanExporter
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.gzip import GZipMiddleware
 
 from app import __version__
@@ -25,10 +25,12 @@ from app.responses import FastJSONResponse
 from app.routes import admin, ai, auth, graph, health
 from app.services import Services
 from app.sessions import SessionStoreUnavailable
+from app.storage.errors import classify
 from app.storage.graph import ConflictError, NotFoundError
 from app.tracing import tracer_provider
 
 log = logging.getLogger("codex.server")
+RETRY_AFTER_SECONDS = "5"
 
 
 def _install_domain_errors(app: FastAPI) -> None:
@@ -47,21 +49,20 @@ def _install_domain_errors(app: FastAPI) -> None:
         return JSONResponse(
             error_body(request, "sessions_unavailable", str(exc)),
             status_code=503,
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
 
-    async def database_down(request: Request, exc: Exception) -> JSONResponse:
-        log.error("database error on %s: %s", request.url.path, exc)
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        failure = classify(exc)
+        # The class and SQLSTATE only: a driver's message or statement can carry the user's data.
+        log.error("database error on %s %s: %s -> %d", request.method, request.url.path, failure.detail, failure.status)
+        headers = {"Retry-After": RETRY_AFTER_SECONDS} if failure.status == 503 else None
         return JSONResponse(
-            error_body(request, "database_unavailable", "the database did not answer; see /health database"),
-            status_code=503,
-            headers={"Retry-After": "5"},
+            error_body(request, failure.code, failure.message), status_code=failure.status, headers=headers
         )
 
-    app.add_exception_handler(OperationalError, database_down)
-    app.add_exception_handler(DBAPIError, database_down)
-    app.add_exception_handler(OSError, database_down)
-    app.add_exception_handler(TimeoutError, database_down)
+    for error_class in (SQLAlchemyError, OSError, TimeoutError):
+        app.add_exception_handler(error_class, database_error)
 
 
 def create_app(
@@ -103,7 +104,16 @@ def create_app(
             log.info("modules stopped in %.3f s", services.shutdown_seconds)
             flush_request_log(settings.log_dir)
 
-    app = FastAPI(title="Living Codex", version=__version__, lifespan=lifespan, default_response_class=FastJSONResponse)
+    docs = settings.api_docs_enabled  # app.openapi() works in-process either way
+    app = FastAPI(
+        title="Living Codex",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        default_response_class=FastJSONResponse,
+    )
     app.state.services = services
     install_error_handlers(app)
     _install_domain_errors(app)

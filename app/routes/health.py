@@ -11,21 +11,27 @@ from app.errors import ApiError
 from app.routes.deps import services_of
 
 router = APIRouter(tags=["health"])
+HEALTH_METHODS = ["GET", "HEAD"]  # HEAD answers like GET (status and headers) for load balancers' probes
+UNAVAILABLE = {"Retry-After": "5"}  # every 503 tells the client when to try again
 
 
-@router.get("/health")
+def _answer(body: dict[str, object], status: int) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=UNAVAILABLE if status == 503 else None)
+
+
+@router.api_route("/health", methods=HEALTH_METHODS)
 async def overall(request: Request) -> JSONResponse:
     body, status = await health.overall(services_of(request))
-    return JSONResponse(body, status_code=status)
+    return _answer(body, status)
 
 
-@router.get("/health/live")
+@router.api_route("/health/live", methods=HEALTH_METHODS)
 async def live(request: Request) -> dict[str, object]:
     services = services_of(request)
     return {"status": "alive", "uptime": round(services.uptime, 3)}
 
 
-@router.get("/health/ready")
+@router.api_route("/health/ready", methods=HEALTH_METHODS)
 async def ready(request: Request) -> JSONResponse:
     """Ready when started and not draining, with every critical module loaded."""
     services = services_of(request)
@@ -36,19 +42,19 @@ async def ready(request: Request) -> JSONResponse:
             if services.lifecycle != "ready"
             else f"critical modules failed: {', '.join(critical_down)}"
         )
-        return JSONResponse({"status": "not_ready", "reason": reason}, status_code=503)
+        return _answer({"status": "not_ready", "reason": reason}, 503)
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/health/memory")
+@router.api_route("/health/memory", methods=HEALTH_METHODS)
 async def memory(request: Request) -> dict[str, object]:
     return await health.memory(services_of(request))
 
 
-@router.get("/health/ai-pipeline")
+@router.api_route("/health/ai-pipeline", methods=HEALTH_METHODS)
 async def ai_pipeline(request: Request) -> JSONResponse:
     body, status = health.ai_pipeline(services_of(request))
-    return JSONResponse(body, status_code=status)
+    return _answer(body, status)
 
 
 @router.get("/modules")
