@@ -16,6 +16,7 @@ import uvicorn
 from app.config import Settings
 from app.main import create_app
 from app.services import Services
+from codexops.header_timeout import KEEP_ALIVE_SECONDS, HeaderTimeoutHttpToolsProtocol
 
 log = logging.getLogger("codex.server")
 
@@ -64,7 +65,10 @@ def run(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         server_header=False,
         proxy_headers=True,
-        loop="uvloop",  # uvicorn[standard]: measured in benchmarks/RESULTS.md
-        http="httptools",
+        # uvicorn[standard]: uvloop and httptools (benchmarks/RESULTS.md). Slow clients cannot hold
+        # connections: headers within 10 s, idle keep-alive 15 s.
+        loop="uvloop",
+        http=HeaderTimeoutHttpToolsProtocol,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     GracefulServer(config, app.state.services).run()

@@ -97,6 +97,8 @@ class EnvironmentSpec(Model):
     image: str = Field(min_length=1, description="pinned tag or digest; the policy pack enforces it")
     tls: bool = False
     domain: str = "localhost"
+    # Host names the gateway serves; empty means just `domain`. Any other Host is refused.
+    serverNames: tuple[str, ...] = ()
     namespace: str = Field("living-codex", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     kubernetesVersion: str = Field("1.30.0", pattern=r"^\d+\.\d+\.\d+$")
     tlsSecretName: str | None = None
@@ -112,6 +114,10 @@ class EnvironmentSpec(Model):
     plaintext_secrets: tuple[str, ...] = Field(
         (), description="secret keys set without --secret: the policy pack refuses such a stack"
     )
+
+    @property
+    def server_names(self) -> tuple[str, ...]:
+        return self.serverNames or (self.domain,)
 
     @model_validator(mode="after")
     def _production_rules(self) -> EnvironmentSpec:
