@@ -123,7 +123,9 @@ def create_app(
     # Added innermost first: the observer wraps everything, so it sees every status and latency.
     # Every layer is pure ASGI, and a layer with nothing to do is not added: each one is a pass per request.
     if settings.enable_performance_optimization:
-        app.add_middleware(GZipMiddleware, minimum_size=1024)
+        # Level 5, not Starlette's 9: nearly the same size for JSON at a fraction of the CPU. Behind
+        # nginx the replicas do not compress at all (it drops Accept-Encoding and compresses itself).
+        app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     if services.chaos.active:
         app.add_middleware(ChaosMiddleware, chaos=services.chaos)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
