@@ -113,6 +113,7 @@ def write_results(results: dict[str, Any], directory: Path) -> None:
         "",
         f"Measured {results['date']} with `{results['command']}` (benchmarks/run.py): wrk "
         f"`-t{wrk['threads']} -c{wrk['connections']} -d{wrk['seconds']:g}s` per endpoint after a 2 s warm-up, "
+        f"{wrk['rounds']} rounds over all endpoints, each row the best of its rounds (the machine is shared), "
         "every endpoint through the same nginx (rendered from `infra/templates/nginx.conf.j2`), the service "
         "with 2 replicas against PostgreSQL and Redis (`codexops up`).",
         "",
@@ -148,7 +149,8 @@ def write_results(results: dict[str, Any], directory: Path) -> None:
         "",
         f"- `codexops up` (already-running parts are reused): {results['setupSeconds']} s.",
         f"- `codexops gate --target local`: {gate['verdict']} in {gate['seconds']} s; {steps}. Load: "
-        f"{figures.get('rps', '?')} RPS achieved of {figures.get('target_rps', '?')} targeted, "
+        f"{figures.get('achieved_rps', '?')} RPS achieved after the ramp of {figures.get('target_rps', '?')} targeted "
+        f"({figures.get('rps', '?')} over the whole run with the ramp), "
         f"p95 {figures.get('p95_ms', '?')} ms, error rate {figures.get('error_rate', 0):.2%}.",
         f"- RSS per replica under the gate's load: {rss}.",
         *(f"- `codexops preview {s}`: {p['seconds']} s (exit {p['exitCode']})." for s, p in previews.items()),
