@@ -111,7 +111,8 @@ def write_results(results: dict[str, Any], directory: Path) -> None:
     text = [
         "# Benchmark results",
         "",
-        f"Measured {results['date']} with `{results['command']}` (benchmarks/run.py): wrk "
+        f"Measured {results['date']} at commit {results.get('commit', '?')} with `{results['command']}` "
+        "(benchmarks/run.py): wrk "
         f"`-t{wrk['threads']} -c{wrk['connections']} -d{wrk['seconds']:g}s` per endpoint after a 2 s warm-up, "
         f"{wrk['rounds']} rounds over all endpoints, each row the best of its rounds (the machine is shared), "
         "every endpoint through the same nginx (rendered from `infra/templates/nginx.conf.j2`), the service "

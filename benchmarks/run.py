@@ -52,6 +52,14 @@ def _machine() -> dict[str, Any]:
     }
 
 
+def _commit() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=HERE
+    )
+    return head.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+
+
 def _prepare(gateway: str) -> tuple[str, str]:
     """An admin token and the benchmark node's JSON (created once, read through the gateway)."""
     password = localenv.local_secrets()["ADMIN_PASSWORD"]
@@ -124,6 +132,7 @@ def measure(seconds: float, connections: int, threads: int, rounds: int, with_ga
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "make bench",
+        "commit": _commit(),
         "wrk": {"seconds": seconds, "connections": connections, "threads": threads, "rounds": rounds},
         "machine": _machine(),
         "loadAverage": {"before": load_before, "afterWrk": load_during, "end": os.getloadavg()},
