@@ -30,6 +30,8 @@ SECURITY_HEADERS = [
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 # A client's X-Request-ID is kept only when it is a short token of these characters; else a new one.
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+# Metric label values are bounded: any other method (nginx and uvicorn pass any token) counts as OTHER.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # What stays readable in a logged path; anything else (space, %, controls, non-ASCII) is %-encoded.
 _PATH_SAFE = "/!$&'()*+,;=:@-._~"
 
@@ -113,7 +115,7 @@ class RequestObserver:
             elapsed = time.perf_counter() - began
             self.metrics.active_requests.dec()
             route, method = _route_of(scope), scope["method"]
-            self._record(method, route, status, elapsed)
+            self._record(method if method in METHODS else "OTHER", route, status, elapsed)
             self.tracker.info(
                 "method=%s path=%s route=%s status=%d latency_ms=%.2f request_id=%s instance=%s",
                 method,

@@ -50,3 +50,25 @@ def test_request_tracker_writes_from_a_queue(tmp_path: Path) -> None:
     flush_request_log(str(tmp_path))
     assert (tmp_path / "request-tracker.log").read_text().count("\n") == 1
     assert "path=/x\\x0ay" in (tmp_path / "request-tracker.log").read_text()
+
+
+async def test_made_up_methods_share_one_metric_label() -> None:
+    from app.metrics import Metrics
+    from app.middleware.observe import RequestObserver
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 405, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        return None
+
+    metrics = Metrics()
+    observer = RequestObserver(app, metrics, logging.getLogger("test.tracker"), None, "t")
+    for method in ("QZXWVUTS", "ABCDEFGH", "GET"):
+        await observer({"type": "http", "method": method, "path": "/x", "headers": []}, receive, send)
+    methods = {s.labels["method"] for f in metrics.http_requests.collect() for s in f.samples}
+    assert methods == {"OTHER", "GET"}
