@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,29 @@ def _targets(results: dict[str, Any]) -> list[str]:
         )
     lines.append(f"| checklist < 10 s | {checklist} s | {mark(0 < checklist < 10)} |")
     return lines
+
+
+def _history(directory: Path) -> list[str]:
+    """Earlier runs, one change at a time (benchmarks/history.json, kept by hand from real runs)."""
+    path = directory / "history.json"
+    if not path.exists():
+        return []
+    history = json.loads(path.read_text())
+    names = list(dict.fromkeys(n for step in history["steps"] for n in step["rows"]))
+    lines = [
+        "## Step by step (earlier runs)",
+        "",
+        history["note"],
+        "",
+        "| change | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for step in history["steps"]:
+        cells = [
+            f"{step['rows'][n]['rps']:,} / {step['rows'][n]['p95_ms']} ms" if n in step["rows"] else "-" for n in names
+        ]
+        lines.append(f"| {step['change']} | " + " | ".join(cells) + " |")
+    return [*lines, "", "Each cell: RPS / p95.", ""]
 
 
 def chart(results: dict[str, Any], path: Path) -> None:
@@ -160,5 +184,6 @@ def write_results(results: dict[str, Any], directory: Path) -> None:
         "every read goes to PostgreSQL. Create posts a new node per request. The paced run spreads "
         "requests over per-thread send slots (wrk's Lua `delay`), holding the rate below the maximum.",
         "",
+        *_history(directory),
     ]
     (directory / "RESULTS.md").write_text("\n".join(text))
