@@ -19,7 +19,7 @@ from pathlib import Path
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _MAX_BYTES = 10 * 1024 * 1024
 _BACKUPS = 5
-_QUEUE_BOUND = 100_000  # records waiting for the writer; beyond it a record is dropped, never awaited
+_QUEUE_BOUND = 10_000  # records waiting for the writer (a few MB at most); beyond it a line is dropped
 # C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the backslash that escapes.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
 
