@@ -17,6 +17,7 @@ from app.config import Settings
 from app.main import create_app
 from app.services import Services
 from codexops.header_timeout import KEEP_ALIVE_SECONDS, HeaderTimeoutHttpToolsProtocol
+from codexops.malloc import return_freed_memory
 
 log = logging.getLogger("codex.server")
 
@@ -54,6 +55,7 @@ class GracefulServer(uvicorn.Server):
 
 
 def run(settings: Settings) -> None:
+    return_freed_memory()  # before any thread allocates: see codexops/malloc.py
     app = create_app(settings)
     host, port = settings.bind
     config = uvicorn.Config(
