@@ -108,7 +108,7 @@ class Load(Model):
 
     targetRps: float = Field(150, gt=0)
     durationSeconds: int = Field(45, ge=10)
-    rampSeconds: int = Field(5, ge=1)
+    rampSeconds: int = Field(8, ge=1)
     users: int = Field(30, ge=1)
     mix: LoadMix = LoadMix()
     targetTolerance: float = Field(0.9, gt=0, le=1)

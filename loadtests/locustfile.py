@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ SCALE = float(os.environ.get("CODEX_LOAD_SCALE", "1"))
 SPEC = load_spec(STACK)
 MIX = SPEC.load.mix
 KNOWN_NODES: list[str] = []  # ids seen or created by this Locust process
+LOGIN_ATTEMPTS = 5
 
 
 class CodexUser(FastHttpUser):
@@ -41,17 +43,26 @@ class CodexUser(FastHttpUser):
         self.login()
 
     def login(self) -> None:
-        response = self.client.post(
-            "/api/auth/login",
-            name="/api/auth/login",
-            json={
-                "username": os.environ["CODEX_LOAD_USERNAME"],
-                "password": os.environ["CODEX_LOAD_PASSWORD"],
-            },
-        )
-        tokens = response.json() if response.ok else {}
-        self.access = tokens.get("accessToken", "")
-        self.refresh_token = tokens.get("refreshToken", "")
+        """Log in; a 429 from the gateway's login limit (10 r/s per address) is waited out, then retried."""
+        self.access, self.refresh_token = "", ""
+        for _ in range(LOGIN_ATTEMPTS):
+            with self.client.post(
+                "/api/auth/login",
+                name="/api/auth/login",
+                catch_response=True,
+                json={
+                    "username": os.environ["CODEX_LOAD_USERNAME"],
+                    "password": os.environ["CODEX_LOAD_PASSWORD"],
+                },
+            ) as response:
+                if response.status_code == 429:
+                    response.success()  # back-pressure by design, not a failure of the service
+                    time.sleep(min(5.0, float(response.headers.get("Retry-After") or 1)))  # gevent-patched
+                    continue
+                tokens = response.json() if response.ok else {}
+                self.access = tokens.get("accessToken", "")
+                self.refresh_token = tokens.get("refreshToken", "")
+                return
 
     @property
     def auth(self) -> dict[str, str]:

@@ -10,8 +10,9 @@ import math
 
 from infra.spec import Load
 
-# Logins at start pass the gateway's auth limit (10 r/s per address): spawn at most this many a second.
-MAX_SPAWN_RATE = 6.0
+# Logins at start, with the session users' refreshes, stay under the gateway's auth limit (10 r/s per
+# address): spawn at most this many users a second.
+MAX_SPAWN_RATE = 4.0
 FIXED: dict[str, list[tuple[int, float, float]]] = {
     # (end second, users as a share of the spec's users, spawn rate)
     "smoke": [(20, 0.2, MAX_SPAWN_RATE)],  # a quick look: a fifth of the rate

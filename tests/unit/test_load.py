@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from infra.spec import Load, LoadMix, Thresholds, load_spec
-from loadtests.shapes import MAX_SPAWN_RATE, duration, per_user_rate, stages
+from loadtests.shapes import MAX_SPAWN_RATE, duration, per_user_rate, ramp_seconds, stages
 from loadtests.thresholds import judge, steady_rps, steady_rps_from_history
 
 
@@ -26,10 +26,12 @@ def test_load_refuses_a_ramp_longer_than_the_run_and_an_empty_mix() -> None:
 
 
 def test_gate_shape_holds_the_target_after_a_ramp() -> None:
-    load = Load(targetRps=120, users=30, rampSeconds=5, durationSeconds=40)
-    assert stages("gate", load) == [(5, 30, MAX_SPAWN_RATE), (40, 30, MAX_SPAWN_RATE)]
+    load = Load(targetRps=120, users=24, rampSeconds=6, durationSeconds=40)
+    assert stages("gate", load) == [(6, 24, MAX_SPAWN_RATE), (40, 24, MAX_SPAWN_RATE)]
     assert duration("gate", load) == 40 and duration("gate", load, 0.5) == 20
-    assert per_user_rate(load) == 4.0
+    assert per_user_rate(load) == 5.0
+    crowded = Load(users=80, rampSeconds=2)  # users start at MAX_SPAWN_RATE a second: the ramp stretches
+    assert ramp_seconds(crowded) == 80 / MAX_SPAWN_RATE and stages("gate", crowded)[0][0] == ramp_seconds(crowded)
     with pytest.raises(ValueError, match="unknown load shape"):
         stages("burst", load)
 
