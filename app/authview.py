@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.pubsub import REDIS_ERRORS, follow
 from app.sessions import SessionStore
 from app.storage.schema import users
 
@@ -31,7 +31,6 @@ log = logging.getLogger("codex.authview")
 CHANNEL = "codex:auth"
 MAX_CACHED_USERS = 10_000
 PUBLISH_TIMEOUT_SECONDS = 0.3
-_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ class AuthView:
             return
         try:
             await asyncio.wait_for(self._redis.publish(CHANNEL, message), timeout=PUBLISH_TIMEOUT_SECONDS)
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             self.publish_ok = False
             log.warning("auth change not published; replicas pick it up at their next resync: %s", exc)
 
@@ -124,7 +123,10 @@ class AuthView:
     # -- keeping the view current --------------------------------------------------------
     async def start(self) -> None:
         if self._redis is not None:
-            self._tasks = [asyncio.create_task(self._listen(), name="authview.listen")]
+            listen = follow(
+                self._redis, CHANNEL, on_subscribe=self._subscribed, on_message=self._apply, on_lost=self._unsubscribed
+            )
+            self._tasks = [asyncio.create_task(listen, name="authview.listen")]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -147,7 +149,7 @@ class AuthView:
                     async with self.engine.connect() as conn:
                         for row in await conn.execute(select(users).where(users.c.id.in_(ids))):
                             fresh[row.id] = _state(row)
-        except (*_REDIS_ERRORS, SQLAlchemyError) as exc:
+        except (*REDIS_ERRORS, SQLAlchemyError) as exc:
             log.debug("auth view resync failed: %s", exc)
             return False
         now = time.time()
@@ -160,24 +162,14 @@ class AuthView:
         self.resyncs += 1
         return True
 
-    async def _listen(self) -> None:
-        assert self._redis is not None
-        while True:
-            try:
-                async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
-                    self.subscribed = True
-                    await self.resync()  # whatever was published while unsubscribed is in SQL/Redis
-                    while True:
-                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                        if message and message.get("type") == "message":
-                            data = message["data"]
-                            self._apply(data.decode() if isinstance(data, bytes) else str(data))
-            except _REDIS_ERRORS as exc:
-                if self.subscribed:
-                    log.warning("auth view unsubscribed, every request checks SQL/Redis until back: %s", exc)
-                self.subscribed = False
-                await asyncio.sleep(1.0)
+    async def _subscribed(self) -> None:
+        self.subscribed = True
+        await self.resync()  # whatever was published while unsubscribed is in SQL/Redis
+
+    def _unsubscribed(self, exc: Exception) -> None:
+        if self.subscribed:
+            log.warning("auth view unsubscribed, every request checks SQL/Redis until back: %s", exc)
+        self.subscribed = False
 
     def health(self) -> dict[str, Any]:
         return {

@@ -18,11 +18,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from cachetools import TTLCache
 from fastapi import Request, Response
-from redis.exceptions import RedisError
 
 from app.config import Settings
 from app.metrics import Metrics
 from app.modules import Module
+from app.pubsub import REDIS_ERRORS, follow
 from app.rendering import render_json
 
 log = logging.getLogger("codex.cache")
@@ -46,8 +46,14 @@ class CacheModule(Module):
         super().__init__()
         self.settings, self.metrics = settings, metrics
         self.enabled = settings.enable_response_caching
+        # Bounded in bytes and in entries at once: each entry costs its body's length, and at least an
+        # equal share of the byte budget, so neither CACHE_MAX_BYTES nor CACHE_MAX_ENTRIES is exceeded.
+        self.share = max(1, settings.cache_max_bytes // settings.cache_max_entries)
+        self.largest = settings.cache_max_bytes // 16  # bigger bodies are served, never cached
         self.entries: TTLCache[str, CachedBody] = TTLCache(
-            maxsize=settings.cache_max_entries, ttl=settings.cache_ttl_seconds
+            maxsize=settings.cache_max_bytes,
+            ttl=settings.cache_ttl_seconds,
+            getsizeof=lambda entry: max(len(entry.body), self.share),
         )
         self.invalidations = 0  # also the generation: a read produced before a write is not kept
         self._redis: aioredis.Redis | None = None
@@ -62,7 +68,14 @@ class CacheModule(Module):
         self.every(self.settings.cache_ttl_seconds, self.cleanup, "expire")
         if self.settings.redis_connection_string:
             self._redis = aioredis.from_url(self.settings.redis_connection_string, socket_connect_timeout=0.5)
-            self._listener = asyncio.create_task(self._listen(), name="cache.invalidation")
+            listen = follow(
+                self._redis,
+                CHANNEL,
+                on_subscribe=self._resubscribed,
+                on_message=lambda _: self.clear_local(),
+                on_lost=lambda _: None,  # Redis away: the TTL bounds staleness until it is back
+            )
+            self._listener = asyncio.create_task(listen, name="cache.invalidation")
             self._broadcaster = asyncio.create_task(self._broadcast(), name="cache.broadcast")
 
     async def stop(self) -> None:
@@ -102,25 +115,15 @@ class CacheModule(Module):
             try:
                 await asyncio.wait_for(self._redis.publish(CHANNEL, "all"), timeout=0.5)
                 self.broadcast_ok = True
-            except (RedisError, OSError, TimeoutError) as exc:
+            except REDIS_ERRORS as exc:
                 if self.broadcast_ok:
                     log.warning("cache invalidation not broadcast, retrying every second: %s", exc)
                 self.broadcast_ok = False
                 self._pending.set()  # the other replicas still need to hear of it
                 await asyncio.sleep(1.0)
 
-    async def _listen(self) -> None:
-        assert self._redis is not None
-        while True:
-            try:
-                async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
-                    self.clear_local()  # invalidations sent while unsubscribed were missed
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            self.clear_local()
-            except (RedisError, OSError, TimeoutError):
-                await asyncio.sleep(2)  # Redis away: TTL bounds staleness until it is back
+    async def _resubscribed(self) -> None:
+        self.clear_local()  # invalidations sent while unsubscribed were missed
 
     async def respond(self, request: Request, key: str, produce: Callable[[], Awaitable[Any]]) -> Response:
         """Serve a JSON read from the cache (or produce it), with ETag and 304 on If-None-Match."""
@@ -131,7 +134,7 @@ class CacheModule(Module):
             cached = CachedBody(body, _etag(body))
             if self.enabled:
                 self.metrics.cache_requests.labels("miss").inc()
-            if self.enabled and generation == self.invalidations:
+            if self.enabled and generation == self.invalidations and len(body) <= self.largest:
                 self.entries[key] = cached
                 self.metrics.cache_entries.set(len(self.entries))
             state = "MISS"
@@ -148,8 +151,9 @@ class CacheModule(Module):
         return {
             "enabled": self.enabled,
             "entries": len(self.entries),
-            "maxEntries": self.entries.maxsize,
+            "maxEntries": self.settings.cache_max_entries,
             "bytes": sum(len(v.body) for v in list(self.entries.values())),
+            "maxBytes": self.settings.cache_max_bytes,
             "ttlSeconds": self.settings.cache_ttl_seconds,
             "invalidations": self.invalidations,
             "crossReplicaInvalidation": self._redis is not None,

@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     enable_database_optimization: bool = Field(True, validation_alias="ENABLE_DATABASE_OPTIMIZATION")
     cache_ttl_seconds: float = Field(30.0, validation_alias="CACHE_TTL_SECONDS", gt=0)
     cache_max_entries: int = Field(1000, validation_alias="CACHE_MAX_ENTRIES", gt=0)
+    cache_max_bytes: int = Field(16 * 1024 * 1024, validation_alias="CACHE_MAX_BYTES", gt=0)
 
     enable_ai_pipeline_monitoring: bool = Field(True, validation_alias="ENABLE_AI_PIPELINE_MONITORING")
     ai_queue_capacity: int = Field(100, validation_alias="AI_QUEUE_CAPACITY", gt=0)

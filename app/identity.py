@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
+from cachetools import LRUCache
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -37,6 +39,7 @@ from app.timeutil import utcnow
 
 log = logging.getLogger("codex.identity")
 ROLES = ("viewer", "editor", "admin")
+VERIFIED_TOKENS = 10_000  # tokens whose signature check is remembered
 ISSUER = "living-codex"
 # Argon2id at OWASP's recommended minimum (19 MiB, 2 passes, 1 lane): a login costs tens of ms, not
 # hundreds, so sign-in bursts do not starve the event loop's thread pool on small nodes.
@@ -94,6 +97,7 @@ class IdentityModule(Module):
         self._secret = secret
         self._view: AuthView | None = None
         self._throttle: LoginThrottle | None = None
+        self._verified: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=VERIFIED_TOKENS)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -123,11 +127,11 @@ class IdentityModule(Module):
         self._throttle = LoginThrottle(self.engine, self.settings.auth_lockout_minutes * 60)
         redis_url = self.settings.redis_connection_string if self.settings.sessions_use_redis else None
         self._view = AuthView(self.engine, self.store, redis_url, self.settings.auth_view_max_staleness_seconds)
-        await self._view.start()
-        self.every(self.settings.auth_view_max_staleness_seconds / 3, self._view.resync, "view-resync")
-        self.every(600, self.throttle.cleanup, "throttle-cleanup")
         if self.settings.admin_password:
             await self._ensure_admin(self.settings.admin_username, self.settings.admin_password)
+        await self._view.start()  # after anything that can fail: a failed start leaves no task behind
+        self.every(self.settings.auth_view_max_staleness_seconds / 3, self._view.resync, "view-resync")
+        self.every(600, self.throttle.cleanup, "throttle-cleanup")
 
     async def stop(self) -> None:
         if self._view is not None:
@@ -247,23 +251,25 @@ class IdentityModule(Module):
             user = (await conn.execute(select(users).where(users.c.username == username))).first()
         under_attack = user is not None and user.failed_logins >= self.settings.auth_account_ceiling
         free = 1 if under_attack else self.settings.auth_max_failed_logins
-        wait = await self.throttle.admit(username, client, free)
-        if wait is not None:
-            self.metrics.auth_failures.labels("throttled").inc()
-            raise ApiError(
-                429,
-                "login_throttled",
-                f"too many failed logins for this account from your address; try again in {wait} s",
-                headers={"Retry-After": str(wait)},
-            )
-        if user is None:
-            await asyncio.to_thread(self._verify, _dummy_hash(), password)
-            self.metrics.auth_failures.labels("unknown_user").inc()
-            raise _unauthorized("invalid_credentials", "username or password is wrong")
-        if not await asyncio.to_thread(self._verify, user.password_hash, password):
-            await self._count_failure(user.id)
-            self.metrics.auth_failures.labels("bad_password").inc()
-            raise _unauthorized("invalid_credentials", "username or password is wrong")
+        async with self.throttle.checking(username, client, free) as wait:
+            if wait is not None:
+                self.metrics.auth_failures.labels("throttled").inc()
+                raise ApiError(
+                    429,
+                    "login_throttled",
+                    f"too many failed logins for this account from your address; try again in {wait} s",
+                    headers={"Retry-After": str(wait)},
+                )
+            if user is None:
+                await asyncio.to_thread(self._verify, _dummy_hash(), password)
+                await self.throttle.failed(username, client, free)
+                self.metrics.auth_failures.labels("unknown_user").inc()
+                raise _unauthorized("invalid_credentials", "username or password is wrong")
+            if not await asyncio.to_thread(self._verify, user.password_hash, password):
+                await self._count_failure(user.id)
+                await self.throttle.failed(username, client, free)
+                self.metrics.auth_failures.labels("bad_password").inc()
+                raise _unauthorized("invalid_credentials", "username or password is wrong")
         await self.throttle.succeeded(username, client)
         if user.disabled:
             self.metrics.auth_failures.labels("disabled").inc()
@@ -363,8 +369,12 @@ class IdentityModule(Module):
         await self.store.revoke(principal.jti, principal.sid, until)
         await self.view.session_ended_now(principal.sid, until.timestamp())
 
-    async def authenticate(self, token: str) -> Principal:
-        """Valid signature, not expired, account present, enabled and unchanged, session not ended."""
+    def _claims(self, token: str) -> dict[str, Any]:
+        """Verified claims of a token. Verification is remembered per token string (a bounded LRU) and
+        reused only while the token is unexpired; the account and session checks still run every time."""
+        claims = self._verified.get(token)
+        if claims is not None and claims["exp"] > time.time():
+            return claims
         try:
             claims = jwt.decode(
                 token,
@@ -374,11 +384,18 @@ class IdentityModule(Module):
                 options={"require": ["exp", "jti", "sid", "sub", "uid"]},
             )
         except jwt.ExpiredSignatureError as exc:
+            self._verified.pop(token, None)
             self.metrics.auth_failures.labels("expired").inc()
             raise _unauthorized("token_expired", "access token expired; use /api/auth/refresh") from exc
         except jwt.InvalidTokenError as exc:
             self.metrics.auth_failures.labels("invalid_token").inc()
             raise _unauthorized("invalid_token", f"access token rejected: {exc}") from exc
+        self._verified[token] = claims
+        return claims
+
+    async def authenticate(self, token: str) -> Principal:
+        """Valid signature, not expired, account present, enabled and unchanged, session not ended."""
+        claims = self._claims(token)
         user = await self.view.user(int(claims["uid"]))
         if user is None or user.disabled or user.stamp != claims.get("stm"):
             self.metrics.auth_failures.labels("account_changed").inc()

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace.export import SpanExporter
+from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.gzip import GZipMiddleware
 
@@ -44,13 +45,16 @@ def _install_domain_errors(app: FastAPI) -> None:
     async def conflict(request: Request, exc: ConflictError) -> JSONResponse:
         return JSONResponse(error_body(request, "conflict", str(exc)), status_code=409)
 
-    @app.exception_handler(SessionStoreUnavailable)
-    async def sessions_down(request: Request, exc: SessionStoreUnavailable) -> JSONResponse:
+    async def sessions_down(request: Request, exc: Exception) -> JSONResponse:
+        message = str(exc) if isinstance(exc, SessionStoreUnavailable) else "Redis did not answer; see /health redis"
         return JSONResponse(
-            error_body(request, "sessions_unavailable", str(exc)),
+            error_body(request, "sessions_unavailable", message),
             status_code=503,
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
+
+    app.add_exception_handler(SessionStoreUnavailable, sessions_down)
+    app.add_exception_handler(RedisError, sessions_down)  # a Redis call outside the fallback's reach
 
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
         failure = classify(exc)

@@ -45,6 +45,8 @@ def _check_json_value(value: Any, depth: int) -> None:
         no_nul(value)
     elif isinstance(value, float) and not math.isfinite(value):
         raise ValueError("meta must not contain NaN or Infinity")
+    elif isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise ValueError("meta integers must fit in 64 bits")
 
 
 def _bounded_meta(value: dict[str, Any] | None) -> dict[str, Any] | None:

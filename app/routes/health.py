@@ -10,8 +10,7 @@ from app import health
 from app.errors import ApiError
 from app.routes.deps import services_of
 
-router = APIRouter(tags=["health"])
-HEALTH_METHODS = ["GET", "HEAD"]  # HEAD answers like GET (status and headers) for load balancers' probes
+router = APIRouter(tags=["health"])  # HEAD answers like GET, for load balancers' probes
 UNAVAILABLE = {"Retry-After": "5"}  # every 503 tells the client when to try again
 
 
@@ -19,19 +18,22 @@ def _answer(body: dict[str, object], status: int) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=UNAVAILABLE if status == 503 else None)
 
 
-@router.api_route("/health", methods=HEALTH_METHODS)
+@router.get("/health")
+@router.head("/health", include_in_schema=False)
 async def overall(request: Request) -> JSONResponse:
     body, status = await health.overall(services_of(request))
     return _answer(body, status)
 
 
-@router.api_route("/health/live", methods=HEALTH_METHODS)
+@router.get("/health/live")
+@router.head("/health/live", include_in_schema=False)
 async def live(request: Request) -> dict[str, object]:
     services = services_of(request)
     return {"status": "alive", "uptime": round(services.uptime, 3)}
 
 
-@router.api_route("/health/ready", methods=HEALTH_METHODS)
+@router.get("/health/ready")
+@router.head("/health/ready", include_in_schema=False)
 async def ready(request: Request) -> JSONResponse:
     """Ready when started and not draining, with every critical module loaded."""
     services = services_of(request)
@@ -46,12 +48,14 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.api_route("/health/memory", methods=HEALTH_METHODS)
+@router.get("/health/memory")
+@router.head("/health/memory", include_in_schema=False)
 async def memory(request: Request) -> dict[str, object]:
     return await health.memory(services_of(request))
 
 
-@router.api_route("/health/ai-pipeline", methods=HEALTH_METHODS)
+@router.get("/health/ai-pipeline")
+@router.head("/health/ai-pipeline", include_in_schema=False)
 async def ai_pipeline(request: Request) -> JSONResponse:
     body, status = health.ai_pipeline(services_of(request))
     return _answer(body, status)

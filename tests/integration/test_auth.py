@@ -107,3 +107,20 @@ async def test_sessions_are_counted(codex: RunningApp) -> None:
     await codex.client.post("/api/auth/logout", headers={"Authorization": f"Bearer {tokens['accessToken']}"})
     text = (await codex.client.get("/metrics/prometheus")).text
     assert "codex_active_sessions 1.0" in text and "codex_revoked_tokens 1.0" in text
+
+
+async def test_a_remembered_token_is_still_refused_once_expired(make_settings) -> None:
+    import asyncio
+
+    from tests.conftest import running
+
+    async for app in running(make_settings(jwt_expiration_hours=1.5 / 3600)):
+        headers = await app.bearer()
+        assert (await app.client.get("/api/auth/me", headers=headers)).status_code == 200  # now remembered
+        await asyncio.sleep(2.6)
+        expired = await app.client.get("/api/auth/me", headers=headers)
+        assert expired.status_code == 401 and expired.json()["error"] == "token_expired"
+        token = headers["Authorization"].removeprefix("Bearer ")
+        tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        refused = await app.client.get("/api/auth/me", headers={"Authorization": f"Bearer {tampered}"})
+        assert refused.status_code == 401

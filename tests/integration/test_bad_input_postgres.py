@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,7 +51,10 @@ async def test_bad_values_are_422_naming_the_field(pg_codex: RunningApp) -> None
             "body.meta",
         ),
         ("POST", "/api/nodes", {"json": {"typeId": "t", "title": "x", "meta": _deep(300)}}, "body.meta"),
+        ("POST", "/api/nodes", {"json": {"typeId": "t", "title": "x", "meta": {"n": [2**64]}}}, "body.meta"),
         ("PUT", "/api/nodes/n1", {"json": {"title": "y", "version": 10**23}}, "body.version"),
+        ("POST", "/api/nodes", {"content": '{"typeId":"t","title":"x","meta":{"v":' + "9" * 5000 + "}}"}, "body"),
+        ("POST", "/api/nodes", {"content": '{"typeId":"t","meta":' + "[" * 1000 + "]" * 1000 + "}"}, "body"),
         ("DELETE", f"/api/edges/{2**31}", {}, "path.edge_id"),
         ("POST", "/api/ai/extract", {"json": {"text": "abc\x00"}}, "body.text"),
         ("POST", "/api/auth/login", {"json": {"username": "ad\x00min", "password": "x"}}, "body.username"),
@@ -58,7 +62,7 @@ async def test_bad_values_are_422_naming_the_field(pg_codex: RunningApp) -> None
         ("PUT", "/api/admin/users/a%00b/role", {"json": {"role": "viewer"}}, "path.username"),
     ]
     for method, path, kwargs, field in attempts:
-        kwargs.setdefault("headers", h)
+        kwargs.setdefault("headers", raw if "content" in kwargs else h)
         response = await pg_codex.client.request(method, path, **kwargs)
         assert response.status_code == 422, (method, path, response.status_code, response.text)
         assert response.json()["field"] == field, (path, response.json())
@@ -105,3 +109,21 @@ async def test_meta_at_the_depth_bound_round_trips(pg_codex: RunningApp) -> None
     created = await pg_codex.client.post("/api/nodes", headers=h, json={"typeId": "t", "title": "x", "meta": _deep(32)})
     assert created.status_code == 201, created.text
     assert json.dumps(created.json()["meta"]) == json.dumps(_deep(32))
+
+
+async def test_a_database_error_in_a_request_is_logged_without_its_values(
+    pg_codex: RunningApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = await pg_codex.bearer()
+    graph_store = pg_codex.services.storage.graph
+
+    async def failing_read(node_id: str) -> dict[str, Any]:
+        async with graph_store.engine.connect() as conn:
+            await conn.execute(text("SELECT CAST(:v AS integer)"), {"v": "secret-user-text"})
+        return {}
+
+    monkeypatch.setattr(graph_store, "get_node", failing_read)
+    response = await pg_codex.client.get("/api/nodes/n2", headers=h)
+    assert response.status_code == 422 and response.json()["error"] == "invalid_data"
+    log = (Path(pg_codex.services.settings.log_dir) / "server.log").read_text()
+    assert "sqlstate=22" in log and "secret-user-text" not in log  # a data exception, named by class only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.main import create_app
 from tests.conftest import RunningApp, SettingsFactory, running
@@ -35,3 +36,17 @@ async def test_a_503_carries_retry_after_and_json(codex: RunningApp) -> None:
     response = await codex.client.get("/health/ready")
     assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
     assert response.json()["status"] == "not_ready"
+
+
+async def test_a_redis_failure_outside_the_fallback_is_a_503_with_retry_after(
+    codex: RunningApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = await codex.bearer()
+
+    async def unreachable() -> tuple[int, int]:
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(codex.services.sessions.store, "counts", unreachable)
+    response = await codex.client.get("/api/admin/sessions", headers=admin)
+    assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
+    assert response.json()["error"] == "sessions_unavailable"
