@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace.export import SpanExporter
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.middleware.gzip import GZipMiddleware
 
 from app import __version__
 from app.ai.extractors import Extractor
@@ -21,6 +20,7 @@ from app.config import Settings
 from app.errors import ApiError, error_body, install_error_handlers
 from app.logs import configure_logging, flush_request_log
 from app.middleware.body_limit import BodyLimit
+from app.middleware.compress import GzipWhenAsked
 from app.middleware.observe import RequestObserver
 from app.responses import FastJSONResponse
 from app.routes import admin, ai, auth, graph, health
@@ -129,7 +129,7 @@ def create_app(
     if settings.enable_performance_optimization:
         # Level 5, not Starlette's 9: nearly the same size for JSON at a fraction of the CPU. Behind
         # nginx the replicas do not compress at all (it drops Accept-Encoding and compresses itself).
-        app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+        app.add_middleware(GzipWhenAsked, minimum_size=1024, compresslevel=5)
     if services.chaos.active:
         app.add_middleware(ChaosMiddleware, chaos=services.chaos)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
