@@ -12,16 +12,17 @@ from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace.export import SpanExporter
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.middleware.gzip import GZipMiddleware
 
 from app import __version__
 from app.ai.extractors import Extractor
 from app.chaos import ChaosMiddleware
 from app.config import Settings
 from app.errors import ApiError, error_body, install_error_handlers
-from app.logs import configure_logging
+from app.logs import configure_logging, flush_request_log
 from app.middleware.body_limit import BodyLimit
+from app.middleware.compress import GzipWhenAsked
 from app.middleware.observe import RequestObserver
+from app.responses import FastJSONResponse
 from app.routes import admin, ai, auth, graph, health
 from app.services import Services
 from app.sessions import SessionStoreUnavailable
@@ -105,6 +106,7 @@ def create_app(
             services.lifecycle = "stopped"
             services.shutdown_seconds = time.perf_counter() - began
             log.info("modules stopped in %.3f s", services.shutdown_seconds)
+            flush_request_log(settings.log_dir)
 
     docs = settings.api_docs_enabled  # app.openapi() works in-process either way
     app = FastAPI(
@@ -114,6 +116,7 @@ def create_app(
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
+        default_response_class=FastJSONResponse,
     )
     app.state.services = services
     install_error_handlers(app)
@@ -122,9 +125,13 @@ def create_app(
         app.include_router(router)
 
     # Added innermost first: the observer wraps everything, so it sees every status and latency.
+    # Every layer is pure ASGI, and a layer with nothing to do is not added: each one is a pass per request.
     if settings.enable_performance_optimization:
-        app.add_middleware(GZipMiddleware, minimum_size=1024)
-    app.add_middleware(ChaosMiddleware, chaos=services.chaos)
+        # Level 5, not Starlette's 9: nearly the same size for JSON at a fraction of the CPU. Behind
+        # nginx the replicas do not compress at all (it drops Accept-Encoding and compresses itself).
+        app.add_middleware(GzipWhenAsked, minimum_size=1024, compresslevel=5)
+    if services.chaos.active:
+        app.add_middleware(ChaosMiddleware, chaos=services.chaos)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     tracer = provider.get_tracer("living-codex") if provider is not None else None
     app.add_middleware(

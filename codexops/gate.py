@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 
 from infra.spec import ROOT, EnvironmentSpec
-from loadtests.shapes import duration
-from loadtests.thresholds import judge
+from loadtests.shapes import duration, ramp_seconds
+from loadtests.thresholds import judge, steady_rps_from_history
 
 BIN = Path(sys.executable).parent
 HTTP_TIMEOUT = 5.0
@@ -210,7 +210,7 @@ def run_load(target: GateTarget, spec: EnvironmentSpec, shape: str, scale: float
         "--stop-timeout",
         "5",
     ]
-    limit = duration(shape, scale) + 60
+    limit = duration(shape, spec.load, scale) + 60
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=limit, env=env, cwd=ROOT)
         (out / "locust.log").write_text(result.stdout + result.stderr)
@@ -219,7 +219,12 @@ def run_load(target: GateTarget, spec: EnvironmentSpec, shape: str, scale: float
     stats = _aggregated(out / "locust_stats.csv")
     if stats is None:
         return Step("load", "fail", time.monotonic() - began, ["Locust wrote no statistics; see locust.log"])
-    verdict = judge(spec.thresholds, stats["p95_ms"], stats["error_rate"], stats["requests"])
+    if shape == "gate":  # the spec's target rate, held after the ramp: achieved against target
+        achieved = steady_rps_from_history(out / "locust_stats_history.csv", ramp_seconds(spec.load))
+        stats.update(target_rps=spec.load.targetRps, achieved_rps=round(achieved or 0.0, 1))
+    verdict = judge(
+        spec.thresholds, stats["p95_ms"], stats["error_rate"], stats["requests"], stats.get("achieved_rps"), spec.load
+    )
     status = {"pass": "pass", "warning": "warn", "critical": "fail"}[verdict.level]
     return Step("load", status, time.monotonic() - began, verdict.reasons, stats)
 
@@ -303,7 +308,7 @@ def run_gate(
     say(f"==> checklist against {target.url}")
     report.steps.append(run_checklist(target, spec.stack, out, timeout=180))
     say(f"    {report.steps[-1].status} ({report.steps[-1].seconds:.1f} s)")
-    say(f"==> load test: shape {shape}, {duration(shape, scale)} s")
+    say(f"==> load test: shape {shape}, {duration(shape, spec.load, scale)} s at {spec.load.targetRps:g} RPS")
     report.steps.append(run_load(target, spec, shape, scale, out))
     say(f"    {report.steps[-1].status} ({report.steps[-1].seconds:.1f} s) {report.steps[-1].figures}")
     say("==> alert state in Prometheus")

@@ -1,4 +1,4 @@
-"""uvicorn's h11 protocol with a deadline for request headers.
+"""uvicorn's h11 and httptools protocols with a deadline for request headers.
 
 uvicorn bounds idle keep-alive connections but not a request whose headers trickle in: any byte
 cancels the keep-alive timer, so a client sending one byte a second holds a connection for as long
@@ -12,6 +12,7 @@ import asyncio
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEADER_TIMEOUT_SECONDS = 10.0
 KEEP_ALIVE_SECONDS = 15  # above nginx's upstream keepalive_timeout (10 s): nginx closes first
@@ -52,4 +53,42 @@ class HeaderTimeoutH11Protocol(H11Protocol):
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+
+class HeaderTimeoutHttpToolsProtocol(HttpToolsProtocol):
+    """The same deadline on httptools (what `codexops serve` runs): armed when a connection opens and
+    when a request's first byte arrives, cancelled when its headers are complete."""
+
+    header_timeout = HEADER_TIMEOUT_SECONDS
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_header_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._cancel_header_deadline()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_deadline()
+        super().connection_lost(exc)
+
+    def _arm_header_deadline(self) -> None:
+        if self._header_deadline is None:
+            self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _cancel_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        if not self.transport.is_closing():
             self.transport.close()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import health
 from app.errors import ApiError
+from app.responses import FastJSONResponse as JSONResponse  # orjson; health bodies are large
 from app.routes.deps import services_of
 
 router = APIRouter(tags=["health"])  # HEAD answers like GET, for load balancers' probes
