@@ -44,15 +44,7 @@ async def test_a_viewer_cannot_write(codex: RunningApp) -> None:
     assert kept.json()["title"] == "kept"
 
 
-@pytest.mark.parametrize(
-    "declared",
-    [
-        True,
-        # Through nginx a chunked body over 1 MiB is a 413 (tests/integration/test_gateway.py); the
-        # app alone answers 400 "error parsing the body": reported to engineers 8a and 11.
-        pytest.param(False, marks=pytest.mark.xfail(reason="app: streamed oversized body is a 400", strict=False)),
-    ],
-)
+@pytest.mark.parametrize("declared", [True, False])  # False: chunked, no Content-Length
 async def test_an_oversized_body_is_a_413_json_and_nothing_is_stored(codex: RunningApp, declared: bool) -> None:
     admin = await codex.bearer()
     body = b'{"typeId": "t", "title": "big", "content": "' + b"x" * (2 * 1024 * 1024) + b'"}'
