@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 PYTHON ?= python3.11
 
-.PHONY: setup system-packages venv lint test serve preview up down gate clean
+.PHONY: setup system-packages venv lint test serve preview up down gate bench clean
 
 setup: system-packages venv
 
@@ -47,6 +47,10 @@ down: venv
 # The main job: set-up, the local environment, the gate; the verdict and the report's path.
 gate: up
 	@$(BIN)/codexops gate --target local
+
+# The service beside its anchors (static nginx, bare FastAPI), the gate and the previews: benchmarks/RESULTS.md.
+bench: setup
+	@$(BIN)/python benchmarks/run.py
 
 preview: venv
 	@for stack in staging production; do $(BIN)/codexops preview $$stack || exit $$?; done

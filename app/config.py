@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from functools import cached_property
@@ -22,11 +23,38 @@ KNOWN_DEFAULT_SECRETS = frozenset(
     }
 )
 MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT_CHARS = 10
 ENVIRONMENTS = ("development", "staging", "production")
 
 
 class ConfigError(ValueError):
     """A setting is wrong; the message says which variable and how to fix it."""
+
+
+def weak_secret_reason(secret: str) -> str | None:
+    """Why a JWT secret is too guessable for a shared deployment, or None when it is acceptable.
+
+    The rule: at least 32 characters, at least 10 distinct characters, not a known default, and not a
+    shorter string repeated (so neither 32 x 'a' nor a default written twice passes).
+    """
+    if not secret:
+        return "missing"
+    if secret.lower() in KNOWN_DEFAULT_SECRETS:
+        return "a known default"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"shorter than {MIN_SECRET_LENGTH} characters"
+    if len(set(secret)) < MIN_SECRET_DISTINCT_CHARS:
+        return f"made of fewer than {MIN_SECRET_DISTINCT_CHARS} distinct characters"
+    if secret in (secret + secret)[1:-1]:  # true exactly when secret is a shorter string repeated
+        return "a shorter string repeated"
+    return None
+
+
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigError(f"TRUSTED_PROXIES={text!r}: {exc}; use comma-separated addresses or CIDRs") from exc
 
 
 def parse_size(text: str) -> int:
@@ -74,6 +102,7 @@ class Settings(BaseSettings):
     enable_database_optimization: bool = Field(True, validation_alias="ENABLE_DATABASE_OPTIMIZATION")
     cache_ttl_seconds: float = Field(30.0, validation_alias="CACHE_TTL_SECONDS", gt=0)
     cache_max_entries: int = Field(1000, validation_alias="CACHE_MAX_ENTRIES", gt=0)
+    cache_max_bytes: int = Field(16 * 1024 * 1024, validation_alias="CACHE_MAX_BYTES", gt=0)
 
     enable_ai_pipeline_monitoring: bool = Field(True, validation_alias="ENABLE_AI_PIPELINE_MONITORING")
     ai_queue_capacity: int = Field(100, validation_alias="AI_QUEUE_CAPACITY", gt=0)
@@ -88,11 +117,19 @@ class Settings(BaseSettings):
     jwt_secret: str | None = Field(None, validation_alias="JWT_SECRET")
     jwt_expiration_hours: float = Field(24.0, validation_alias="JWT_EXPIRATION_HOURS", gt=0)
     refresh_expiration_hours: float = Field(24.0 * 7, validation_alias="REFRESH_EXPIRATION_HOURS")
+    # Login throttling (app/throttle.py): free attempts per (account, address), the longest delay,
+    # and the account-wide failure count after which a new address gets one free attempt.
     auth_max_failed_logins: int = Field(5, validation_alias="AUTH_MAX_FAILED_LOGINS", gt=0)
     auth_lockout_minutes: float = Field(15.0, validation_alias="AUTH_LOCKOUT_MINUTES", gt=0)
+    auth_account_ceiling: int = Field(20, validation_alias="AUTH_ACCOUNT_CEILING", gt=0)
+    # Addresses whose X-Real-IP / X-Forwarded-For are believed (the gateway); comma-separated IPs or CIDRs.
+    trusted_proxies: str = Field("127.0.0.1,::1", validation_alias="TRUSTED_PROXIES")
+    # The local revocation and account view (app/authview.py): trusted only while fresher than this.
+    auth_view_max_staleness_seconds: float = Field(3.0, validation_alias="AUTH_VIEW_MAX_STALENESS_SECONDS", gt=0)
     admin_username: str = Field("admin", validation_alias="ADMIN_USERNAME")
     admin_password: str | None = Field(None, validation_alias="ADMIN_PASSWORD")
 
+    enable_api_docs: bool | None = Field(None, validation_alias="ENABLE_API_DOCS")
     prometheus_enabled: bool = Field(True, validation_alias="PROMETHEUS_ENABLED")
     grafana_enabled: bool = Field(True, validation_alias="GRAFANA_ENABLED")
     otel_exporter_otlp_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -138,21 +175,23 @@ class Settings(BaseSettings):
             raise ConfigError("MEMORY_WARNING_PERCENT must be below MEMORY_CRITICAL_PERCENT")
         if self.health_score_warning <= self.health_score_critical:
             raise ConfigError("HEALTH_SCORE_WARNING must be above HEALTH_SCORE_CRITICAL (lower scores are worse)")
+        parse_networks(self.trusted_proxies)
         if self.heap_size_limit:
             parse_size(self.heap_size_limit)
         if self.is_development:
             return self
-        secret = self.jwt_secret or ""
-        if not secret or secret.lower() in KNOWN_DEFAULT_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+        weakness = weak_secret_reason(self.jwt_secret or "")
+        if weakness:
             raise ConfigError(
-                f"JWT_SECRET is missing, a known default or shorter than {MIN_SECRET_LENGTH} "
-                f"characters, and CODEX_ENVIRONMENT is {self.environment}. Set a random one, e.g. "
+                f"JWT_SECRET is {weakness}, and CODEX_ENVIRONMENT is {self.environment}. Set a random one, e.g. "
                 "export JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
         if self.is_production and self.chaos_requested and not self.chaos_allow_in_production:
+            named = ", ".join(f"{name}={value!r}" for name, value in self.chaos_variables.items())
             raise ConfigError(
-                "Chaos settings (CHAOS_*) are set while CODEX_ENVIRONMENT is Production; unset "
-                "them, or set CHAOS_ALLOW_IN_PRODUCTION=true for a deliberate game day"
+                f"{named} {'is' if len(self.chaos_variables) == 1 else 'are'} set while CODEX_ENVIRONMENT is "
+                f"Production; unset {'it' if len(self.chaos_variables) == 1 else 'them'}, "
+                "or set CHAOS_ALLOW_IN_PRODUCTION=true for a deliberate game day"
             )
         return self
 
@@ -169,6 +208,26 @@ class Settings(BaseSettings):
         return bool(
             self.chaos_latency_ms or self.chaos_error_rate or self.chaos_leak_mb_per_min or self.chaos_failing_modules
         )
+
+    @property
+    def chaos_variables(self) -> dict[str, object]:
+        """The chaos variables that are set, under their environment names."""
+        values = {
+            "CHAOS_LATENCY_MS": self.chaos_latency_ms,
+            "CHAOS_ERROR_RATE": self.chaos_error_rate,
+            "CHAOS_LEAK_MB_PER_MIN": self.chaos_leak_mb_per_min,
+            "CHAOS_FAIL_MODULES": self.chaos_fail_modules,
+        }
+        return {name: value for name, value in values.items() if value}
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return parse_networks(self.trusted_proxies)
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        """/docs, /redoc and /openapi.json: on in Development, elsewhere only with ENABLE_API_DOCS=true."""
+        return self.is_development if self.enable_api_docs is None else self.enable_api_docs
 
     @property
     def chaos_failing_modules(self) -> frozenset[str]:

@@ -66,6 +66,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI's body parser gave up (a number of thousands of digits, nesting past the
+            # parser's limit): the body is what the client got wrong, so say so like any other field.
+            message = "body: could not be parsed as JSON (nested too deep or a number too long)"
+            return JSONResponse(error_body(request, "validation_failed", message, field="body"), status_code=422)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
             error_body(request, code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers

@@ -1,13 +1,20 @@
-"""Health reports and the health score: each figure is measured when the report is asked for."""
+"""Health reports and the health score: each figure is measured when the report is asked for, except
+the database probe, whose "up" answer is reused for up to PROBE_TTL_SECONDS."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from app import __version__
 from app.services import Services
+from app.storage.module import StorageModule
+
+PROBE_TTL_SECONDS = 1.0  # /health under load: at most one database round trip a second per replica
 
 
 @dataclass
@@ -31,11 +38,37 @@ class Assessment:
         return "healthy"
 
 
+class ProbeCache:
+    """The database probe's last "up" answer, reused for PROBE_TTL_SECONDS; callers arriving while a
+    probe runs share it. A failed probe is never reused, so a recovery shows on the next request."""
+
+    def __init__(self) -> None:
+        self.answer: dict[str, Any] | None = None
+        self.at = 0.0
+        self.running: asyncio.Future[dict[str, Any]] | None = None
+
+    async def get(self, probe: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        if self.answer is not None and time.monotonic() - self.at < PROBE_TTL_SECONDS:
+            return self.answer
+        if self.running is None or self.running.done():
+            self.running = asyncio.ensure_future(self._refresh(probe))
+        return await asyncio.shield(self.running)  # one caller giving up does not cancel the others'
+
+    async def _refresh(self, probe: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        answer = await probe()
+        self.answer, self.at = (answer, time.monotonic()) if answer.get("status") == "up" else (None, 0.0)
+        return answer
+
+
+_probes: WeakKeyDictionary[StorageModule, ProbeCache] = WeakKeyDictionary()
+
+
 async def probe_database(services: Services) -> dict[str, Any]:
     if not services.host.loaded("storage"):
         state = services.host.states["storage"]
         return {"status": "down", "backend": services.storage.target.backend, "error": state.error}
-    return await services.storage.probe()
+    cache = _probes.setdefault(services.storage, ProbeCache())
+    return await cache.get(services.storage.probe)
 
 
 def assess(services: Services, database: dict[str, Any]) -> Assessment:

@@ -1,25 +1,70 @@
-"""Request bodies: size limits and shapes, so a client's mistake is a 422 that names the field."""
+"""Request bodies: size limits and shapes, so a client's mistake is a 422 that names the field.
+
+Everything the database would refuse is refused here first: NUL characters (PostgreSQL text cannot
+hold them), integers outside a 32-bit column, NaN/Infinity and deep nesting inside `meta`.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_META_BYTES = 64 * 1024
+MAX_META_DEPTH = 32
+MAX_INT32 = 2**31 - 1
 ID_PATTERN = r"^[A-Za-z0-9._:\-]+$"
+TOKEN_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 NodeState = Literal["ice", "water", "gas"]
+
+
+def no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    return value
+
+
+# A string the database can store: use for every free-text field, body or query.
+SafeStr = Annotated[str, AfterValidator(no_nul)]
+
+
+def _check_json_value(value: Any, depth: int) -> None:
+    """Walk meta: bounded depth, finite numbers, no NUL in keys or strings."""
+    if depth > MAX_META_DEPTH:
+        raise ValueError(f"meta is nested deeper than {MAX_META_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            no_nul(str(key))
+            _check_json_value(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json_value(item, depth + 1)
+    elif isinstance(value, str):
+        no_nul(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("meta must not contain NaN or Infinity")
+    elif isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise ValueError("meta integers must fit in 64 bits")
+
+
+def _bounded_meta(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return value
+    _check_json_value(value, 1)
+    if len(json.dumps(value)) > MAX_META_BYTES:
+        raise ValueError(f"meta is larger than {MAX_META_BYTES} bytes as JSON")
+    return value
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-
-def _bounded_meta(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is not None and len(json.dumps(value)) > MAX_META_BYTES:
-        raise ValueError(f"meta is larger than {MAX_META_BYTES} bytes as JSON")
-    return value
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_anywhere(cls, value: Any) -> Any:
+        return no_nul(value) if isinstance(value, str) else value
 
 
 class NodeIn(Strict):
@@ -39,7 +84,7 @@ class NodePatch(Strict):
     content: str | None = Field(None, max_length=100_000)
     meta: dict[str, Any] | None = None
     state: NodeState | None = None
-    version: int | None = Field(None, ge=1, description="optimistic concurrency: expected version")
+    version: int | None = Field(None, ge=1, le=MAX_INT32, description="optimistic concurrency: expected version")
 
     _meta = field_validator("meta")(_bounded_meta)
 
@@ -65,7 +110,7 @@ class LoginIn(Strict):
 
 
 class RefreshIn(Strict):
-    refreshToken: str = Field(min_length=1, max_length=300)
+    refreshToken: str = Field(min_length=1, max_length=300, pattern=TOKEN_PATTERN)
 
 
 class RoleIn(Strict):

@@ -29,6 +29,7 @@ from app.timeutil import as_utc, utcnow
 log = logging.getLogger("codex.sessions")
 SESSION_KEY = "codex:session:"
 REVOKED_KEY = "codex:revoked:"
+ENDED_KEY = "codex:ended-sessions"  # sorted set: session id -> until when its tokens could live (epoch s)
 REDIS_TIMEOUT_SECONDS = 0.5
 
 
@@ -45,6 +46,7 @@ class SessionRecord:
     refresh_hash: str
     created_at: datetime
     expires_at: datetime
+    stamp: str = ""  # the user's security stamp when the session opened
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -69,6 +71,7 @@ class SessionRecord:
             row.refresh_hash,
             as_utc(row.created_at),
             as_utc(row.expires_at),
+            row.stamp,
         )
 
     def ttl_seconds(self) -> int:
@@ -162,11 +165,12 @@ class SessionStore:
 
     # -- revocation ----------------------------------------------------------------------
     async def revoke(self, jti: str, sid: str | None, expires_at: datetime) -> None:
-        """Refuse this token everywhere until it would have expired, and end its session."""
+        """Refuse this token everywhere until expires_at, and end its session (no token of it after)."""
         ttl = max(1, int((expires_at - utcnow()).total_seconds()))
         stored, _ = await self._redis_call("set", REVOKED_KEY + jti, "1", ex=ttl)
         if stored and sid:
             await self._redis_call("delete", SESSION_KEY + sid)
+            await self._redis_call("zadd", ENDED_KEY, {sid: expires_at.timestamp()})
         if self.engine is None:
             return
         async with self.engine.begin() as conn:
@@ -179,6 +183,34 @@ class SessionStore:
                 pass  # revoked already
             if sid:
                 await conn.execute(delete(sessions).where(sessions.c.sid == sid))
+
+    async def end_session(self, sid: str, until: datetime) -> None:
+        """End a session without a token in hand (a reused refresh token, a disabled account)."""
+        await self.revoke(f"session-{sid}", sid, until)
+
+    async def ended_sessions(self) -> dict[str, float]:
+        """Every ended session whose tokens may still be unexpired: sid -> until (epoch s), for a full resync.
+
+        Reads SQL when it holds revocations and Redis when configured; raises when Redis does not answer,
+        so a resync never passes for complete when it is not.
+        """
+        now = utcnow()
+        ended: dict[str, float] = {}
+        if self.engine is not None:
+            async with self.engine.connect() as conn:
+                rows = await conn.execute(
+                    select(revoked_tokens.c.sid, revoked_tokens.c.expires_at).where(
+                        revoked_tokens.c.sid.is_not(None), revoked_tokens.c.expires_at > now
+                    )
+                )
+                for row in rows:
+                    ended[row.sid] = max(ended.get(row.sid, 0.0), as_utc(row.expires_at).timestamp())
+        if self.redis is not None:
+            members: list[Any] = await self.redis.zrangebyscore(ENDED_KEY, now.timestamp(), "+inf", withscores=True)
+            for member, score in members:
+                sid = member.decode() if isinstance(member, bytes) else str(member)
+                ended[sid] = max(ended.get(sid, 0.0), float(score))
+        return ended
 
     async def is_revoked(self, jti: str) -> bool:
         ok, value = await self._redis_call("exists", REVOKED_KEY + jti)
@@ -234,6 +266,7 @@ class SessionStore:
                     pipe.set(REVOKED_KEY + row.jti, "1", ex=ttl)
                 if row.sid:
                     pipe.delete(SESSION_KEY + row.sid)
+                    pipe.zadd(ENDED_KEY, {row.sid: as_utc(row.expires_at).timestamp()})
             await pipe.execute()
         async with engine.begin() as conn:
             await conn.execute(
@@ -251,9 +284,10 @@ class SessionStore:
     # -- housekeeping --------------------------------------------------------------------
     async def cleanup_expired(self) -> int:
         """Delete expired sessions and revocations from SQL (Redis expires its keys by TTL)."""
+        now = utcnow()
+        await self._redis_call("zremrangebyscore", ENDED_KEY, "-inf", now.timestamp())
         if self.engine is None:
             return 0
-        now = utcnow()
         async with self.engine.begin() as conn:
             a = await conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
             b = await conn.execute(delete(revoked_tokens).where(revoked_tokens.c.expires_at <= now))

@@ -26,8 +26,8 @@ import httpx
 from codexops.checklist import CHECKLIST_DIR
 from codexops.targets import Target, TargetError, resolve_target
 from infra.spec import ROOT, EnvironmentSpec
-from loadtests.shapes import duration
-from loadtests.thresholds import judge
+from loadtests.shapes import duration, ramp_seconds
+from loadtests.thresholds import judge, steady_rps_from_history
 
 BIN = Path(sys.executable).parent
 HTTP_TIMEOUT = 5.0
@@ -193,7 +193,7 @@ def run_load(target: Target, target_file: Path, shape: str, scale: float, out: P
         "--stop-timeout",
         "5",
     ]
-    limit = duration(shape, scale) + 60
+    limit = duration(shape, target.spec.load, scale) + 60
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=limit, env=env, cwd=ROOT)
         (out / "locust.log").write_text(result.stdout + result.stderr)
@@ -202,7 +202,13 @@ def run_load(target: Target, target_file: Path, shape: str, scale: float, out: P
     stats = _aggregated(out / "locust_stats.csv")
     if stats is None:
         return Step("load", "fail", time.monotonic() - began, ["Locust wrote no statistics; see locust.log"])
-    verdict = judge(target.spec.thresholds, stats["p95_ms"], stats["error_rate"], stats["requests"])
+    if shape == "gate":  # the spec's target rate, held after the ramp: achieved against target
+        achieved = steady_rps_from_history(out / "locust_stats_history.csv", ramp_seconds(target.spec.load))
+        stats.update(target_rps=target.spec.load.targetRps, achieved_rps=round(achieved or 0.0, 1))
+    spec = target.spec
+    verdict = judge(
+        spec.thresholds, stats["p95_ms"], stats["error_rate"], stats["requests"], stats.get("achieved_rps"), spec.load
+    )
     status = {"pass": "pass", "warning": "warn", "critical": "fail"}[verdict.level]
     return Step("load", status, time.monotonic() - began, verdict.reasons, stats)
 
@@ -322,7 +328,8 @@ def run_gate(
     try:
         report.steps.append(run_checklist(target_file, out, timeout=180))
         say(f"    {report.steps[-1].status} ({report.steps[-1].seconds:.1f} s)")
-        say(f"==> load test: shape {shape}, {duration(shape, scale)} s")
+        load = target.spec.load
+        say(f"==> load test: shape {shape}, {duration(shape, load, scale)} s at {load.targetRps:g} RPS")
         report.steps.append(run_load(target, target_file, shape, scale, out))
         say(f"    {report.steps[-1].status} ({report.steps[-1].seconds:.1f} s) {report.steps[-1].figures}")
     finally:

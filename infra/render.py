@@ -24,6 +24,18 @@ _jinja = Environment(
     keep_trailing_newline=True,
 )
 ALERT_RULES_FILE = "alert-rules.yml"
+# nginx's own errors, answered as JSON like the app's: (status, error code, message).
+GATEWAY_ERRORS = (
+    (400, "bad_request", "the request could not be parsed"),
+    (403, "forbidden", "this path is not served to your address"),
+    (405, "method_not_allowed", "this method is not allowed"),
+    (413, "body_too_large", "request body exceeds 1048576 bytes"),
+    (414, "uri_too_long", "the request line is too long"),
+    (429, "rate_limited", "too many requests from your address; retry after the Retry-After seconds"),
+    (502, "bad_gateway", "no replica answered; retry after the Retry-After seconds"),
+    (503, "service_unavailable", "the service is unavailable; retry after the Retry-After seconds"),
+    (504, "gateway_timeout", "no replica answered in time; retry after the Retry-After seconds"),
+)
 
 
 @dataclass(frozen=True)
@@ -51,11 +63,16 @@ def render_nginx(
     api_burst: int = 400,
     container: Container | None = None,  # the public gateway of Docker or Kubernetes; None: the local one
 ) -> str:
-    """nginx.conf for `spec`; `listen_host` like '127.0.0.1:' binds one address (local runs)."""
+    """nginx.conf for `spec`; `listen_host` like '127.0.0.1:' binds one address (local runs).
+
+    Only the spec's server names are served; a default server refuses every other Host.
+    """
     if spec.tls and not (tls_cert and tls_key):
         raise ValueError("TLS is on for this stack: give tls_cert and tls_key paths")
     return _jinja.get_template("nginx.conf.j2").render(
         spec=spec,
+        server_names=spec.server_names,
+        gateway_errors=GATEWAY_ERRORS,
         upstreams=list(upstreams),
         tls=spec.tls,
         tls_cert=tls_cert,

@@ -199,6 +199,40 @@ class Local(Model):
     portBase: int | None = Field(None, ge=1024, le=65000)
 
 
+class LoadMix(Model):
+    """Each user class's share of the load (normalised); the classes are loadtests/locustfile.py's."""
+
+    reader: float = Field(0.66, ge=0)
+    writer: float = Field(0.16, ge=0)
+    session: float = Field(0.04, ge=0)  # logins and refreshes meet the gateway's 10 r/s auth limit
+    ai: float = Field(0.04, ge=0)
+    monitor: float = Field(0.10, ge=0)
+
+
+class Load(Model):
+    """The gate's load: Locust holds targetRps (constant throughput) for durationSeconds.
+
+    Missing the target (achieved below targetTolerance x targetRps) is a threshold breach of level
+    missedTarget. Defaults: what 2 local replicas sustain on 2 shared cores, with headroom
+    (benchmarks/RESULTS.md)."""
+
+    targetRps: float = Field(150, gt=0)
+    durationSeconds: int = Field(45, ge=10)
+    rampSeconds: int = Field(8, ge=1)
+    users: int = Field(30, ge=1)
+    mix: LoadMix = LoadMix()
+    targetTolerance: float = Field(0.9, gt=0, le=1)
+    missedTarget: Literal["warning", "critical"] = "warning"
+
+    @model_validator(mode="after")
+    def _sane(self) -> Load:
+        if self.rampSeconds >= self.durationSeconds:
+            raise ValueError("load: rampSeconds must be below durationSeconds")
+        if sum(self.mix.model_dump().values()) <= 0:
+            raise ValueError("load.mix: at least one share must be above 0")
+        return self
+
+
 class EnvironmentSpec(Model):
     stack: str
     platform: Literal["docker", "kubernetes"]
@@ -207,6 +241,8 @@ class EnvironmentSpec(Model):
     image: str = Field(min_length=1, description="pinned tag or digest; the policy pack enforces it")
     tls: bool = False
     domain: str = "localhost"
+    # Host names the gateway serves; empty means just `domain`. Any other Host is refused.
+    serverNames: tuple[str, ...] = ()
     namespace: str = Field("living-codex", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     kubernetesVersion: str = Field("1.30.0", pattern=r"^\d+\.\d+\.\d+$")
     clusterDomain: str = "cluster.local"
@@ -226,6 +262,7 @@ class EnvironmentSpec(Model):
     thresholds: Thresholds = Thresholds()
     alerting: Alerting = Alerting()
     local: Local = Local()
+    load: Load = Load()
     secrets: dict[str, str] = Field(default_factory=dict, description="secret key -> ciphertext")
     plaintext_secrets: tuple[str, ...] = Field(
         (), description="secret keys set without --secret: the policy pack refuses such a stack"
@@ -233,6 +270,10 @@ class EnvironmentSpec(Model):
     providers: dict[str, Any] = Field(
         default_factory=dict, description="keys of other namespaces, e.g. kubernetes:context, docker:host"
     )
+
+    @property
+    def server_names(self) -> tuple[str, ...]:
+        return self.serverNames or (self.domain,)
 
     @model_validator(mode="after")
     def _production_rules(self) -> EnvironmentSpec:

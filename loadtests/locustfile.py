@@ -1,9 +1,11 @@
-"""A realistic Living Codex user mix under a chosen load shape.
+"""A realistic Living Codex user mix at the spec's target rate.
 
-Environment: CODEX_TARGET_FILE (the target the gate resolved: its spec's thresholds apply) or CODEX_STACK
-(whose thresholds apply, default staging), CODEX_LOAD_SHAPE (smoke, gate, soak,
-spike), CODEX_LOAD_SCALE (stretch the shape), CODEX_LOAD_USERNAME / CODEX_LOAD_PASSWORD (an editor).
-Exit code 1 when a critical threshold is crossed.
+Environment: CODEX_TARGET_FILE (the target the gate resolved: its spec's thresholds and `load` section
+apply) or CODEX_STACK (default staging), CODEX_LOAD_SHAPE (smoke, gate, soak, spike), CODEX_LOAD_SCALE
+(stretch the shape), CODEX_LOAD_USERNAME / CODEX_LOAD_PASSWORD (an editor). Every user runs at constant
+throughput (targetRps / users tasks per second) and each class's share of the users is the spec's
+`load.mix`. Exit code 1 when a critical threshold is crossed (missing the target rate included, when
+the spec makes that critical).
 """
 
 from __future__ import annotations
@@ -11,44 +13,68 @@ from __future__ import annotations
 import os
 import random
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from locust import HttpUser, LoadTestShape, between, events, task
+from locust import FastHttpUser, LoadTestShape, constant_throughput, events, task
 from locust.env import Environment
 
-from infra.spec import Thresholds, load_spec
-from loadtests.shapes import stages
-from loadtests.thresholds import judge
+from infra.spec import EnvironmentSpec, load_spec
+from loadtests.shapes import per_user_rate, ramp_seconds, stages
+from loadtests.thresholds import judge, steady_rps
 
 STACK = os.environ.get("CODEX_STACK", "staging")
 SHAPE = os.environ.get("CODEX_LOAD_SHAPE", "smoke")
 SCALE = float(os.environ.get("CODEX_LOAD_SCALE", "1"))
+
+
+def _spec() -> EnvironmentSpec:
+    """The resolved target's spec when the gate passes one, else the stack's."""
+    if os.environ.get("CODEX_TARGET_FILE"):
+        from codexops.targets import Target
+
+        return Target.load(Path(os.environ["CODEX_TARGET_FILE"])).spec
+    return load_spec(STACK)
+
+
+SPEC = _spec()
+MIX = SPEC.load.mix
 KNOWN_NODES: list[str] = []  # ids seen or created by this Locust process
+LOGIN_ATTEMPTS = 5
 
 
-class CodexUser(HttpUser):
+class CodexUser(FastHttpUser):
     abstract = True
-    wait_time = between(0.5, 2.0)
+    wait_time = constant_throughput(per_user_rate(SPEC.load))
 
     def on_start(self) -> None:
         self.login()
 
     def login(self) -> None:
-        response = self.client.post(
-            "/api/auth/login",
-            name="/api/auth/login",
-            json={
-                "username": os.environ["CODEX_LOAD_USERNAME"],
-                "password": os.environ["CODEX_LOAD_PASSWORD"],
-            },
-        )
-        tokens = response.json() if response.ok else {}
-        self.access = tokens.get("accessToken", "")
-        self.refresh_token = tokens.get("refreshToken", "")
+        """Log in; a 429 from the gateway's login limit (10 r/s per address) is waited out, then retried."""
+        self.access, self.refresh_token = "", ""
+        for _ in range(LOGIN_ATTEMPTS):
+            with self.client.post(
+                "/api/auth/login",
+                name="/api/auth/login",
+                catch_response=True,
+                json={
+                    "username": os.environ["CODEX_LOAD_USERNAME"],
+                    "password": os.environ["CODEX_LOAD_PASSWORD"],
+                },
+            ) as response:
+                if response.status_code == 429:
+                    response.success()  # back-pressure by design, not a failure of the service
+                    time.sleep(min(5.0, float(response.headers.get("Retry-After") or 1)))  # gevent-patched
+                    continue
+                tokens = response.json() if response.ok else {}
+                self.access = tokens.get("accessToken", "")
+                self.refresh_token = tokens.get("refreshToken", "")
+                return
 
     @property
     def auth(self) -> dict[str, str]:
@@ -61,7 +87,7 @@ class CodexUser(HttpUser):
 class Reader(CodexUser):
     """Browses the graph: lists, filters, single nodes, edges."""
 
-    weight = 6
+    weight = round(100 * MIX.reader)
 
     @task(4)
     def browse(self) -> None:
@@ -74,7 +100,8 @@ class Reader(CodexUser):
     @task(3)
     def read_node(self) -> None:
         node = self.known_node()
-        if node is None:
+        if node is None:  # every task makes a request, so the task rate is the request rate
+            self.browse()
             return
         with self.client.get(
             f"/api/nodes/{node}", headers=self.auth, name="/api/nodes/{id}", catch_response=True
@@ -89,14 +116,16 @@ class Reader(CodexUser):
     @task(1)
     def edges(self) -> None:
         node = self.known_node()
-        if node:
-            self.client.get(f"/api/edges?fromId={node}", headers=self.auth, name="/api/edges")
+        if node is None:
+            self.browse()
+            return
+        self.client.get(f"/api/edges?fromId={node}", headers=self.auth, name="/api/edges")
 
 
 class Writer(CodexUser):
     """Writes nodes and edges, updates and removes its own."""
 
-    weight = 2
+    weight = round(100 * MIX.writer)
 
     def on_start(self) -> None:
         super().on_start()
@@ -124,6 +153,7 @@ class Writer(CodexUser):
     @task(2)
     def link(self) -> None:
         if len(self.mine) < 2:
+            self.create_node()
             return
         a, b = random.sample(self.mine, 2)
         with self.client.post(
@@ -138,25 +168,29 @@ class Writer(CodexUser):
 
     @task(1)
     def update(self) -> None:
-        if self.mine:
-            self.client.put(
-                f"/api/nodes/{random.choice(self.mine)}",
-                headers=self.auth,
-                name="/api/nodes/{id} [update]",
-                json={"state": "ice"},
-            )
+        if not self.mine:
+            self.create_node()
+            return
+        self.client.put(
+            f"/api/nodes/{random.choice(self.mine)}",
+            headers=self.auth,
+            name="/api/nodes/{id} [update]",
+            json={"state": "ice"},
+        )
 
     @task(1)
     def remove(self) -> None:
-        if len(self.mine) > 5:
-            node = self.mine.pop(0)
-            self.client.delete(f"/api/nodes/{node}", headers=self.auth, name="/api/nodes/{id} [delete]")
+        if len(self.mine) <= 5:
+            self.create_node()
+            return
+        node = self.mine.pop(0)
+        self.client.delete(f"/api/nodes/{node}", headers=self.auth, name="/api/nodes/{id} [delete]")
 
 
 class SessionUser(CodexUser):
     """Logs in, refreshes, checks itself, logs out."""
 
-    weight = 1
+    weight = round(100 * MIX.session)
 
     @task(3)
     def refresh(self) -> None:
@@ -179,7 +213,7 @@ class SessionUser(CodexUser):
 class AIUser(CodexUser):
     """Submits concept extraction jobs and follows them."""
 
-    weight = 1
+    weight = round(100 * MIX.ai)
 
     @task
     def extract(self) -> None:
@@ -195,11 +229,11 @@ class AIUser(CodexUser):
             self.client.get(f"/api/ai/jobs/{response.json()['id']}", headers=self.auth, name="/api/ai/jobs/{id}")
 
 
-class Monitor(HttpUser):
+class Monitor(FastHttpUser):
     """What Prometheus, load balancers and operators ask."""
 
-    weight = 1
-    wait_time = between(1.0, 3.0)
+    weight = round(100 * MIX.monitor)
+    wait_time = constant_throughput(per_user_rate(SPEC.load))
 
     @task(3)
     def health(self) -> None:
@@ -223,25 +257,18 @@ class CodexShape(LoadTestShape):
 
     def tick(self) -> tuple[int, float] | None:
         elapsed = self.get_run_time()  # type: ignore[no-untyped-call]
-        for end, users, rate in stages(SHAPE, SCALE):
+        for end, users, rate in stages(SHAPE, SPEC.load, SCALE):
             if elapsed < end:
                 return users, rate
         return None
-
-
-def _thresholds() -> Thresholds:
-    if os.environ.get("CODEX_TARGET_FILE"):
-        from codexops.targets import Target
-
-        return Target.load(Path(os.environ["CODEX_TARGET_FILE"])).spec.thresholds
-    return load_spec(STACK).thresholds
 
 
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
 def _apply_thresholds(environment: Environment, **_: Any) -> None:
     total = environment.stats.total
     p95 = total.get_response_time_percentile(0.95) or 0.0
-    verdict = judge(_thresholds(), p95, total.fail_ratio, total.num_requests)
+    achieved = steady_rps(total.num_reqs_per_sec, ramp_seconds(SPEC.load)) if SHAPE == "gate" else None
+    verdict = judge(SPEC.thresholds, p95, total.fail_ratio, total.num_requests, achieved, SPEC.load)
     print(f"codex thresholds ({STACK}): {verdict.level}; " + ("; ".join(verdict.reasons) or "within limits"))
     if verdict.level == "critical":
         environment.process_exit_code = 1

@@ -61,6 +61,7 @@ class AIPipelineModule(Module):
             else KeywordExtractor()
         )
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=settings.ai_queue_capacity)
+        self.submitting = 0  # accepted submissions still writing their row: they hold a queue slot
         self.workers: list[asyncio.Task[None]] = []
         self.running: dict[str, asyncio.Task[None]] = {}
         self.accepting = False
@@ -124,7 +125,8 @@ class AIPipelineModule(Module):
                 "the AI pipeline is not taking jobs",
                 headers={"Retry-After": "5"},
             )
-        if self.queue.full():
+        # A slot is taken before the insert's await, so concurrent submissions cannot overfill the queue.
+        if self.queue.qsize() + self.submitting >= self.queue.maxsize:
             self.counts["rejected"] += 1
             self.metrics.ai_requests.labels("rejected").inc()
             raise ApiError(
@@ -134,18 +136,22 @@ class AIPipelineModule(Module):
                 headers={"Retry-After": str(self._retry_after())},
             )
         job_id = uuid.uuid4().hex
-        async with self.storage.engine.begin() as conn:
-            await conn.execute(
-                insert(ai_jobs).values(
-                    id=job_id,
-                    node_id=node_id,
-                    text=text,
-                    status="queued",
-                    owner=self.settings.node_name,
-                    created_at=utcnow(),
+        self.submitting += 1
+        try:
+            async with self.storage.engine.begin() as conn:
+                await conn.execute(
+                    insert(ai_jobs).values(
+                        id=job_id,
+                        node_id=node_id,
+                        text=text,
+                        status="queued",
+                        owner=self.settings.node_name,
+                        created_at=utcnow(),
+                    )
                 )
-            )
-        self.queue.put_nowait(job_id)  # cannot overflow: no await since the full() check
+            self.queue.put_nowait(job_id)  # cannot overflow: this submission held its slot
+        finally:
+            self.submitting -= 1
         self.counts["submitted"] += 1
         self.metrics.ai_requests.labels("accepted").inc()
         self.metrics.ai_queue_depth.set(self.queue.qsize())

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from app.identity import Principal
 from app.routes.deps import need_module, require, services_of
-from app.schemas import ExtractIn
+from app.schemas import TOKEN_PATTERN, ExtractIn
 
 router = APIRouter(prefix="/api/ai", tags=["ai"])
 
@@ -32,7 +32,7 @@ async def extract(
 @router.get("/jobs/{job_id}")
 async def job(
     request: Request,
-    job_id: Annotated[str, Path(max_length=64)],
+    job_id: Annotated[str, Path(max_length=64, pattern=TOKEN_PATTERN)],
     _: Annotated[Principal, Depends(require("viewer"))],
 ) -> dict[str, Any]:
     services = services_of(request)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from app.identity import Principal
-from app.routes.deps import need_module, require, services_of
+from app.routes.deps import client_address, need_module, require, services_of
 from app.schemas import Credentials, LoginIn, RefreshIn
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -24,7 +24,7 @@ async def register(request: Request, body: Credentials) -> dict[str, Any]:
 async def login(request: Request, body: LoginIn) -> dict[str, Any]:
     services = services_of(request)
     need_module(services, "identity")
-    return await services.identity.login(body.username, body.password)
+    return await services.identity.login(body.username, body.password, client_address(request))
 
 
 @router.post("/refresh")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
@@ -14,6 +15,37 @@ from app.services import Services
 def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip()) if text else None
+    except ValueError:
+        return None
+
+
+def client_address(request: Request) -> str:
+    """The client's address for login throttling.
+
+    The peer's address, unless the peer is a trusted proxy (TRUSTED_PROXIES, by default loopback,
+    where nginx runs): then X-Real-IP, which nginx sets to its own peer, else the right-most
+    X-Forwarded-For entry that is not itself a trusted proxy. A client cannot choose its address by
+    sending these headers itself, since they are only read from a trusted peer.
+    """
+    trusted = services_of(request).settings.trusted_proxy_networks
+    peer = _ip(request.client.host if request.client else None)
+    if peer is None:
+        return "unknown"
+    if not any(peer in network for network in trusted):
+        return str(peer)
+    real = _ip(request.headers.get("x-real-ip"))
+    if real is not None:
+        return str(real)
+    for entry in reversed(request.headers.get("x-forwarded-for", "").split(",")):
+        hop = _ip(entry)
+        if hop is not None and not any(hop in network for network in trusted):
+            return str(hop)
+    return str(peer)
 
 
 def need_module(services: Services, name: str) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from app.identity import Principal
 from app.routes.deps import need_module, require, services_of
-from app.schemas import ID_PATTERN, EdgeIn, NodeIn, NodePatch, NodeState
+from app.schemas import ID_PATTERN, MAX_INT32, EdgeIn, NodeIn, NodePatch, NodeState, SafeStr
 
 router = APIRouter(prefix="/api", tags=["graph"])
 Viewer = Annotated[Principal, Depends(require("viewer"))]
@@ -16,6 +16,13 @@ Editor = Annotated[Principal, Depends(require("editor"))]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 IdFilter = Annotated[str | None, Query(max_length=200, pattern=ID_PATTERN)]
+NodeId = Annotated[str, Path(min_length=1, max_length=200, pattern=ID_PATTERN)]
+EdgeId = Annotated[int, Path(ge=1, le=MAX_INT32)]
+
+
+def _json(body: bytes, status: int) -> Response:
+    """A body rendered before its transaction committed (see GraphStore)."""
+    return Response(body, status_code=status, media_type="application/json")
 
 
 def _cache_key(request: Request) -> str:
@@ -30,7 +37,7 @@ async def list_nodes(
     offset: Offset = 0,
     typeId: IdFilter = None,
     state: NodeState | None = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[SafeStr | None, Query(max_length=200)] = None,
 ) -> Response:
     services = services_of(request)
     need_module(services, "storage")
@@ -42,32 +49,32 @@ async def list_nodes(
 
 
 @router.get("/nodes/{node_id}")
-async def get_node(request: Request, node_id: str, _: Viewer) -> Response:
+async def get_node(request: Request, node_id: NodeId, _: Viewer) -> Response:
     services = services_of(request)
     need_module(services, "storage")
     return await services.cache.respond(request, _cache_key(request), lambda: services.storage.graph.get_node(node_id))
 
 
 @router.post("/nodes", status_code=201)
-async def create_node(request: Request, body: NodeIn, _: Editor) -> dict[str, Any]:
+async def create_node(request: Request, body: NodeIn, _: Editor) -> Response:
     services = services_of(request)
     need_module(services, "storage")
-    node = await services.storage.graph.create_node(body.model_dump())
+    body_json = await services.storage.graph.create_node(body.model_dump())
     await services.cache.invalidate()
-    return node
+    return _json(body_json, 201)
 
 
 @router.put("/nodes/{node_id}")
-async def update_node(request: Request, node_id: str, body: NodePatch, _: Editor) -> dict[str, Any]:
+async def update_node(request: Request, node_id: NodeId, body: NodePatch, _: Editor) -> Response:
     services = services_of(request)
     need_module(services, "storage")
-    node = await services.storage.graph.update_node(node_id, body.model_dump(exclude_unset=True))
+    body_json = await services.storage.graph.update_node(node_id, body.model_dump(exclude_unset=True))
     await services.cache.invalidate()
-    return node
+    return _json(body_json, 200)
 
 
 @router.delete("/nodes/{node_id}", status_code=204)
-async def delete_node(request: Request, node_id: str, _: Editor) -> Response:
+async def delete_node(request: Request, node_id: NodeId, _: Editor) -> Response:
     services = services_of(request)
     need_module(services, "storage")
     await services.storage.graph.delete_node(node_id)
@@ -83,7 +90,7 @@ async def list_edges(
     offset: Offset = 0,
     fromId: IdFilter = None,
     toId: IdFilter = None,
-    role: Annotated[str | None, Query(max_length=100)] = None,
+    role: Annotated[SafeStr | None, Query(max_length=100)] = None,
 ) -> Response:
     services = services_of(request)
     need_module(services, "storage")
@@ -95,16 +102,16 @@ async def list_edges(
 
 
 @router.post("/edges", status_code=201)
-async def create_edge(request: Request, body: EdgeIn, _: Editor) -> dict[str, Any]:
+async def create_edge(request: Request, body: EdgeIn, _: Editor) -> Response:
     services = services_of(request)
     need_module(services, "storage")
-    edge = await services.storage.graph.create_edge(body.model_dump())
+    body_json = await services.storage.graph.create_edge(body.model_dump())
     await services.cache.invalidate()
-    return edge
+    return _json(body_json, 201)
 
 
 @router.delete("/edges/{edge_id}", status_code=204)
-async def delete_edge(request: Request, edge_id: Annotated[int, Path(ge=1)], _: Editor) -> Response:
+async def delete_edge(request: Request, edge_id: EdgeId, _: Editor) -> Response:
     services = services_of(request)
     need_module(services, "storage")
     await services.storage.graph.delete_edge(edge_id)

@@ -3,29 +3,38 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import health
 from app.errors import ApiError
+from app.responses import FastJSONResponse as JSONResponse  # orjson; health bodies are large
 from app.routes.deps import services_of
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"])  # HEAD answers like GET, for load balancers' probes
+UNAVAILABLE = {"Retry-After": "5"}  # every 503 tells the client when to try again
+
+
+def _answer(body: dict[str, object], status: int) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=UNAVAILABLE if status == 503 else None)
 
 
 @router.get("/health")
+@router.head("/health", include_in_schema=False)
 async def overall(request: Request) -> JSONResponse:
     body, status = await health.overall(services_of(request))
-    return JSONResponse(body, status_code=status)
+    return _answer(body, status)
 
 
 @router.get("/health/live")
+@router.head("/health/live", include_in_schema=False)
 async def live(request: Request) -> dict[str, object]:
     services = services_of(request)
     return {"status": "alive", "uptime": round(services.uptime, 3)}
 
 
 @router.get("/health/ready")
+@router.head("/health/ready", include_in_schema=False)
 async def ready(request: Request) -> JSONResponse:
     """Ready when started and not draining, with every critical module loaded."""
     services = services_of(request)
@@ -36,19 +45,21 @@ async def ready(request: Request) -> JSONResponse:
             if services.lifecycle != "ready"
             else f"critical modules failed: {', '.join(critical_down)}"
         )
-        return JSONResponse({"status": "not_ready", "reason": reason}, status_code=503)
+        return _answer({"status": "not_ready", "reason": reason}, 503)
     return JSONResponse({"status": "ready"})
 
 
 @router.get("/health/memory")
+@router.head("/health/memory", include_in_schema=False)
 async def memory(request: Request) -> dict[str, object]:
     return await health.memory(services_of(request))
 
 
 @router.get("/health/ai-pipeline")
+@router.head("/health/ai-pipeline", include_in_schema=False)
 async def ai_pipeline(request: Request) -> JSONResponse:
     body, status = health.ai_pipeline(services_of(request))
-    return JSONResponse(body, status_code=status)
+    return _answer(body, status)
 
 
 @router.get("/modules")
@@ -57,8 +68,8 @@ async def modules(request: Request) -> dict[str, object]:
     return {"moduleLoading": services.host.loading_report(), "modules": services.host.modules_report()}
 
 
-@router.get("/metrics/prometheus")
-@router.get("/metrics")
+@router.get("/metrics/prometheus", response_class=PlainTextResponse)  # documented as text, as served
+@router.get("/metrics", response_class=PlainTextResponse)
 async def prometheus(request: Request) -> Response:
     services = services_of(request)
     if not services.settings.prometheus_enabled:

@@ -128,13 +128,14 @@ def create_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine:
     """One pooled engine; pool sizing and pragmas follow ENABLE_DATABASE_OPTIMIZATION."""
     optimize = settings.enable_database_optimization
     if target.backend == "sqlite":
-        engine = create_async_engine(target.url, connect_args=target.connect_args)
+        engine = create_async_engine(target.url, connect_args=target.connect_args, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(optimize))
         return engine
     connect_args = {"timeout": 5, "command_timeout": 10, **target.connect_args}
     return create_async_engine(
         target.url,
         connect_args=connect_args,
+        hide_parameters=True,  # a failed statement's message never carries the user's values
         pool_size=10 if optimize else 5,
         max_overflow=10 if optimize else 0,
         pool_pre_ping=True,

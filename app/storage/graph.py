@@ -10,6 +10,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.rendering import render_json
 from app.storage.schema import edges, nodes
 
 
@@ -63,7 +64,8 @@ class GraphStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def create_node(self, data: dict[str, Any]) -> dict[str, Any]:
+    async def create_node(self, data: dict[str, Any]) -> bytes:
+        """Insert a node; its JSON is rendered inside the transaction, so a failed render commits nothing."""
         now = _now()
         row = {
             "id": data.get("id") or str(uuid.uuid4()),
@@ -79,9 +81,16 @@ class GraphStore:
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(insert(nodes).values(**row))
+                return render_json(await self._node_in(conn, row["id"]))
         except IntegrityError as exc:
             raise ConflictError(f"node {row['id']!r} already exists") from exc
-        return await self.get_node(row["id"])
+
+    @staticmethod
+    async def _node_in(conn: AsyncConnection, node_id: str) -> dict[str, Any]:
+        row = (await conn.execute(select(nodes).where(nodes.c.id == node_id))).first()
+        if row is None:
+            raise NotFoundError(f"node {node_id!r} not found")
+        return node_out(row)
 
     async def upsert_node(self, conn: AsyncConnection, node_id: str, data: dict[str, Any]) -> None:
         """Insert a node or leave an existing one as it is (used for derived concept nodes)."""
@@ -105,10 +114,7 @@ class GraphStore:
 
     async def get_node(self, node_id: str) -> dict[str, Any]:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(nodes).where(nodes.c.id == node_id))).first()
-        if row is None:
-            raise NotFoundError(f"node {node_id!r} not found")
-        return node_out(row)
+            return await self._node_in(conn, node_id)
 
     async def list_nodes(
         self,
@@ -135,7 +141,7 @@ class GraphStore:
             items = [node_out(r) for r in rows]
         return {"items": items, "total": total or 0, "limit": limit, "offset": offset}
 
-    async def update_node(self, node_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    async def update_node(self, node_id: str, changes: dict[str, Any]) -> bytes:
         expected = changes.pop("version", None)
         columns = {
             "typeId": "type_id",
@@ -152,10 +158,10 @@ class GraphStore:
             result = await conn.execute(
                 update(nodes).where(condition).values(**values, version=nodes.c.version + 1, updated_at=_now())
             )
-        if result.rowcount == 0:
-            current = await self.get_node(node_id)  # raises NotFoundError when absent
-            raise ConflictError(f"node {node_id!r} is at version {current['version']}, not {expected}")
-        return await self.get_node(node_id)
+            if result.rowcount:
+                return render_json(await self._node_in(conn, node_id))
+        current = await self.get_node(node_id)  # raises NotFoundError when absent
+        raise ConflictError(f"node {node_id!r} is at version {current['version']}, not {expected}")
 
     async def delete_node(self, node_id: str) -> None:
         async with self.engine.begin() as conn:
@@ -164,9 +170,9 @@ class GraphStore:
         if result.rowcount == 0:
             raise NotFoundError(f"node {node_id!r} not found")
 
-    async def create_edge(self, data: dict[str, Any]) -> dict[str, Any]:
+    async def create_edge(self, data: dict[str, Any]) -> bytes:
         async with self.engine.begin() as conn:
-            return await self.add_edge(conn, data)
+            return render_json(await self.add_edge(conn, data))
 
     async def add_edge(self, conn: AsyncConnection, data: dict[str, Any]) -> dict[str, Any]:
         found = set(await conn.scalars(select(nodes.c.id).where(nodes.c.id.in_([data["fromId"], data["toId"]]))))

@@ -54,8 +54,11 @@ users = Table(
     Column("password_hash", String(255), nullable=False),
     Column("role", String(16), nullable=False),
     Column("failed_logins", Integer, nullable=False, default=0),
-    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("locked_until", DateTime(timezone=True), nullable=True),  # unused since 0004 (throttling)
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    # Changed when the account is disabled: tokens and sessions carrying the old stamp stop working.
+    Column("security_stamp", String(32), nullable=False),
 )
 
 sessions = Table(
@@ -69,6 +72,7 @@ sessions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
     Column("pending_sync", Boolean, nullable=False, default=False),
+    Column("stamp", String(32), nullable=False, default=""),
 )
 
 revoked_tokens = Table(
@@ -78,6 +82,18 @@ revoked_tokens = Table(
     Column("sid", String(64), nullable=True),
     Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
     Column("pending_sync", Boolean, nullable=False, default=False),
+)
+
+# Failed logins per (username, client address): attempts since the last success and when the next
+# attempt is allowed (epoch seconds, so the delay arithmetic is portable SQL).
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("client", String(64), primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False, index=True),
 )
 
 ai_jobs = Table(

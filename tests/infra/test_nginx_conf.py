@@ -78,7 +78,7 @@ def test_staging_has_no_hsts_and_every_common_part() -> None:
         "client_max_body_size 1m",
         "gzip on",
         "keepalive 32",
-        "proxy_next_upstream error timeout http_502",
+        "proxy_next_upstream error timeout;",
         "X-Content-Type-Options",
         "server app-1:5002",
         "server app-2:5002",
@@ -111,3 +111,13 @@ def test_the_deployed_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
         conf = conf.replace(" resolve;", ";")
     result = _nginx_t(conf, tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_replica_503s_are_never_retried_nor_counted_and_names_come_from_the_spec() -> None:
+    conf = render_nginx(load_spec("staging"), ["app-1:5002"])
+    retries = [line.strip() for line in conf.splitlines() if line.strip().startswith("proxy_next_upstream ")]
+    assert retries == ["proxy_next_upstream error timeout;"], retries
+    assert "server_name staging.living-codex.local localhost 127.0.0.1;" in conf
+    assert "default_server" in conf and "return 421" in conf
+    production = render_nginx(load_spec("production"), ["app:5002"], tls_cert="/c", tls_key="/k")
+    assert "server_name codex.example.com;" in production and "ssl_reject_handshake on" in production

@@ -54,33 +54,39 @@ async def test_logout_revokes_the_token(codex: RunningApp) -> None:
     assert (await codex.client.get("/api/auth/me", headers=headers)).status_code == 200
     assert (await codex.client.post("/api/auth/logout", headers=headers)).status_code == 204
     refused = await codex.client.get("/api/auth/me", headers=headers)
-    assert refused.status_code == 401 and refused.json()["error"] == "token_revoked"
+    assert refused.status_code == 401 and refused.json()["error"] == "session_ended"
     again = await codex.client.post("/api/auth/refresh", json={"refreshToken": tokens["refreshToken"]})
     assert again.status_code == 401  # the session ended with the logout
 
 
-async def test_refresh_rotates_and_a_refresh_token_works_once(codex: RunningApp) -> None:
+async def test_refresh_rotates_and_a_reused_refresh_token_ends_the_session(codex: RunningApp) -> None:
     tokens = await codex.login()
     first = await codex.client.post("/api/auth/refresh", json={"refreshToken": tokens["refreshToken"]})
     assert first.status_code == 200
     new = first.json()
     assert new["refreshToken"] != tokens["refreshToken"]
-    replay = await codex.client.post("/api/auth/refresh", json={"refreshToken": tokens["refreshToken"]})
-    assert replay.status_code == 401
     me = await codex.client.get("/api/auth/me", headers={"Authorization": f"Bearer {new['accessToken']}"})
     assert me.json()["username"] == "admin"
+    replay = await codex.client.post("/api/auth/refresh", json={"refreshToken": tokens["refreshToken"]})
+    assert replay.status_code == 401 and replay.json()["error"] == "refresh_token_reused"
+    # Theft detection: the session ends for whoever holds it, the rotated tokens included.
+    me = await codex.client.get("/api/auth/me", headers={"Authorization": f"Bearer {new['accessToken']}"})
+    assert me.status_code == 401 and me.json()["error"] == "session_ended"
+    again = await codex.client.post("/api/auth/refresh", json={"refreshToken": new["refreshToken"]})
+    assert again.status_code == 401
 
 
-async def test_account_locks_after_repeated_failures(codex: RunningApp) -> None:
+async def test_repeated_failures_throttle_the_address_and_an_admin_clears_it(codex: RunningApp) -> None:
     await _register(codex, "mallory")
     for _ in range(5):
         response = await codex.client.post("/api/auth/login", json={"username": "mallory", "password": "wrong-guess"})
         assert response.status_code == 401
-    locked = await codex.client.post("/api/auth/login", json={"username": "mallory", "password": PASSWORD})
-    assert locked.status_code == 423 and int(locked.headers["Retry-After"]) > 0
+    throttled = await codex.client.post("/api/auth/login", json={"username": "mallory", "password": PASSWORD})
+    assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) > 0
+    assert throttled.json()["error"] == "login_throttled"
     metrics = (await codex.client.get("/metrics/prometheus")).text
     assert 'codex_auth_failures_total{reason="bad_password"} 5.0' in metrics
-    assert 'codex_auth_failures_total{reason="locked"} 1.0' in metrics
+    assert 'codex_auth_failures_total{reason="throttled"} 1.0' in metrics
 
     admin = await codex.bearer()
     await codex.client.post("/api/admin/users/mallory/unlock", headers=admin)
@@ -101,3 +107,20 @@ async def test_sessions_are_counted(codex: RunningApp) -> None:
     await codex.client.post("/api/auth/logout", headers={"Authorization": f"Bearer {tokens['accessToken']}"})
     text = (await codex.client.get("/metrics/prometheus")).text
     assert "codex_active_sessions 1.0" in text and "codex_revoked_tokens 1.0" in text
+
+
+async def test_a_remembered_token_is_still_refused_once_expired(make_settings) -> None:
+    import asyncio
+
+    from tests.conftest import running
+
+    async for app in running(make_settings(jwt_expiration_hours=1.5 / 3600)):
+        headers = await app.bearer()
+        assert (await app.client.get("/api/auth/me", headers=headers)).status_code == 200  # now remembered
+        await asyncio.sleep(2.6)
+        expired = await app.client.get("/api/auth/me", headers=headers)
+        assert expired.status_code == 401 and expired.json()["error"] == "token_expired"
+        token = headers["Authorization"].removeprefix("Bearer ")
+        tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        refused = await app.client.get("/api/auth/me", headers={"Authorization": f"Bearer {tampered}"})
+        assert refused.status_code == 401

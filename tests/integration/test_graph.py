@@ -101,6 +101,22 @@ async def test_cache_is_bounded(make_settings) -> None:
         assert len(app.services.cache.entries) == 3
 
 
+async def test_cache_is_bounded_in_bytes(make_settings) -> None:
+    from tests.conftest import running
+
+    async for app in running(make_settings(cache_max_bytes=200_000, cache_max_entries=1000)):
+        h = await app.bearer()
+        for i in range(6):  # six 20 KB nodes: list bodies of up to 120 KB
+            await app.client.post(
+                "/api/nodes", headers=h, json={"typeId": "t", "title": f"n{i}", "content": "c" * 20_000}
+            )
+        for offset in range(6):
+            assert (await app.client.get(f"/api/nodes?offset={offset}", headers=h)).status_code == 200
+        cache = app.services.cache
+        assert sum(len(v.body) for v in cache.entries.values()) <= 200_000
+        assert all(len(v.body) <= 200_000 // 16 for v in cache.entries.values())  # the big lists were not kept
+
+
 async def test_caching_can_be_turned_off(make_settings) -> None:
     from tests.conftest import running
 

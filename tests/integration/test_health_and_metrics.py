@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -127,7 +128,7 @@ async def test_metrics_disabled_answers_404(make_settings) -> None:
 async def test_logs_are_written(codex: RunningApp) -> None:
     await codex.client.get("/health/live", headers={"X-Request-ID": "trace-me-42"})
     log_dir = codex.services.settings.log_dir
-    tracker = Path(log_dir, "request-tracker.log").read_text()
+    tracker = await tracker_text(log_dir, "trace-me-42")
     assert re.search(
         r"method=GET path=/health/live route=/health/live status=200 latency_ms=[\d.]+ "
         r"request_id=trace-me-42",
@@ -135,3 +136,29 @@ async def test_logs_are_written(codex: RunningApp) -> None:
     )
     server = Path(log_dir, "server.log").read_text()
     assert "module loaded: storage" in server and "module loading complete: 8/8" in server
+
+
+async def tracker_text(log_dir: str, expect: str) -> str:
+    """The request tracker is written by a background thread: wait (briefly) for the line."""
+    path = Path(log_dir, "request-tracker.log")
+    for _ in range(100):
+        text = path.read_text() if path.exists() else ""
+        if expect in text:
+            return text
+        await asyncio.sleep(0.02)
+    return text
+
+
+async def test_log_injection_is_escaped(codex: RunningApp) -> None:
+    """%0A in the path and a crafted X-Request-ID cannot write a forged line (issue 8, item 9)."""
+    forged = "2026-11-28 00:00:00,000 INFO codex.requests method=POST path=/api/admin/users status=200"
+    response = await codex.client.get(
+        "/health/live%0D%0A" + forged.replace(" ", "%20"), headers={"X-Request-ID": "x y status=200"}
+    )
+    assert response.status_code == 404
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+    text = await tracker_text(codex.services.settings.log_dir, response.headers["x-request-id"])
+    lines = [line for line in text.splitlines() if "route=unmatched" in line]
+    assert len(lines) == 1 and "path=/health/live%0D%0A2026-11-28%2000:00:00" in lines[0]
+    assert not any(line.startswith("2026-11-28 00:00:00") for line in text.splitlines())
+    assert "x y status=200" not in text

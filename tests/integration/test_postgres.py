@@ -12,7 +12,7 @@ from tests.conftest import running
 from tests.support.servers import Postgres
 
 pytestmark = pytest.mark.integration
-TABLES = {"nodes", "edges", "users", "sessions", "revoked_tokens", "ai_jobs"}
+TABLES = {"nodes", "edges", "users", "sessions", "revoked_tokens", "ai_jobs", "login_throttle"}
 
 
 async def _tables(engine: AsyncEngine) -> set[str]:

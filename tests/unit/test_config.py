@@ -5,7 +5,7 @@ from pydantic import ValidationError
 
 from app.config import ConfigError, Settings, parse_size, parse_urls
 
-STRONG = "s" * 48
+STRONG = "q7Vw-2LmZx9RtY4bNc8KjH3pFs6DgA1e"  # 32 characters, 32 distinct
 
 
 def test_runbook_names_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,9 +28,20 @@ def test_codex_names_win_over_the_dotnet_aliases(monkeypatch: pytest.MonkeyPatch
     assert Settings().bind == ("127.0.0.1", 7000)
 
 
-@pytest.mark.parametrize("secret", [None, "your-secure-jwt-secret-key", "short-secret"])
-def test_production_refuses_missing_default_or_short_secret(secret: str | None) -> None:
-    with pytest.raises(ValidationError, match="JWT_SECRET"):
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [
+        (None, "missing"),
+        ("your-secure-jwt-secret-key", "known default"),
+        ("short-secret", "shorter than 32"),
+        ("a" * 32, "fewer than 10 distinct"),
+        ("abcdefgh" * 4 + "hgfedcba", "fewer than 10 distinct"),
+        ("your-secure-jwt-secret-key" * 2, "repeated"),
+        (STRONG * 2, "repeated"),
+    ],
+)
+def test_production_refuses_missing_default_short_or_low_entropy_secret(secret: str | None, reason: str) -> None:
+    with pytest.raises(ValidationError, match=f"JWT_SECRET is .*{reason}"):
         Settings(environment="Production", jwt_secret=secret)
 
 
@@ -43,8 +54,10 @@ def test_development_runs_without_a_secret() -> None:
 
 
 def test_chaos_refused_in_production_unless_allowed() -> None:
-    with pytest.raises(ValidationError, match="CHAOS_ALLOW_IN_PRODUCTION"):
+    with pytest.raises(ValidationError, match=r"CHAOS_LATENCY_MS=500\.0 is set .*CHAOS_ALLOW_IN_PRODUCTION"):
         Settings(environment="Production", jwt_secret=STRONG, chaos_latency_ms=500)
+    with pytest.raises(ValidationError, match=r"CHAOS_ERROR_RATE=0\.5, CHAOS_FAIL_MODULES='cache' are set"):
+        Settings(environment="Production", jwt_secret=STRONG, chaos_error_rate=0.5, chaos_fail_modules="cache")
     allowed = Settings(
         environment="Production", jwt_secret=STRONG, chaos_latency_ms=500, chaos_allow_in_production=True
     )
@@ -72,3 +85,10 @@ def test_parse_size_rejects_nonsense() -> None:
 def test_parse_urls_rejects_a_bad_address() -> None:
     with pytest.raises(ConfigError, match="CODEX_URLS"):
         parse_urls("localhost")
+
+
+def test_api_docs_only_in_development_unless_enabled() -> None:
+    assert Settings(environment="Development").api_docs_enabled
+    assert not Settings(environment="Production", jwt_secret=STRONG).api_docs_enabled
+    assert Settings(environment="Staging", jwt_secret=STRONG, enable_api_docs=True).api_docs_enabled
+    assert not Settings(environment="Development", enable_api_docs=False).api_docs_enabled

@@ -1,0 +1,182 @@
+"""Each replica's local view of account state and ended sessions, kept current over Redis pub/sub.
+
+The per-request auth check reads this view instead of Redis. A change (role, disabled, deleted,
+logout, a session ended for theft) is applied here at once by the replica that made it and published
+on CHANNEL; the other replicas apply the message on receipt. A full resync from SQL and Redis runs on
+every (re)subscribe and every third of AUTH_VIEW_MAX_STALENESS_SECONDS, and the view is trusted only
+while it is subscribed and its last successful resync began less than AUTH_VIEW_MAX_STALENESS_SECONDS
+ago. So a change whose message was lost is honoured everywhere within that bound; while the view is
+not trusted (no Redis configured, Redis down or frozen, resync failing) every request checks SQL and
+the session store itself, and nothing stale is trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.pubsub import REDIS_ERRORS, follow
+from app.sessions import SessionStore
+from app.storage.schema import users
+
+log = logging.getLogger("codex.authview")
+CHANNEL = "codex:auth"
+MAX_CACHED_USERS = 10_000
+PUBLISH_TIMEOUT_SECONDS = 0.3
+
+
+@dataclass(frozen=True)
+class UserState:
+    id: int
+    username: str
+    role: str
+    disabled: bool
+    stamp: str
+
+
+def _state(row: Any) -> UserState:
+    return UserState(row.id, row.username, row.role, bool(row.disabled), row.security_stamp)
+
+
+async def load_user(engine: AsyncEngine, user_id: int) -> UserState | None:
+    """The account as stored now (None when deleted)."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+    return _state(row) if row else None
+
+
+class AuthView:
+    def __init__(self, engine: AsyncEngine, store: SessionStore, redis_url: str | None, max_staleness: float) -> None:
+        self.engine, self.store, self.max_staleness = engine, store, max_staleness
+        self.users: dict[int, UserState | None] = {}
+        self.ended: dict[str, float] = {}  # session id -> until (epoch s)
+        self.generation = 0  # bumped by every user message: a resync read before it is not applied
+        self.subscribed = False
+        self.synced_at = float("-inf")  # monotonic start of the last successful full resync
+        self.resyncs = 0
+        self._redis = aioredis.from_url(redis_url, socket_connect_timeout=0.5) if redis_url else None
+        self.publish_ok = True
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- trust -------------------------------------------------------------------------
+    @property
+    def trusted(self) -> bool:
+        return self.subscribed and time.monotonic() - self.synced_at < self.max_staleness
+
+    # -- the per-request questions -------------------------------------------------------
+    async def user(self, user_id: int) -> UserState | None:
+        if not self.trusted:
+            return await load_user(self.engine, user_id)
+        if user_id in self.users:
+            return self.users[user_id]
+        generation = self.generation
+        state = await load_user(self.engine, user_id)
+        if generation == self.generation and len(self.users) < MAX_CACHED_USERS:
+            self.users[user_id] = state
+        return state
+
+    async def session_ended(self, sid: str, jti: str) -> bool:
+        if self.trusted:
+            return self.ended.get(sid, 0.0) > time.time()
+        return await self.store.is_revoked(jti) or await self.store.get(sid) is None
+
+    # -- changes made here ---------------------------------------------------------------
+    async def user_changed(self, user_id: int) -> None:
+        await self._announce(f"user:{user_id}")
+
+    async def session_ended_now(self, sid: str, until: float) -> None:
+        await self._announce(f"session:{sid}:{until}")
+
+    async def _announce(self, message: str) -> None:
+        """Apply here, then publish before the change is answered, so the other replicas hold it
+        when the client's next request reaches them. After a failed publish, skip until a resync
+        proves Redis answers again: a down Redis costs no wait; the resync covers what was skipped."""
+        self._apply(message)
+        if self._redis is None or not self.publish_ok:
+            return
+        try:
+            await asyncio.wait_for(self._redis.publish(CHANNEL, message), timeout=PUBLISH_TIMEOUT_SECONDS)
+        except REDIS_ERRORS as exc:
+            self.publish_ok = False
+            log.warning("auth change not published; replicas pick it up at their next resync: %s", exc)
+
+    def _apply(self, message: str) -> None:
+        kind, _, rest = message.partition(":")
+        if kind == "user" and rest.isdigit():
+            self.generation += 1
+            self.users.pop(int(rest), None)
+        elif kind == "session":
+            sid, _, until = rest.rpartition(":")
+            try:
+                self.ended[sid] = max(self.ended.get(sid, 0.0), float(until))
+            except ValueError:
+                log.warning("malformed auth message ignored")
+
+    # -- keeping the view current --------------------------------------------------------
+    async def start(self) -> None:
+        if self._redis is not None:
+            listen = follow(
+                self._redis, CHANNEL, on_subscribe=self._subscribed, on_message=self._apply, on_lost=self._unsubscribed
+            )
+            self._tasks = [asyncio.create_task(listen, name="authview.listen")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def resync(self) -> bool:
+        """Reload cached accounts and every ended session; trusted again only if all of it answered."""
+        began = time.monotonic()
+        generation = self.generation
+        try:
+            async with asyncio.timeout(max(1.0, self.max_staleness / 3)):
+                ended = await self.store.ended_sessions()
+                ids = list(self.users)
+                fresh: dict[int, UserState | None] = dict.fromkeys(ids)
+                if ids:
+                    async with self.engine.connect() as conn:
+                        for row in await conn.execute(select(users).where(users.c.id.in_(ids))):
+                            fresh[row.id] = _state(row)
+        except (*REDIS_ERRORS, SQLAlchemyError) as exc:
+            log.debug("auth view resync failed: %s", exc)
+            return False
+        now = time.time()
+        self.ended = {sid: until for sid, until in {**self.ended, **ended}.items() if until > now}
+        if generation != self.generation:
+            return False  # a change arrived meanwhile: what was read may predate it
+        self.users = fresh
+        self.synced_at = began
+        self.publish_ok = self._redis is not None
+        self.resyncs += 1
+        return True
+
+    async def _subscribed(self) -> None:
+        self.subscribed = True
+        await self.resync()  # whatever was published while unsubscribed is in SQL/Redis
+
+    def _unsubscribed(self, exc: Exception) -> None:
+        if self.subscribed:
+            log.warning("auth view unsubscribed, every request checks SQL/Redis until back: %s", exc)
+        self.subscribed = False
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "trusted": self.trusted,
+            "subscribed": self.subscribed,
+            "maxStalenessSeconds": self.max_staleness,
+            "secondsSinceResync": round(time.monotonic() - self.synced_at, 3) if self.resyncs else None,
+            "cachedUsers": len(self.users),
+            "endedSessions": len(self.ended),
+        }

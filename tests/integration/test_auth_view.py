@@ -1,0 +1,139 @@
+"""The local auth view across two replicas: changes reach the other replica, a lost message is
+repaired within AUTH_VIEW_MAX_STALENESS_SECONDS, a frozen Redis makes every request check SQL, and
+a read with a trusted view makes no Redis round trip (issue 8, 1; issue 11)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import pytest
+
+from tests.conftest import RunningApp, SettingsFactory, running
+from tests.support.servers import Postgres, Redis
+
+pytestmark = pytest.mark.integration
+PASSWORD = "correct horse battery"
+STALENESS = 1.5  # AUTH_VIEW_MAX_STALENESS_SECONDS for these tests
+
+
+@pytest.fixture
+async def replicas(
+    fresh_postgres: Postgres, redis_server: Redis, make_settings: SettingsFactory
+) -> AsyncIterator[tuple[RunningApp, RunningApp]]:
+    settings = make_settings(
+        connection_string=fresh_postgres.url,
+        redis_connection_string=redis_server.url,
+        redis_probe_interval_seconds=0.2,
+        auth_view_max_staleness_seconds=STALENESS,
+    )
+    async with AsyncExitStack() as stack:
+        apps = []
+        for name in ("replica-a", "replica-b"):
+            generator = running(settings.model_copy(update={"instance_id": name}))
+            apps.append(await generator.__anext__())
+            stack.push_async_callback(generator.aclose)
+        for app in apps:
+            await _until(lambda app=app: app.services.identity.view.trusted, STALENESS * 2)
+        yield apps[0], apps[1]
+
+
+async def _until(condition: Any, timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+async def _editor(a: RunningApp, username: str) -> dict[str, str]:
+    admin = await a.bearer()
+    await a.client.post("/api/auth/register", json={"username": username, "password": PASSWORD})
+    await a.client.put(f"/api/admin/users/{username}/role", headers=admin, json={"role": "editor"})
+    return await a.bearer(username, PASSWORD)
+
+
+async def _write(app: RunningApp, headers: dict[str, str]) -> int:
+    response = await app.client.post("/api/nodes", headers=headers, json={"typeId": "t", "title": "x"})
+    return response.status_code
+
+
+async def test_changes_on_one_replica_hold_on_the_other_at_the_next_request(
+    replicas: tuple[RunningApp, RunningApp],
+) -> None:
+    a, b = replicas
+    admin = await a.bearer()
+    for username, change in (
+        ("rolf", ("PUT", "/api/admin/users/rolf/role", {"role": "viewer"})),
+        ("dina", ("POST", "/api/admin/users/dina/disable", None)),
+        ("dell", ("DELETE", "/api/admin/users/dell", None)),
+    ):
+        editor = await _editor(a, username)
+        assert await _write(b, editor) == 201  # b caches the account as an editor
+        method, path, body = change
+        assert (await a.client.request(method, path, headers=admin, json=body)).is_success
+        assert b.services.identity.view.trusted  # answered from the view, not the fallback
+        assert await _write(b, editor) in (401, 403), username
+
+
+async def test_a_lost_message_is_repaired_within_the_staleness_bound(replicas: tuple[RunningApp, RunningApp]) -> None:
+    a, b = replicas
+    editor = await _editor(a, "lost")
+    assert await _write(b, editor) == 201
+    a.services.identity.view.publish_ok = False  # a's message never leaves: only b's resync can repair
+    await a.client.put("/api/admin/users/lost/role", headers=await a.bearer(), json={"role": "viewer"})
+    await _until_refused(b, editor, STALENESS + 0.5)  # the documented bound, with room for the request
+    assert b.services.identity.view.resyncs > 1
+
+
+async def _until_refused(app: RunningApp, headers: dict[str, str], timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while await _write(app, headers) == 201:
+            await asyncio.sleep(0.05)
+
+
+async def test_with_redis_frozen_every_request_checks_sql(
+    replicas: tuple[RunningApp, RunningApp], redis_server: Redis
+) -> None:
+    a, b = replicas
+    editor = await _editor(a, "frosty")
+    tokens = await a.login()
+    assert redis_server.process is not None
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    try:
+        await _until(lambda: not b.services.identity.view.trusted, STALENESS * 2)
+        await a.client.put("/api/admin/users/frosty/role", headers=await a.bearer(), json={"role": "viewer"})
+        assert await _write(b, editor) == 403  # the very next request, without any message
+        await a.client.post("/api/auth/logout", headers={"Authorization": f"Bearer {tokens['accessToken']}"})
+        assert (
+            await b.client.get("/api/auth/me", headers={"Authorization": f"Bearer {tokens['accessToken']}"})
+        ).status_code == 401
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+    await _until(lambda: b.services.identity.view.trusted, STALENESS * 4)
+    me = await b.client.get("/api/auth/me", headers={"Authorization": f"Bearer {tokens['accessToken']}"})
+    assert me.status_code == 401  # the logout made during the freeze holds once the view is trusted again
+
+
+async def test_a_read_with_a_trusted_view_makes_no_redis_round_trip(replicas: tuple[RunningApp, RunningApp]) -> None:
+    a, b = replicas
+    headers = await a.bearer()
+    assert (await b.client.get("/api/auth/me", headers=headers)).status_code == 200  # warms b's view
+    store_redis = b.services.sessions.store.redis
+    assert store_redis is not None
+    calls = 0
+    real: Any = store_redis.execute_command
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        if str(args[0]).upper() in ("GET", "EXISTS"):  # what a per-request check asks (timers PING, ZRANGE)
+            calls += 1
+        return await real(*args, **kwargs)
+
+    store_redis.execute_command = counting  # type: ignore[method-assign]
+    for _ in range(20):
+        assert (await b.client.get("/api/nodes", headers=headers)).status_code == 200
+    assert b.services.identity.view.trusted
+    assert calls == 0, calls

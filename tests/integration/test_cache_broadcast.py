@@ -1,0 +1,61 @@
+"""Writes do not wait on a Redis that is down (issue 8, 11); the other replica hears of them afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from contextlib import AsyncExitStack
+from typing import Any
+
+import pytest
+
+from tests.conftest import RunningApp, SettingsFactory, running
+from tests.support.servers import Postgres, Redis
+
+pytestmark = pytest.mark.integration
+
+
+async def _replica(stack: AsyncExitStack, settings: Any, name: str) -> RunningApp:
+    generator = running(settings.model_copy(update={"instance_id": name}))
+    app = await generator.__anext__()
+    stack.push_async_callback(generator.aclose)
+    return app
+
+
+async def test_writes_skip_the_broadcast_while_redis_is_frozen(
+    fresh_postgres: Postgres, redis_server: Redis, make_settings: SettingsFactory
+) -> None:
+    settings = make_settings(connection_string=fresh_postgres.url, redis_connection_string=redis_server.url)
+    async with AsyncExitStack() as stack:
+        a = await _replica(stack, settings, "replica-a")
+        b = await _replica(stack, settings, "replica-b")
+        h = await a.bearer()
+        await a.client.post("/api/nodes", headers=h, json={"id": "n", "typeId": "t", "title": "before"})
+        assert (await b.client.get("/api/nodes/n", headers=h)).json()["title"] == "before"  # cached on b
+
+        publishes = 0
+        redis = a.services.cache._redis
+        assert redis is not None
+        real_publish = redis.publish
+
+        async def counting_publish(*args: Any, **kwargs: Any) -> Any:
+            nonlocal publishes
+            publishes += 1
+            return await real_publish(*args, **kwargs)
+
+        redis.publish = counting_publish  # type: ignore[method-assign]
+        assert redis_server.process is not None
+        os.kill(redis_server.process.pid, signal.SIGSTOP)
+        try:
+            for i in range(6):
+                response = await a.client.put("/api/nodes/n", headers=h, json={"title": f"during-{i}"})
+                assert response.status_code == 200, response.text
+            # Six writes, at most two publish attempts (one in flight, one retry): none waited on Redis.
+            assert publishes <= 2, publishes
+        finally:
+            os.kill(redis_server.process.pid, signal.SIGCONT)
+        async with asyncio.timeout(10):  # the broadcaster retries until b drops its stale read
+            while (await b.client.get("/api/nodes/n", headers=h)).json()["title"] != "during-5":
+                await asyncio.sleep(0.1)
+        assert a.services.cache.broadcast_ok

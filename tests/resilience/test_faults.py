@@ -1,0 +1,225 @@
+"""Faults under load through nginx and two replicas (the local environment): what a client saw, and
+that nothing acknowledged was lost. Each case writes its figures to reports/faults/<case>.json; the
+README's table quotes them. Timings are recorded, not asserted (except a hang bound)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from codexops import localenv
+from infra.spec import ROOT, EnvironmentSpec
+from tests.resilience.load import Load, stored_ids
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300), pytest.mark.usefixtures("local_env")]
+FIGURES = ROOT / "reports" / "faults"
+HANG_SECONDS = 5.0
+
+
+@pytest.fixture(scope="module")
+def admin_token(local_env: None) -> str:
+    return _login("admin", localenv.local_secrets()["ADMIN_PASSWORD"])
+
+
+@pytest.fixture
+def restore(spec: EnvironmentSpec) -> Iterator[None]:
+    yield
+    localenv.up(spec, print)  # the default release again for the next case
+
+
+def _login(username: str, password: str) -> str:
+    answer = httpx.post(
+        f"{localenv.gateway_url()}/api/auth/login", json={"username": username, "password": password}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["accessToken"])
+
+
+def _record(case: str, figures: dict[str, Any]) -> None:
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    (FIGURES / f"{case}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(case, json.dumps(figures))
+
+
+def _wait(check: Callable[[], bool], what: str, timeout: float) -> float:
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        try:
+            if check():
+                return time.monotonic() - began
+        except (httpx.HTTPError, KeyError, ValueError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not within {timeout:.0f} s")
+
+
+def _ready(port: int) -> bool:
+    return httpx.get(f"http://{localenv.HOST}:{port}/health/ready", timeout=2).status_code == 200
+
+
+def _nothing_lost(load: Load) -> int:
+    missing = load.acknowledged() - stored_ids(load.tag)
+    assert not missing, f"{len(missing)} writes answered 2xx are not in PostgreSQL: {sorted(missing)[:5]}"
+    return len(load.acknowledged())
+
+
+def _process_tree(name: str) -> list[psutil.Process]:
+    root = psutil.Process(int(localenv.supervisorctl("pid", name).strip()))
+    return [root, *root.children(recursive=True)]
+
+
+# -- a replica restarted ---------------------------------------------------------------------------
+def test_a_replica_restarted_under_load_fails_no_request(admin_token: str) -> None:
+    with Load(admin_token, "fault-restart") as load:
+        time.sleep(1.5)
+        began = time.monotonic()
+        localenv.supervisorctl("restart", "app-1")  # SIGTERM, drain, exit; then a fresh process
+        back = _wait(lambda: _ready(localenv.local_stack().ports.apps[0]), "app-1 ready", 60)
+        time.sleep(1.5)  # both replicas serving again
+    _record("replica_restart", {**load.summary(), "restart_to_ready_s": round(time.monotonic() - began - 1.5, 2)})
+    assert back >= 0
+    assert not load.failures(), load.failures()[:5]
+    assert _nothing_lost(load) > 0
+
+
+# -- Redis frozen ----------------------------------------------------------------------------------
+def test_redis_frozen_then_back_keeps_logins_reads_writes_and_revocations(admin_token: str) -> None:
+    frozen = _process_tree("redis")
+    secrets = localenv.local_secrets()
+    with Load(admin_token, "fault-redis") as load:
+        time.sleep(1)
+        for process in frozen:
+            process.suspend()  # SIGSTOP: connections stay open, nothing answers
+        try:
+            time.sleep(2)
+            token = _login("admin", secrets["ADMIN_PASSWORD"])  # a login during the outage
+            me = httpx.get(
+                f"{localenv.gateway_url()}/api/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
+            )
+            assert me.status_code == 200, me.text
+            out = httpx.post(
+                f"{localenv.gateway_url()}/api/auth/logout", headers={"Authorization": f"Bearer {token}"}, timeout=10
+            )
+            assert out.status_code == 204, out.text
+            time.sleep(3)
+        finally:
+            for process in frozen:
+                process.resume()
+        outage = load.summary()
+        time.sleep(3)  # Redis back: the probe notices and copies the outage's writes to it
+    # The logout made during the outage holds afterwards on every replica, asked directly.
+    for port in localenv.local_stack().ports.apps:
+        answer = httpx.get(
+            f"http://{localenv.HOST}:{port}/api/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert answer.status_code == 401, (port, answer.text)
+    _record("redis_frozen", {**load.summary(), "outage_window": outage})
+    assert not load.failures(), load.failures()[:5]
+    assert load.slowest_s() < HANG_SECONDS
+    assert _nothing_lost(load) > 0
+
+
+# -- PostgreSQL restarted --------------------------------------------------------------------------
+def test_postgresql_restarted_answers_503_or_success_and_loses_no_write(admin_token: str) -> None:
+    with Load(admin_token, "fault-postgres") as load:
+        time.sleep(1)
+        began = time.monotonic()
+        localenv.supervisorctl("restart", "postgres")
+        down_for = time.monotonic() - began
+        time.sleep(3)
+    _record("postgres_restart", {**load.summary(), "restart_command_s": round(down_for, 2)})
+    for outcome in load.failures():
+        assert outcome.status == 503, outcome  # never 500, 502 or no answer
+        assert outcome.retry_after and outcome.error and outcome.error != "not-json", outcome
+    assert load.slowest_s() < HANG_SECONDS, load.slowest_s()
+    assert _nothing_lost(load) > 0
+
+
+# -- the AI queue flooded --------------------------------------------------------------------------
+def _rss_mb(port: int) -> float:
+    memory = httpx.get(f"http://{localenv.HOST}:{port}/health/memory", timeout=5).json()["memoryUsage"]
+    return float(memory["rssMB"])
+
+
+def test_a_flooded_ai_queue_refuses_with_429_and_completes_every_accepted_job(
+    spec: EnvironmentSpec, restore: None
+) -> None:
+    localenv.up(spec, print, {"AI_QUEUE_CAPACITY": "4", "AI_WORKERS": "1"})
+    token = _login("admin", localenv.local_secrets()["ADMIN_PASSWORD"])
+    headers = {"Authorization": f"Bearer {token}"}
+    before = {port: _rss_mb(port) for port in localenv.local_stack().ports.apps}
+
+    def submit(index: int) -> httpx.Response:
+        text = f"Flood {index}: glaciers melt into rivers that carve canyons over millennia. " * 20
+        return httpx.post(f"{localenv.gateway_url()}/api/ai/extract", json={"text": text}, headers=headers, timeout=10)
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(submit, range(300)))
+    statuses = [a.status_code for a in answers]
+    accepted = [a for a in answers if a.status_code == 202]
+    refused = [a for a in answers if a.status_code == 429]
+    assert set(statuses) <= {202, 429}, statuses
+    assert accepted and refused, statuses
+    for answer in refused:
+        assert answer.json()["error"] == "queue_full" and int(answer.headers["retry-after"]) >= 1, answer.text
+
+    def finished(location: str) -> bool:
+        job = httpx.get(f"{localenv.gateway_url()}{location}", headers=headers, timeout=5).json()
+        assert job["status"] != "failed", job
+        return bool(job["status"] == "completed")
+
+    began = time.monotonic()
+    for answer in accepted:
+        _wait(lambda loc=answer.headers["location"]: finished(loc), "job completed", 60)  # type: ignore[misc]
+    after = {port: _rss_mb(port) for port in localenv.local_stack().ports.apps}
+    growth = {port: round(after[port] - before[port], 1) for port in localenv.local_stack().ports.apps}
+    _record(
+        "ai_flood",
+        {
+            "submitted": len(answers),
+            "accepted": len(accepted),
+            "refused_429": len(refused),
+            "all_accepted_completed_s": round(time.monotonic() - began, 1),
+            "rss_growth_mb": growth,
+        },
+    )
+    assert all(g < 64 for g in growth.values()), growth
+
+
+# -- the chaos leak --------------------------------------------------------------------------------
+def _leak_alert_state() -> str | None:
+    alerts = httpx.get(f"{localenv.prometheus_url()}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+    states = {a["state"] for a in alerts if a["labels"]["alertname"] == "CodexMemoryLeakDetected"}
+    return "firing" if "firing" in states else ("pending" if states else None)
+
+
+def _leak_detected(port: int) -> bool:
+    leaks = httpx.get(f"http://{localenv.HOST}:{port}/health/memory", timeout=5).json()["memoryLeaks"]
+    return bool(leaks["detected"])
+
+
+def test_the_chaos_leak_is_reported_alerts_and_clears(spec: EnvironmentSpec, restore: None) -> None:
+    # A short detection window so the test takes seconds, not minutes; the alert keeps its `for: 1m`.
+    localenv.up(spec, print, {"CHAOS_LEAK_MB_PER_MIN": "120", "MEMORY_WINDOW_SAMPLES": "8"})
+    detected = _wait(
+        lambda: all(_leak_detected(p) for p in localenv.local_stack().ports.apps), "/health/memory leak", 60
+    )
+    fired = _wait(lambda: _leak_alert_state() == "firing", "CodexMemoryLeakDetected firing", 150)
+    localenv.up(spec, print)  # leak off
+    cleared = _wait(lambda: _leak_alert_state() is None, "leak alert cleared", 90)
+    assert not any(_leak_detected(p) for p in localenv.local_stack().ports.apps)
+    _record(
+        "chaos_leak",
+        {
+            "detected_after_s": round(detected, 1),
+            "firing_after_s": round(fired, 1),
+            "cleared_after_s": round(cleared, 1),
+        },
+    )

@@ -1,0 +1,74 @@
+"""Log lines cannot be forged: control characters are escaped, request ids are tokens."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import re
+import sys
+from pathlib import Path
+
+from app.logs import EscapingFormatter, configure_logging, escape, flush_request_log
+from app.middleware.observe import loggable_path, request_id_of
+
+
+def test_escape_keeps_one_event_on_one_line() -> None:
+    forged = "/x\r\n2026-11-28 INFO codex.requests method=GET status=200\x00\x1b[31m\u2028\x85\\"
+    escaped = escape(forged)
+    assert escaped.splitlines() == [escaped]  # splitlines also breaks on \x85 and \u2028
+    assert escaped == "/x\\x0d\\x0a2026-11-28 INFO codex.requests method=GET status=200\\x00\\x1b[31m\\u2028\\x85\\\\"
+
+
+def test_formatter_escapes_the_message_not_the_traceback() -> None:
+    formatter = EscapingFormatter("%(message)s")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("codex", logging.ERROR, __file__, 1, "path %s", ("/a\nb",), None)
+        record.exc_info = sys.exc_info()
+    text = formatter.format(record)
+    assert text.startswith("path /a\\x0ab\nTraceback")
+
+
+def test_request_id_only_a_short_token() -> None:
+    assert request_id_of(b"trace-me-42") == "trace-me-42"
+    for bad in (b"a\r\nforged", b"a b", b"x" * 65, b"", b"\xff", b"id;drop"):
+        generated = request_id_of(bad)
+        assert re.fullmatch(r"[0-9a-f]{32}", generated), bad
+    assert request_id_of(None) != request_id_of(None)
+
+
+def test_logged_path_is_one_field() -> None:
+    assert loggable_path("/api/nodes/a b\nstatus=200") == "/api/nodes/a%20b%0Astatus=200"
+    assert loggable_path("/api/nodes/codex.note:1") == "/api/nodes/codex.note:1"
+
+
+def test_request_tracker_writes_from_a_queue(tmp_path: Path) -> None:
+    tracker = configure_logging(str(tmp_path), "INFO")
+    assert all(isinstance(h, logging.handlers.QueueHandler) for h in tracker.handlers)
+    tracker.info("method=%s path=%s", "GET", "/x\ny")
+    flush_request_log(str(tmp_path))
+    assert (tmp_path / "request-tracker.log").read_text().count("\n") == 1
+    assert "path=/x\\x0ay" in (tmp_path / "request-tracker.log").read_text()
+
+
+async def test_made_up_methods_share_one_metric_label() -> None:
+    from app.metrics import Metrics
+    from app.middleware.observe import RequestObserver
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 405, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        return None
+
+    metrics = Metrics()
+    observer = RequestObserver(app, metrics, logging.getLogger("test.tracker"), None, "t")
+    for method in ("QZXWVUTS", "ABCDEFGH", "GET"):
+        await observer({"type": "http", "method": method, "path": "/x", "headers": []}, receive, send)
+    methods = {s.labels["method"] for f in metrics.http_requests.collect() for s in f.samples}
+    assert methods == {"OTHER", "GET"}
