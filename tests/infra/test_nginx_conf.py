@@ -120,4 +120,4 @@ def test_replica_503s_are_never_retried_nor_counted_and_names_come_from_the_spec
     assert "server_name staging.living-codex.local localhost 127.0.0.1;" in conf
     assert "default_server" in conf and "return 421" in conf
     production = render_nginx(load_spec("production"), ["app:5002"], tls_cert="/c", tls_key="/k")
-    assert "server_name codex.example.com;" in production and "ssl_reject_handshake on" in production
+    assert "server_name codex.living-codex.org;" in production and "ssl_reject_handshake on" in production
