@@ -107,11 +107,15 @@ def _serving(port: int, release_id: str | None) -> bool:
 def _start(local: localenv.LocalStack, app: str, port: int, release_id: str | None) -> str | None:
     """Start the replica and wait until it serves; the reason when it does not."""
     localenv.supervisorctl("start", app, check=False, stack=local)
+    first_pid = localenv.supervisorctl("pid", app, check=False, stack=local).strip()
     began = time.monotonic()
     while time.monotonic() - began < READY_TIMEOUT:
         if _serving(port, release_id):
             return None
-        if localenv.process_states(local).get(app) == "FATAL":  # it keeps exiting at start-up
+        # A replica that exits while starting is restarted by supervisord: a new pid, or a failed state.
+        state = localenv.process_states(local).get(app)
+        pid = localenv.supervisorctl("pid", app, check=False, stack=local).strip()
+        if state in ("FATAL", "BACKOFF", "EXITED") or pid != first_pid:
             break
         time.sleep(0.3)
     log = local.runtime / "logs" / f"{app}.out.log"
