@@ -499,6 +499,16 @@ def sql(stack: LocalStack, statement: str, database: str = "postgres") -> str:
     return psql(stack.postgres_dir, stack.ports.postgres, statement, database)
 
 
+def postgres_accepts(stack: LocalStack) -> bool:
+    """Answers a query: the port opens while PostgreSQL still refuses connections ("starting up")."""
+    if not port_taken(stack.ports.postgres):
+        return False
+    try:
+        return sql(stack, "SELECT 1") == "1"
+    except (subprocess.SubprocessError, OSError):
+        return False
+
+
 def bootstrap_database(stack: LocalStack, values: dict[str, str]) -> None:
     if not sql(stack, "SELECT 1 FROM pg_roles WHERE rolname = 'codex'"):
         sql(stack, f"CREATE ROLE codex LOGIN PASSWORD '{values['POSTGRES_PASSWORD']}'")
@@ -548,8 +558,8 @@ def up(
         )
     supervisorctl("start", "postgres", "redis", check=False, stack=stack)
     by_name = {p.name: p for p in stack.processes}
-    for name in ("postgres", "redis"):
-        wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say, stack)  # type: ignore[misc]
+    wait_until(lambda: postgres_accepts(stack), "postgres", timeout, say, stack)
+    wait_until(lambda: healthy(by_name["redis"]), "redis", timeout, say, stack)
     bootstrap_database(stack, values)
     supervisorctl("start", *stack.apps, "nginx", "prometheus", "alertmanager", check=False, stack=stack)
     for name in (*stack.apps, "nginx", "prometheus", "alertmanager"):

@@ -53,7 +53,9 @@ class LocalBackend:
             except localenv.LocalEnvError as exc:
                 return DeployOutcome(False, f"{app}: {exc}", backup)
             if problem:
+                _await_scrapes(local, progress)
                 return DeployOutcome(False, f"{app} did not serve {release.id}: {problem}; put back", backup)
+        _await_scrapes(local, progress)
         detail = f"{len(local.apps)} replicas of stack {stack} serve {release.id}"
         return DeployOutcome(True, detail + (f"; backup {backup}" if backup else ""), backup)
 
@@ -75,6 +77,14 @@ class LocalBackend:
 
 
 # -- the rolling replacement ----------------------------------------------------------------------
+def _await_scrapes(local: localenv.LocalStack, progress: Progress) -> None:
+    """Return once Prometheus has scraped every replica since its restart (what the gate checks next)."""
+    try:
+        localenv.wait_until(lambda: localenv.replicas_scraped(local), "scrapes", 30, progress, local)
+    except localenv.LocalEnvError:
+        progress("  Prometheus has not scraped every replica within 30 s")
+
+
 def _route(local: localenv.LocalStack, serving: list[int]) -> None:
     localenv.write_nginx_conf(local, serving)
     localenv.reload_nginx(local)
