@@ -96,7 +96,7 @@ class Load:
     def _run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=10) as client:
             while not self._stop.is_set():
-                for path in ("/health", "/health/ready", "/api/graph/nodes?limit=5"):
+                for path in ("/health", "/health/ready", "/api/nodes?limit=5"):
                     try:
                         response = client.get(path)
                         outcome = None if response.status_code < 500 else f"{path}: {response.status_code}"
