@@ -1,10 +1,14 @@
 """The local backend: releases deployed to a stack's local environment (codexops/localenv.py).
 
-A deploy is a rolling replacement behind nginx, one replica at a time: nginx stops routing to the
-replica (graceful reload: the old workers finish their requests), the replica drains and stops, it
-restarts from the new release's virtualenv, and once it is ready and serves the new version nginx
-routes to it again. The other replicas carry the traffic meanwhile, so no request fails. A replica
-that does not become ready is put back on its previous release and the deploy stops there.
+A deploy is a rolling replacement behind nginx, one replica at a time: the replica is stopped (SIGTERM:
+it fails readiness and keeps serving for the spec's drain seconds, then closes its listener and
+finishes its requests), restarts from the new release's virtualenv on the same port, and the next
+replica follows once it is ready and serves the new version. Meanwhile nginx passes every request the
+stopped replica refuses to connect to on to another replica (`proxy_next_upstream error`; a request
+that was never sent is retried whatever its method), so clients see no failure. nginx is not reloaded:
+a reload closes the clients' idle keep-alive connections, and a client sending on one at that instant
+gets no answer. A replica that does not become ready is put back on its previous release and the
+deploy stops there.
 """
 
 from __future__ import annotations
@@ -85,11 +89,6 @@ def _await_scrapes(local: localenv.LocalStack, progress: Progress) -> None:
         progress("  Prometheus has not scraped every replica within 30 s")
 
 
-def _route(local: localenv.LocalStack, serving: list[int]) -> None:
-    localenv.write_nginx_conf(local, serving)
-    localenv.reload_nginx(local)
-
-
 def _set_release(local: localenv.LocalStack, app: str, release: dict[str, object] | None) -> None:
     state = localenv.read_state(local)
     if release is None:
@@ -136,10 +135,7 @@ def _start(local: localenv.LocalStack, app: str, port: int, release_id: str | No
 def replace_replica(
     local: localenv.LocalStack, app: str, port: int, release: Release, progress: Progress
 ) -> str | None:
-    others = [p for p in local.ports.apps if p != port]
     previous = localenv.read_state(local)["releases"].get(app)
-    if others:  # one replica alone cannot be replaced without a gap
-        _route(local, others)
     localenv.supervisorctl("stop", app, check=False, stack=local)  # SIGTERM: it drains, then exits
     _set_release(local, app, release.to_json())
     problem = _start(local, app, port, release.id)
@@ -148,9 +144,8 @@ def replace_replica(
         localenv.supervisorctl("stop", app, check=False, stack=local)
         _set_release(local, app, previous)
         if _start(local, app, port, previous["id"] if previous else None):
-            progress(f"  {app} did not come back on its previous release either; nginx keeps it out")
+            progress(f"  {app} did not come back on its previous release either")
             return problem
-    _route(local, list(local.ports.apps))
     if not problem:
         progress(f"  {app} serves {release.id}")
     return problem
