@@ -29,6 +29,7 @@ from codexops.releases.model import Release
 from codexops.targets import local_target
 
 READY_TIMEOUT = 90.0
+ROUTED_TIMEOUT = 30.0
 DATABASE = "livingcodex"
 
 
@@ -146,9 +147,27 @@ def replace_replica(
         if _start(local, app, port, previous["id"] if previous else None):
             progress(f"  {app} did not come back on its previous release either")
             return problem
+    if not _routed_again(local, app):
+        progress(f"  the gateway has not routed to {app} again within {ROUTED_TIMEOUT:.0f} s")
     if not problem:
         progress(f"  {app} serves {release.id}")
     return problem
+
+
+def _routed_again(local: localenv.LocalStack, app: str) -> bool:
+    """nginx answers from the replica again: after refused connections it may hold it out for up to
+    fail_timeout, and the next replica must not stop before this one carries traffic."""
+    instance = f"{local.name}-{app}"
+    began = time.monotonic()
+    with httpx.Client(base_url=local.gateway_url(), timeout=5) as client:
+        while time.monotonic() - began < ROUTED_TIMEOUT:
+            try:
+                if client.get("/health").json().get("instance") == instance:
+                    return True
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.1)
+    return False
 
 
 # -- database backup and restore -----------------------------------------------------------------
