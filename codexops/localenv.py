@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 from codexops.paths import local_root
 from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql
@@ -358,10 +357,10 @@ def supervisor_config(stack: LocalStack, bins: dict[str, str], values: dict[str,
     return header + "\n".join(programs)
 
 
-def write_nginx_conf(stack: LocalStack, serving: list[int] | None = None) -> None:
-    """nginx.conf routing to `serving` (default: every replica). No TLS on loopback."""
+def write_nginx_conf(stack: LocalStack) -> None:
+    """nginx.conf routing to every replica. No TLS on loopback."""
     ports = stack.ports
-    upstreams = [f"{HOST}:{port}" for port in (ports.apps if serving is None else serving)]
+    upstreams = [f"{HOST}:{port}" for port in ports.apps]
     (stack.runtime / "nginx" / "nginx.conf").write_text(
         render_nginx(
             stack.spec.model_copy(update={"tls": False}),
@@ -441,21 +440,6 @@ def process_states(stack: LocalStack) -> dict[str, str]:
     return states
 
 
-def reload_nginx(stack: LocalStack, timeout: float = 20) -> None:
-    """Re-read nginx.conf and wait until every worker of the old configuration has finished its
-    requests and exited, so no request is routed by the old upstream list afterwards."""
-    master = psutil.Process(int(supervisorctl("pid", "nginx", stack=stack).strip()))
-    old = {worker.pid for worker in master.children()}
-    master.send_signal(1)  # SIGHUP: graceful reload
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        current = {worker.pid for worker in master.children() if worker.status() != psutil.STATUS_ZOMBIE}
-        if current and not current & old:
-            return
-        time.sleep(0.1)
-    raise LocalEnvError(f"nginx of stack {stack.name} did not finish reloading within {timeout:.0f} s")
-
-
 # -- health ----------------------------------------------------------------------------------------
 def healthy(process: Process) -> bool:
     if not port_taken(process.port):
@@ -497,6 +481,16 @@ def init_postgres(stack: LocalStack, say: Callable[[str], None]) -> None:
 
 def sql(stack: LocalStack, statement: str, database: str = "postgres") -> str:
     return psql(stack.postgres_dir, stack.ports.postgres, statement, database)
+
+
+def postgres_accepts(stack: LocalStack) -> bool:
+    """Answers a query: the port opens while PostgreSQL still refuses connections ("starting up")."""
+    if not port_taken(stack.ports.postgres):
+        return False
+    try:
+        return sql(stack, "SELECT 1") == "1"
+    except (subprocess.SubprocessError, OSError):
+        return False
 
 
 def bootstrap_database(stack: LocalStack, values: dict[str, str]) -> None:
@@ -548,8 +542,8 @@ def up(
         )
     supervisorctl("start", "postgres", "redis", check=False, stack=stack)
     by_name = {p.name: p for p in stack.processes}
-    for name in ("postgres", "redis"):
-        wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say, stack)  # type: ignore[misc]
+    wait_until(lambda: postgres_accepts(stack), "postgres", timeout, say, stack)
+    wait_until(lambda: healthy(by_name["redis"]), "redis", timeout, say, stack)
     bootstrap_database(stack, values)
     supervisorctl("start", *stack.apps, "nginx", "prometheus", "alertmanager", check=False, stack=stack)
     for name in (*stack.apps, "nginx", "prometheus", "alertmanager"):
