@@ -59,6 +59,8 @@ def fresh_replicas(timeout: float = 60) -> None:
     for process in localenv.PROCESSES:
         if process.name in ("app-1", "app-2"):
             localenv.wait_until(lambda p=process: localenv.healthy(p), process.name, timeout, print)  # type: ignore[misc]
+    time.sleep(6)  # one Prometheus scrape interval (5 s): a scrape that failed during the restart is redone
+    localenv.wait_until(localenv.replicas_scraped, "scrapes", timeout, print)
 
 
 def gate_under_load() -> dict[str, Any]:
