@@ -172,11 +172,17 @@ def write_results(results: dict[str, Any], directory: Path) -> None:
         "",
         "## The gate and the previews",
         "",
-        f"- `codexops up` (already-running parts are reused): {results['setupSeconds']} s.",
+        f"- `codexops up` (already-running parts are reused): {results['setupSeconds']} s."
+        + (
+            " The replicas are restarted before the gate, so it meets them as `make gate` does."
+            if gate.get("freshReplicas")
+            else " The gate ran right after the wrk runs, on the replicas they had warmed up."
+        ),
         f"- `codexops gate --target local`: {gate['verdict']} in {gate['seconds']} s; {steps}. Load: "
         f"{figures.get('achieved_rps', '?')} RPS achieved after the ramp of {figures.get('target_rps', '?')} targeted "
         f"({figures.get('rps', '?')} over the whole run with the ramp), "
-        f"p95 {figures.get('p95_ms', '?')} ms, error rate {figures.get('error_rate', 0):.2%}.",
+        f"p95 {figures.get('p95_ms', '?')} ms, error rate {figures.get('error_rate', 0):.2%}."
+        + (" Reasons: " + "; ".join(gate["reasons"]) if gate.get("reasons") else ""),
         f"- RSS per replica under the gate's load: {rss}.",
         *(f"- `codexops preview {s}`: {p['seconds']} s (exit {p['exitCode']})." for s, p in previews.items()),
         "",
