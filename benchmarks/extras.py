@@ -56,7 +56,7 @@ def fresh_replicas(timeout: float = 60) -> None:
     """Restart both replicas and wait until they are ready: the gate then meets them as `make gate` does,
     not warmed up (and grown) by minutes of wrk, which the leak detector would rightly notice."""
     localenv.supervisorctl("restart", "app-1", "app-2", check=False)
-    for process in localenv.PROCESSES:
+    for process in localenv.local_stack().processes:
         if process.name in ("app-1", "app-2"):
             localenv.wait_until(lambda p=process: localenv.healthy(p), process.name, timeout, print)  # type: ignore[misc]
     time.sleep(6)  # one Prometheus scrape interval (5 s): a scrape that failed during the restart is redone
