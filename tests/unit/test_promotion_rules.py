@@ -9,7 +9,7 @@ import pytest
 
 from codexops.releases import history, promote, rollback
 from codexops.releases.history import Event
-from codexops.releases.model import Release
+from codexops.releases.model import Release, ReleaseNotFound
 from codexops.releases.promote import Refused
 from tests.support.fake_backend import FakeBackend, make_release
 
@@ -142,3 +142,12 @@ def test_rollback_without_history_says_what_to_do(store: Path) -> None:
     r1 = make_release(store, "1.0.1", "a")
     with pytest.raises(rollback.NothingToRollBackTo, match="--to RELEASE"):
         rollback.plan(FakeBackend(serving={"production": r1}), "production", None)
+
+
+def test_rollback_to_a_version_takes_its_newest_build(store: Path) -> None:
+    make_release(store, "1.0.1", "a")
+    r2 = make_release(store, "1.0.2", "b")
+    assert rollback.find_release("v1.0.2") == r2
+    assert rollback.find_release("bbbbbb") == r2
+    with pytest.raises(ReleaseNotFound, match=r"no release '9\.9\.9'"):
+        rollback.find_release("9.9.9")
