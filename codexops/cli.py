@@ -115,59 +115,97 @@ def _pairs(values: list[str]) -> dict[str, str]:
     return pairs
 
 
+StackOption = Annotated[str, typer.Option(help="the stack (Pulumi.<STACK>.yaml) whose local environment this is")]
+
+
 @cli.command()
 def up(
-    stack: Annotated[str, typer.Option(help="the spec the local environment renders from")] = "staging",
-    app_env: Annotated[list[str], typer.Option(help="KEY=VALUE for both app replicas (e.g. chaos)")] = [],  # noqa: B006
+    stack: StackOption = "staging",
+    app_env: Annotated[list[str], typer.Option(help="KEY=VALUE for every app replica (e.g. chaos)")] = [],  # noqa: B006
 ) -> None:
-    """Start the local environment (nginx :5002, 2 app replicas, Redis, PostgreSQL, Prometheus)."""
+    """Start a stack's local environment (nginx, its app replicas, Redis, PostgreSQL, Prometheus)."""
     from codexops import localenv
 
     spec = _spec_or_exit(stack)
     began = time.monotonic()
-    typer.echo(f"==> codexops up (spec {stack}) in {localenv.RUNTIME}")
+    local = localenv.LocalStack(spec)
+    typer.echo(f"==> codexops up --stack {stack} in {local.runtime}")
     try:
         localenv.up(spec, typer.echo, _pairs(app_env))
     except localenv.LocalEnvError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
     typer.secho(
-        f"==> local environment healthy in {time.monotonic() - began:.1f} s: "
-        f"{localenv.gateway_url()} (Prometheus {localenv.prometheus_url()})",
+        f"==> stack {stack} healthy in {time.monotonic() - began:.1f} s: "
+        f"{local.gateway_url()} (Prometheus {local.prometheus_url()})",
         fg="green",
     )
 
 
 @cli.command()
-def down(purge: Annotated[bool, typer.Option(help="also delete data and local secrets")] = False) -> None:
-    """Stop the local environment; no process is left behind."""
+def down(
+    stack: StackOption = "staging",
+    purge: Annotated[bool, typer.Option(help="also delete data and local secrets")] = False,
+) -> None:
+    """Stop a stack's local environment; no process is left behind."""
     from codexops import localenv
 
     try:
-        localenv.down(typer.echo, purge)
+        localenv.down(typer.echo, purge, stack=localenv.LocalStack(_spec_or_exit(stack)))
     except localenv.LocalEnvError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
-    typer.echo("==> local environment stopped")
+    typer.echo(f"==> stack {stack} stopped")
 
 
 @cli.command()
-def status() -> None:
-    """Each local process, its supervisor state, port and health."""
-    from codexops import localenv
+def status(
+    stack: StackOption = "staging",
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable: gateway URL and each process")] = False,
+) -> None:
+    """Each process of a stack's local environment: supervisor state, port, health (exit 1 if unhealthy)."""
+    import json
 
-    rows = localenv.status()
-    typer.echo(f"{'process':<12} {'state':<12} {'port':>5}  health")
-    for name, state, port, health in rows:
-        typer.secho(f"{name:<12} {state:<12} {port:>5}  {health}", fg="green" if health == "healthy" else "red")
+    from codexops import localenv
+    from codexops.targets import served_release
+
+    local = localenv.LocalStack(_spec_or_exit(stack))
+    rows = localenv.status(local)
+    releases = localenv.read_state(local)["releases"]
+    if as_json:
+        document = {
+            "stack": stack,
+            "gateway": local.gateway_url(),
+            "prometheus": local.prometheus_url(),
+            "release": served_release(releases, local.apps),
+            "processes": [
+                {
+                    "name": name,
+                    "state": state,
+                    "port": port,
+                    "health": health,
+                    "release": releases.get(name, {}).get("id"),
+                }
+                for name, state, port, health in rows
+            ],
+        }
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        typer.echo(f"stack {stack}: gateway {local.gateway_url()}")
+        typer.echo(f"{'process':<12} {'state':<12} {'port':>5}  {'health':<10} release")
+        for name, state, port, health in rows:
+            release = releases.get(name, {}).get("id", "")
+            colour = "green" if health == "healthy" else "red"
+            typer.secho(f"{name:<12} {state:<12} {port:>5}  {health:<10} {release}", fg=colour)
     if any(health != "healthy" for *_, health in rows):
         raise typer.Exit(1)
 
 
 @cli.command()
 def gate(
-    target: Annotated[str, typer.Option(help="local, staging, production or a URL")] = "local",
-    stack: Annotated[str | None, typer.Option(help="whose thresholds apply (default: staging for local)")] = None,
+    target: Annotated[str, typer.Option(help="local, a stack (its local environment with --local) or a URL")] = "local",
+    stack: Annotated[str | None, typer.Option(help="for a URL: whose spec applies (default staging)")] = None,
+    local: Annotated[bool, typer.Option("--local", help="a stack name means its local environment")] = False,
     shape: Annotated[str, typer.Option(help="load shape: smoke, gate, soak, spike")] = "gate",
     scale: Annotated[float, typer.Option(help="stretch or shrink the load shape")] = 1.0,
     prometheus_url: Annotated[str | None, typer.Option(help="Prometheus of the target")] = None,
@@ -175,29 +213,56 @@ def gate(
 ) -> None:
     """Checklist, load test, alert state: PASS, WARN or FAIL (exit 0, 0, 1; 2 when it cannot run)."""
     from codexops.gate import GateCannotRun, run_gate
+    from codexops.targets import TargetError, resolve_target
 
-    stack_name = stack or (target if target in ("staging", "production") else "staging")
-    spec = _spec_or_exit(stack_name)
     began = time.monotonic()
     try:
-        report = run_gate(
-            target,
-            spec,
-            shape=shape,
-            scale=scale,
-            prometheus_url=prometheus_url,
-            reports=reports,
-            say=typer.echo,
-        )
-    except (GateCannotRun, ValueError) as exc:
+        resolved = resolve_target(target, stack=stack, prometheus_url=prometheus_url, local=local)
+        report = run_gate(resolved, shape=shape, scale=scale, reports=reports, say=typer.echo)
+    except (GateCannotRun, TargetError, ValueError) as exc:
         typer.secho(f"gate could not run: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
+    if resolved.kind != "url":  # the stack's evidence for promotion (the gate of the release it serves)
+        from codexops.releases.history import record_gate
+
+        record_gate(resolved.spec.stack, report)
     colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}[report.verdict]
     typer.secho(f"==> verdict: {report.verdict} ({time.monotonic() - began:.1f} s)", fg=colour, bold=True)
     for reason in report.reasons():
         typer.echo(f"    - {reason}")
     typer.echo(f"==> report: {report.directory}/report.md")
     raise typer.Exit(report.exit_code)
+
+
+release_cli = typer.Typer(help="Immutable releases of the service.", no_args_is_help=True)
+cli.add_typer(release_cli, name="release")
+
+
+@release_cli.command("build")
+def release_build(
+    docker: Annotated[bool, typer.Option("--docker", help="build the image of app/Dockerfile (needs Docker)")] = False,
+    image: Annotated[
+        str | None, typer.Option(help="record an image built elsewhere (CI): REF@sha256:<64 hex>, nothing is built")
+    ] = None,
+) -> None:
+    """Build a release: the wheel with the locked dependencies in .local/releases/<version>-<digest12>/.
+    The last line printed is the release id."""
+    from codexops.releases.build import BuildError, build_image, build_release, record_image
+
+    began = time.monotonic()
+    try:
+        if image:
+            release = record_image(image, typer.echo)
+        elif docker:
+            release = build_image(typer.echo)
+        else:
+            release = build_release(typer.echo)
+    except BuildError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"==> release {release.id} ({time.monotonic() - began:.1f} s): {release.image or release.path}")
+    typer.echo(f"    digest {release.digest}, commit {release.commit}, schema {release.schema_head}")
+    typer.echo(release.id)
 
 
 register_release_commands(cli)

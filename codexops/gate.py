@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from codexops.checklist import CHECKLIST_DIR
+from codexops.targets import Target, TargetError, resolve_target
 from infra.spec import ROOT, EnvironmentSpec
 from loadtests.shapes import duration
 from loadtests.thresholds import judge
@@ -53,6 +55,8 @@ class GateReport:
     verdict: str = "FAIL"
     steps: list[Step] = field(default_factory=list)
     directory: str = ""
+    release: dict[str, str] | None = None  # {"id", "digest"} of the release judged; None: no release
+    spec_digest: str = ""  # sha256 of the spec whose thresholds judged it
 
     @property
     def exit_code(self) -> int:
@@ -62,36 +66,14 @@ class GateReport:
         return [f"{s.name}: {r}" for s in self.steps for r in s.reasons]
 
 
-@dataclass(frozen=True)
-class GateTarget:
-    name: str  # local, staging, production or the URL
-    url: str
-    prometheus_url: str | None
-    admin_password: str | None
-
-
-def resolve_target(target: str, spec: EnvironmentSpec, prometheus_url: str | None) -> GateTarget:
-    if target == "local":
-        from codexops import localenv
-
-        password = localenv.local_secrets()["ADMIN_PASSWORD"] if (localenv.RUNTIME / "secrets.env").exists() else None
-        return GateTarget("local", localenv.gateway_url(), prometheus_url or localenv.prometheus_url(), password)
-    admin = os.environ.get("CODEX_ADMIN_PASSWORD")
-    if target in ("staging", "production"):
-        return GateTarget(target, f"{'https' if spec.tls else 'http'}://{spec.domain}", prometheus_url, admin)
-    if target.startswith(("http://", "https://")):
-        return GateTarget(target, target.rstrip("/"), prometheus_url, admin)
-    raise GateCannotRun(f"--target {target!r}: use local, staging, production or a URL")
-
-
 # -- step 1: the checklist ----------------------------------------------------------------------------
-def run_checklist(target: GateTarget, stack: str, out: Path, timeout: float) -> Step:
+def run_checklist(target_file: Path, out: Path, timeout: float) -> Step:
+    """The packaged checklist (codexops/checklist), run by pytest on the resolved target."""
     began = time.monotonic()
     command = [
         str(BIN / "pytest"),
-        str(ROOT / "tests" / "deployment"),
-        f"--target={target.name}",
-        f"--stack={stack}",
+        str(CHECKLIST_DIR),
+        f"--target-file={target_file}",
         f"--junitxml={out / 'junit.xml'}",
         "-p",
         "no:cacheprovider",
@@ -99,12 +81,12 @@ def run_checklist(target: GateTarget, stack: str, out: Path, timeout: float) -> 
         "-o",
         "timeout=30",
         "--rootdir",
-        str(ROOT),
+        str(CHECKLIST_DIR),
+        "--confcutdir",
+        str(CHECKLIST_DIR),
     ]
-    if target.prometheus_url:
-        command.append(f"--prometheus-url={target.prometheus_url}")
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=CHECKLIST_DIR)
     except subprocess.TimeoutExpired:
         return Step(
             "checklist",
@@ -154,7 +136,7 @@ def _retry(call: Callable[[], httpx.Response], attempts: int = 6) -> httpx.Respo
     return response
 
 
-def _load_user(target: GateTarget) -> tuple[str, str]:
+def _load_user(target: Target) -> tuple[str, str]:
     """A fresh editor for this run, created through the admin API."""
     if os.environ.get("CODEX_LOAD_USERNAME") and os.environ.get("CODEX_LOAD_PASSWORD"):
         return os.environ["CODEX_LOAD_USERNAME"], os.environ["CODEX_LOAD_PASSWORD"]
@@ -180,7 +162,7 @@ def _load_user(target: GateTarget) -> tuple[str, str]:
     return username, password
 
 
-def run_load(target: GateTarget, spec: EnvironmentSpec, shape: str, scale: float, out: Path) -> Step:
+def run_load(target: Target, target_file: Path, shape: str, scale: float, out: Path) -> Step:
     began = time.monotonic()
     try:
         username, password = _load_user(target)
@@ -188,7 +170,8 @@ def run_load(target: GateTarget, spec: EnvironmentSpec, shape: str, scale: float
         return Step("load", "fail", time.monotonic() - began, [f"could not prepare the load test: {exc}"])
     env = {
         **os.environ,
-        "CODEX_STACK": spec.stack,
+        "CODEX_STACK": target.spec.stack,
+        "CODEX_TARGET_FILE": str(target_file),  # Locust judges with the resolved target's thresholds
         "CODEX_LOAD_SHAPE": shape,
         "CODEX_LOAD_SCALE": str(scale),
         "CODEX_LOAD_USERNAME": username,
@@ -219,7 +202,7 @@ def run_load(target: GateTarget, spec: EnvironmentSpec, shape: str, scale: float
     stats = _aggregated(out / "locust_stats.csv")
     if stats is None:
         return Step("load", "fail", time.monotonic() - began, ["Locust wrote no statistics; see locust.log"])
-    verdict = judge(spec.thresholds, stats["p95_ms"], stats["error_rate"], stats["requests"])
+    verdict = judge(target.spec.thresholds, stats["p95_ms"], stats["error_rate"], stats["requests"])
     status = {"pass": "pass", "warning": "warn", "critical": "fail"}[verdict.level]
     return Step("load", status, time.monotonic() - began, verdict.reasons, stats)
 
@@ -244,7 +227,7 @@ def _aggregated(path: Path) -> dict[str, Any] | None:
 
 
 # -- step 3: alerts ---------------------------------------------------------------------------------------
-def check_alerts(target: GateTarget, wait: float) -> Step:
+def check_alerts(target: Target, wait: float) -> Step:
     began = time.monotonic()
     if not target.prometheus_url:
         return Step("alerts", "pass", 0.0, [], {"checked": False, "note": "no Prometheus for this target"})
@@ -278,8 +261,8 @@ def verdict(steps: list[Step]) -> str:
 
 
 def run_gate(
-    target_name: str,
-    spec: EnvironmentSpec,
+    target: Target | str,
+    spec: EnvironmentSpec | None = None,
     *,
     shape: str = "gate",
     scale: float = 1.0,
@@ -288,29 +271,49 @@ def run_gate(
     say: Callable[[str], None] = print,
     alert_wait: float = 6.0,
 ) -> GateReport:
-    target = resolve_target(target_name, spec, prometheus_url)
+    """Judge `target` (resolved, or a name for resolve_target; `spec` then names whose thresholds apply)."""
+    if isinstance(target, str):
+        try:
+            target = resolve_target(target, stack=spec.stack if spec else None, prometheus_url=prometheus_url)
+        except TargetError as exc:
+            raise GateCannotRun(str(exc)) from None
     try:
         live = httpx.get(f"{target.url}/health/live", timeout=HTTP_TIMEOUT)
     except httpx.HTTPError as exc:
-        raise GateCannotRun(f"{target.url} does not answer ({exc}); for local run `codexops up` first") from None
+        hint = f"run `codexops up --stack {target.spec.stack}` first" if target.kind == "local" else "is it deployed?"
+        raise GateCannotRun(f"{target.url} does not answer ({exc}); {hint}") from None
     if live.status_code != 200:
         raise GateCannotRun(f"{target.url}/health/live answered {live.status_code}")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    slug = target_name if not target_name.startswith("http") else target_name.split("//", 1)[1].replace(":", "-")
+    name = target.name
+    slug = name if not name.startswith("http") else name.split("//", 1)[1].replace(":", "-")
     out = reports / f"{slug.replace('/', '_')}-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
-    report = GateReport(target_name, spec.stack, target.url, stamp, directory=str(out))
-    say(f"==> checklist against {target.url}")
-    report.steps.append(run_checklist(target, spec.stack, out, timeout=180))
-    say(f"    {report.steps[-1].status} ({report.steps[-1].seconds:.1f} s)")
-    say(f"==> load test: shape {shape}, {duration(shape, scale)} s")
-    report.steps.append(run_load(target, spec, shape, scale, out))
-    say(f"    {report.steps[-1].status} ({report.steps[-1].seconds:.1f} s) {report.steps[-1].figures}")
+    target_file = target.save(out / "target.json")
+    report = GateReport(
+        name,
+        target.spec.stack,
+        target.url,
+        stamp,
+        directory=str(out),
+        release=target.release,
+        spec_digest=target.spec_digest,
+    )
+    release = (target.release or {}).get("id", "none: this checkout")
+    say(f"==> checklist against {target.url} (stack {target.spec.stack}, release {release})")
+    try:
+        report.steps.append(run_checklist(target_file, out, timeout=180))
+        say(f"    {report.steps[-1].status} ({report.steps[-1].seconds:.1f} s)")
+        say(f"==> load test: shape {shape}, {duration(shape, scale)} s")
+        report.steps.append(run_load(target, target_file, shape, scale, out))
+        say(f"    {report.steps[-1].status} ({report.steps[-1].seconds:.1f} s) {report.steps[-1].figures}")
+    finally:
+        target_file.unlink()  # it may carry the admin password; report.json names the target instead
     say("==> alert state in Prometheus")
     report.steps.append(check_alerts(target, alert_wait))
     say(f"    {report.steps[-1].status}")
     report.verdict = verdict(report.steps)
-    write_report(report, spec, out)
+    write_report(report, target.spec, out)
     return report
 
 

@@ -50,11 +50,19 @@ def latency_chart(history: Path, spec: EnvironmentSpec, out: Path) -> Path | Non
     return out
 
 
+def _release(report: GateReport) -> str:
+    if report.release is None:
+        return "none (this checkout's code, not a built release)"
+    return f"{report.release['id']} ({report.release['digest']})"
+
+
 def markdown(report: GateReport, spec: EnvironmentSpec, chart: Path | None) -> str:
     lines = [
         f"## Gate {ICON[report.verdict]} {report.verdict}: {report.target} (stack {report.stack})",
         "",
         f"Target {report.url}, started {report.started}.",
+        "",
+        f"Release {_release(report)}; spec {report.spec_digest}.",
         "",
     ]
     reasons = report.reasons()

@@ -1,12 +1,15 @@
-"""The local environment: the whole stack from real processes under supervisord, no Docker.
+"""The local environment: a stack from real processes under supervisord, no Docker.
 
-nginx on 127.0.0.1:5002 in front of two app replicas, Redis, PostgreSQL and Prometheus, every
-configuration rendered from the stack's spec with the templates staging and production use.
+nginx in front of the spec's app replicas, Redis, PostgreSQL and Prometheus, every configuration
+rendered from the stack's spec with the templates staging and production use. Each stack has its
+own ports (the spec's `local.portBase`; the default stack keeps the runbook's :5002), state folder,
+data and supervisord, so `codexops up --stack staging` and `--stack production` run side by side.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -18,29 +21,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psutil
 
+from codexops.paths import local_root
 from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql
 from infra.alerts import render_alert_rules
 from infra.render import render_nginx, render_prometheus
-from infra.spec import ROOT, EnvironmentSpec
+from infra.spec import EnvironmentSpec, load_spec
 
-RUNTIME = ROOT / ".local"
-# PostgreSQL runs as the 'postgres' account when we are root; a clone's folder may be closed to it,
-# so its data then lives under the system temporary folder, one per clone.
-POSTGRES_DIR = (
-    (Path(tempfile.gettempdir()) / f"living-codex-{hashlib.sha1(str(ROOT).encode()).hexdigest()[:10]}" / "postgres")
-    if os.geteuid() == 0
-    else RUNTIME / "postgres"
-)
+RUNTIME = local_root()
+DEFAULT_STACK = "staging"
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
-GATEWAY_PORT = 5002
-APP_PORTS = (5101, 5102)
-REDIS_PORT = 6390
-POSTGRES_PORT = 5433
-PROMETHEUS_PORT = 9091
+GATEWAY_PORT = 5002  # the default stack's gateway: the runbook's curl commands use it
 # The load generator is one address: the gateway's per-client limits are raised here, not removed.
 LOCAL_API_RATE, LOCAL_API_BURST = "2000r/s", 2000
 
@@ -56,21 +52,92 @@ class Process:
     health: str | None = None  # an HTTP path answering 200 when healthy; None: the port is enough
 
 
-PROCESSES = (
-    Process("postgres", POSTGRES_PORT),
-    Process("redis", REDIS_PORT),
-    *(Process(f"app-{i}", port, "/health/ready") for i, port in enumerate(APP_PORTS, start=1)),
-    Process("nginx", GATEWAY_PORT, "/health/ready"),
-    Process("prometheus", PROMETHEUS_PORT, "/-/ready"),
-)
+@dataclass(frozen=True)
+class Ports:
+    gateway: int
+    postgres: int
+    redis: int
+    prometheus: int
+    apps: tuple[int, ...]
 
 
-def gateway_url() -> str:
-    return f"http://{HOST}:{GATEWAY_PORT}"
+def stack_ports(spec: EnvironmentSpec) -> Ports:
+    base = spec.local.portBase
+    apps = range(spec.replicas)
+    if base is None:  # the runbook's ports
+        return Ports(GATEWAY_PORT, 5433, 6390, 9091, tuple(5101 + i for i in apps))
+    return Ports(base, base + 1, base + 2, base + 3, tuple(base + 10 + i for i in apps))
 
 
-def prometheus_url() -> str:
-    return f"http://{HOST}:{PROMETHEUS_PORT}"
+def stacks_root() -> Path:
+    return Path(os.environ.get("CODEX_STACKS_DIR") or RUNTIME / "stacks")
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    """One stack's local environment: where its files live and which ports it uses."""
+
+    spec: EnvironmentSpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.stack
+
+    @property
+    def runtime(self) -> Path:
+        return stacks_root() / self.name
+
+    @property
+    def scratch(self) -> Path:
+        """Short paths for sockets (108-byte limit) and, as root, PostgreSQL's data (a clone's
+        folder may be closed to the 'postgres' account)."""
+        key = hashlib.sha1(str(self.runtime.resolve()).encode()).hexdigest()[:10]
+        return Path(tempfile.gettempdir()) / f"living-codex-{key}"
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.scratch / "postgres" if os.geteuid() == 0 else self.runtime / "postgres"
+
+    @property
+    def ports(self) -> Ports:
+        return stack_ports(self.spec)
+
+    @property
+    def apps(self) -> tuple[str, ...]:
+        return tuple(f"app-{i}" for i in range(1, self.spec.replicas + 1))
+
+    @property
+    def processes(self) -> tuple[Process, ...]:
+        ports = self.ports
+        return (
+            Process("postgres", ports.postgres),
+            Process("redis", ports.redis),
+            *(Process(name, port, "/health/ready") for name, port in zip(self.apps, ports.apps, strict=True)),
+            Process("nginx", ports.gateway, "/health/ready"),
+            Process("prometheus", ports.prometheus, "/-/ready"),
+        )
+
+    def gateway_url(self) -> str:
+        return f"http://{HOST}:{self.ports.gateway}"
+
+    def prometheus_url(self) -> str:
+        return f"http://{HOST}:{self.ports.prometheus}"
+
+    def app_log(self, app: str) -> Path:
+        return self.runtime / app / "logs" / "server.log"
+
+
+def local_stack(name: str = DEFAULT_STACK) -> LocalStack:
+    return LocalStack(load_spec(name))
+
+
+# Compatibility for callers of the default stack.
+def gateway_url(stack: str = DEFAULT_STACK) -> str:
+    return local_stack(stack).gateway_url()
+
+
+def prometheus_url(stack: str = DEFAULT_STACK) -> str:
+    return local_stack(stack).prometheus_url()
 
 
 # -- prerequisites ------------------------------------------------------------------------------
@@ -94,40 +161,83 @@ def port_taken(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
-# -- secrets and files -----------------------------------------------------------------------------
-def local_secrets() -> dict[str, str]:
-    """Generated once per machine, kept in .local/secrets.env (mode 0600), never in the repository."""
-    path = RUNTIME / "secrets.env"
+# -- secrets and state -----------------------------------------------------------------------------
+def local_secrets(stack: LocalStack | None = None) -> dict[str, str]:
+    """Generated once per stack, kept in its secrets.env (mode 0600), never in the repository."""
+    stack = stack or local_stack()
+    path = stack.runtime / "secrets.env"
     if path.exists():
         return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
     values = {
         key: secrets.token_urlsafe(36)
         for key in ("JWT_SECRET", "ADMIN_PASSWORD", "POSTGRES_PASSWORD", "REDIS_PASSWORD")
     }
-    RUNTIME.mkdir(parents=True, exist_ok=True)
+    stack.runtime.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     return values
 
 
-def app_environment(index: int, values: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+def read_state(stack: LocalStack) -> dict[str, Any]:
+    """state.json: which release each replica serves ({app: release.json}) and the extra app env."""
+    path = stack.runtime / "state.json"
+    state: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    state.setdefault("releases", {})
+    state.setdefault("app_env", {})
+    return state
+
+
+def write_state(stack: LocalStack, state: dict[str, Any]) -> None:
+    stack.runtime.mkdir(parents=True, exist_ok=True)
+    temporary = stack.runtime / "state.json.tmp"
+    temporary.write_text(json.dumps(state, indent=2) + "\n")
+    temporary.replace(stack.runtime / "state.json")
+
+
+def spec_env(spec: EnvironmentSpec) -> dict[str, str]:
+    """What the spec decides for every replica: environment, memory limit, thresholds, drain."""
+    thresholds = spec.thresholds
     return {
-        "CODEX_ENVIRONMENT": "Staging",
-        "CODEX_URLS": f"http://{HOST}:{APP_PORTS[index - 1]}",
-        "CODEX_INSTANCE_ID": f"app-{index}",
-        "CONNECTION_STRING": f"postgresql://codex:{values['POSTGRES_PASSWORD']}@{HOST}:{POSTGRES_PORT}/livingcodex",
-        "REDIS_CONNECTION_STRING": f"redis://:{values['REDIS_PASSWORD']}@{HOST}:{REDIS_PORT}/0",
-        "JWT_SECRET": values["JWT_SECRET"],
-        "ADMIN_PASSWORD": values["ADMIN_PASSWORD"],
-        "LOG_DIR": str(RUNTIME / f"app-{index}" / "logs"),
-        "SHUTDOWN_DRAIN_SECONDS": "1",
-        "MEMORY_SAMPLE_INTERVAL_SECONDS": "2",
-        "ENABLE_MEMORY_OPTIMIZATION": "true",
-        **extra,
+        "CODEX_ENVIRONMENT": spec.environment,
+        "HEAP_SIZE_LIMIT": str(spec.resources.memory_limit_bytes),
+        "MEMORY_WARNING_PERCENT": str(thresholds.memoryUsagePercent.warning),
+        "MEMORY_CRITICAL_PERCENT": str(thresholds.memoryUsagePercent.critical),
+        "HEALTH_SCORE_WARNING": str(thresholds.healthScore.warning),
+        "HEALTH_SCORE_CRITICAL": str(thresholds.healthScore.critical),
+        "SHUTDOWN_DRAIN_SECONDS": str(spec.shutdown.drainSeconds),
+        "SHUTDOWN_GRACE_SECONDS": str(spec.shutdown.graceSeconds),
     }
 
 
+def app_environment(stack: LocalStack, index: int, values: dict[str, str], state: dict[str, Any]) -> dict[str, str]:
+    ports, name = stack.ports, stack.apps[index - 1]
+    release = state["releases"].get(name)
+    return {
+        **spec_env(stack.spec),
+        "CODEX_URLS": f"http://{HOST}:{ports.apps[index - 1]}",
+        "CODEX_INSTANCE_ID": f"{stack.name}-{name}",
+        "CONNECTION_STRING": f"postgresql://codex:{values['POSTGRES_PASSWORD']}@{HOST}:{ports.postgres}/livingcodex",
+        "REDIS_CONNECTION_STRING": f"redis://:{values['REDIS_PASSWORD']}@{HOST}:{ports.redis}/0",
+        "JWT_SECRET": values["JWT_SECRET"],
+        "ADMIN_PASSWORD": values["ADMIN_PASSWORD"],
+        "LOG_DIR": str(stack.runtime / name / "logs"),
+        "MEMORY_SAMPLE_INTERVAL_SECONDS": "2",
+        "ENABLE_MEMORY_OPTIMIZATION": "true",
+        **({"CODEX_RELEASE": release["id"], **release.get("env", {})} if release else {}),
+        **state["app_env"],
+    }
+
+
+def app_command(release: dict[str, Any] | None) -> str:
+    """The replica runs its release's own virtualenv; with no release deployed, this checkout's."""
+    if release is None:
+        return f"{BIN / 'codexops'} serve"
+    return f"{Path(release['path']) / 'venv' / 'bin' / 'codexops'} serve"
+
+
+# -- rendering ---------------------------------------------------------------------------------------
 def _supervisor_program(
+    stack: LocalStack,
     name: str,
     command: str,
     *,
@@ -149,7 +259,7 @@ def _supervisor_program(
         f"stopwaitsecs={stopwaitsecs}",
         "stopasgroup=true",
         "killasgroup=true",
-        f"stdout_logfile={RUNTIME / 'logs' / f'{name}.out.log'}",
+        f"stdout_logfile={stack.runtime / 'logs' / f'{name}.out.log'}",
         "redirect_stderr=true",
         "stdout_logfile_maxbytes=10MB",
         "stdout_logfile_backups=2",
@@ -162,46 +272,50 @@ def _supervisor_program(
     return "\n".join(lines) + "\n"
 
 
-def supervisor_config(bins: dict[str, str], values: dict[str, str], app_env: dict[str, str]) -> str:
-    run = RUNTIME
+def supervisor_config(stack: LocalStack, bins: dict[str, str], values: dict[str, str], state: dict[str, Any]) -> str:
+    run, ports, pg = stack.runtime, stack.ports, stack.postgres_dir
     postgres_user = "postgres" if os.geteuid() == 0 else None
+    sock = stack.scratch / "supervisor.sock"
     header = (
-        f"[unix_http_server]\nfile={run / 'supervisor.sock'}\nchmod=0700\n\n"
+        f"[unix_http_server]\nfile={sock}\nchmod=0700\n\n"
         f"[supervisord]\npidfile={run / 'supervisord.pid'}\nlogfile={run / 'logs' / 'supervisord.log'}\n"
-        f"childlogdir={run / 'logs'}\nnodaemon=false\nminfds=1024\n\n"
+        f"childlogdir={run / 'logs'}\nnodaemon=false\nminfds=1024\nidentifier=living-codex-{stack.name}\n\n"
         "[rpcinterface:supervisor]\n"
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
-        f"[supervisorctl]\nserverurl=unix://{run / 'supervisor.sock'}\n\n"
+        f"[supervisorctl]\nserverurl=unix://{sock}\n\n"
     )
     programs = [
         _supervisor_program(
+            stack,
             "postgres",
-            f"{bins['postgres']} -D {POSTGRES_DIR / 'data'} -p {POSTGRES_PORT} "
-            f"-k {POSTGRES_DIR} -c listen_addresses={HOST}",
-            directory=POSTGRES_DIR,
+            f"{bins['postgres']} -D {pg / 'data'} -p {ports.postgres} -k {pg} -c listen_addresses={HOST}",
+            directory=pg,
             user=postgres_user,
             stopsignal="INT",
         ),
         _supervisor_program(
+            stack,
             "redis",
-            f"{bins['redis-server']} --port {REDIS_PORT} --bind {HOST} --requirepass "
+            f"{bins['redis-server']} --port {ports.redis} --bind {HOST} --requirepass "
             f"{values['REDIS_PASSWORD']} --save '' --appendonly no",
             directory=run / "redis",
         ),
     ]
-    for index in (1, 2):
+    for index, name in enumerate(stack.apps, start=1):
         programs.append(
             _supervisor_program(
-                f"app-{index}",
-                f"{BIN / 'codexops'} serve",
-                directory=run / f"app-{index}",
-                environment=app_environment(index, values, app_env),
+                stack,
+                name,
+                app_command(state["releases"].get(name)),
+                directory=run / name,
+                environment=app_environment(stack, index, values, state),
                 autostart=False,
-                stopwaitsecs=40,
+                stopwaitsecs=int(stack.spec.shutdown.drainSeconds + stack.spec.shutdown.graceSeconds + 5),
             )
         )
     programs.append(
         _supervisor_program(
+            stack,
             "nginx",
             f"{bins['nginx']} -c {run / 'nginx' / 'nginx.conf'} -p {run / 'nginx'} -g 'daemon off;'",
             directory=run / "nginx",
@@ -211,10 +325,11 @@ def supervisor_config(bins: dict[str, str], values: dict[str, str], app_env: dic
     )
     programs.append(
         _supervisor_program(
+            stack,
             "prometheus",
             f"{bins['prometheus']} --config.file={run / 'prometheus' / 'prometheus.yml'} "
             f"--storage.tsdb.path={run / 'prometheus' / 'data'} "
-            f"--web.listen-address={HOST}:{PROMETHEUS_PORT} "
+            f"--web.listen-address={HOST}:{ports.prometheus} "
             "--web.enable-lifecycle",
             directory=run / "prometheus",
             autostart=False,
@@ -223,33 +338,52 @@ def supervisor_config(bins: dict[str, str], values: dict[str, str], app_env: dic
     return header + "\n".join(programs)
 
 
-def render_files(spec: EnvironmentSpec, bins: dict[str, str], values: dict[str, str], app_env: dict[str, str]) -> None:
-    for sub in ("logs", "nginx", "prometheus", "redis", "app-1", "app-2"):
-        (RUNTIME / sub).mkdir(parents=True, exist_ok=True)
-    upstreams = [f"{HOST}:{port}" for port in APP_PORTS]
-    (RUNTIME / "nginx" / "nginx.conf").write_text(
+def write_nginx_conf(stack: LocalStack, serving: list[int] | None = None) -> None:
+    """nginx.conf routing to `serving` (default: every replica). No TLS on loopback."""
+    ports = stack.ports
+    upstreams = [f"{HOST}:{port}" for port in (ports.apps if serving is None else serving)]
+    (stack.runtime / "nginx" / "nginx.conf").write_text(
         render_nginx(
-            spec,
+            stack.spec.model_copy(update={"tls": False}),
             upstreams,
-            runtime_dir=str(RUNTIME / "nginx"),
+            runtime_dir=str(stack.runtime / "nginx"),
             listen_host=f"{HOST}:",
-            http_port=GATEWAY_PORT,
+            http_port=ports.gateway,
             api_rate=LOCAL_API_RATE,
             api_burst=LOCAL_API_BURST,
         )
     )
-    (RUNTIME / "prometheus" / "prometheus.yml").write_text(
+
+
+def write_supervisor_conf(stack: LocalStack, state: dict[str, Any]) -> None:
+    (stack.runtime / "supervisord.conf").write_text(supervisor_config(stack, binaries(), local_secrets(stack), state))
+
+
+def render_files(stack: LocalStack, state: dict[str, Any]) -> None:
+    run = stack.runtime
+    for sub in ("logs", "nginx", "prometheus", "redis", *stack.apps):
+        (run / sub).mkdir(parents=True, exist_ok=True)
+    stack.scratch.mkdir(parents=True, exist_ok=True)
+    upstreams = [f"{HOST}:{port}" for port in stack.ports.apps]
+    write_nginx_conf(stack)
+    (run / "prometheus" / "prometheus.yml").write_text(
         render_prometheus(
-            spec, upstreams, rules_path=str(RUNTIME / "prometheus" / "alert-rules.yml"), scrape_interval="5s"
+            stack.spec, upstreams, rules_path=str(run / "prometheus" / "alert-rules.yml"), scrape_interval="5s"
         )
     )
-    (RUNTIME / "prometheus" / "alert-rules.yml").write_text(render_alert_rules(spec))
-    (RUNTIME / "supervisord.conf").write_text(supervisor_config(bins, values, app_env))
+    (run / "prometheus" / "alert-rules.yml").write_text(render_alert_rules(stack.spec))
+    write_supervisor_conf(stack, state)
 
 
 # -- supervisor ------------------------------------------------------------------------------------
-def supervisord_pid() -> int | None:
-    path = RUNTIME / "supervisord.pid"
+def _stack(stack: LocalStack | str | None) -> LocalStack:
+    if isinstance(stack, LocalStack):
+        return stack
+    return local_stack(stack or DEFAULT_STACK)
+
+
+def supervisord_pid(stack: LocalStack | str | None = None) -> int | None:
+    path = _stack(stack).runtime / "supervisord.pid"
     try:
         pid = int(path.read_text().strip())
         os.kill(pid, 0)
@@ -258,9 +392,10 @@ def supervisord_pid() -> int | None:
         return None
 
 
-def supervisorctl(*args: str, check: bool = True) -> str:
+def supervisorctl(*args: str, check: bool = True, stack: LocalStack | str | None = None) -> str:
+    conf = _stack(stack).runtime / "supervisord.conf"
     result = subprocess.run(
-        [str(BIN / "supervisorctl"), "-c", str(RUNTIME / "supervisord.conf"), *args],
+        [str(BIN / "supervisorctl"), "-c", str(conf), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -270,15 +405,30 @@ def supervisorctl(*args: str, check: bool = True) -> str:
     return result.stdout
 
 
-def process_states() -> dict[str, str]:
-    if supervisord_pid() is None:
+def process_states(stack: LocalStack) -> dict[str, str]:
+    if supervisord_pid(stack) is None:
         return {}
     states = {}
-    for line in supervisorctl("status", check=False).splitlines():
+    for line in supervisorctl("status", check=False, stack=stack).splitlines():
         parts = line.split()
         if len(parts) >= 2:
             states[parts[0]] = parts[1]
     return states
+
+
+def reload_nginx(stack: LocalStack, timeout: float = 20) -> None:
+    """Re-read nginx.conf and wait until every worker of the old configuration has finished its
+    requests and exited, so no request is routed by the old upstream list afterwards."""
+    master = psutil.Process(int(supervisorctl("pid", "nginx", stack=stack).strip()))
+    old = {worker.pid for worker in master.children()}
+    master.send_signal(1)  # SIGHUP: graceful reload
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        current = {worker.pid for worker in master.children() if worker.status() != psutil.STATUS_ZOMBIE}
+        if current and not current & old:
+            return
+        time.sleep(0.1)
+    raise LocalEnvError(f"nginx of stack {stack.name} did not finish reloading within {timeout:.0f} s")
 
 
 # -- health ----------------------------------------------------------------------------------------
@@ -293,39 +443,42 @@ def healthy(process: Process) -> bool:
         return False
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout: float, say: Callable[[str], None]) -> None:
+def wait_until(
+    check: Callable[[], bool], what: str, timeout: float, say: Callable[[str], None], stack: LocalStack | None = None
+) -> None:
     began = time.monotonic()
     while time.monotonic() - began < timeout:
         if check():
             say(f"  {what:<12} ready ({time.monotonic() - began:.1f} s)")
             return
         time.sleep(0.2)
-    log = RUNTIME / "logs" / f"{what}.out.log"
+    log = _stack(stack).runtime / "logs" / f"{what}.out.log"
     tail = log.read_text()[-1500:] if log.exists() else ""
     raise LocalEnvError(
         f"{what} did not become healthy within {timeout:.0f} s; its log "
-        f"({log}) ends with:\n{tail}\nRun `codexops down` and try again."
+        f"({log}) ends with:\n{tail}\nRun `codexops down --stack {_stack(stack).name}` and try again."
     )
 
 
-# -- PostgreSQL bootstrap --------------------------------------------------------------------------
-def init_postgres(say: Callable[[str], None]) -> None:
-    if (POSTGRES_DIR / "data" / "PG_VERSION").exists():
+# -- PostgreSQL ----------------------------------------------------------------------------------------
+def init_postgres(stack: LocalStack, say: Callable[[str], None]) -> None:
+    if (stack.postgres_dir / "data" / "PG_VERSION").exists():
         return
     say("  initialising PostgreSQL data directory")
-    POSTGRES_DIR.mkdir(parents=True, exist_ok=True)
-    give_to_postgres(POSTGRES_DIR)
-    initdb(POSTGRES_DIR / "data")
+    stack.postgres_dir.mkdir(parents=True, exist_ok=True)
+    give_to_postgres(stack.postgres_dir)
+    initdb(stack.postgres_dir / "data")
 
 
-def bootstrap_database(values: dict[str, str]) -> None:
-    def sql(statement: str) -> str:
-        return psql(POSTGRES_DIR, POSTGRES_PORT, statement)
+def sql(stack: LocalStack, statement: str, database: str = "postgres") -> str:
+    return psql(stack.postgres_dir, stack.ports.postgres, statement, database)
 
-    if not sql("SELECT 1 FROM pg_roles WHERE rolname = 'codex'"):
-        sql(f"CREATE ROLE codex LOGIN PASSWORD '{values['POSTGRES_PASSWORD']}'")
-    if not sql("SELECT 1 FROM pg_database WHERE datname = 'livingcodex'"):
-        sql("CREATE DATABASE livingcodex OWNER codex")
+
+def bootstrap_database(stack: LocalStack, values: dict[str, str]) -> None:
+    if not sql(stack, "SELECT 1 FROM pg_roles WHERE rolname = 'codex'"):
+        sql(stack, f"CREATE ROLE codex LOGIN PASSWORD '{values['POSTGRES_PASSWORD']}'")
+    if not sql(stack, "SELECT 1 FROM pg_database WHERE datname = 'livingcodex'"):
+        sql(stack, "CREATE DATABASE livingcodex OWNER codex")
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -334,63 +487,74 @@ def up(
     say: Callable[[str], None],
     app_env: dict[str, str] | None = None,
     timeout: float = 90,
-) -> None:
-    """Start (or complete) the environment and wait until every process is healthy. Idempotent."""
-    bins = binaries()
-    values = local_secrets()
-    app_env = app_env or {}
-    running = supervisord_pid() is not None
+) -> LocalStack:
+    """Start (or complete) the stack of `spec` and wait until every process is healthy. Idempotent.
+    The replicas keep the release deployed to them; `app_env` (e.g. chaos) replaces the previous one."""
+    stack = LocalStack(spec)
+    binaries()
+    values = local_secrets(stack)
+    running = supervisord_pid(stack) is not None
     if not running:
-        taken = [p for p in PROCESSES if port_taken(p.port)]
+        taken = [p for p in stack.processes if port_taken(p.port)]
         if taken:
             listing = ", ".join(f"{p.port} ({p.name})" for p in taken)
             raise LocalEnvError(
                 f"ports already taken: {listing}. Stop what listens there "
-                f"(lsof -i :{taken[0].port}) or run `codexops down`."
+                f"(lsof -i :{taken[0].port}) or run `codexops down --stack {stack.name}`."
             )
-    init_postgres(say)
-    render_files(spec, bins, values, app_env)
+    state = read_state(stack)
+    state["app_env"] = dict(app_env or {})
+    write_state(stack, state)
+    init_postgres(stack, say)
+    render_files(stack, state)
     if running:
         say("  supervisord already running: reloading configuration")
-        supervisorctl("update")  # restarts programs whose command or environment changed
-        supervisorctl("signal", "HUP", "nginx", "prometheus", check=False)  # re-read rendered files
+        supervisorctl("update", stack=stack)  # restarts programs whose command or environment changed
+        supervisorctl("signal", "HUP", "nginx", "prometheus", check=False, stack=stack)  # re-read rendered files
     else:
-        say("  starting supervisord")
-        subprocess.run([str(BIN / "supervisord"), "-c", str(RUNTIME / "supervisord.conf")], check=True, timeout=30)
-    supervisorctl("start", "postgres", "redis", check=False)
-    by_name = {p.name: p for p in PROCESSES}
+        say(f"  starting supervisord for stack {stack.name}")
+        subprocess.run(
+            [str(BIN / "supervisord"), "-c", str(stack.runtime / "supervisord.conf")], check=True, timeout=30
+        )
+    supervisorctl("start", "postgres", "redis", check=False, stack=stack)
+    by_name = {p.name: p for p in stack.processes}
     for name in ("postgres", "redis"):
-        wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say)  # type: ignore[misc]
-    bootstrap_database(values)
-    supervisorctl("start", "app-1", "app-2", "nginx", "prometheus", check=False)
-    for name in ("app-1", "app-2", "nginx", "prometheus"):
-        wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say)  # type: ignore[misc]
-    wait_until(replicas_scraped, "scrapes", timeout, say)
+        wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say, stack)  # type: ignore[misc]
+    bootstrap_database(stack, values)
+    supervisorctl("start", *stack.apps, "nginx", "prometheus", check=False, stack=stack)
+    for name in (*stack.apps, "nginx", "prometheus"):
+        wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say, stack)  # type: ignore[misc]
+    wait_until(lambda: replicas_scraped(stack), "scrapes", timeout, say, stack)
+    return stack
 
 
-def replicas_scraped() -> bool:
+def replicas_scraped(stack: LocalStack | None = None) -> bool:
     """Prometheus has scraped every app replica successfully at least once."""
+    stack = stack or local_stack()
     try:
-        targets = httpx.get(f"{prometheus_url()}/api/v1/targets", timeout=2).json()["data"]["activeTargets"]
+        targets = httpx.get(f"{stack.prometheus_url()}/api/v1/targets", timeout=2).json()["data"]["activeTargets"]
     except (httpx.HTTPError, KeyError, ValueError):
         return False
     app = [t for t in targets if t["labels"].get("job") == "living-codex"]
-    return len(app) == len(APP_PORTS) and all(t["health"] == "up" for t in app)
+    return len(app) == len(stack.apps) and all(t["health"] == "up" for t in app)
 
 
-def down(say: Callable[[str], None], purge: bool = False, timeout: float = 60) -> None:
-    """Stop every process; none is left behind. --purge also removes data and secrets."""
-    pid = supervisord_pid()
+def down(
+    say: Callable[[str], None], purge: bool = False, timeout: float = 60, stack: LocalStack | str | None = None
+) -> None:
+    """Stop every process of the stack; none is left behind. --purge also removes data and secrets."""
+    local = _stack(stack)
+    pid = supervisord_pid(local)
     if pid is not None:
-        say("  stopping processes (apps drain first)")
-        supervisorctl("stop", "nginx", "app-1", "app-2", check=False)
-        supervisorctl("shutdown", check=False)
+        say(f"  stopping stack {local.name} (apps drain first)")
+        supervisorctl("stop", "nginx", *local.apps, check=False, stack=local)
+        supervisorctl("shutdown", check=False, stack=local)
         began = time.monotonic()
-        while supervisord_pid() is not None and time.monotonic() - began < timeout:
+        while supervisord_pid(local) is not None and time.monotonic() - began < timeout:
             time.sleep(0.2)
-        if supervisord_pid() is not None:
+        if supervisord_pid(local) is not None:
             os.kill(pid, 9)
-    leftovers = [p for p in PROCESSES if port_taken(p.port)]
+    leftovers = [p for p in local.processes if port_taken(p.port)]
     if leftovers and pid is not None:
         raise LocalEnvError(
             "still listening after shutdown: "
@@ -398,15 +562,16 @@ def down(say: Callable[[str], None], purge: bool = False, timeout: float = 60) -
             + "; find them with lsof -i"
         )
     if purge:
-        for directory in (RUNTIME, POSTGRES_DIR):
+        for directory in (local.runtime, local.scratch):
             if directory.exists():
                 shutil.rmtree(directory)
                 say(f"  removed {directory}")
 
 
-def status() -> list[tuple[str, str, int, str]]:
-    """(process, supervisor state, port, health) for each process."""
-    states = process_states()
+def status(stack: LocalStack | str | None = None) -> list[tuple[str, str, int, str]]:
+    """(process, supervisor state, port, health) for each process of the stack."""
+    local = _stack(stack)
+    states = process_states(local)
     return [
         (
             p.name,
@@ -414,5 +579,5 @@ def status() -> list[tuple[str, str, int, str]]:
             p.port,
             "healthy" if healthy(p) else "unhealthy",
         )
-        for p in PROCESSES
+        for p in local.processes
     ]

@@ -89,6 +89,14 @@ class Shutdown(Model):
     graceSeconds: int = Field(20, ge=1)
 
 
+class Local(Model):
+    """The stack's local environment (`codexops up --stack S`): its port range. Without portBase the
+    stack uses the runbook's ports (gateway :5002); with it, gateway portBase, PostgreSQL +1, Redis +2,
+    Prometheus +3, app replicas from +10 on."""
+
+    portBase: int | None = Field(None, ge=1024, le=65000)
+
+
 class EnvironmentSpec(Model):
     stack: str
     platform: Literal["docker", "kubernetes"]
@@ -108,6 +116,7 @@ class EnvironmentSpec(Model):
     postgres: Datastore = Datastore()
     shutdown: Shutdown = Shutdown()
     thresholds: Thresholds = Thresholds()
+    local: Local = Local()
     secrets: dict[str, str] = Field(default_factory=dict, description="secret key -> ciphertext")
     plaintext_secrets: tuple[str, ...] = Field(
         (), description="secret keys set without --secret: the policy pack refuses such a stack"

@@ -1,6 +1,7 @@
 """A realistic Living Codex user mix under a chosen load shape.
 
-Environment: CODEX_STACK (whose thresholds apply, default staging), CODEX_LOAD_SHAPE (smoke, gate, soak,
+Environment: CODEX_TARGET_FILE (the target the gate resolved: its spec's thresholds apply) or CODEX_STACK
+(whose thresholds apply, default staging), CODEX_LOAD_SHAPE (smoke, gate, soak,
 spike), CODEX_LOAD_SCALE (stretch the shape), CODEX_LOAD_USERNAME / CODEX_LOAD_PASSWORD (an editor).
 Exit code 1 when a critical threshold is crossed.
 """
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from locust import HttpUser, LoadTestShape, between, events, task
 from locust.env import Environment
 
-from infra.spec import load_spec
+from infra.spec import Thresholds, load_spec
 from loadtests.shapes import stages
 from loadtests.thresholds import judge
 
@@ -228,11 +229,19 @@ class CodexShape(LoadTestShape):
         return None
 
 
+def _thresholds() -> Thresholds:
+    if os.environ.get("CODEX_TARGET_FILE"):
+        from codexops.targets import Target
+
+        return Target.load(Path(os.environ["CODEX_TARGET_FILE"])).spec.thresholds
+    return load_spec(STACK).thresholds
+
+
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
 def _apply_thresholds(environment: Environment, **_: Any) -> None:
     total = environment.stats.total
     p95 = total.get_response_time_percentile(0.95) or 0.0
-    verdict = judge(load_spec(STACK).thresholds, p95, total.fail_ratio, total.num_requests)
+    verdict = judge(_thresholds(), p95, total.fail_ratio, total.num_requests)
     print(f"codex thresholds ({STACK}): {verdict.level}; " + ("; ".join(verdict.reasons) or "within limits"))
     if verdict.level == "critical":
         environment.process_exit_code = 1

@@ -90,17 +90,3 @@ def redis_server() -> Iterator[Redis]:
         yield server
     finally:
         server.stop()
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("deployment checklist")
-    group.addoption("--target", default=None, help="run tests/deployment against local, staging, production or a URL")
-    group.addoption("--stack", default=None, help="the spec whose thresholds apply (default: by target)")
-    group.addoption("--prometheus-url", default=None, help="Prometheus of the target (local: :9091)")
-
-
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """The deployment checklist needs a running target; without --target it is not collected."""
-    if "deployment" in collection_path.parts and config.getoption("--target") is None:
-        return True
-    return None

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from infra.spec import ROOT
+from codexops.paths import local_root
 
 MANIFEST = "release.json"
 
@@ -65,13 +65,13 @@ def release_id(version: str, digest: str) -> str:
 
 
 def store_root() -> Path:
-    return Path(os.environ.get("CODEX_RELEASES_DIR") or ROOT / ".local" / "releases")
+    return Path(os.environ.get("CODEX_RELEASES_DIR") or local_root() / "releases")
 
 
 def read_release(directory: Path) -> Release:
     release = Release.from_json(json.loads((directory / MANIFEST).read_text()))
     # The directory is where it is now (the store may have moved); the manifest's path is informative.
-    return replace(release, path=directory)
+    return replace(release, path=directory) if release.path is not None else release
 
 
 def list_releases(root: Path | None = None) -> list[Release]:

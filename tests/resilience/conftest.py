@@ -18,13 +18,13 @@ def spec() -> EnvironmentSpec:
 
 @pytest.fixture(scope="module")
 def local_env(spec: EnvironmentSpec) -> Iterator[None]:
-    if localenv.supervisord_pid() is None and localenv.port_taken(localenv.GATEWAY_PORT):
+    if localenv.supervisord_pid(spec.stack) is None and localenv.port_taken(localenv.GATEWAY_PORT):
         pytest.fail("port 5002 is taken by something other than the local environment; stop it first")
     localenv.up(spec, print)
     try:
         yield
     finally:
-        localenv.down(print)
+        localenv.down(print, stack=spec.stack)
 
 
 def run_gate(spec: EnvironmentSpec, reports: Path, shape: str = "smoke", scale: float = 1.0) -> gate.GateReport:

@@ -40,10 +40,10 @@ def test_up_is_idempotent_and_down_leaves_nothing_behind() -> None:
         assert again.exit_code == 0 and "already running" in again.output
         status = runner.invoke(cli, ["status"])
         assert status.exit_code == 0, status.output
-        assert status.output.count("RUNNING") == len(localenv.PROCESSES)
+        assert status.output.count("RUNNING") == len(localenv.local_stack().processes)
     finally:
         stopped = runner.invoke(cli, ["down"])
     assert stopped.exit_code == 0, stopped.output
     assert localenv.supervisord_pid() is None
-    assert not [p.name for p in localenv.PROCESSES if localenv.port_taken(p.port)]
+    assert not [p.name for p in localenv.local_stack().processes if localenv.port_taken(p.port)]
     assert runner.invoke(cli, ["status"]).exit_code == 1

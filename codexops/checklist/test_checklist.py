@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.config import KNOWN_DEFAULT_SECRETS, MIN_SECRET_LENGTH
-from tests.deployment.conftest import TIMEOUT, Target
+from codexops.checklist.plugin import TIMEOUT, Checked
 
 HEALTH_ENDPOINTS = [
     "/health",
@@ -24,7 +24,7 @@ CRITICAL_LINE = re.compile(r" (ERROR|CRITICAL) ")
 
 
 @pytest.mark.parametrize("path", HEALTH_ENDPOINTS)
-def test_all_health_endpoints_respond_200(target: Target, path: str) -> None:
+def test_all_health_endpoints_respond_200(target: Checked, path: str) -> None:
     response = target.get(path)
     assert response.status_code == 200, f"{path} answered {response.status_code}: {response.text[:300]}"
 
@@ -41,7 +41,7 @@ def test_redis_connectivity_verified(health: dict[str, Any]) -> None:
     assert not redis["fallbackActive"], "sessions are on the SQL fallback"
 
 
-def test_memory_usage_within_normal_limits(target: Target) -> None:
+def test_memory_usage_within_normal_limits(target: Checked) -> None:
     memory = target.get("/health/memory").json()
     warning = target.spec.thresholds.memoryUsagePercent.warning
     percent = memory["memoryUsage"]["usagePercent"]
@@ -49,12 +49,11 @@ def test_memory_usage_within_normal_limits(target: Target) -> None:
     assert not memory["memoryLeaks"]["detected"], f"memory leak detected: {memory['memoryLeaks']}"
 
 
-def test_no_critical_errors_in_logs(target: Target) -> None:
+def test_no_critical_errors_in_logs(target: Checked) -> None:
     if not target.hosts:
         pytest.skip("a bare URL gives no access to the logs")
     problems = []
-    hosts = target.hosts * len(target.log_paths) if len(target.hosts) == 1 else target.hosts
-    for host, path in zip(hosts, target.log_paths, strict=True):
+    for host, path in zip(target.hosts, target.log_paths, strict=True):
         log = host.file(path)
         assert log.exists, f"{path} does not exist on {host.backend.get_pretty_hostname()}"
         lines = log.content_string.splitlines()
@@ -71,7 +70,7 @@ def test_all_modules_loaded_successfully(health: dict[str, Any]) -> None:
     assert loading["loaded"] == loading["discovered"]
 
 
-def test_prometheus_metrics_exposed(target: Target) -> None:
+def test_prometheus_metrics_exposed(target: Checked) -> None:
     text = target.get("/metrics/prometheus").text
     for name in (
         "codex_http_requests_total",
@@ -82,12 +81,12 @@ def test_prometheus_metrics_exposed(target: Target) -> None:
         assert re.search(rf"^{name}", text, re.M), f"{name} is not exposed"
 
 
-def test_prometheus_scrapes_every_replica(target: Target) -> None:
+def test_prometheus_scrapes_every_replica(target: Checked) -> None:
     if not target.prometheus_url:
         pytest.skip("no --prometheus-url for this target")
     targets = httpx.get(f"{target.prometheus_url}/api/v1/targets", timeout=TIMEOUT).json()["data"]
     app = [t for t in targets["activeTargets"] if t["labels"].get("job") == "living-codex"]
-    expected = target.spec.replicas if target.kind != "production" else len(target.hosts)
+    expected = target.spec.replicas if target.kind != "kubernetes" else len(target.hosts)
     assert len(app) >= expected, f"Prometheus scrapes {len(app)} replicas, expected {expected}"
     down = [t["scrapeUrl"] for t in app if t["health"] != "up"]
     assert not down, f"replicas not scraped successfully: {down}"
@@ -95,7 +94,7 @@ def test_prometheus_scrapes_every_replica(target: Target) -> None:
     assert any(g["rules"] for g in rules), "Prometheus has no alert rules loaded"
 
 
-def test_ai_pipeline_monitoring_active(target: Target) -> None:
+def test_ai_pipeline_monitoring_active(target: Checked) -> None:
     response = target.get("/health/ai-pipeline")
     body = response.json()
     assert response.status_code == 200 and body["enabled"], f"AI pipeline monitoring is off: {body}"
@@ -103,36 +102,37 @@ def test_ai_pipeline_monitoring_active(target: Target) -> None:
     assert body["metrics"]["queueCapacity"] > 0
 
 
-def test_security_headers_configured(target: Target) -> None:
+def test_security_headers_configured(target: Checked) -> None:
     headers = target.get("/health/live").headers
     for name in ("x-content-type-options", "x-frame-options", "content-security-policy"):
         assert name in headers, f"{name} is missing"
-    if target.spec.tls:
+    if target.target.tls:
         assert "strict-transport-security" in headers
 
 
-def test_https_redirect_where_tls_is_on(target: Target) -> None:
-    if not target.spec.tls:
-        pytest.skip(f"TLS is off for stack {target.spec.stack}")
+def test_https_redirect_where_tls_is_on(target: Checked) -> None:
+    if not target.target.tls:
+        pytest.skip(f"the gateway of {target.target.name} serves no TLS")
     plain = target.url.replace("https://", "http://", 1)
     response = httpx.get(plain + "/health", timeout=TIMEOUT, follow_redirects=False)
     assert response.status_code == 301 and response.headers["location"].startswith("https://")
 
 
-def _jwt_secrets(target: Target) -> list[str]:
+def _jwt_secrets(target: Checked) -> list[str]:
     if target.kind == "local":
         from codexops import localenv
 
+        stack = localenv.LocalStack(target.spec)
         found = []
-        for name in ("app-1", "app-2"):
-            pid = localenv.supervisorctl("pid", name).strip()
+        for name in target.target.app_processes:
+            pid = localenv.supervisorctl("pid", name, stack=stack).strip()
             environ = target.hosts[0].file(f"/proc/{pid}/environ").content
             found += [e.split(b"=", 1)[1].decode() for e in environ.split(b"\0") if e.startswith(b"JWT_SECRET=")]
         return found
     return [host.check_output("printenv JWT_SECRET") for host in target.hosts]
 
 
-def test_jwt_secret_is_not_a_default(target: Target) -> None:
+def test_jwt_secret_is_not_a_default(target: Checked) -> None:
     if not target.hosts:
         pytest.skip("a bare URL gives no access to the app's environment")
     values = _jwt_secrets(target)

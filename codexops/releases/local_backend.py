@@ -1,0 +1,214 @@
+"""The local backend: releases deployed to a stack's local environment (codexops/localenv.py).
+
+A deploy is a rolling replacement behind nginx, one replica at a time: nginx stops routing to the
+replica (graceful reload: the old workers finish their requests), the replica drains and stops, it
+restarts from the new release's virtualenv, and once it is ready and serves the new version nginx
+routes to it again. The other replicas carry the traffic meanwhile, so no request fails. A replica
+that does not become ready is put back on its previous release and the deploy stops there.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from codexops import localenv
+from codexops.gate import GateReport, run_gate
+from codexops.postgres_cluster import as_postgres, postgres_bin
+from codexops.releases.backend import DeployOutcome, Progress
+from codexops.releases.model import Release
+from codexops.targets import local_target
+
+READY_TIMEOUT = 90.0
+DATABASE = "livingcodex"
+
+
+class LocalBackend:
+    name = "local"
+
+    def deploy(self, stack: str, release: Release, progress: Progress) -> DeployOutcome:
+        entry = None if release.path is None else release.path / "venv" / "bin" / "codexops"
+        if entry is None or not entry.exists():
+            return DeployOutcome(False, f"release {release.id} has no local build: run `codexops release build`")
+        local = localenv.local_stack(stack)
+        if localenv.supervisord_pid(local) is None:
+            progress(f"  stack {stack} is not running: starting it on its current release first")
+            localenv.up(local.spec, progress)
+        try:
+            backup = backup_if_schema_moves_forward(local, release, progress)
+        except (subprocess.SubprocessError, OSError) as exc:
+            return DeployOutcome(False, f"the backup before a schema change failed, nothing deployed: {exc}")
+        for app, port in zip(local.apps, local.ports.apps, strict=True):
+            progress(f"  {app} (:{port}) -> {release.id}")
+            problem = replace_replica(local, app, port, release, progress)
+            if problem:
+                return DeployOutcome(False, f"{app} did not serve {release.id}: {problem}; put back", backup)
+        detail = f"{len(local.apps)} replicas of stack {stack} serve {release.id}"
+        return DeployOutcome(True, detail + (f"; backup {backup}" if backup else ""), backup)
+
+    def current_release(self, stack: str) -> Release | None:
+        """The release most replicas serve (all of them, except during or after a failed deploy)."""
+        local = localenv.local_stack(stack)
+        releases = localenv.read_state(local)["releases"]
+        served = Counter(releases[app]["id"] for app in local.apps if app in releases)
+        if not served:
+            return None
+        most = served.most_common(1)[0][0]
+        return Release.from_json(next(r for r in releases.values() if r["id"] == most))
+
+    def restore_backup(self, stack: str, backup: Path, progress: Progress) -> None:
+        restore(localenv.local_stack(stack), backup, progress)
+
+    def gate(self, stack: str, shape: str, reports: Path) -> GateReport:
+        return run_gate(local_target(stack, stack), shape=shape, reports=reports, alert_wait=1.0)
+
+
+# -- the rolling replacement ----------------------------------------------------------------------
+def _route(local: localenv.LocalStack, serving: list[int]) -> None:
+    localenv.write_nginx_conf(local, serving)
+    localenv.reload_nginx(local)
+
+
+def _set_release(local: localenv.LocalStack, app: str, release: dict[str, object] | None) -> None:
+    state = localenv.read_state(local)
+    if release is None:
+        state["releases"].pop(app, None)
+    else:
+        state["releases"][app] = release
+    localenv.write_state(local, state)
+    localenv.write_supervisor_conf(local, state)
+    localenv.supervisorctl("update", stack=local)  # re-reads only this replica's changed program
+
+
+def _serving(port: int, release_id: str | None) -> bool:
+    """Ready, and (when a release is named) serving that release."""
+    try:
+        if httpx.get(f"http://{localenv.HOST}:{port}/health/ready", timeout=2).status_code != 200:
+            return False
+        return (
+            release_id is None
+            or httpx.get(f"http://{localenv.HOST}:{port}/health", timeout=5).json().get("version") == release_id
+        )
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def _start(local: localenv.LocalStack, app: str, port: int, release_id: str | None) -> str | None:
+    """Start the replica and wait until it serves; the reason when it does not."""
+    localenv.supervisorctl("start", app, check=False, stack=local)
+    began = time.monotonic()
+    while time.monotonic() - began < READY_TIMEOUT:
+        if _serving(port, release_id):
+            return None
+        if localenv.process_states(local).get(app) == "FATAL":  # it keeps exiting at start-up
+            break
+        time.sleep(0.3)
+    log = local.runtime / "logs" / f"{app}.out.log"
+    tail = log.read_text()[-600:].strip().splitlines()[-3:] if log.exists() else []
+    return f"not ready within {READY_TIMEOUT:.0f} s" if not tail else "it exited: " + " | ".join(tail)
+
+
+def replace_replica(
+    local: localenv.LocalStack, app: str, port: int, release: Release, progress: Progress
+) -> str | None:
+    others = [p for p in local.ports.apps if p != port]
+    previous = localenv.read_state(local)["releases"].get(app)
+    if others:  # one replica alone cannot be replaced without a gap
+        _route(local, others)
+    localenv.supervisorctl("stop", app, check=False, stack=local)  # SIGTERM: it drains, then exits
+    _set_release(local, app, release.to_json())
+    problem = _start(local, app, port, release.id)
+    if problem:
+        progress(f"  {app} failed on {release.id} ({problem}); back to {previous['id'] if previous else 'checkout'}")
+        localenv.supervisorctl("stop", app, check=False, stack=local)
+        _set_release(local, app, previous)
+        if _start(local, app, port, previous["id"] if previous else None):
+            progress(f"  {app} did not come back on its previous release either; nginx keeps it out")
+            return problem
+    _route(local, list(local.ports.apps))
+    if not problem:
+        progress(f"  {app} serves {release.id}")
+    return problem
+
+
+# -- database backup and restore -----------------------------------------------------------------
+def database_revision(local: localenv.LocalStack) -> str | None:
+    if not localenv.sql(local, "SELECT to_regclass('public.alembic_version')", DATABASE):
+        return None
+    return localenv.sql(local, "SELECT version_num FROM alembic_version", DATABASE) or None
+
+
+def release_revisions(release: Release) -> list[str]:
+    """Every migration revision the release knows, from its own code."""
+    assert release.path is not None
+    code = (
+        "from alembic.config import Config; from alembic.script import ScriptDirectory; "
+        "from app.storage.migrate import MIGRATIONS; c = Config(); "
+        "c.set_main_option('script_location', str(MIGRATIONS)); "
+        "print(' '.join(s.revision for s in ScriptDirectory.from_config(c).walk_revisions()))"
+    )
+    python = release.path / "venv" / "bin" / "python"
+    # cwd: the release's folder, so `python -c` cannot import a checkout's code from the current folder
+    result = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, timeout=60, check=True, cwd=release.path
+    )
+    return result.stdout.split()
+
+
+def backup_if_schema_moves_forward(local: localenv.LocalStack, release: Release, progress: Progress) -> Path | None:
+    current = database_revision(local)
+    if current is None or current == release.schema_head or current not in release_revisions(release):
+        return None  # no data yet, same schema, or not forward (an older release: rollback restores)
+    backups = local.runtime / "backups"
+    backups.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = backups / f"{stamp}-{current}-to-{release.schema_head}.dump"
+    progress(f"  schema {current} -> {release.schema_head}: pg_dump -Fc to {path}")
+    command = [
+        *as_postgres(),
+        postgres_bin("pg_dump"),
+        "-h",
+        str(local.postgres_dir),
+        "-p",
+        str(local.ports.postgres),
+        "-U",
+        "postgres",
+        "-Fc",
+        DATABASE,
+    ]
+    with path.open("wb") as out:
+        subprocess.run(command, stdout=out, stderr=subprocess.PIPE, timeout=600, check=True)
+    path.chmod(0o600)
+    return path
+
+
+def restore(local: localenv.LocalStack, backup: Path, progress: Progress) -> None:
+    """The runbook's Database Rollback: the database as the backup holds it; later writes are gone."""
+    progress(f"  restoring {backup} into {DATABASE} of stack {local.name}")
+    localenv.sql(
+        local,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{DATABASE}' AND pid <> pg_backend_pid()",
+    )
+    command = [
+        *as_postgres(),
+        postgres_bin("pg_restore"),
+        "-h",
+        str(local.postgres_dir),
+        "-p",
+        str(local.ports.postgres),
+        "-U",
+        "postgres",
+        "--clean",
+        "--if-exists",
+        "--single-transaction",
+        "-d",
+        DATABASE,
+    ]
+    with backup.open("rb") as archive:
+        subprocess.run(command, stdin=archive, capture_output=True, timeout=600, check=True)
