@@ -98,7 +98,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 class Load:
-    """Readers at a gateway until stopped: every request counted, every failure kept."""
+    """Readers at a gateway until stopped (keep-alive connections, as clients use them): every request
+    counted, every failure kept."""
 
     def __init__(self, url: str, token: str, workers: int = 4) -> None:
         self.url, self.headers = url, {"Authorization": f"Bearer {token}"}
