@@ -27,6 +27,9 @@ lint: venv
 	@$(BIN)/ruff format --check --quiet .
 	@echo "==> mypy"
 	@$(BIN)/mypy
+	@echo "==> actionlint, yamllint"
+	@$(BIN)/actionlint -shellcheck $(BIN)/shellcheck
+	@$(BIN)/yamllint --strict .
 
 test: setup lint
 	@echo "==> pytest"

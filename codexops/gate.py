@@ -227,16 +227,34 @@ def _aggregated(path: Path) -> dict[str, Any] | None:
 
 
 # -- step 3: alerts ---------------------------------------------------------------------------------------
+def alertmanager_url(target: Target) -> str | None:
+    """The target's Alertmanager: CODEX_ALERTMANAGER_URL, else the one the target resolved to (local)."""
+    return (os.environ.get("CODEX_ALERTMANAGER_URL") or target.alertmanager_url or "").rstrip("/") or None
+
+
+def _alertmanager_firing(url: str) -> list[dict[str, Any]]:
+    """Alerts Alertmanager holds (what reaches the receivers), silenced and inhibited ones included."""
+    alerts = httpx.get(f"{url}/api/v2/alerts", params={"active": "true"}, timeout=HTTP_TIMEOUT).json()
+    return [{"labels": a["labels"], "annotations": a.get("annotations", {})} for a in alerts]
+
+
 def check_alerts(target: Target, wait: float) -> Step:
     began = time.monotonic()
-    if not target.prometheus_url:
+    manager = alertmanager_url(target)
+    if not target.prometheus_url and not manager:
         return Step("alerts", "pass", 0.0, [], {"checked": False, "note": "no Prometheus for this target"})
     time.sleep(wait)  # one scrape and one rule evaluation after the load
+    source = "Prometheus"
     try:
-        alerts = httpx.get(f"{target.prometheus_url}/api/v1/alerts", timeout=HTTP_TIMEOUT).json()["data"]["alerts"]
-    except (httpx.HTTPError, KeyError, ValueError) as exc:
-        return Step("alerts", "fail", time.monotonic() - began, [f"Prometheus did not answer: {exc}"])
-    firing = [a for a in alerts if a.get("state") == "firing"]
+        alerts: list[dict[str, Any]] = []
+        if target.prometheus_url:
+            alerts = httpx.get(f"{target.prometheus_url}/api/v1/alerts", timeout=HTTP_TIMEOUT).json()["data"]["alerts"]
+        firing = [a for a in alerts if a.get("state") == "firing"]
+        if manager:
+            source = "Alertmanager"
+            firing = _alertmanager_firing(manager)
+    except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
+        return Step("alerts", "fail", time.monotonic() - began, [f"{source} did not answer: {exc}"])
     reasons = [
         f"{a['labels'].get('alertname')} ({a['labels'].get('severity')}) firing: "
         f"{a.get('annotations', {}).get('summary', '')}"
@@ -250,7 +268,7 @@ def check_alerts(target: Target, wait: float) -> Step:
         status,
         time.monotonic() - began,
         reasons,
-        {"checked": True, "firing": len(firing), "pending": pending},
+        {"checked": True, "source": source, "firing": len(firing), "pending": pending},
     )
 
 
@@ -309,7 +327,7 @@ def run_gate(
         say(f"    {report.steps[-1].status} ({report.steps[-1].seconds:.1f} s) {report.steps[-1].figures}")
     finally:
         target_file.unlink()  # it may carry the admin password; report.json names the target instead
-    say("==> alert state in Prometheus")
+    say("==> alert state in Alertmanager and Prometheus")
     report.steps.append(check_alerts(target, alert_wait))
     say(f"    {report.steps[-1].status}")
     report.verdict = verdict(report.steps)

@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 from codexops.paths import local_root
 from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql
 from infra.alerts import render_alert_rules
-from infra.render import render_nginx, render_prometheus
+from infra.render import render_alertmanager, render_nginx, render_prometheus
 from infra.spec import EnvironmentSpec, load_spec
 
 RUNTIME = local_root()
@@ -58,6 +57,7 @@ class Ports:
     postgres: int
     redis: int
     prometheus: int
+    alertmanager: int
     apps: tuple[int, ...]
 
 
@@ -65,8 +65,8 @@ def stack_ports(spec: EnvironmentSpec) -> Ports:
     base = spec.local.portBase
     apps = range(spec.replicas)
     if base is None:  # the runbook's ports
-        return Ports(GATEWAY_PORT, 5433, 6390, 9091, tuple(5101 + i for i in apps))
-    return Ports(base, base + 1, base + 2, base + 3, tuple(base + 10 + i for i in apps))
+        return Ports(GATEWAY_PORT, 5433, 6390, 9091, 9095, tuple(5101 + i for i in apps))
+    return Ports(base, base + 1, base + 2, base + 3, base + 4, tuple(base + 10 + i for i in apps))
 
 
 def stacks_root() -> Path:
@@ -115,6 +115,7 @@ class LocalStack:
             *(Process(name, port, "/health/ready") for name, port in zip(self.apps, ports.apps, strict=True)),
             Process("nginx", ports.gateway, "/health/ready"),
             Process("prometheus", ports.prometheus, "/-/ready"),
+            Process("alertmanager", ports.alertmanager, "/-/ready"),
         )
 
     def gateway_url(self) -> str:
@@ -122,6 +123,9 @@ class LocalStack:
 
     def prometheus_url(self) -> str:
         return f"http://{HOST}:{self.ports.prometheus}"
+
+    def alertmanager_url(self) -> str:
+        return f"http://{HOST}:{self.ports.alertmanager}"
 
     def app_log(self, app: str) -> Path:
         return self.runtime / app / "logs" / "server.log"
@@ -140,6 +144,10 @@ def prometheus_url(stack: str = DEFAULT_STACK) -> str:
     return local_stack(stack).prometheus_url()
 
 
+def alertmanager_url(stack: str = DEFAULT_STACK) -> str:
+    return local_stack(stack).alertmanager_url()
+
+
 # -- prerequisites ------------------------------------------------------------------------------
 def binaries() -> dict[str, str]:
     found = {
@@ -147,7 +155,7 @@ def binaries() -> dict[str, str]:
         "initdb": postgres_bin("initdb"),
         "psql": postgres_bin("psql"),
     }
-    for name in ("redis-server", "nginx", "prometheus"):
+    for name in ("redis-server", "nginx", "prometheus", "prometheus-alertmanager"):
         path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
         if path is None:
             raise LocalEnvError(f"{name} is not installed: run `make setup` (Debian package)")
@@ -335,13 +343,24 @@ def supervisor_config(stack: LocalStack, bins: dict[str, str], values: dict[str,
             autostart=False,
         )
     )
+    programs.append(
+        _supervisor_program(
+            stack,
+            "alertmanager",  # --cluster.listen-address= turns off clustering (no gossip port)
+            f"{bins['prometheus-alertmanager']} --config.file={run / 'alertmanager' / 'alertmanager.yml'} "
+            f"--storage.path={run / 'alertmanager' / 'data'} "
+            f"--web.listen-address={HOST}:{ports.alertmanager} --cluster.listen-address=",
+            directory=run / "alertmanager",
+            autostart=False,
+        )
+    )
     return header + "\n".join(programs)
 
 
-def write_nginx_conf(stack: LocalStack, serving: list[int] | None = None) -> None:
-    """nginx.conf routing to `serving` (default: every replica). No TLS on loopback."""
+def write_nginx_conf(stack: LocalStack) -> None:
+    """nginx.conf routing to every replica. No TLS on loopback."""
     ports = stack.ports
-    upstreams = [f"{HOST}:{port}" for port in (ports.apps if serving is None else serving)]
+    upstreams = [f"{HOST}:{port}" for port in ports.apps]
     (stack.runtime / "nginx" / "nginx.conf").write_text(
         render_nginx(
             stack.spec.model_copy(update={"tls": False}),
@@ -361,16 +380,21 @@ def write_supervisor_conf(stack: LocalStack, state: dict[str, Any]) -> None:
 
 def render_files(stack: LocalStack, state: dict[str, Any]) -> None:
     run = stack.runtime
-    for sub in ("logs", "nginx", "prometheus", "redis", *stack.apps):
+    for sub in ("logs", "nginx", "prometheus", "alertmanager", "redis", *stack.apps):
         (run / sub).mkdir(parents=True, exist_ok=True)
     stack.scratch.mkdir(parents=True, exist_ok=True)
     upstreams = [f"{HOST}:{port}" for port in stack.ports.apps]
     write_nginx_conf(stack)
     (run / "prometheus" / "prometheus.yml").write_text(
         render_prometheus(
-            stack.spec, upstreams, rules_path=str(run / "prometheus" / "alert-rules.yml"), scrape_interval="5s"
+            stack.spec,
+            upstreams,
+            rules_path=str(run / "prometheus" / "alert-rules.yml"),
+            scrape_interval="5s",
+            alertmanagers=[f"{HOST}:{stack.ports.alertmanager}"],
         )
     )
+    (run / "alertmanager" / "alertmanager.yml").write_text(render_alertmanager(stack.spec, group_wait="5s"))
     (run / "prometheus" / "alert-rules.yml").write_text(render_alert_rules(stack.spec))
     write_supervisor_conf(stack, state)
 
@@ -416,21 +440,6 @@ def process_states(stack: LocalStack) -> dict[str, str]:
     return states
 
 
-def reload_nginx(stack: LocalStack, timeout: float = 20) -> None:
-    """Re-read nginx.conf and wait until every worker of the old configuration has finished its
-    requests and exited, so no request is routed by the old upstream list afterwards."""
-    master = psutil.Process(int(supervisorctl("pid", "nginx", stack=stack).strip()))
-    old = {worker.pid for worker in master.children()}
-    master.send_signal(1)  # SIGHUP: graceful reload
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        current = {worker.pid for worker in master.children() if worker.status() != psutil.STATUS_ZOMBIE}
-        if current and not current & old:
-            return
-        time.sleep(0.1)
-    raise LocalEnvError(f"nginx of stack {stack.name} did not finish reloading within {timeout:.0f} s")
-
-
 # -- health ----------------------------------------------------------------------------------------
 def healthy(process: Process) -> bool:
     if not port_taken(process.port):
@@ -474,6 +483,16 @@ def sql(stack: LocalStack, statement: str, database: str = "postgres") -> str:
     return psql(stack.postgres_dir, stack.ports.postgres, statement, database)
 
 
+def postgres_accepts(stack: LocalStack) -> bool:
+    """Answers a query: the port opens while PostgreSQL still refuses connections ("starting up")."""
+    if not port_taken(stack.ports.postgres):
+        return False
+    try:
+        return sql(stack, "SELECT 1") == "1"
+    except (subprocess.SubprocessError, OSError):
+        return False
+
+
 def bootstrap_database(stack: LocalStack, values: dict[str, str]) -> None:
     if not sql(stack, "SELECT 1 FROM pg_roles WHERE rolname = 'codex'"):
         sql(stack, f"CREATE ROLE codex LOGIN PASSWORD '{values['POSTGRES_PASSWORD']}'")
@@ -504,13 +523,18 @@ def up(
             )
     state = read_state(stack)
     state["app_env"] = dict(app_env or {})
+    for app, release in list(state["releases"].items()):
+        if not (Path(release["path"]) / "venv" / "bin" / "codexops").exists():
+            say(f"  {app}: release {release['id']} is gone from the release store; it serves this checkout")
+            del state["releases"][app]
     write_state(stack, state)
     init_postgres(stack, say)
     render_files(stack, state)
     if running:
         say("  supervisord already running: reloading configuration")
         supervisorctl("update", stack=stack)  # restarts programs whose command or environment changed
-        supervisorctl("signal", "HUP", "nginx", "prometheus", check=False, stack=stack)  # re-read rendered files
+        # re-read rendered files
+        supervisorctl("signal", "HUP", "nginx", "prometheus", "alertmanager", check=False, stack=stack)
     else:
         say(f"  starting supervisord for stack {stack.name}")
         subprocess.run(
@@ -518,11 +542,11 @@ def up(
         )
     supervisorctl("start", "postgres", "redis", check=False, stack=stack)
     by_name = {p.name: p for p in stack.processes}
-    for name in ("postgres", "redis"):
-        wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say, stack)  # type: ignore[misc]
+    wait_until(lambda: postgres_accepts(stack), "postgres", timeout, say, stack)
+    wait_until(lambda: healthy(by_name["redis"]), "redis", timeout, say, stack)
     bootstrap_database(stack, values)
-    supervisorctl("start", *stack.apps, "nginx", "prometheus", check=False, stack=stack)
-    for name in (*stack.apps, "nginx", "prometheus"):
+    supervisorctl("start", *stack.apps, "nginx", "prometheus", "alertmanager", check=False, stack=stack)
+    for name in (*stack.apps, "nginx", "prometheus", "alertmanager"):
         wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say, stack)  # type: ignore[misc]
     wait_until(lambda: replicas_scraped(stack), "scrapes", timeout, say, stack)
     return stack

@@ -39,6 +39,7 @@ class Target:
     log_paths: tuple[str, ...] = ()  # each replica's server.log, on its host
     admin_password: str | None = field(default=None, repr=False)
     release: dict[str, str] | None = None  # {"id", "digest"} of the release served, when known
+    alertmanager_url: str | None = None  # where the gate reads firing alerts (CODEX_ALERTMANAGER_URL when remote)
 
     @property
     def spec_digest(self) -> str:
@@ -110,6 +111,7 @@ def local_target(stack_name: str, asked: str, prometheus_url: str | None = None)
         log_paths=tuple(str(stack.app_log(app)) for app in stack.apps),
         admin_password=password,
         release=served_release(localenv.read_state(stack)["releases"], stack.apps),
+        alertmanager_url=stack.alertmanager_url(),
     )
 
 
@@ -139,6 +141,7 @@ def remote_target(stack: str, asked: str, prometheus_url: str | None) -> Target:
         app_hosts=hosts,  # Kubernetes pods are listed by the checklist when it runs (kubectl)
         log_paths=("/app/logs/server.log",) * len(hosts),
         admin_password=os.environ.get("CODEX_ADMIN_PASSWORD"),
+        alertmanager_url=os.environ.get("CODEX_ALERTMANAGER_URL"),
     )
 
 
@@ -160,6 +163,7 @@ def resolve_target(
             prometheus_url=prometheus_url,
             tls=name_or_url.startswith("https://"),
             admin_password=os.environ.get("CODEX_ADMIN_PASSWORD"),
+            alertmanager_url=os.environ.get("CODEX_ALERTMANAGER_URL"),
         )
     if name_or_url == "local":
         from codexops.localenv import DEFAULT_STACK

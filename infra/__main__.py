@@ -1,13 +1,11 @@
-"""Pulumi entry point (Pulumi.yaml `main: infra/`): the spec of the selected stack, then the program."""
+"""Pulumi entry point (Pulumi.yaml `main: infra/`): the spec from the running stack's config, then the program."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pulumi
-
 from infra.program import build
-from infra.spec import load_spec
+from infra.stack_config import spec_from_pulumi
 
-build(load_spec(pulumi.get_stack()))
+build(spec_from_pulumi())

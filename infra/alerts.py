@@ -108,9 +108,23 @@ def alert_rules(spec: EnvironmentSpec) -> list[AlertRule]:
         ),
         AlertRule(
             "CodexInstanceDown",
-            'up{job="living-codex"} == 0',
+            # up == 0 names a replica that stopped answering; absent() fires when no replica answers,
+            # including when every pod is gone and service discovery has no target left to scrape.
+            'absent(up{job="living-codex"} == 1) or up{job="living-codex"} == 0',
             "critical",
-            "A Living Codex replica does not answer scrapes",
+            "A Living Codex replica does not answer scrapes, or none does",
+        ),
+        AlertRule(
+            "CodexDatabaseDown",
+            'min by (instance) (codex_database_up{job="living-codex"}) == 0',
+            "critical",
+            "A replica cannot reach its database",
+        ),
+        AlertRule(
+            "CodexRedisDown",
+            'min by (instance) (codex_redis_up{job="living-codex"}) == 0',
+            "warning",  # sessions fall back to SQL: degraded, not down
+            "A replica cannot reach Redis; sessions fall back to SQL",
         ),
     ]
 

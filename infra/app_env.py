@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pulumi
 
 from infra.spec import EnvironmentSpec
@@ -29,11 +31,18 @@ def plain_env(spec: EnvironmentSpec, otlp_endpoint: str) -> dict[str, str]:
     } | ({"HEAP_SIZE_LIMIT": str(spec.resources.memory_limit_bytes)} if spec.resources.memoryLimit else {})
 
 
+def _encoded(password: pulumi.Output[str]) -> pulumi.Output[str]:
+    """A password as a URL's userinfo: '@', ':', '/', '%' in a given password must not end it early."""
+    return password.apply(lambda value: quote(value, safe=""))
+
+
 def postgres_url(host: str, port: int, password: pulumi.Output[str]) -> pulumi.Output[str]:
-    return pulumi.Output.secret(pulumi.Output.concat("postgresql://codex:", password, f"@{host}:{port}/livingcodex"))
+    return pulumi.Output.secret(
+        pulumi.Output.concat("postgresql://codex:", _encoded(password), f"@{host}:{port}/livingcodex")
+    )
 
 
 def redis_url(host: str, port: int, password: pulumi.Output[str], tls: bool) -> pulumi.Output[str]:
     scheme = "rediss" if tls else "redis"
     query = "?ssl_ca_certs=/etc/redis-tls/ca.crt" if tls else ""
-    return pulumi.Output.secret(pulumi.Output.concat(f"{scheme}://:", password, f"@{host}:{port}/0{query}"))
+    return pulumi.Output.secret(pulumi.Output.concat(f"{scheme}://:", _encoded(password), f"@{host}:{port}/0{query}"))

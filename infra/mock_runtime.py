@@ -7,6 +7,7 @@ numbers as floats (normalised here), secrets unwrapped.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,13 @@ from infra.program import Environment, build
 from infra.spec import NAMESPACE, EnvironmentSpec
 
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+DOCKER_IMAGE = "docker:index/image:Image"
+REGISTRY_IMAGE = "docker:index/getRegistryImage:getRegistryImage"
+
+
+def stand_in_digest(*parts: str) -> str:
+    """Stands for a digest the engine would get (a build, a registry lookup); marked as not real."""
+    return "sha256:" + hashlib.sha256("offline-mock:".join(parts).encode()).hexdigest()
 
 
 @dataclass
@@ -30,6 +38,10 @@ class DeclaredResource:
     custom: bool
     parent: str  # URN of the parent; the stack's for top-level resources
     urn: str
+    provider: str = ""  # the explicit provider reference (urn::id), empty for a default provider
+    protect: bool = False
+    retain_on_delete: bool = False
+    dependencies: tuple[str, ...] = ()  # URNs given in depends_on
 
 
 @dataclass
@@ -43,6 +55,9 @@ class Declaration:
 
     def custom(self) -> list[DeclaredResource]:
         return [r for r in self.resources if r.custom]
+
+    def one(self, type_: str, name: str) -> DeclaredResource:
+        return next(r for r in self.resources if r.type == type_ and r.name == name)
 
 
 def normalise(value: Any) -> Any:
@@ -61,10 +76,15 @@ class _Mocks(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ == RANDOM_PASSWORD:  # stands for the engine's generated value
             outputs["result"] = f"generated-{args.name}-" + "x" * 24
+        if args.typ == DOCKER_IMAGE:  # a local build's image id
+            outputs["repoDigest"] = stand_in_digest(args.name, str(args.inputs.get("imageName")))
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        if args.token == REGISTRY_IMAGE:  # the registry's answer for a published tag
+            name = str(args.args.get("name"))
+            return {"name": name, "sha256Digest": stand_in_digest(name)}, []
+        return {}, []
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -84,6 +104,10 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     bool(request.custom),
                     request.parent,
                     response.urn,
+                    request.provider,
+                    bool(request.protect),
+                    bool(request.retainOnDelete),
+                    tuple(request.dependencies),
                 )
             )
         return response
@@ -120,6 +144,9 @@ def declare(spec: EnvironmentSpec) -> Declaration:
     for key, value in spec.secrets.items():  # the engine would decrypt; the mock stands in for it
         plain = value if key in spec.plaintext_secrets else f"decrypted-{key}-by-the-engine"
         pulumi.runtime.set_config(f"{NAMESPACE}:{key}", plain)
+    for key, value in spec.providers.items():  # kubernetes:context, docker:host, ...
+        secure = isinstance(value, dict) and "secure" in value
+        pulumi.runtime.set_config(key, f"decrypted-{key}-by-the-engine" if secure else value)
 
     def program() -> None:
         declaration.environment = build(spec)

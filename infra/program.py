@@ -10,10 +10,12 @@ from infra.app_env import postgres_url, redis_url
 from infra.components.app import App
 from infra.components.foundation import Foundation
 from infra.components.gateway import Gateway
+from infra.components.issuers import Issuers
 from infra.components.observability import Observability
 from infra.components.postgres import Postgres
 from infra.components.redis import Redis
 from infra.components.target import Target
+from infra.providers import docker_provider, kubernetes_provider
 from infra.secrets import stack_secrets
 from infra.spec import EnvironmentSpec
 
@@ -21,15 +23,22 @@ from infra.spec import EnvironmentSpec
 @dataclass
 class Environment:
     foundation: Foundation
+    issuers: Issuers | None
     postgres: Postgres
     redis: Redis
     observability: Observability
     app: App
     gateway: Gateway
+    prerequisites: list[str]
 
 
 def build(spec: EnvironmentSpec) -> Environment:
     target = Target(spec)
+    if target.kubernetes:  # the Docker provider only looks images up in their registry here
+        target.registry = docker_provider(spec, "registry")
+        target.providers = [kubernetes_provider(spec), target.registry]
+    else:
+        target.providers = [docker_provider(spec)]
     secrets = stack_secrets(spec)
     target.secret_sources = secrets.sources_text
     pg_host = spec.postgres.externalHost or target.host("postgres")
@@ -39,33 +48,28 @@ def build(spec: EnvironmentSpec) -> Environment:
         "CONNECTION_STRING": postgres_url(pg_host, 5432, secrets.postgres_password),
         "REDIS_CONNECTION_STRING": redis_url(redis_host, 6379, secrets.redis_password, spec.redis.tls),
     }
-    foundation = Foundation(
-        "foundation",
-        target,
-        {
-            **secret_env,
-            "postgresPassword": secrets.postgres_password,
-            "redisPassword": secrets.redis_password,
-            "grafanaPassword": secrets.grafana_password,
-        },
-    )
-    after = pulumi.ResourceOptions(depends_on=[foundation])
-    postgres = Postgres("postgres", target, secrets.postgres_password, after)
-    redis = Redis("redis", target, secrets.redis_password, after)
-    app_hosts = target.app_hosts
+    target.secret_data = {
+        **secret_env,
+        "postgresPassword": secrets.postgres_password,
+        "redisPassword": secrets.redis_password,
+        "grafanaPassword": secrets.grafana_password,
+    }
+
+    def opts(*after: pulumi.Resource | None) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(providers=target.providers, depends_on=[r for r in after if r])
+
+    foundation = Foundation("foundation", target, target.secret_data, opts())
+    issuers = Issuers("issuers", target, opts(foundation)) if target.kubernetes else None
+    postgres = Postgres("postgres", target, secrets.postgres_password, opts(foundation))
+    redis = Redis("redis", target, secrets.redis_password, opts(foundation, issuers))
     app_port = spec.ports.app
-    observability = Observability("observability", target, [f"{h}:{app_port}" for h in app_hosts], after)
-    app = App(
-        "app",
-        target,
-        secret_env,
-        observability.otlp_endpoint,
-        pulumi.ResourceOptions(depends_on=[foundation, postgres, redis]),
+    observability = Observability(
+        "observability", target, [f"{h}:{app_port}" for h in target.app_hosts], opts(foundation)
     )
-    gateway = Gateway(
-        "gateway", target, [f"{h}:{app_port}" for h in app_hosts], pulumi.ResourceOptions(depends_on=[app])
-    )
+    app = App("app", target, secret_env, observability.otlp_endpoint, opts(foundation, postgres, redis))
+    gateway = Gateway("gateway", target, [f"{h}:{app_port}" for h in target.gateway_upstreams], opts(app, issuers))
     pulumi.export("platform", spec.platform)
     pulumi.export("image", app.image_ref)
     pulumi.export("url", f"{'https' if spec.tls else 'http'}://{spec.domain}")
-    return Environment(foundation, postgres, redis, observability, app, gateway)
+    pulumi.export("prerequisites", target.prerequisites)
+    return Environment(foundation, issuers, postgres, redis, observability, app, gateway, target.prerequisites)

@@ -7,12 +7,13 @@ production); only addresses and paths differ.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from infra.spec import EnvironmentSpec
+from infra.spec import EnvironmentSpec, Receiver
 
 TEMPLATES = Path(__file__).with_name("templates")
 _jinja = Environment(
@@ -23,6 +24,17 @@ _jinja = Environment(
     keep_trailing_newline=True,
 )
 ALERT_RULES_FILE = "alert-rules.yml"
+
+
+@dataclass(frozen=True)
+class Container:
+    """nginx as the public gateway in a container: logs to stdout/stderr, upstreams re-resolved through
+    `resolver` (so a replaced app container or Service is found again), one worker per CPU of its limit,
+    client addresses from `real_ip_from` proxies, and /metrics refused (Prometheus scrapes pods)."""
+
+    resolver: str
+    worker_processes: int
+    real_ip_from: tuple[str, ...] = ()
 
 
 def render_nginx(
@@ -37,8 +49,13 @@ def render_nginx(
     https_port: int | None = None,
     api_rate: str = "200r/s",
     api_burst: int = 400,
+    container: Container | None = None,
 ) -> str:
-    """nginx.conf for `spec`; `listen_host` like '127.0.0.1:' binds one address (local runs)."""
+    """nginx.conf for `spec`; `listen_host` like '127.0.0.1:' binds one address (local runs).
+
+    `container` renders the public gateway of Docker or Kubernetes (see Container); without it, the
+    local environment's: logs in `runtime_dir`, /metrics for loopback.
+    """
     if spec.tls and not (tls_cert and tls_key):
         raise ValueError("TLS is on for this stack: give tls_cert and tls_key paths")
     return _jinja.get_template("nginx.conf.j2").render(
@@ -55,6 +72,7 @@ def render_nginx(
         api_rate=api_rate,
         api_burst=api_burst,
         auth_rate="10r/s",
+        container=container,
     )
 
 
@@ -65,8 +83,10 @@ def render_prometheus(
     rules_path: str = ALERT_RULES_FILE,
     scrape_interval: str = "15s",
     kubernetes_sd: bool = False,
+    alertmanagers: Sequence[str] | None = None,
 ) -> str:
-    """prometheus.yml that scrapes every app replica and loads the generated alert rules."""
+    """prometheus.yml that scrapes every app replica, loads the generated alert rules and sends
+    alerts to Alertmanager (`alertmanagers` as host:port; default: alertmanager_address(spec))."""
     job: dict[str, object] = {
         "job_name": "living-codex",
         "metrics_path": "/metrics/prometheus",
@@ -95,7 +115,113 @@ def render_prometheus(
             "evaluation_interval": scrape_interval,
             "external_labels": {"stack": spec.stack},
         },
+        "alerting": {
+            "alertmanagers": [
+                {"static_configs": [{"targets": list(alertmanagers or [alertmanager_address(spec)])}]},
+            ]
+        },
         "rule_files": [rules_path],
         "scrape_configs": [job],
+    }
+    return "# Rendered from infra/render.py; do not edit.\n" + yaml.safe_dump(config, sort_keys=False)
+
+
+ALERTMANAGER_SECRETS_DIR = "/etc/alertmanager/secrets"
+ALERTMANAGER_PORT = 9093
+
+
+def alertmanager_address(spec: EnvironmentSpec) -> str:
+    """Where Prometheus finds Alertmanager in a stack: the container name, or the Service's DNS name."""
+    if spec.platform == "kubernetes":
+        return f"living-codex-alertmanager.{spec.namespace}.svc:{ALERTMANAGER_PORT}"
+    return f"living-codex-alertmanager:{ALERTMANAGER_PORT}"
+
+
+def alertmanager_secret_keys(spec: EnvironmentSpec) -> tuple[str, ...]:
+    """Secret keys the rendered config reads as files named by the key under the secrets directory."""
+    receivers = spec.alerting.receivers
+    keys = []
+    if any(r.slackChannel for r in receivers):
+        keys.append("alertingSlackUrl")
+    if any(r.email and r.email.username for r in receivers):
+        keys.append("alertingSmtpPassword")
+    return tuple(keys)
+
+
+def _receiver(receiver: Receiver, secrets_dir: str) -> dict[str, object]:
+    entry: dict[str, object] = {"name": receiver.name}
+    if receiver.webhookUrl:
+        entry["webhook_configs"] = [{"url": receiver.webhookUrl, "send_resolved": True}]
+    if receiver.slackChannel:
+        entry["slack_configs"] = [
+            {
+                "api_url_file": f"{secrets_dir}/alertingSlackUrl",
+                "channel": receiver.slackChannel,
+                "send_resolved": True,
+                "title": "{{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }}) on {{ .CommonLabels.stack }}",
+                "text": "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ end }}",
+            }
+        ]
+    if receiver.email:
+        email: dict[str, object] = {
+            "to": receiver.email.to,
+            "from": receiver.email.sender,
+            "smarthost": receiver.email.smarthost,
+            "require_tls": True,
+            "send_resolved": True,
+        }
+        if receiver.email.username:
+            email["auth_username"] = receiver.email.username
+            email["auth_password_file"] = f"{secrets_dir}/alertingSmtpPassword"
+        entry["email_configs"] = [email]
+    return entry
+
+
+def render_alertmanager(
+    spec: EnvironmentSpec,
+    *,
+    default_webhook_url: str | None = None,
+    secrets_dir: str = ALERTMANAGER_SECRETS_DIR,
+    group_wait: str = "30s",
+) -> str:
+    """alertmanager.yml: every receiver of the spec's `alerting`, routed by severity.
+
+    Alerts reach each receiver whose severities match; the rest go to the receiver 'default', a
+    webhook to `alerting.defaultWebhookUrl` (else `default_webhook_url`; with neither, alerts stay in
+    Alertmanager's API, which the gate reads). Credentials are read from files under `secrets_dir`
+    (see alertmanager_secret_keys), never written into the config.
+    """
+    default: dict[str, object] = {"name": "default"}
+    webhook = spec.alerting.defaultWebhookUrl or default_webhook_url
+    if webhook:
+        default["webhook_configs"] = [{"url": webhook, "send_resolved": True}]
+    routes = [
+        {
+            "receiver": r.name,
+            "matchers": [f'severity=~"{"|".join(r.severities)}"'],
+            "continue": True,
+        }
+        for r in spec.alerting.receivers
+    ]
+    route: dict[str, object] = {
+        "receiver": "default",
+        "group_by": ["alertname", "stack"],
+        "group_wait": group_wait,
+        "group_interval": "5m",
+        "repeat_interval": "4h",
+    }
+    if routes:
+        route["routes"] = routes
+    config = {
+        "route": route,
+        # A critical alert silences its own warning twin (memory 90% silences memory 80%).
+        "inhibit_rules": [
+            {
+                "source_matchers": ['severity="critical"'],
+                "target_matchers": ['severity="warning"'],
+                "equal": ["stack", "instance"],
+            }
+        ],
+        "receivers": [default, *(_receiver(r, secrets_dir) for r in spec.alerting.receivers)],
     }
     return "# Rendered from infra/render.py; do not edit.\n" + yaml.safe_dump(config, sort_keys=False)

@@ -1,12 +1,15 @@
 """The environment spec: one typed object, built from a stack's Pulumi.<stack>.yaml, that drives every
 environment (Pulumi components, nginx, Prometheus rules, Grafana, the local environment, the gate).
 
-Importable without Pulumi running: it reads the stack file itself, the way the engine would.
+Importable without Pulumi running: `load_spec` reads the stack file itself, the way the engine would;
+under Pulumi, infra/stack_config.py feeds `spec_from_config` what `pulumi.Config` holds (--config, ESC).
+Keys of other namespaces (kubernetes:context, docker:host) are kept for the providers.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 NAMESPACE = "living-codex"
 ROOT = Path(__file__).resolve().parent.parent
-SECRET_KEYS = ("jwtSecret", "postgresPassword", "redisPassword", "grafanaPassword")
+SECRET_KEYS = (
+    "jwtSecret",
+    "postgresPassword",
+    "redisPassword",
+    "grafanaPassword",
+    "alertingSlackUrl",  # Slack incoming-webhook URL, for receivers with slackChannel
+    "alertingSmtpPassword",  # SMTP password, for receivers with email
+)
+ALERTING_SECRETS = ("alertingSlackUrl", "alertingSmtpPassword")  # never generated: given or absent
 
 
 class SpecError(ValueError):
@@ -77,6 +88,16 @@ class Ports(Model):
     app: int = Field(5002, ge=1, le=65535)
 
 
+def _resources(cpu_request: str, cpu_limit: str, memory_request: str, memory_limit: str) -> Resources:
+    return Resources(cpuRequest=cpu_request, cpuLimit=cpu_limit, memoryRequest=memory_request, memoryLimit=memory_limit)
+
+
+class Gateway(Model):
+    replicas: int = Field(2, ge=1)
+    resources: Resources = _resources("100m", "500m", "64Mi", "128Mi")
+    trustedProxies: tuple[str, ...] = Field((), description="CIDRs whose X-Forwarded-For nginx trusts (real_ip)")
+
+
 class Datastore(Model):
     mode: Literal["statefulset", "container", "external"] = "container"
     storage: str = "1Gi"
@@ -84,15 +105,96 @@ class Datastore(Model):
     tls: bool = False
 
 
+class Backup(Model):
+    """pg_dump on a schedule into a volume claim of its own, keeping the newest `keep` dumps."""
+
+    schedule: str = "0 3 * * *"
+    storage: str = "10Gi"
+    keep: int = Field(7, ge=1)
+
+
+class PostgresSpec(Datastore):
+    resources: Resources = _resources("250m", "1", "256Mi", "1Gi")
+    backup: Backup = Backup()
+
+
+class RedisSpec(Datastore):
+    resources: Resources = _resources("100m", "500m", "128Mi", "256Mi")
+    maxmemoryPercent: int = Field(75, ge=10, le=95, description="of the memory limit, leaving room for overhead")
+    # A full Redis refuses writes (the app falls back to SQL) instead of evicting a token revocation.
+    maxmemoryPolicy: Literal["noeviction", "volatile-lru", "allkeys-lru", "volatile-ttl"] = "noeviction"
+
+
+class Service(Model):
+    resources: Resources
+    storage: str = ""  # a persistent volume claim of this size; empty for none
+
+
+class Observability(Model):
+    prometheus: Service = Service(resources=_resources("200m", "1", "512Mi", "2Gi"), storage="10Gi")
+    prometheusRetention: str = "15d"
+    grafana: Service = Service(resources=_resources("100m", "500m", "128Mi", "256Mi"), storage="1Gi")
+    alertmanager: Service = Service(resources=_resources("50m", "200m", "64Mi", "128Mi"), storage="1Gi")
+    jaeger: Service = Service(resources=_resources("100m", "500m", "256Mi", "512Mi"))
+    jaegerMaxTraces: int = Field(20000, ge=100, description="bounds Jaeger's in-memory store")
+
+
+class Dns01(Model):
+    """A cert-manager DNS-01 solver whose API token is a Secret in cert-manager's namespace."""
+
+    provider: Literal["cloudflare", "digitalocean"]
+    secretName: str
+    secretKey: str = "api-token"
+
+
+class Acme(Model):
+    """The public ClusterIssuer the program declares (named certIssuer): ACME with DNS-01."""
+
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    server: str = "https://acme-v02.api.letsencrypt.org/directory"
+    dns01: Dns01
+
+
 class Shutdown(Model):
     drainSeconds: int = Field(5, ge=0)
     graceSeconds: int = Field(20, ge=1)
 
 
+class EmailReceiver(Model):
+    to: str = Field(min_length=3)
+    sender: str = Field(min_length=3)
+    smarthost: str = Field(pattern=r"^[^:\s]+:\d+$", description="host:port")
+    username: str | None = None  # the password is the secret alertingSmtpPassword
+
+
+class Receiver(Model):
+    """Where Alertmanager sends alerts. URLs that are credentials (Slack) come from secrets."""
+
+    name: str = Field(pattern=r"^[a-z0-9][-a-z0-9]*$")
+    severities: tuple[Literal["warning", "critical"], ...] = ("warning", "critical")
+    webhookUrl: str | None = Field(None, pattern=r"^https?://")
+    slackChannel: str | None = None  # the URL is the secret alertingSlackUrl
+    email: EmailReceiver | None = None
+
+    @model_validator(mode="after")
+    def _has_integration(self) -> Receiver:
+        if not (self.webhookUrl or self.slackChannel or self.email):
+            raise ValueError(f"receiver {self.name}: give webhookUrl, slackChannel or email")
+        if self.name == "default":
+            raise ValueError("receiver name 'default' is reserved for the default receiver")
+        return self
+
+
+class Alerting(Model):
+    receivers: tuple[Receiver, ...] = ()
+    # Alerts matching no receiver go here; unset, they stay in Alertmanager's API and UI only.
+    defaultWebhookUrl: str | None = Field(None, pattern=r"^https?://")
+
+
 class Local(Model):
     """The stack's local environment (`codexops up --stack S`): its port range. Without portBase the
     stack uses the runbook's ports (gateway :5002); with it, gateway portBase, PostgreSQL +1, Redis +2,
-    Prometheus +3, app replicas from +10 on."""
+    Prometheus +3, Alertmanager +4, app replicas from +10 on."""
 
     portBase: int | None = Field(None, ge=1024, le=65000)
 
@@ -107,19 +209,29 @@ class EnvironmentSpec(Model):
     domain: str = "localhost"
     namespace: str = Field("living-codex", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     kubernetesVersion: str = Field("1.30.0", pattern=r"^\d+\.\d+\.\d+$")
+    clusterDomain: str = "cluster.local"
     tlsSecretName: str | None = None
     certIssuer: str = "letsencrypt"
+    acme: Acme | None = Field(None, description="declare certIssuer with DNS-01; without it, a prerequisite")
+    internalIssuer: str = "living-codex-internal-ca"
+    certManagerNamespace: str = "cert-manager"
     ports: Ports = Ports()
     resources: Resources = Resources()
     autoscaling: Autoscaling = Autoscaling()
-    redis: Datastore = Datastore()
-    postgres: Datastore = Datastore()
+    gateway: Gateway = Gateway()
+    redis: RedisSpec = RedisSpec()
+    postgres: PostgresSpec = PostgresSpec()
+    observability: Observability = Observability()
     shutdown: Shutdown = Shutdown()
     thresholds: Thresholds = Thresholds()
+    alerting: Alerting = Alerting()
     local: Local = Local()
     secrets: dict[str, str] = Field(default_factory=dict, description="secret key -> ciphertext")
     plaintext_secrets: tuple[str, ...] = Field(
         (), description="secret keys set without --secret: the policy pack refuses such a stack"
+    )
+    providers: dict[str, Any] = Field(
+        default_factory=dict, description="keys of other namespaces, e.g. kubernetes:context, docker:host"
     )
 
     @model_validator(mode="after")
@@ -130,6 +242,15 @@ class EnvironmentSpec(Model):
             store: Datastore = getattr(self, name)
             if store.mode == "external" and not store.externalHost:
                 raise ValueError(f"{name}: mode external needs externalHost")
+        receivers = self.alerting.receivers
+        if len({r.name for r in receivers}) != len(receivers):
+            raise ValueError("alerting: receiver names must be unique")
+        for secret, used in (
+            ("alertingSlackUrl", any(r.slackChannel for r in receivers)),
+            ("alertingSmtpPassword", any(r.email and r.email.username for r in receivers)),
+        ):
+            if used and secret not in self.secrets:
+                raise ValueError(f"alerting: set the secret {NAMESPACE}:{secret} (pulumi config set --secret)")
         return self
 
 
@@ -161,16 +282,23 @@ def available_stacks(root: Path = ROOT) -> list[str]:
 
 
 def _allowed_keys() -> list[str]:
-    internal = ("stack", "secrets", "plaintext_secrets")
+    internal = ("stack", "secrets", "plaintext_secrets", "providers")
     return sorted(k for k in EnvironmentSpec.model_fields if k not in internal) + list(SECRET_KEYS)
 
 
-def _from_config(stack: str, config: dict[str, Any], source: str) -> EnvironmentSpec:
-    values: dict[str, Any] = {"stack": stack, "secrets": {}, "plaintext_secrets": ()}
+def spec_from_config(stack: str, config: Mapping[str, Any], source: str) -> EnvironmentSpec:
+    """The spec from a stack's config map (full keys like `living-codex:replicas`); `source` names it in errors.
+
+    A secret is `{"secure": ...}` when it was set with --secret; any other value is flagged as plaintext.
+    """
+    values: dict[str, Any] = {"stack": stack, "secrets": {}, "plaintext_secrets": (), "providers": {}}
     allowed = _allowed_keys()
     for full_key, value in config.items():
         namespace, _, key = str(full_key).partition(":")
-        if namespace != NAMESPACE or key not in allowed:
+        if namespace != NAMESPACE:  # another package's setting: kubernetes:context, docker:host, ...
+            values["providers"][str(full_key)] = value
+            continue
+        if key not in allowed:
             raise SpecError(
                 f"{source}: unknown key {full_key!r}; allowed: " + ", ".join(f"{NAMESPACE}:{k}" for k in allowed)
             )
@@ -194,6 +322,9 @@ def _from_config(stack: str, config: dict[str, Any], source: str) -> Environment
         raise SpecError(f"{source}: " + "; ".join(problems)) from None
 
 
+_from_config = spec_from_config  # the earlier private name, still used by tests
+
+
 def load_spec(stack: str, root: Path = ROOT) -> EnvironmentSpec:
     """The spec of `stack`, from Pulumi.<stack>.yaml at the repository root."""
     path = stack_file(stack, root)
@@ -206,4 +337,4 @@ def load_spec(stack: str, root: Path = ROOT) -> EnvironmentSpec:
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise SpecError(f"{path.name} has no 'config:' map")
-    return _from_config(stack, config, path.name)
+    return spec_from_config(stack, config, path.name)

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from policies.core import (
     APP,
     CONTAINER,
+    CRITICAL,
     DEPLOYMENT,
     GATEWAY,
     HIGH,
@@ -22,6 +23,10 @@ from policies.core import (
     resource_policy,
 )
 
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
+KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
+IMAGE_ANNOTATION = "living-codex.io/image-configured"
 IMMUTABLE_TAG = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.\-]+)?$")
 MIN_PRODUCTION_REPLICAS = 3
 
@@ -69,9 +74,12 @@ def pinned_image(resource_type: str, props: Props) -> Iterable[str]:
         if resource_type == CONTAINER
         else [(str(c.get("name")), str(c.get("image", ""))) for c in containers(props)]
     )
+    configured = (props.get("metadata", {}).get("annotations") or {}).get(IMAGE_ANNOTATION)
+    if configured:  # a tag resolved to a digest at preview: the tag itself must still be a version
+        images.append(("(configured)", str(configured)))
     for name, image in images:
         container = {"name": name}
-        if "@sha256:" in image:
+        if "@sha256:" in image or IMAGE_ID.fullmatch(image):  # a digest, or a local build's image id
             continue
         tag = image.rsplit("/", 1)[-1].partition(":")[2]
         if not tag:
@@ -127,14 +135,41 @@ def host_namespaces(resource_type: str, props: Props) -> Iterable[str]:
     (DEPLOYMENT, HPA),
 )
 def production_replicas(resource_type: str, props: Props) -> Iterable[str]:
-    if resource_type == DEPLOYMENT and component(props) == APP:
-        replicas = props.get("spec", {}).get("replicas", 1)
+    if resource_type == DEPLOYMENT and component(props) == APP and "replicas" in props.get("spec", {}):
+        replicas = props["spec"]["replicas"]  # absent: the autoscaler owns the count (checked below)
         if replicas < MIN_PRODUCTION_REPLICAS:
             yield f"the app Deployment has {replicas} replicas"
     if resource_type == HPA and props.get("spec", {}).get("scaleTargetRef", {}).get("name") == APP:
         minimum = props["spec"].get("minReplicas", 1)
         if minimum < MIN_PRODUCTION_REPLICAS:
             yield f"the app autoscaler may scale down to {minimum}"
+
+
+@resource_policy(
+    "app-image-by-digest",
+    "The production app runs an exact image: repository@sha256:<digest>, never a movable tag.",
+    CRITICAL,
+    "Let the pipeline set living-codex:image to the pushed digest, or keep a published tag (resolved at preview).",
+    (DEPLOYMENT,),
+)
+def app_image_by_digest(resource_type: str, props: Props) -> Iterable[str]:
+    if component(props) != APP:
+        return
+    for container in containers(props):
+        if not DIGEST.search(str(container.get("image", ""))):
+            yield f"container {container.get('name')}: image {container.get('image')} has no @sha256 digest"
+
+
+@resource_policy(
+    "explicit-kubernetes-context",
+    "The Kubernetes provider names its cluster: never whatever kubectl context is current.",
+    CRITICAL,
+    "Set kubernetes:context (or kubernetes:kubeconfig) in the stack: pulumi config set kubernetes:context <name>.",
+    (KUBERNETES_PROVIDER,),
+)
+def explicit_context(resource_type: str, props: Props) -> Iterable[str]:
+    if not (props.get("context") or props.get("kubeconfig")):
+        yield "the Kubernetes provider has no context or kubeconfig: it would use the current kubectl context"
 
 
 @resource_policy(
@@ -150,6 +185,8 @@ def service_exposure(resource_type: str, props: Props) -> Iterable[str]:
         yield "type NodePort opens a port on every node"
     if kind == "LoadBalancer" and component(props) != GATEWAY:
         yield f"{component(props) or 'this service'} is a LoadBalancer; only the gateway may be"
+    if kind == "LoadBalancer" and props["spec"].get("externalTrafficPolicy") != "Local":
+        yield "the LoadBalancer is not externalTrafficPolicy: Local: clients arrive as node addresses"
 
 
 POLICIES = [
@@ -159,5 +196,7 @@ POLICIES = [
     restricted,
     host_namespaces,
     production_replicas,
+    app_image_by_digest,
+    explicit_context,
     service_exposure,
 ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from policies.core import (
+    CERTIFICATE,
     CONFIGMAP,
     CONTAINER,
     CREDENTIAL_NAME,
@@ -143,4 +145,45 @@ def nginx_headers(resource_type: str, props: Props) -> Iterable[str]:
             yield "nginx.conf has no client_max_body_size"
 
 
-POLICIES = [gateway_https, secrets_encrypted, jwt_secret, credentials_from_secrets, redis_tls, nginx_headers]
+# Names reserved for documentation and testing (RFC 2606, RFC 6761): no certificate can be issued for them.
+PLACEHOLDER_DOMAIN = re.compile(r"(^|\.)(example\.(com|net|org)|example|test|invalid|localhost|local)$", re.I)
+
+
+@resource_policy(
+    "no-placeholder-domain",
+    "Public certificates name a real domain, not a documentation placeholder.",
+    HIGH,
+    "Set living-codex:domain to the production domain (its DNS zone at the DNS-01 provider).",
+    (CERTIFICATE,),
+)
+def real_domain(resource_type: str, props: Props) -> Iterable[str]:
+    for name in (props.get("spec") or {}).get("dnsNames") or []:
+        in_cluster = str(name).endswith(".svc") or "." not in str(name)
+        if not in_cluster and PLACEHOLDER_DOMAIN.search(str(name)):
+            yield f"certificate for {name}: a placeholder domain"
+
+
+@resource_policy(
+    "metrics-not-public",
+    "The public gateway refuses /metrics; Prometheus scrapes the app's pods directly.",
+    HIGH,
+    "Render the gateway's nginx.conf with render_nginx(..., container=Container(...)).",
+    (CONFIGMAP, CONTAINER),
+)
+def metrics_not_public(resource_type: str, props: Props) -> Iterable[str]:
+    for conf in nginx_configs(resource_type, props):
+        block = re.search(r"location /metrics \{(.*?)\n\s*\}", conf, re.S)
+        if block is None or "proxy_pass" in block.group(1) or "deny all" not in block.group(1):
+            yield "nginx.conf serves /metrics to the public"
+
+
+POLICIES = [
+    gateway_https,
+    secrets_encrypted,
+    jwt_secret,
+    credentials_from_secrets,
+    redis_tls,
+    nginx_headers,
+    real_domain,
+    metrics_not_public,
+]

@@ -12,6 +12,7 @@ from policies.core import (
     CONTAINER,
     DEPLOYMENT,
     HIGH,
+    HPA,
     MEDIUM,
     NETWORK_POLICY,
     PDB,
@@ -41,8 +42,16 @@ def pdb_coverage(resources: Resources) -> Iterable[tuple[str, str]]:
     selectors = [
         dict(p.get("spec", {}).get("selector", {}).get("matchLabels", {})) for t, _, p in resources if t == PDB
     ]
+    # An autoscaled Deployment has no replicas field: its autoscaler's minimum counts.
+    minimums = {
+        p.get("spec", {}).get("scaleTargetRef", {}).get("name"): p.get("spec", {}).get("minReplicas", 1)
+        for t, _, p in resources
+        if t == HPA
+    }
     for type_, name, props in resources:
-        replicated = type_ == DEPLOYMENT and props.get("spec", {}).get("replicas", 1) > 1
+        spec = props.get("spec", {})
+        count = spec.get("replicas", minimums.get(props.get("metadata", {}).get("name"), 1))
+        replicated = type_ == DEPLOYMENT and count > 1
         if replicated and not any(_matches(s, _pod_labels(props)) for s in selectors):
             yield name, "replicated Deployment without a PodDisruptionBudget"
 

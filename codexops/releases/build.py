@@ -88,7 +88,7 @@ def build_release(
                 *_uv(),
                 "export",
                 "--frozen",
-                "--no-dev",
+                "--no-default-groups",  # the service's own dependencies, what app/Dockerfile installs
                 "--no-emit-project",
                 "--no-hashes",
                 "--format",
@@ -108,7 +108,9 @@ def build_release(
         shutil.copy2(wheel, staging / wheel.name)
         # Built in a scratch folder and moved into place whole: the virtualenv must be relocatable.
         progress("  installing the locked dependencies into the release's virtualenv")
-        _run([*_uv(), "venv", "--quiet", "--relocatable", "--python", sys.executable, str(staging / "venv")], cwd=source)
+        _run(
+            [*_uv(), "venv", "--quiet", "--relocatable", "--python", sys.executable, str(staging / "venv")], cwd=source
+        )
         python = str(staging / "venv" / "bin" / "python")
         _run(
             [*_uv(), "pip", "install", "--quiet", "--python", python, "-r", str(staging / "requirements.txt")],

@@ -1,10 +1,14 @@
 """The local backend: releases deployed to a stack's local environment (codexops/localenv.py).
 
-A deploy is a rolling replacement behind nginx, one replica at a time: nginx stops routing to the
-replica (graceful reload: the old workers finish their requests), the replica drains and stops, it
-restarts from the new release's virtualenv, and once it is ready and serves the new version nginx
-routes to it again. The other replicas carry the traffic meanwhile, so no request fails. A replica
-that does not become ready is put back on its previous release and the deploy stops there.
+A deploy is a rolling replacement behind nginx, one replica at a time: the replica is stopped (SIGTERM:
+it fails readiness and keeps serving for the spec's drain seconds, then closes its listener and
+finishes its requests), restarts from the new release's virtualenv on the same port, and the next
+replica follows once it is ready and serves the new version. Meanwhile nginx passes every request the
+stopped replica refuses to connect to on to another replica (`proxy_next_upstream error`; a request
+that was never sent is retried whatever its method), so clients see no failure. nginx is not reloaded:
+a reload closes the clients' idle keep-alive connections, and a client sending on one at that instant
+gets no answer. A replica that does not become ready is put back on its previous release and the
+deploy stops there.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from codexops.releases.model import Release
 from codexops.targets import local_target
 
 READY_TIMEOUT = 90.0
+ROUTED_TIMEOUT = 30.0
 DATABASE = "livingcodex"
 
 
@@ -38,16 +43,24 @@ class LocalBackend:
         local = localenv.local_stack(stack)
         if localenv.supervisord_pid(local) is None:
             progress(f"  stack {stack} is not running: starting it on its current release first")
-            localenv.up(local.spec, progress)
+            try:
+                localenv.up(local.spec, progress)
+            except localenv.LocalEnvError as exc:
+                return DeployOutcome(False, f"stack {stack} could not start: {exc}")
         try:
             backup = backup_if_schema_moves_forward(local, release, progress)
         except (subprocess.SubprocessError, OSError) as exc:
             return DeployOutcome(False, f"the backup before a schema change failed, nothing deployed: {exc}")
         for app, port in zip(local.apps, local.ports.apps, strict=True):
             progress(f"  {app} (:{port}) -> {release.id}")
-            problem = replace_replica(local, app, port, release, progress)
+            try:
+                problem = replace_replica(local, app, port, release, progress)
+            except localenv.LocalEnvError as exc:
+                return DeployOutcome(False, f"{app}: {exc}", backup)
             if problem:
+                _await_scrapes(local, progress)
                 return DeployOutcome(False, f"{app} did not serve {release.id}: {problem}; put back", backup)
+        _await_scrapes(local, progress)
         detail = f"{len(local.apps)} replicas of stack {stack} serve {release.id}"
         return DeployOutcome(True, detail + (f"; backup {backup}" if backup else ""), backup)
 
@@ -69,9 +82,12 @@ class LocalBackend:
 
 
 # -- the rolling replacement ----------------------------------------------------------------------
-def _route(local: localenv.LocalStack, serving: list[int]) -> None:
-    localenv.write_nginx_conf(local, serving)
-    localenv.reload_nginx(local)
+def _await_scrapes(local: localenv.LocalStack, progress: Progress) -> None:
+    """Return once Prometheus has scraped every replica since its restart (what the gate checks next)."""
+    try:
+        localenv.wait_until(lambda: localenv.replicas_scraped(local), "scrapes", 30, progress, local)
+    except localenv.LocalEnvError:
+        progress("  Prometheus has not scraped every replica within 30 s")
 
 
 def _set_release(local: localenv.LocalStack, app: str, release: dict[str, object] | None) -> None:
@@ -101,11 +117,15 @@ def _serving(port: int, release_id: str | None) -> bool:
 def _start(local: localenv.LocalStack, app: str, port: int, release_id: str | None) -> str | None:
     """Start the replica and wait until it serves; the reason when it does not."""
     localenv.supervisorctl("start", app, check=False, stack=local)
+    first_pid = localenv.supervisorctl("pid", app, check=False, stack=local).strip()
     began = time.monotonic()
     while time.monotonic() - began < READY_TIMEOUT:
         if _serving(port, release_id):
             return None
-        if localenv.process_states(local).get(app) == "FATAL":  # it keeps exiting at start-up
+        # A replica that exits while starting is restarted by supervisord: a new pid, or a failed state.
+        state = localenv.process_states(local).get(app)
+        pid = localenv.supervisorctl("pid", app, check=False, stack=local).strip()
+        if state in ("FATAL", "BACKOFF", "EXITED") or pid != first_pid:
             break
         time.sleep(0.3)
     log = local.runtime / "logs" / f"{app}.out.log"
@@ -116,10 +136,7 @@ def _start(local: localenv.LocalStack, app: str, port: int, release_id: str | No
 def replace_replica(
     local: localenv.LocalStack, app: str, port: int, release: Release, progress: Progress
 ) -> str | None:
-    others = [p for p in local.ports.apps if p != port]
     previous = localenv.read_state(local)["releases"].get(app)
-    if others:  # one replica alone cannot be replaced without a gap
-        _route(local, others)
     localenv.supervisorctl("stop", app, check=False, stack=local)  # SIGTERM: it drains, then exits
     _set_release(local, app, release.to_json())
     problem = _start(local, app, port, release.id)
@@ -128,12 +145,29 @@ def replace_replica(
         localenv.supervisorctl("stop", app, check=False, stack=local)
         _set_release(local, app, previous)
         if _start(local, app, port, previous["id"] if previous else None):
-            progress(f"  {app} did not come back on its previous release either; nginx keeps it out")
+            progress(f"  {app} did not come back on its previous release either")
             return problem
-    _route(local, list(local.ports.apps))
+    if not _routed_again(local, app):
+        progress(f"  the gateway has not routed to {app} again within {ROUTED_TIMEOUT:.0f} s")
     if not problem:
         progress(f"  {app} serves {release.id}")
     return problem
+
+
+def _routed_again(local: localenv.LocalStack, app: str) -> bool:
+    """nginx answers from the replica again: after refused connections it may hold it out for up to
+    fail_timeout, and the next replica must not stop before this one carries traffic."""
+    instance = f"{local.name}-{app}"
+    began = time.monotonic()
+    with httpx.Client(base_url=local.gateway_url(), timeout=5) as client:
+        while time.monotonic() - began < ROUTED_TIMEOUT:
+            try:
+                if client.get("/health").json().get("instance") == instance:
+                    return True
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.1)
+    return False
 
 
 # -- database backup and restore -----------------------------------------------------------------

@@ -3,6 +3,7 @@ and a shutdown that matches the service's graceful drain."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pulumi
@@ -11,12 +12,15 @@ import pulumi_kubernetes as k8s
 
 from infra.app_env import plain_env
 from infra.components.target import (
+    CHECKSUM_ANNOTATION,
     ROOT_PATH,
     Target,
+    checksum,
     child,
     docker_healthcheck,
     docker_network,
     labels,
+    megabytes,
     metadata,
     pod_security,
     resources,
@@ -25,6 +29,25 @@ from infra.components.target import (
 from infra.secrets import SOURCES_ANNOTATION
 
 APP_UID = 10001  # the non-root user of app/Dockerfile
+DIGEST = "@sha256:"
+IMAGE_ANNOTATION = "living-codex.io/image-configured"  # read by the policy pack
+
+
+def repository(image: str) -> str:
+    """The image without its tag or digest: ghcr.io/org/app:1.0 -> ghcr.io/org/app."""
+    name = image.split("@", 1)[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+
+
+def registry_digest(target: Target) -> pulumi.Output[str]:
+    """The pinned tag resolved to its digest in the registry: a real preview fails, naming the image,
+    when nothing has published it; the Deployment then runs exactly that digest."""
+    image = target.spec.image
+    found = docker.get_registry_image_output(name=image, opts=pulumi.InvokeOutputOptions(provider=target.registry))
+    target.prerequisites.append(f"image {image} published (the pipeline pushes it; preview resolves its digest)")
+    digest: pulumi.Output[str] = found.sha256_digest
+    return digest.apply(lambda value: f"{repository(image)}@{value}")
 
 
 class App(pulumi.ComponentResource):
@@ -60,18 +83,21 @@ class App(pulumi.ComponentResource):
     # -- staging --------------------------------------------------------------------------
     def _docker(self, target: Target, env: dict[str, str], secret_env: dict[str, pulumi.Output[str]]) -> None:
         spec = target.spec
-        self.image = docker.Image(
-            "app-image",
-            image_name=spec.image,
-            skip_push=True,
-            build={
-                "context": str(ROOT_PATH),
-                "dockerfile": str(ROOT_PATH / "app" / "Dockerfile"),
-                "platform": "linux/amd64",
-            },
-            opts=child(self),
-        )
-        self.image_ref = self.image.image_name
+        if DIGEST in spec.image:  # the pipeline's pushed image
+            self.image_ref = spec.image
+        else:  # built here; the digest (not the tag) makes a rebuild replace the containers
+            self.image = docker.Image(
+                "app-image",
+                image_name=spec.image,
+                skip_push=True,
+                build={
+                    "context": str(ROOT_PATH),
+                    "dockerfile": str(ROOT_PATH / "app" / "Dockerfile"),
+                    "platform": "linux/amd64",
+                },
+                opts=child(self),
+            )
+            self.image_ref = self.image.repo_digest
         env = {**env, "SHUTDOWN_DRAIN_SECONDS": str(spec.shutdown.drainSeconds)}
         envs: list[pulumi.Input[str]] = [f"{k}={v}" for k, v in env.items()]
         envs += [pulumi.Output.concat(k, "=", v) for k, v in secret_env.items()]
@@ -83,7 +109,7 @@ class App(pulumi.ComponentResource):
                     name=host,
                     image=self.image_ref,
                     restart="unless-stopped",
-                    memory=spec.resources.memory_limit_bytes // (1024 * 1024),
+                    memory=megabytes(spec.resources.memoryLimit),
                     networks_advanced=docker_network(target, host),
                     envs=envs,
                     labels=[{"label": SOURCES_ANNOTATION, "value": target.secret_sources}],
@@ -96,6 +122,7 @@ class App(pulumi.ComponentResource):
                             f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{self.port}/health/ready')",
                         ]
                     ),
+                    wait=True,  # the gateway is declared after the app: it starts on healthy replicas
                     opts=child(self),
                 )
             )
@@ -104,7 +131,7 @@ class App(pulumi.ComponentResource):
     def _kubernetes(self, target: Target, env: dict[str, str], secret_keys: list[str]) -> None:
         spec = target.spec
         component = "app"
-        self.image_ref = spec.image
+        self.image_ref = spec.image if DIGEST in spec.image else registry_digest(target)
         self.hosts = target.app_hosts
         self.config_map = k8s.core.v1.ConfigMap(
             "app-config", metadata=metadata(target, component), data=env, opts=child(self)
@@ -113,7 +140,7 @@ class App(pulumi.ComponentResource):
         http = {"port": "http"}
         container: dict[str, Any] = {
             "name": "app",
-            "image": spec.image,
+            "image": self.image_ref,
             "imagePullPolicy": "IfNotPresent",
             "ports": [{"containerPort": self.port, "name": "http"}],
             "envFrom": [{"configMapRef": {"name": f"{self.host}"}}],
@@ -163,9 +190,9 @@ class App(pulumi.ComponentResource):
             )
         self.deployment = k8s.apps.v1.Deployment(
             "app",
-            metadata=metadata(target, component),
-            spec={
-                "replicas": spec.replicas,
+            # The configured reference beside the resolved digest: the policy pack checks both.
+            metadata={**metadata(target, component), "annotations": {IMAGE_ANNOTATION: spec.image}},
+            spec={  # no replicas: the autoscaler owns them, and `pulumi up` must not scale in
                 "revisionHistoryLimit": 5,
                 "selector": {"matchLabels": labels(component)},
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
@@ -175,6 +202,10 @@ class App(pulumi.ComponentResource):
                         "annotations": {
                             "prometheus.io/scrape": "true",
                             "prometheus.io/path": "/metrics/prometheus",
+                            # Pods roll when their settings or secrets change.
+                            CHECKSUM_ANNOTATION: checksum(
+                                json.dumps(env, sort_keys=True), target.secret_checksum(*secret_keys)
+                            ),
                         },
                     },
                     "spec": {

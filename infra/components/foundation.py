@@ -9,23 +9,35 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
-from infra.components.target import PREFIX, Target, child, labels
+from infra.components.target import PREFIX, Target, child, labels, stateful
+from infra.render import ALERTMANAGER_PORT
 from infra.secrets import SOURCES_ANNOTATION
+from infra.spec import EnvironmentSpec
 
-# (policy name, pods it selects, ports they accept, from which components)
-INGRESS_PATHS: list[tuple[str, str, list[int], list[str]]] = [
-    ("app-from-gateway-and-prometheus", "app", [5002], ["gateway", "prometheus"]),
-    ("postgres-from-app", "postgres", [5432], ["app"]),
-    ("redis-from-app", "redis", [6379], ["app"]),
-    ("jaeger-from-app", "jaeger", [4318], ["app"]),
-    ("prometheus-from-grafana", "prometheus", [9090], ["grafana"]),
-]
-EGRESS_PATHS: list[tuple[str, str, list[int], list[str]]] = [
-    ("gateway-to-app", "gateway", [5002], ["app"]),
-    ("app-to-backends", "app", [5432, 6379, 4318], ["postgres", "redis", "jaeger"]),
-    ("prometheus-to-app", "prometheus", [5002], ["app"]),
-    ("grafana-to-prometheus", "grafana", [9090], ["prometheus"]),
-]
+Path = tuple[str, str, list[int], list[str]]  # (policy name, pods it selects, ports, peer components)
+
+
+def ingress_paths(spec: EnvironmentSpec) -> list[Path]:
+    app = spec.ports.app
+    return [
+        ("app-from-gateway-and-prometheus", "app", [app], ["gateway", "prometheus"]),
+        ("postgres-from-app-and-backup", "postgres", [5432], ["app", "postgres-backup"]),
+        ("redis-from-app", "redis", [6379], ["app"]),
+        ("jaeger-from-app", "jaeger", [4318], ["app"]),
+        ("prometheus-from-grafana", "prometheus", [9090], ["grafana"]),
+        ("alertmanager-from-prometheus", "alertmanager", [ALERTMANAGER_PORT], ["prometheus"]),
+    ]
+
+
+def egress_paths(spec: EnvironmentSpec) -> list[Path]:
+    app = spec.ports.app
+    return [
+        ("gateway-to-app", "gateway", [app], ["app"]),
+        ("app-to-backends", "app", [5432, 6379, 4318], ["postgres", "redis", "jaeger"]),
+        ("prometheus-to-app-and-alertmanager", "prometheus", [app, ALERTMANAGER_PORT], ["app", "alertmanager"]),
+        ("grafana-to-prometheus", "grafana", [9090], ["prometheus"]),
+        ("backup-to-postgres", "postgres-backup", [5432], ["postgres"]),
+    ]
 
 
 class Foundation(pulumi.ComponentResource):
@@ -74,7 +86,8 @@ class Foundation(pulumi.ComponentResource):
                     "app.kubernetes.io/part-of": PREFIX,
                 },
             },
-            opts=child(self),
+            # Deleting a namespace deletes every claim in it: a renamed namespace leaves the old one.
+            opts=stateful(self, target),
         )
         after_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
         self.secret = k8s.core.v1.Secret(
@@ -112,7 +125,7 @@ class Foundation(pulumi.ComponentResource):
                 "ingress": [{"ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8443}]}],
             },
         )
-        for name, selected, ports, peers in INGRESS_PATHS:
+        for name, selected, ports, peers in ingress_paths(target.spec):
             self._policy(
                 target,
                 name,
@@ -127,7 +140,7 @@ class Foundation(pulumi.ComponentResource):
                     ],
                 },
             )
-        for name, selected, ports, peers in EGRESS_PATHS:
+        for name, selected, ports, peers in egress_paths(target.spec):
             self._policy(
                 target,
                 name,
@@ -149,5 +162,14 @@ class Foundation(pulumi.ComponentResource):
                 "podSelector": {"matchLabels": labels("prometheus")},
                 "policyTypes": ["Egress"],
                 "egress": [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}],
+            },
+        )
+        self._policy(
+            target,
+            "alertmanager-to-receivers",
+            {
+                "podSelector": {"matchLabels": labels("alertmanager")},
+                "policyTypes": ["Egress"],
+                "egress": [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 587}]}],
             },
         )

@@ -7,22 +7,28 @@ import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
 from infra import images
+from infra.components.issuers import WAIT_READY
 from infra.components.target import (
+    CHECKSUM_ANNOTATION,
     Target,
+    checksum,
     child,
+    cpu_count,
     docker_healthcheck,
     docker_network,
     labels,
+    megabytes,
     metadata,
     pod_security,
     resources,
     restricted_container,
 )
-from infra.render import render_nginx
+from infra.render import Container, render_nginx
 
 # The unprivileged nginx image cannot bind ports below 1024; the Service or the host maps 80/443.
 HTTP, HTTPS = 8080, 8443
 TLS_DIR = "/etc/nginx/tls"
+CONF_DIR = "/etc/nginx/living-codex"  # a directory mount (not subPath), so a changed ConfigMap reaches it
 
 
 class Gateway(pulumi.ComponentResource):
@@ -48,6 +54,11 @@ class Gateway(pulumi.ComponentResource):
             tls_cert=f"{TLS_DIR}/tls.crt" if spec.tls else "",
             tls_key=f"{TLS_DIR}/tls.key" if spec.tls else "",
             runtime_dir="/tmp",
+            container=Container(
+                resolver=target.resolver,
+                worker_processes=cpu_count(spec.gateway.resources.cpuLimit),
+                real_ip_from=spec.gateway.trustedProxies,
+            ),
         )
         if target.kubernetes:
             self._kubernetes(target)
@@ -62,7 +73,7 @@ class Gateway(pulumi.ComponentResource):
             name=host,
             image=images.NGINX,
             restart="unless-stopped",
-            memory=128,
+            memory=megabytes(target.spec.gateway.resources.memoryLimit),
             networks_advanced=docker_network(target, host),
             ports=[{"internal": HTTP, "external": target.spec.ports.http}],
             uploads=[{"file": "/etc/nginx/nginx.conf", "content": self.nginx_conf}],
@@ -83,7 +94,7 @@ class Gateway(pulumi.ComponentResource):
                 "gateway-tls",
                 api_version="cert-manager.io/v1",
                 kind="Certificate",
-                metadata=metadata(target, component, self.tls_secret),
+                metadata={**metadata(target, component, self.tls_secret), "annotations": WAIT_READY},
                 spec={
                     "secretName": self.tls_secret,
                     "dnsNames": [spec.domain],
@@ -92,7 +103,7 @@ class Gateway(pulumi.ComponentResource):
                 opts=child(self),
             )
         mounts: list[dict[str, object]] = [
-            {"name": "config", "mountPath": "/etc/nginx/nginx.conf", "subPath": "nginx.conf"},
+            {"name": "config", "mountPath": CONF_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
         ]
         volumes: list[dict[str, object]] = [
@@ -103,14 +114,18 @@ class Gateway(pulumi.ComponentResource):
             mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
             volumes.append({"name": "tls", "secret": {"secretName": self.tls_secret}})
         probe = {"tcpSocket": {"port": HTTP}, "periodSeconds": 10}
+        limits = spec.gateway.resources
         self.deployment = k8s.apps.v1.Deployment(
             "gateway",
             metadata=metadata(target, component),
             spec={
-                "replicas": 2,
+                "replicas": spec.gateway.replicas,
                 "selector": {"matchLabels": labels(component)},
                 "template": {
-                    "metadata": {"labels": labels(component)},
+                    "metadata": {
+                        "labels": labels(component),
+                        "annotations": {CHECKSUM_ANNOTATION: checksum(self.nginx_conf)},
+                    },
                     "spec": {
                         "securityContext": pod_security(101),
                         "automountServiceAccountToken": False,
@@ -118,11 +133,14 @@ class Gateway(pulumi.ComponentResource):
                             {
                                 "name": "nginx",
                                 "image": images.NGINX,
+                                "args": ["nginx", "-c", f"{CONF_DIR}/nginx.conf", "-g", "daemon off;"],
                                 "ports": [
                                     {"containerPort": HTTP, "name": "http"},
                                     {"containerPort": HTTPS, "name": "https"},
                                 ],
-                                "resources": resources("100m", "64Mi", "500m", "128Mi"),
+                                "resources": resources(
+                                    limits.cpuRequest, limits.memoryRequest, limits.cpuLimit, limits.memoryLimit
+                                ),
                                 "securityContext": restricted_container(),
                                 "readinessProbe": probe,
                                 "livenessProbe": probe,
@@ -141,7 +159,13 @@ class Gateway(pulumi.ComponentResource):
         self.service = k8s.core.v1.Service(
             "gateway",
             metadata=metadata(target, component),
-            spec={"type": "LoadBalancer", "selector": labels(component), "ports": ports},
+            # Local: clients keep their own address (rate limits per client) and no node forwards traffic.
+            spec={
+                "type": "LoadBalancer",
+                "externalTrafficPolicy": "Local",
+                "selector": labels(component),
+                "ports": ports,
+            },
             opts=child(self),
         )
         self.pdb = k8s.policy.v1.PodDisruptionBudget(

@@ -1,4 +1,6 @@
-"""Prometheus (scrape config and the generated alert rules), Grafana (provisioned), Jaeger."""
+"""Prometheus (scrape config, the generated alert rules, alerts sent to Alertmanager), Alertmanager (the
+spec's receivers), Grafana (provisioned), Jaeger (bounded memory). Prometheus, Alertmanager and Grafana
+keep their data on volumes that outlive the containers and pods."""
 
 from __future__ import annotations
 
@@ -11,43 +13,87 @@ import pulumi_kubernetes as k8s
 from infra import images
 from infra.alerts import render_alert_rules
 from infra.components.target import (
+    CHECKSUM_ANNOTATION,
     Target,
+    checksum,
     child,
     docker_healthcheck,
     docker_network,
     labels,
+    megabytes,
     metadata,
     pod_security,
+    pvc,
     resources,
     restricted_container,
+    stateful,
 )
 from infra.dashboard import GRAFANA_DASHBOARD_PROVIDER, GRAFANA_DATASOURCE, render_dashboard
-from infra.render import render_prometheus
+from infra.render import (
+    ALERTMANAGER_PORT,
+    ALERTMANAGER_SECRETS_DIR,
+    alertmanager_secret_keys,
+    render_alertmanager,
+    render_prometheus,
+)
+from infra.spec import NAMESPACE, Service
 
 PROMETHEUS_PORT, GRAFANA_PORT, OTLP_HTTP_PORT, JAEGER_UI_PORT = 9090, 3000, 4318, 16686
+# Where each service keeps its data (a volume or claim), and the uid that owns it.
+DATA = {
+    "prometheus": ("/prometheus", 65534),
+    "alertmanager": ("/alertmanager", 65534),
+    "grafana": ("/var/lib/grafana", 472),
+}
+GRAFANA_ENV = {
+    "GF_AUTH_ANONYMOUS_ENABLED": "false",
+    "GF_LOG_MODE": "console",  # the default file log cannot be written under a read-only root
+}
+
+
+def _limits(service: Service) -> dict[str, Any]:
+    r = service.resources
+    return resources(r.cpuRequest, r.memoryRequest, r.cpuLimit, r.memoryLimit)
 
 
 class Observability(pulumi.ComponentResource):
     prometheus_config: str
     alert_rules: str
+    alertmanager_config: str
     containers: dict[str, docker.Container]
+    volumes: dict[str, docker.Volume]
     deployments: dict[str, k8s.apps.v1.Deployment]
     services: dict[str, k8s.core.v1.Service]
     config_maps: dict[str, k8s.core.v1.ConfigMap]
+    claims: dict[str, k8s.core.v1.PersistentVolumeClaim]
 
     def __init__(
         self, name: str, target: Target, app_targets: list[str], opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("living-codex:index:Observability", name, None, opts)
         spec = target.spec
-        self.containers, self.deployments, self.services, self.config_maps = {}, {}, {}, {}
+        self.containers, self.volumes, self.deployments, self.services = {}, {}, {}, {}
+        self.config_maps, self.claims = {}, {}
         self.otlp_endpoint = f"http://{target.host('jaeger')}:{OTLP_HTTP_PORT}"
+        self.alertmanager_address = f"{target.host('alertmanager')}:{ALERTMANAGER_PORT}"
         self.prometheus_config = render_prometheus(
-            spec, app_targets, rules_path="/etc/prometheus/alert-rules.yml", kubernetes_sd=target.kubernetes
+            spec,
+            app_targets,
+            rules_path="/etc/prometheus/alert-rules.yml",
+            kubernetes_sd=target.kubernetes,
+            alertmanagers=[self.alertmanager_address],
         )
         self.alert_rules = render_alert_rules(spec)
+        self.alertmanager_config = render_alertmanager(spec)
+        self.alertmanager_secrets = {
+            key: pulumi.Config(NAMESPACE).require_secret(key) for key in alertmanager_secret_keys(spec)
+        }
         self.datasource = GRAFANA_DATASOURCE.format(url=f"http://{target.host('prometheus')}:{PROMETHEUS_PORT}")
         self.dashboard = render_dashboard(spec)
+        self.jaeger_env = {
+            "COLLECTOR_OTLP_ENABLED": "true",
+            "MEMORY_MAX_TRACES": str(spec.observability.jaegerMaxTraces),
+        }
         if target.kubernetes:
             self._kubernetes(target)
         else:
@@ -56,15 +102,18 @@ class Observability(pulumi.ComponentResource):
 
     # -- staging --------------------------------------------------------------------------
     def _container(
-        self, target: Target, service: str, image: str, memory: int, health: list[str], **extra: Any
+        self, target: Target, service: str, image: str, limits: Service, health: list[str], **extra: Any
     ) -> None:
         host = target.host(service)
+        if service in DATA:
+            self.volumes[service] = docker.Volume(f"{service}-data", name=f"{host}-data", opts=stateful(self, target))
+            extra["volumes"] = [{"volume_name": self.volumes[service].name, "container_path": DATA[service][0]}]
         self.containers[service] = docker.Container(
             service,
             name=host,
             image=image,
             restart="unless-stopped",
-            memory=memory,
+            memory=megabytes(limits.resources.memoryLimit),
             networks_advanced=docker_network(target, host),
             healthcheck=docker_healthcheck(health),
             opts=child(self),
@@ -72,12 +121,18 @@ class Observability(pulumi.ComponentResource):
         )
 
     def _docker(self, target: Target) -> None:
+        o = target.spec.observability
         self._container(
             target,
             "prometheus",
             images.PROMETHEUS,
-            512,
+            o.prometheus,
             ["CMD", "wget", "-qO-", f"http://127.0.0.1:{PROMETHEUS_PORT}/-/ready"],
+            command=[
+                "--config.file=/etc/prometheus/prometheus.yml",
+                "--storage.tsdb.path=/prometheus",
+                f"--storage.tsdb.retention.time={o.prometheusRetention}",
+            ],
             uploads=[
                 {"file": "/etc/prometheus/prometheus.yml", "content": self.prometheus_config},
                 {"file": "/etc/prometheus/alert-rules.yml", "content": self.alert_rules},
@@ -85,14 +140,39 @@ class Observability(pulumi.ComponentResource):
         )
         self._container(
             target,
+            "alertmanager",
+            images.ALERTMANAGER,
+            o.alertmanager,
+            ["CMD", "wget", "-qO-", f"http://127.0.0.1:{ALERTMANAGER_PORT}/-/ready"],
+            command=[
+                "--config.file=/etc/alertmanager/alertmanager.yml",
+                "--storage.path=/alertmanager",
+                "--cluster.listen-address=",  # one instance: no gossip peers
+            ],
+            uploads=[{"file": "/etc/alertmanager/alertmanager.yml", "content": self.alertmanager_config}]
+            + [
+                {"file": f"{ALERTMANAGER_SECRETS_DIR}/{key}", "content": value}
+                for key, value in self.alertmanager_secrets.items()
+            ],
+        )
+        self._container(
+            target,
             "grafana",
             images.GRAFANA,
-            256,
+            o.grafana,
             ["CMD", "wget", "-qO-", f"http://127.0.0.1:{GRAFANA_PORT}/api/health"],
-            envs=["GF_AUTH_ANONYMOUS_ENABLED=false"],
+            envs=[f"{k}={v}" for k, v in GRAFANA_ENV.items()]
+            + [pulumi.Output.concat("GF_SECURITY_ADMIN_PASSWORD=", target.secret_data["grafanaPassword"])],
             uploads=self._grafana_files(),
         )
-        self._container(target, "jaeger", images.JAEGER, 512, ["CMD", "wget", "-qO-", "http://127.0.0.1:14269/"])
+        self._container(
+            target,
+            "jaeger",
+            images.JAEGER,
+            o.jaeger,
+            ["CMD", "wget", "-qO-", "http://127.0.0.1:14269/"],
+            envs=[f"{k}={v}" for k, v in self.jaeger_env.items()],
+        )
 
     def _grafana_files(self) -> list[dict[str, str]]:
         base = "/etc/grafana/provisioning"
@@ -109,11 +189,24 @@ class Observability(pulumi.ComponentResource):
         service: str,
         image: str,
         port: int,
-        uid: int,
+        limits: Service,
         container: dict[str, Any],
         volumes: list[dict[str, Any]],
+        rollout: pulumi.Input[str],
         service_account: str | None = None,
     ) -> None:
+        """One replica; with a data claim, Recreate (a ReadWriteOnce claim cannot attach to two pods)."""
+        mounts = list(container.pop("volumeMounts", []))
+        strategy = {"type": "RollingUpdate"}
+        if service in DATA and limits.storage:
+            self.claims[service] = pvc(self, target, service, limits.storage, f"{service}-data")
+            volumes = [
+                *volumes,
+                {"name": "data", "persistentVolumeClaim": {"claimName": f"{target.host(service)}-data"}},
+            ]
+            mounts.append({"name": "data", "mountPath": DATA[service][0]})
+            strategy = {"type": "Recreate"}
+        uid = DATA[service][1] if service in DATA else 10001
         pod: dict[str, Any] = {
             "securityContext": pod_security(uid),
             "automountServiceAccountToken": service_account is not None,
@@ -125,6 +218,8 @@ class Observability(pulumi.ComponentResource):
                     "securityContext": restricted_container(),
                     "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 10},
                     "livenessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 20},
+                    "resources": _limits(limits),
+                    "volumeMounts": mounts,
                     **container,
                 }
             ],
@@ -137,8 +232,12 @@ class Observability(pulumi.ComponentResource):
             metadata=metadata(target, service),
             spec={
                 "replicas": 1,
+                "strategy": strategy,
                 "selector": {"matchLabels": labels(service)},
-                "template": {"metadata": {"labels": labels(service)}, "spec": pod},
+                "template": {
+                    "metadata": {"labels": labels(service), "annotations": {CHECKSUM_ANNOTATION: rollout}},
+                    "spec": pod,
+                },
             },
             opts=child(self),
         )
@@ -163,6 +262,13 @@ class Observability(pulumi.ComponentResource):
         return name
 
     def _kubernetes(self, target: Target) -> None:
+        self._prometheus(target)
+        self._alertmanager(target)
+        self._grafana(target)
+        self._jaeger(target)
+
+    def _prometheus(self, target: Target) -> None:
+        o = target.spec.observability
         account = target.host("prometheus")
         self.service_account = k8s.core.v1.ServiceAccount(
             "prometheus", metadata=metadata(target, "prometheus"), opts=child(self)
@@ -186,43 +292,68 @@ class Observability(pulumi.ComponentResource):
             subjects=[{"kind": "ServiceAccount", "name": account, "namespace": target.namespace}],
             opts=child(self),
         )
-        prom_config = self._config_map(
-            target,
-            "prometheus",
-            {"prometheus.yml": self.prometheus_config, "alert-rules.yml": self.alert_rules},
-        )
+        data = {"prometheus.yml": self.prometheus_config, "alert-rules.yml": self.alert_rules}
+        prom_config = self._config_map(target, "prometheus", data)
         self._deployment(
             target,
             "prometheus",
             images.PROMETHEUS,
             PROMETHEUS_PORT,
-            65534,
+            o.prometheus,
             {
                 "args": [
                     "--config.file=/etc/prometheus/prometheus.yml",
                     "--storage.tsdb.path=/prometheus",
-                    "--storage.tsdb.retention.time=15d",
+                    f"--storage.tsdb.retention.time={o.prometheusRetention}",
                 ],
-                "resources": resources("200m", "512Mi", "1", "2Gi"),
-                "volumeMounts": [
-                    {"name": "config", "mountPath": "/etc/prometheus"},
-                    {"name": "data", "mountPath": "/prometheus"},
-                ],
+                "volumeMounts": [{"name": "config", "mountPath": "/etc/prometheus"}],
             },
-            [{"name": "config", "configMap": {"name": prom_config}}, {"name": "data", "emptyDir": {}}],
+            [{"name": "config", "configMap": {"name": prom_config}}],
+            checksum(*data.values()),
             service_account=account,
         )
         self._service(target, "prometheus", [("http", PROMETHEUS_PORT)])
 
-        grafana_config = self._config_map(
+    def _alertmanager(self, target: Target) -> None:
+        config = self._config_map(target, "alertmanager", {"alertmanager.yml": self.alertmanager_config})
+        volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": config}}]
+        mounts: list[dict[str, Any]] = [{"name": "config", "mountPath": "/etc/alertmanager/config"}]
+        if self.alertmanager_secrets:  # receiver credentials, read by Alertmanager as files
+            secret = k8s.core.v1.Secret(
+                "alertmanager-secrets",
+                metadata=metadata(target, "alertmanager", f"{target.host('alertmanager')}-secrets"),
+                type="Opaque",
+                string_data=self.alertmanager_secrets,
+                opts=child(self),
+            )
+            volumes.append({"name": "secrets", "secret": {"secretName": secret.metadata["name"]}})
+            mounts.append({"name": "secrets", "mountPath": ALERTMANAGER_SECRETS_DIR, "readOnly": True})
+        self._deployment(
             target,
-            "grafana",
+            "alertmanager",
+            images.ALERTMANAGER,
+            ALERTMANAGER_PORT,
+            target.spec.observability.alertmanager,
             {
-                "datasource.yml": self.datasource,
-                "provider.yml": GRAFANA_DASHBOARD_PROVIDER,
-                "living-codex.json": self.dashboard,
+                "args": [
+                    "--config.file=/etc/alertmanager/config/alertmanager.yml",
+                    "--storage.path=/alertmanager",
+                    "--cluster.listen-address=",  # one replica: no gossip peers
+                ],
+                "volumeMounts": mounts,
             },
+            volumes,
+            checksum(self.alertmanager_config, *self.alertmanager_secrets.values()),
         )
+        self._service(target, "alertmanager", [("http", ALERTMANAGER_PORT)])
+
+    def _grafana(self, target: Target) -> None:
+        data = {
+            "datasource.yml": self.datasource,
+            "provider.yml": GRAFANA_DASHBOARD_PROVIDER,
+            "living-codex.json": self.dashboard,
+        }
+        grafana_config = self._config_map(target, "grafana", data)
 
         def items(key: str, path: str) -> dict[str, Any]:
             return {"configMap": {"name": grafana_config, "items": [{"key": key, "path": path}]}}
@@ -232,47 +363,50 @@ class Observability(pulumi.ComponentResource):
             "grafana",
             images.GRAFANA,
             GRAFANA_PORT,
-            472,
+            target.spec.observability.grafana,
             {
                 "env": [
                     {
                         "name": "GF_SECURITY_ADMIN_PASSWORD",
                         "valueFrom": {"secretKeyRef": {"name": target.secret_name, "key": "grafanaPassword"}},
                     },
-                    {"name": "GF_AUTH_ANONYMOUS_ENABLED", "value": "false"},
+                    *({"name": k, "value": v} for k, v in GRAFANA_ENV.items()),
                 ],
-                "resources": resources("100m", "128Mi", "500m", "256Mi"),
                 "volumeMounts": [
                     {"name": "datasources", "mountPath": "/etc/grafana/provisioning/datasources"},
                     {"name": "providers", "mountPath": "/etc/grafana/provisioning/dashboards"},
                     {"name": "dashboards", "mountPath": "/var/lib/grafana/dashboards"},
-                    {"name": "data", "mountPath": "/var/lib/grafana"},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                    {"name": "logs", "mountPath": "/var/log/grafana"},
                 ],
             },
             [
                 {**items("datasource.yml", "prometheus.yml"), "name": "datasources"},
                 {**items("provider.yml", "living-codex.yml"), "name": "providers"},
                 {**items("living-codex.json", "living-codex.json"), "name": "dashboards"},
-                {"name": "data", "emptyDir": {}},
+                {"name": "tmp", "emptyDir": {}},
+                {"name": "logs", "emptyDir": {}},
             ],
+            checksum(*data.values(), target.secret_checksum("grafanaPassword")),
         )
         self._service(target, "grafana", [("http", GRAFANA_PORT)])
 
+    def _jaeger(self, target: Target) -> None:
         self._deployment(
             target,
             "jaeger",
             images.JAEGER,
             JAEGER_UI_PORT,
-            10001,
+            target.spec.observability.jaeger,
             {
-                "env": [{"name": "COLLECTOR_OTLP_ENABLED", "value": "true"}],
+                "env": [{"name": k, "value": v} for k, v in self.jaeger_env.items()],
                 "ports": [
                     {"containerPort": JAEGER_UI_PORT, "name": "http"},
                     {"containerPort": OTLP_HTTP_PORT, "name": "otlp-http"},
                 ],
-                "resources": resources("100m", "256Mi", "500m", "512Mi"),
                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
             },
             [{"name": "tmp", "emptyDir": {}}],
+            checksum(*self.jaeger_env.values()),
         )
         self._service(target, "jaeger", [("http", JAEGER_UI_PORT), ("otlp-http", OTLP_HTTP_PORT)])

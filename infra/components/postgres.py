@@ -1,7 +1,11 @@
-"""PostgreSQL: a container with a volume (staging), a StatefulSet with a volume claim (production),
-or an external managed server (by config)."""
+"""PostgreSQL: a container with a volume (staging), a StatefulSet with a volume claim and a pg_dump
+CronJob (production), or an external managed server (by config). The role's password follows the
+stack's Secret at every start (infra/pg_scripts.py)."""
 
 from __future__ import annotations
+
+import shlex
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
@@ -9,6 +13,8 @@ import pulumi_kubernetes as k8s
 
 from infra import images
 from infra.components.target import (
+    CHECKSUM_ANNOTATION,
+    STATEFULSET_RETENTION,
     Target,
     child,
     data_claim,
@@ -16,13 +22,19 @@ from infra.components.target import (
     docker_network,
     headless_service,
     labels,
+    megabytes,
     metadata,
     pod_security,
+    pvc,
     resources,
     restricted_container,
+    stateful,
 )
+from infra.pg_scripts import DATABASE, DOCKER_ENTRYPOINT, PASSWORD_SYNC, RESTORE_SCRIPT, ROLE, backup_script
 
 PORT = 5432
+POSTGRES_UID = 70  # the alpine image's postgres user
+BACKUPS = "/backups"
 
 
 class Postgres(pulumi.ComponentResource):
@@ -31,6 +43,9 @@ class Postgres(pulumi.ComponentResource):
     volume: docker.Volume | None = None
     service: k8s.core.v1.Service | None = None
     statefulset: k8s.apps.v1.StatefulSet | None = None
+    backups: k8s.core.v1.PersistentVolumeClaim | None = None
+    backup_job: k8s.batch.v1.CronJob | None = None
+    restore_command: str = ""
 
     def __init__(
         self,
@@ -46,38 +61,48 @@ class Postgres(pulumi.ComponentResource):
         if store.mode == "external":
             pass  # a managed server: only its address and the password are used
         elif target.kubernetes:
-            self._kubernetes(target, password)
+            self._kubernetes(target)
         else:
             self._docker(target, password)
         self.register_outputs({"host": self.host})
 
     def _docker(self, target: Target, password: pulumi.Output[str]) -> None:
-        self.volume = docker.Volume("postgres-data", name=f"{self.host}-data", opts=child(self))
+        self.volume = docker.Volume("postgres-data", name=f"{self.host}-data", opts=stateful(self, target))
         self.container = docker.Container(
             "postgres",
             name=self.host,
             image=images.POSTGRES,
             restart="unless-stopped",
-            memory=512,
+            memory=megabytes(target.spec.postgres.resources.memoryLimit),
             networks_advanced=docker_network(target, self.host),
             envs=[
                 pulumi.Output.concat("POSTGRES_PASSWORD=", password),
-                "POSTGRES_USER=codex",
-                "POSTGRES_DB=livingcodex",
+                f"POSTGRES_USER={ROLE}",
+                f"POSTGRES_DB={DATABASE}",
             ],
+            entrypoints=["sh", "-c", DOCKER_ENTRYPOINT],
             volumes=[{"volume_name": self.volume.name, "container_path": "/var/lib/postgresql/data"}],
-            healthcheck=docker_healthcheck(["CMD-SHELL", "pg_isready -U codex -d livingcodex"]),
+            healthcheck=docker_healthcheck(["CMD-SHELL", f"pg_isready -U {ROLE} -d {DATABASE}"]),
+            wait=True,  # `pulumi up` goes on to the app only once PostgreSQL is healthy
             opts=child(self),
         )
 
-    def _kubernetes(self, target: Target, password: pulumi.Output[str]) -> None:
-        component = "postgres"
+    def _password_env(self, target: Target) -> dict[str, Any]:
+        return {
+            "name": "POSTGRES_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": target.secret_name, "key": "postgresPassword"}},
+        }
+
+    def _kubernetes(self, target: Target) -> None:
+        component, store = "postgres", target.spec.postgres
         self.service = headless_service(self, target, component, PORT)
+        self.backups = pvc(self, target, "postgres-backup", store.backup.storage, "postgres-backups")
         probe = {
-            "exec": {"command": ["pg_isready", "-U", "codex", "-d", "livingcodex"]},
+            "exec": {"command": ["pg_isready", "-U", ROLE, "-d", DATABASE]},
             "periodSeconds": 10,
             "timeoutSeconds": 3,
         }
+        limits = store.resources
         self.statefulset = k8s.apps.v1.StatefulSet(
             "postgres",
             metadata=metadata(target, component),
@@ -85,10 +110,15 @@ class Postgres(pulumi.ComponentResource):
                 "serviceName": self.host,
                 "replicas": 1,
                 "selector": {"matchLabels": labels(component)},
+                "persistentVolumeClaimRetentionPolicy": STATEFULSET_RETENTION,
                 "template": {
-                    "metadata": {"labels": labels(component)},
+                    "metadata": {
+                        "labels": labels(component),
+                        # A rotated password restarts the pod, whose postStart sets it on the role.
+                        "annotations": {CHECKSUM_ANNOTATION: target.secret_checksum("postgresPassword")},
+                    },
                     "spec": {
-                        "securityContext": pod_security(70),  # the alpine image's postgres user
+                        "securityContext": pod_security(POSTGRES_UID),
                         "automountServiceAccountToken": False,
                         "containers": [
                             {
@@ -96,34 +126,93 @@ class Postgres(pulumi.ComponentResource):
                                 "image": images.POSTGRES,
                                 "ports": [{"containerPort": PORT, "name": "postgres"}],
                                 "env": [
-                                    {"name": "POSTGRES_USER", "value": "codex"},
-                                    {"name": "POSTGRES_DB", "value": "livingcodex"},
+                                    {"name": "POSTGRES_USER", "value": ROLE},
+                                    {"name": "POSTGRES_DB", "value": DATABASE},
                                     {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
-                                    {
-                                        "name": "POSTGRES_PASSWORD",
-                                        "valueFrom": {
-                                            "secretKeyRef": {
-                                                "name": target.secret_name,
-                                                "key": "postgresPassword",
-                                            }
-                                        },
-                                    },
+                                    self._password_env(target),
                                 ],
-                                "resources": resources("250m", "256Mi", "1", "1Gi"),
+                                "resources": resources(
+                                    limits.cpuRequest, limits.memoryRequest, limits.cpuLimit, limits.memoryLimit
+                                ),
                                 "securityContext": restricted_container(),
+                                "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", PASSWORD_SYNC]}}},
                                 "readinessProbe": probe,
                                 "livenessProbe": {**probe, "initialDelaySeconds": 30},
                                 "volumeMounts": [
                                     {"name": "data", "mountPath": "/var/lib/postgresql/data"},
                                     {"name": "run", "mountPath": "/var/run/postgresql"},
                                     {"name": "tmp", "mountPath": "/tmp"},
+                                    {"name": "backups", "mountPath": BACKUPS, "readOnly": True},
                                 ],
                             }
                         ],
-                        "volumes": [{"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+                        "volumes": [
+                            {"name": "run", "emptyDir": {}},
+                            {"name": "tmp", "emptyDir": {}},
+                            {
+                                "name": "backups",
+                                "persistentVolumeClaim": {"claimName": "living-codex-postgres-backups"},
+                            },
+                        ],
                     },
                 },
-                "volumeClaimTemplates": [data_claim(target.spec.postgres.storage)],
+                "volumeClaimTemplates": [data_claim(store.storage)],
             },
             opts=child(self),
+        )
+        self._backup_job(target, self.backups)
+        self.restore_command = (
+            f"kubectl -n {target.namespace} exec {self.host}-0 -c postgres -- sh -c {shlex.quote(RESTORE_SCRIPT)}"
+        )
+
+    def _backup_job(self, target: Target, claim: k8s.core.v1.PersistentVolumeClaim) -> None:
+        backup = target.spec.postgres.backup
+        env = [
+            {"name": "PGHOST", "value": self.host},
+            {"name": "PGUSER", "value": ROLE},
+            {"name": "PGDATABASE", "value": DATABASE},
+            {**self._password_env(target), "name": "PGPASSWORD"},
+            {"name": "BACKUP_DIR", "value": BACKUPS},
+        ]
+        pod = {
+            "restartPolicy": "OnFailure",
+            "securityContext": pod_security(POSTGRES_UID),
+            "automountServiceAccountToken": False,
+            # The backups claim is ReadWriteOnce and also mounted by PostgreSQL: run on its node.
+            "affinity": {
+                "podAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [
+                        {"labelSelector": {"matchLabels": labels("postgres")}, "topologyKey": "kubernetes.io/hostname"}
+                    ]
+                }
+            },
+            "containers": [
+                {
+                    "name": "pg-dump",
+                    "image": images.POSTGRES,
+                    "command": ["sh", "-c", backup_script(backup.keep)],
+                    "env": env,
+                    "resources": resources("50m", "64Mi", "500m", "256Mi"),
+                    "securityContext": restricted_container(),
+                    "volumeMounts": [{"name": "backups", "mountPath": BACKUPS}],
+                }
+            ],
+            "volumes": [{"name": "backups", "persistentVolumeClaim": {"claimName": "living-codex-postgres-backups"}}],
+        }
+        self.backup_job = k8s.batch.v1.CronJob(
+            "postgres-backup",
+            metadata=metadata(target, "postgres-backup"),
+            spec={
+                "schedule": backup.schedule,
+                "concurrencyPolicy": "Forbid",
+                "successfulJobsHistoryLimit": 3,
+                "failedJobsHistoryLimit": 3,
+                "jobTemplate": {
+                    "spec": {
+                        "backoffLimit": 2,
+                        "template": {"metadata": {"labels": labels("postgres-backup")}, "spec": pod},
+                    }
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[claim]),
         )

@@ -1,4 +1,5 @@
-"""Redis: a password always; TLS in production with a cert-manager certificate."""
+"""Redis: a password always; TLS in production with a certificate from the internal CA; maxmemory under
+its memory limit so a full Redis answers with an error instead of being OOM-killed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
 from infra import images
+from infra.components.issuers import WAIT_READY
 from infra.components.target import (
+    CHECKSUM_ANNOTATION,
+    STATEFULSET_RETENTION,
     Target,
     child,
     data_claim,
@@ -15,19 +19,28 @@ from infra.components.target import (
     docker_network,
     headless_service,
     labels,
+    megabytes,
     metadata,
     pod_security,
     resources,
     restricted_container,
+    stateful,
 )
+from infra.spec import RedisSpec, quantity_bytes
 
 PORT = 6379
-INTERNAL_ISSUER = "living-codex-internal-ca"  # a cert-manager ClusterIssuer for in-cluster TLS
+
+
+def memory_args(store: RedisSpec) -> str:
+    """`--maxmemory` a share of the container's limit (replication and fragmentation need the rest)."""
+    limit = quantity_bytes(store.resources.memoryLimit)
+    return f"--maxmemory {limit * store.maxmemoryPercent // 100} --maxmemory-policy {store.maxmemoryPolicy} "
 
 
 class Redis(pulumi.ComponentResource):
     host: str
     container: docker.Container | None = None
+    volume: docker.Volume | None = None
     service: k8s.core.v1.Service | None = None
     statefulset: k8s.apps.v1.StatefulSet | None = None
     certificate: k8s.apiextensions.CustomResource | None = None
@@ -54,30 +67,38 @@ class Redis(pulumi.ComponentResource):
         self.register_outputs({"host": self.host})
 
     def _docker(self, target: Target, password: pulumi.Output[str]) -> None:
+        store = target.spec.redis
+        self.volume = docker.Volume("redis-data", name=f"{self.host}-data", opts=stateful(self, target))
         self.container = docker.Container(
             "redis",
             name=self.host,
             image=images.REDIS,
             restart="unless-stopped",
-            memory=256,
+            memory=megabytes(store.resources.memoryLimit),
             networks_advanced=docker_network(target, self.host),
             envs=[pulumi.Output.concat("REDIS_PASSWORD=", password)],
-            command=["sh", "-c", 'exec redis-server --requirepass "$REDIS_PASSWORD" --save 60 1'],
+            command=[
+                "sh",
+                "-c",
+                f'exec redis-server --requirepass "$REDIS_PASSWORD" {memory_args(store)}--appendonly yes --dir /data',
+            ],
+            volumes=[{"volume_name": self.volume.name, "container_path": "/data"}],
             healthcheck=docker_healthcheck(["CMD-SHELL", 'redis-cli -a "$REDIS_PASSWORD" ping | grep PONG']),
+            wait=True,  # `pulumi up` goes on to the app only once Redis is healthy
             opts=child(self),
         )
 
     def _kubernetes(self, target: Target) -> None:
-        component = "redis"
+        component, store = "redis", target.spec.redis
         if self.tls:
             self.certificate = k8s.apiextensions.CustomResource(
                 "redis-tls",
                 api_version="cert-manager.io/v1",
                 kind="Certificate",
-                metadata=metadata(target, component, self.tls_secret),
+                metadata={**metadata(target, component, self.tls_secret), "annotations": WAIT_READY},
                 spec={
                     "secretName": self.tls_secret,
-                    "issuerRef": {"name": INTERNAL_ISSUER, "kind": "ClusterIssuer"},
+                    "issuerRef": {"name": target.spec.internalIssuer, "kind": "ClusterIssuer"},
                     "dnsNames": [self.host, f"{self.host}.{target.namespace}.svc"],
                 },
                 opts=child(self),
@@ -102,6 +123,7 @@ class Redis(pulumi.ComponentResource):
         if self.tls:
             mounts.append({"name": "tls", "mountPath": "/tls", "readOnly": True})
             volumes.append({"name": "tls", "secret": {"secretName": self.tls_secret}})
+        limits = store.resources
         self.statefulset = k8s.apps.v1.StatefulSet(
             "redis",
             metadata=metadata(target, component),
@@ -109,8 +131,12 @@ class Redis(pulumi.ComponentResource):
                 "serviceName": self.host,
                 "replicas": 1,
                 "selector": {"matchLabels": labels(component)},
+                "persistentVolumeClaimRetentionPolicy": STATEFULSET_RETENTION,
                 "template": {
-                    "metadata": {"labels": labels(component)},
+                    "metadata": {
+                        "labels": labels(component),
+                        "annotations": {CHECKSUM_ANNOTATION: target.secret_checksum("redisPassword")},
+                    },
                     "spec": {
                         "securityContext": pod_security(999),
                         "automountServiceAccountToken": False,
@@ -122,7 +148,7 @@ class Redis(pulumi.ComponentResource):
                                     "sh",
                                     "-c",
                                     f'exec redis-server {tls_args}--requirepass "$REDIS_PASSWORD" '
-                                    "--appendonly yes --dir /data",
+                                    f"{memory_args(store)}--appendonly yes --dir /data",
                                 ],
                                 "ports": [{"containerPort": PORT, "name": "redis"}],
                                 "env": [
@@ -136,7 +162,9 @@ class Redis(pulumi.ComponentResource):
                                         },
                                     }
                                 ],
-                                "resources": resources("100m", "128Mi", "500m", "256Mi"),
+                                "resources": resources(
+                                    limits.cpuRequest, limits.memoryRequest, limits.cpuLimit, limits.memoryLimit
+                                ),
                                 "securityContext": restricted_container(),
                                 "readinessProbe": probe,
                                 "livenessProbe": {**probe, "initialDelaySeconds": 15},
@@ -146,7 +174,7 @@ class Redis(pulumi.ComponentResource):
                         "volumes": volumes,
                     },
                 },
-                "volumeClaimTemplates": [data_claim(target.spec.redis.storage)],
+                "volumeClaimTemplates": [data_claim(store.storage)],
             },
             opts=child(self),
         )

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 
-from infra.spec import EnvironmentSpec
+from infra.spec import EnvironmentSpec, quantity_bytes
 
 PREFIX = "living-codex"
 ROOT_PATH = Path(__file__).resolve().parents[2]
@@ -21,6 +23,18 @@ class Target:
     network: docker.Network | None = None  # Docker
     secret_name: str = f"{PREFIX}-secrets"  # Kubernetes
     secret_sources: str = ""  # where each secret came from, for the policy pack
+    secret_data: dict[str, pulumi.Output[str]] = field(default_factory=dict)  # the Secret's keys
+    providers: list[pulumi.ProviderResource] = field(default_factory=list)  # every child's explicit provider
+    registry: pulumi.ProviderResource | None = None  # looks images up in their registry (Kubernetes)
+    prerequisites: list[str] = field(default_factory=list)  # what the cluster must already have, named
+
+    def secret_checksum(self, *keys: str) -> pulumi.Output[str]:
+        """Changes when any of the Secret's `keys` changes: a pod annotation that rolls the pods."""
+        return checksum(*(self.secret_data[key] for key in keys))
+
+    @property
+    def production(self) -> bool:
+        return self.spec.environment == "Production"
 
     @property
     def kubernetes(self) -> bool:
@@ -40,6 +54,18 @@ class Target:
         if self.kubernetes:
             return [self.host("app")]
         return [f"{self.host('app')}-{i + 1}" for i in range(self.spec.replicas)]
+
+    @property
+    def gateway_upstreams(self) -> list[str]:
+        """nginx's resolver applies no search domains: in Kubernetes, the Service's full name."""
+        if self.kubernetes:
+            return [f"{self.host('app')}.{self.namespace}.svc.{self.spec.clusterDomain}"]
+        return self.app_hosts
+
+    @property
+    def resolver(self) -> str:
+        """The DNS server nginx re-resolves upstreams with: Docker's embedded one, or kube-dns."""
+        return f"kube-dns.kube-system.svc.{self.spec.clusterDomain}" if self.kubernetes else "127.0.0.11"
 
 
 def labels(component: str) -> dict[str, str]:
@@ -93,6 +119,47 @@ def docker_network(target: Target, alias: str) -> list[dict[str, Any]]:
 
 def child(parent: pulumi.Resource) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(parent=parent)
+
+
+def stateful(parent: pulumi.Resource, target: Target) -> pulumi.ResourceOptions:
+    """Data outlives the resource: never deleted by Pulumi, and production refuses to replace it."""
+    return pulumi.ResourceOptions(parent=parent, protect=target.production, retain_on_delete=True)
+
+
+CHECKSUM_ANNOTATION = "living-codex.io/config-checksum"
+
+
+def checksum(*values: pulumi.Input[str]) -> pulumi.Output[str]:
+    """sha256 of configuration (secret values included, never revealed): pods roll when it changes."""
+    return pulumi.Output.all(*values).apply(
+        lambda resolved: hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
+    )
+
+
+def cpu_count(quantity: str) -> int:
+    """Whole CPUs in a Kubernetes CPU quantity (500m -> 1, 2 -> 2): nginx workers for the limit."""
+    cores = int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+    return max(1, int(-(-cores // 1)))
+
+
+def megabytes(quantity: str) -> int:
+    """A memory quantity as the Docker provider's `memory` (MB)."""
+    return quantity_bytes(quantity) // (1024 * 1024)
+
+
+def pvc(parent: pulumi.Resource, target: Target, component: str, storage: str, name: str) -> Any:
+    """A standalone claim (not a StatefulSet template) so Pulumi can protect and retain it."""
+    import pulumi_kubernetes as k8s
+
+    return k8s.core.v1.PersistentVolumeClaim(
+        name,
+        metadata=metadata(target, component, f"{PREFIX}-{name}"),
+        spec={"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}},
+        opts=stateful(parent, target),
+    )
+
+
+STATEFULSET_RETENTION = {"whenDeleted": "Retain", "whenScaled": "Retain"}  # claims outlive the StatefulSet
 
 
 def data_claim(storage: str) -> dict[str, Any]:

@@ -82,9 +82,22 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, str]], dict[str, str
         {"instance": "a"},
     ),
     "CodexInstanceDown": (
-        [{"series": f'up{{instance="a",{JOB}}}', "values": "0x15"}],
+        [
+            {"series": f'up{{instance="a",{JOB}}}', "values": "0x15"},
+            {"series": f'up{{instance="b",{JOB}}}', "values": "1x15"},
+        ],
         [{"series": f'up{{instance="a",{JOB}}}', "values": "1x15"}],
         {"instance": "a", "job": "living-codex"},
+    ),
+    "CodexDatabaseDown": (
+        _gauge("codex_database_up", 0),
+        _gauge("codex_database_up", 1),
+        {"instance": "a"},
+    ),
+    "CodexRedisDown": (
+        _gauge("codex_redis_up", 0),
+        _gauge("codex_redis_up", 1),
+        {"instance": "a"},
     ),
 }
 
@@ -99,6 +112,13 @@ def _test_case(alert: str, series: list[dict[str, str]], expected: list[dict[str
         "input_series": series,
         "alert_rule_test": [{"eval_time": "10m", "alertname": alert, "exp_alerts": expected}],
     }
+
+
+def _every_replica_gone(rule: dict[str, Any]) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """No `up` series at all (every pod gone, nothing left to scrape): absent() still fires."""
+    other = [{"series": 'up{instance="p",job="prometheus"}', "values": "1x15"}]
+    expected = {"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]}
+    return other, [expected]
 
 
 def test_promtool_fires_each_rule_and_stays_quiet_below_it(tmp_path: Path) -> None:
@@ -116,6 +136,7 @@ def test_promtool_fires_each_rule_and_stays_quiet_below_it(tmp_path: Path) -> No
         }
         tests.append(_test_case(alert, firing, [expected]))
         tests.append(_test_case(alert, quiet, []))
+    tests.append(_test_case("CodexInstanceDown", *_every_replica_gone(rules["CodexInstanceDown"])))
     document = {"rule_files": ["alert-rules.yml"], "evaluation_interval": "1m", "tests": tests}
     (tmp_path / "tests.yml").write_text(yaml.safe_dump(document, sort_keys=False))
     result = subprocess.run(["promtool", "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True, text=True)

@@ -39,6 +39,11 @@ def _self_signed(directory: Path) -> tuple[str, str]:
     return str(cert), str(key)
 
 
+def _nginx_version() -> tuple[int, ...]:
+    banner = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr  # nginx version: nginx/1.22.1
+    return tuple(int(part) for part in banner.strip().rsplit("/", 1)[-1].split("."))
+
+
 def _nginx_t(conf: str, directory: Path) -> subprocess.CompletedProcess[str]:
     path = directory / "nginx.conf"
     path.write_text(conf)
@@ -97,9 +102,12 @@ def test_the_deployed_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
     cert, key = _self_signed(tmp_path)
     conf = (
         conf.replace(" /tmp/", f" {tmp_path}/")
-        .replace("living-codex-app:5002", "127.0.0.1:5002")
+        .replace("living-codex-app.living-codex.svc.cluster.local:5002", "127.0.0.1:5002")
+        .replace("kube-dns.kube-system.svc.cluster.local", "127.0.0.1")
         .replace("/etc/nginx/tls/tls.crt", cert)
         .replace("/etc/nginx/tls/tls.key", key)
     )
+    if _nginx_version() < (1, 27, 3):  # this machine's nginx predates `resolve` on upstream servers
+        conf = conf.replace(" resolve;", ";")
     result = _nginx_t(conf, tmp_path)
     assert result.returncode == 0, result.stderr

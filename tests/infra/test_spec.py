@@ -37,7 +37,6 @@ MINIMAL = "config:\n  living-codex:platform: docker\n  living-codex:image: codex
     ("extra", "named"),
     [
         ("  living-codex:replica: 2\n", "unknown key 'living-codex:replica'"),
-        ("  other:thing: 1\n", "unknown key 'other:thing'"),
         ("  living-codex:replicas: zero\n", "living-codex:replicas"),
         (
             "  living-codex:thresholds:\n    p95LatencyMs: {warning: 900, critical: 500}\n",
@@ -51,6 +50,12 @@ def test_a_wrong_key_is_named_with_the_file(tmp_path: Path, extra: str, named: s
     with pytest.raises(SpecError) as error:
         load_spec(stack, tmp_path)
     assert named in str(error.value) and "Pulumi.trial.yaml" in str(error.value)
+
+
+def test_other_namespaces_are_kept_for_the_providers(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, MINIMAL + "  kubernetes:context: prod\n  docker:host: ssh://deploy@staging\n")
+    spec = load_spec(stack, tmp_path)
+    assert spec.providers == {"kubernetes:context": "prod", "docker:host": "ssh://deploy@staging"}
 
 
 def test_missing_key_and_missing_file(tmp_path: Path) -> None:

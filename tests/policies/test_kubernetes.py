@@ -108,5 +108,12 @@ def test_service_exposure(production: Declaration) -> None:
     assert check(kubernetes.service_exposure, SERVICE, node_port) == ["type NodePort opens a port on every node"]
     balanced = mutated(props_of(production, SERVICE, "app"), lambda p: p["spec"].update(type="LoadBalancer"))
     assert check(kubernetes.service_exposure, SERVICE, balanced) == [
-        "living-codex-app is a LoadBalancer; only the gateway may be"
+        "living-codex-app is a LoadBalancer; only the gateway may be",
+        "the LoadBalancer is not externalTrafficPolicy: Local: clients arrive as node addresses",
+    ]
+    gateway = props_of(production, SERVICE, "gateway")
+    assert check(kubernetes.service_exposure, SERVICE, gateway) == []
+    cluster = mutated(gateway, lambda p: p["spec"].update(externalTrafficPolicy="Cluster"))
+    assert check(kubernetes.service_exposure, SERVICE, cluster) == [
+        "the LoadBalancer is not externalTrafficPolicy: Local: clients arrive as node addresses"
     ]

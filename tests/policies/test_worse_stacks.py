@@ -11,7 +11,7 @@ from codexops.cli import ROOT, cli
 
 PRODUCTION = (ROOT / "Pulumi.production.yaml").read_text()
 WORSE = {
-    "one replica": (("living-codex:replicas: 3", "living-codex:replicas: 1"), "production-replicas"),
+    "one replica": (("    minReplicas: 3", "    minReplicas: 1"), "production-replicas"),
     "latest image": (("living-codex:1.0.0", "living-codex:latest"), "pinned-image"),
     "tls off": (("living-codex:tls: true", "living-codex:tls: false"), "gateway-https-in-production"),
     "plaintext secret": (
@@ -19,6 +19,8 @@ WORSE = {
         "secrets-encrypted-in-config",
     ),
     "no limits": (('    cpuLimit: "1"\n', '    cpuLimit: ""\n'), "resources-requests-and-limits"),
+    "placeholder domain": (("codex.living-codex.org", "codex.example.com"), "no-placeholder-domain"),
+    "current kubectl context": (("  kubernetes:context: living-codex-production\n", ""), "explicit-kubernetes-context"),
 }
 
 

@@ -1,0 +1,101 @@
+"""Findings 4, 5 and 11: TLS bootstraps from the program (internal CA, ACME DNS-01 from the spec, the rest
+named as prerequisites); the public gateway keeps client addresses, refuses /metrics, re-resolves its
+upstreams, logs to stdout/stderr and runs one worker per CPU of its limit."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from infra.mock_runtime import Declaration
+from policies import security
+from tests.infra.conftest import Variant, container, deployment
+from tests.policies.conftest import check
+
+ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer"
+CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
+
+
+def _issuers(declaration: Declaration) -> dict[str, dict[str, Any]]:
+    return {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in declaration.of_type(ISSUER)}
+
+
+def _certificates(declaration: Declaration) -> dict[str, dict[str, Any]]:
+    return {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in declaration.of_type(CERTIFICATE)}
+
+
+def test_the_program_declares_the_internal_ca_and_the_dns01_issuer(production: Declaration) -> None:
+    issuers, certificates = _issuers(production), _certificates(production)
+    assert issuers["living-codex-internal-ca-selfsigned"] == {"selfSigned": {}}
+    root = certificates["living-codex-internal-ca-root"]
+    assert root["isCA"] and root["issuerRef"]["name"] == "living-codex-internal-ca-selfsigned"
+    assert issuers["living-codex-internal-ca"] == {"ca": {"secretName": root["secretName"]}}
+    acme = issuers["letsencrypt"]["acme"]
+    assert acme["solvers"] == [
+        {"dns01": {"cloudflare": {"apiTokenSecretRef": {"name": "cloudflare-api-token", "key": "api-token"}}}}
+    ]
+    assert certificates["living-codex-redis-tls"]["issuerRef"]["name"] == "living-codex-internal-ca"
+    assert certificates["living-codex-gateway-tls"]["issuerRef"]["name"] == "letsencrypt"
+    prerequisites = " | ".join(production.environment.prerequisites)  # type: ignore[union-attr]
+    assert "cert-manager" in prerequisites and "cert-manager/cloudflare-api-token" in prerequisites
+
+
+def test_without_acme_the_public_issuer_is_a_named_prerequisite(variant: Variant) -> None:
+    declaration = variant("production", ("  living-codex:acme:\n", "  unrelated:acme:\n"))
+    assert "letsencrypt" not in _issuers(declaration)
+    assert any("ClusterIssuer letsencrypt" in p for p in declaration.environment.prerequisites)  # type: ignore[union-attr]
+
+
+def test_a_placeholder_domain_is_refused() -> None:
+    for name, refused in (("codex.example.com", True), ("codex.test", True), ("codex.living-codex.org", False)):
+        messages = check(security.real_domain, CERTIFICATE, {"spec": {"dnsNames": [name]}})
+        assert bool(messages) is refused, name
+
+
+def _gateway_conf(declaration: Declaration) -> str:
+    if declaration.spec.platform == "kubernetes":
+        return str(declaration.one(CONFIGMAP, "gateway-config").inputs["data"]["nginx.conf"])
+    return str(container(declaration, "gateway")["uploads"][0]["content"])
+
+
+def test_the_load_balancer_keeps_client_addresses(production: Declaration) -> None:
+    service = production.one("kubernetes:core/v1:Service", "gateway").inputs["spec"]
+    assert service["type"] == "LoadBalancer" and service["externalTrafficPolicy"] == "Local"
+
+
+def test_the_public_gateway_refuses_metrics(staging: Declaration, production: Declaration) -> None:
+    for declaration in (staging, production):
+        conf = _gateway_conf(declaration)
+        block = re.search(r"location /metrics \{(.*?)\n\s*\}", conf, re.S)
+        assert block and "deny all;" in block.group(1) and "proxy_pass" not in block.group(1)
+        assert check(security.metrics_not_public, CONFIGMAP, {"data": {"nginx.conf": conf}}) == []
+    local = "location /metrics {\n allow 127.0.0.1;\n deny all;\n proxy_pass http://living_codex;\n }"
+    assert check(security.metrics_not_public, CONFIGMAP, {"data": {"nginx.conf": local}})
+
+
+def test_trusted_proxies_give_nginx_the_real_client_address(variant: Variant) -> None:
+    declaration = variant("production", append="  living-codex:gateway:\n    trustedProxies: [10.0.0.0/8]\n")
+    conf = _gateway_conf(declaration)
+    assert "set_real_ip_from 10.0.0.0/8;" in conf and "real_ip_header X-Forwarded-For;" in conf
+
+
+def test_nginx_re_resolves_upstreams_and_logs_to_stdio(staging: Declaration, production: Declaration) -> None:
+    for declaration, resolver, upstream in (
+        (staging, "127.0.0.11", "living-codex-app-1:5002"),
+        (production, "kube-dns.kube-system.svc.cluster.local", "living-codex-app.living-codex.svc.cluster.local:5002"),
+    ):
+        conf = _gateway_conf(declaration)
+        assert f"resolver {resolver} valid=10s" in conf
+        assert re.search(rf"server {re.escape(upstream)} .*resolve;", conf), conf
+        assert "zone living_codex" in conf
+        assert "error_log /dev/stderr" in conf and "access_log /dev/stdout;" in conf
+        assert "/tmp/error.log" not in conf and "/tmp/access.log" not in conf
+
+
+def test_workers_follow_the_container_cpu_limit(production: Declaration, variant: Variant) -> None:
+    assert "worker_processes 1;" in _gateway_conf(production)  # the gateway's limit: 500m
+    two = variant("production", append='  living-codex:gateway:\n    resources: {cpuLimit: "2"}\n')
+    assert "worker_processes 2;" in _gateway_conf(two)
+    limits = deployment(two, "gateway")["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["cpu"] == "2"

@@ -1,0 +1,164 @@
+"""The GitOps pipeline (.github/workflows): actionlint and yamllint clean, every action pinned by commit,
+least privilege, one deploy per environment at a time, promotion only through the production environment."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+BIN = Path(sys.executable).parent
+ACTIONS = sorted((ROOT / ".github").rglob("*.yml"))
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+
+
+def _load(path: Path) -> dict[Any, Any]:
+    document = yaml.safe_load(path.read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+def _workflow(name: str) -> dict[Any, Any]:
+    return _load(WORKFLOWS / name)
+
+
+def _actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "actionlint"), "-shellcheck", str(BIN / "shellcheck"), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_actionlint_and_yamllint_are_clean() -> None:
+    result = _actionlint()
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = subprocess.run([str(BIN / "yamllint"), "--strict", "."], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_refuses_a_broken_workflow(tmp_path: Path) -> None:
+    """The check above can fail: an output no job declares, and an unquoted shell variable."""
+    text = (WORKFLOWS / "main.yml").read_text()
+    broken = text.replace("needs.image.outputs.ref", "needs.image.outputs.digest").replace('"$RELEASE"', "$RELEASE")
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    path = tmp_path / ".github" / "workflows" / "main.yml"
+    path.write_text(broken)
+    shutil.copytree(ROOT / ".github" / "actions", tmp_path / ".github" / "actions")
+    result = _actionlint(path)
+    assert result.returncode != 0
+    assert "digest" in result.stdout and "SC2086" in result.stdout
+
+
+def _uses(document: Any) -> list[str]:
+    found: list[str] = []
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key == "uses" and isinstance(value, str):
+                found.append(value)
+            else:
+                found += _uses(value)
+    elif isinstance(document, list):
+        for item in document:
+            found += _uses(item)
+    return found
+
+
+@pytest.mark.parametrize("path", ACTIONS, ids=lambda p: p.name)
+def test_every_action_is_pinned_by_commit_with_its_version(path: Path) -> None:
+    remote = [u for u in _uses(_load(path)) if not u.startswith("./")]
+    assert remote or path.parent.name == "setup"
+    for use in remote:
+        assert PINNED.match(use), f"{path.name}: {use} is not pinned by a full commit SHA"
+        line = next(line for line in path.read_text().splitlines() if use in line)
+        assert re.search(r"#\s*v\d+\.\d+\.\d+$", line), f"{path.name}: say which release {use} is"
+
+
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yml")), ids=lambda p: p.name)
+def test_least_privilege(path: Path) -> None:
+    workflow = _load(path)
+    assert workflow["permissions"] == {"contents": "read"}, "read-only by default; jobs widen what they need"
+    for name, job in workflow["jobs"].items():
+        granted = job.get("permissions", workflow["permissions"])
+        assert "write-all" not in str(granted)
+        uses = _uses(job)
+        if any(u.startswith("pulumi/auth-actions@") for u in uses):
+            assert granted.get("id-token") == "write", f"{name}: OIDC needs id-token: write"
+        if granted.get("packages") == "write":
+            assert any(u.startswith("docker/build-push-action@") for u in uses), f"{name}: packages: write unused"
+
+
+def test_secrets_come_from_github_secrets_or_oidc() -> None:
+    for path in WORKFLOWS.glob("*.yml"):
+        for line in path.read_text().splitlines():
+            match = re.match(r"\s*([\w-]*(?:PASSWORD|TOKEN|password|token)[\w-]*):\s*(.+)$", line)
+            if match and match.group(1) not in ("requested-token-type", "id-token"):
+                assert re.fullmatch(r"\$\{\{ (secrets\.[A-Z_]+|github\.token) \}\}", match.group(2)), line
+
+
+def test_deploys_are_serialised_and_never_cancelled() -> None:
+    for name, group in (("main.yml", "staging"), ("promote.yml", "production")):
+        assert _workflow(name)["concurrency"] == {"group": group, "cancel-in-progress": False}
+
+
+def test_pull_requests_preview_both_stacks_with_the_policy_pack_and_comment() -> None:
+    workflow = _workflow("pull-request.yml")
+    assert {"lint", "test", "codexops-preview", "pulumi-preview"} <= set(workflow["jobs"])
+    job = workflow["jobs"]["pulumi-preview"]
+    assert job["strategy"]["matrix"]["stack"] == ["staging", "production"]
+    preview = next(s for s in job["steps"] if s.get("with", {}).get("command") == "preview")["with"]
+    assert preview["policyPacks"] == "policies" and preview["comment-on-pr"] is True
+    assert "make test" in str(workflow["jobs"]["test"]["steps"]) and "make preview" in str(workflow["jobs"])
+
+
+def test_main_builds_deploys_by_digest_and_gates_staging() -> None:
+    jobs = _workflow("main.yml")["jobs"]
+    build = next(s for s in jobs["image"]["steps"] if s.get("id") == "build")
+    assert build["uses"].startswith("docker/build-push-action@") and build["with"]["push"] is True
+    assert jobs["staging"]["env"]["IMAGE"] == "${{ needs.image.outputs.ref }}"
+    runs = "\n".join(s.get("run", "") for s in jobs["staging"]["steps"])
+    assert "codexops deploy staging" in runs and "codexops gate --target staging" in runs
+    assert "GITHUB_STEP_SUMMARY" in runs
+
+
+def test_production_is_reached_only_through_the_reviewed_environment() -> None:
+    workflow = _workflow("promote.yml")
+    assert set(workflow[True] if True in workflow else workflow["on"]) == {"workflow_dispatch"}
+    job = workflow["jobs"]["production"]
+    assert job["environment"]["name"] == "production" and job["needs"] == "evidence"
+    assert "codexops promote --from staging --to production" in str(job["steps"])
+    others = [p for p in WORKFLOWS.glob("*.yml") if p.name != "promote.yml"]
+    assert others and not [p.name for p in others if "codexops promote" in p.read_text()]
+
+
+def test_drift_previews_each_stack_with_refresh_expecting_no_change() -> None:
+    job = _workflow("drift.yml")["jobs"]["drift"]
+    preview = next(s for s in job["steps"] if s.get("with", {}).get("command") == "preview")["with"]
+    assert preview["refresh"] is True and preview["expect-no-changes"] is True
+    assert job["strategy"]["matrix"]["stack"] == ["staging", "production"]
+
+
+def test_end_to_end_deploys_the_production_program_on_kind_then_gates_it() -> None:
+    workflow = _workflow("e2e-kind.yml")
+    triggers = workflow[True]
+    assert "schedule" in triggers and triggers["pull_request"]["types"] == ["labeled", "synchronize"]
+    job = workflow["jobs"]["kind"]
+    assert "'e2e'" in job["if"]
+    assert any(u.startswith("helm/kind-action@") for u in _uses(job))
+    runs = "\n".join(s.get("run", "") for s in job["steps"])
+    assert "cert-manager.yaml" in runs and "--stack kind" in runs
+    assert "--policy-pack policies --policy-pack-config policies/config/production.json" in runs
+    assert "codexops gate --target" in runs
+    spec = load_spec("kind")
+    assert (spec.platform, spec.environment, spec.tls) == ("kubernetes", "Production", True)

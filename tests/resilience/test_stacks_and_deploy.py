@@ -1,0 +1,171 @@
+"""Local stacks from their specs, side by side; releases deployed to them by a rolling replacement
+that fails no request under load; a backup before a schema-forward deploy; the gate's report names
+the release and the spec it judged. Real processes on fixed ports: run under the shared lock."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from codexops import localenv
+from codexops.cli import cli
+from codexops.gate import run_gate
+from codexops.postgres_cluster import postgres_bin
+from codexops.releases.local_backend import LocalBackend, database_revision
+from codexops.targets import resolve_target, spec_digest
+from infra.spec import load_spec
+from tests.support.releases import build, copy_with_migration
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Stacks and releases of this module live in a temporary folder, not in the clone's .local."""
+    root = tmp_path_factory.mktemp("local")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CODEX_STACKS_DIR", str(root / "stacks"))
+        patch.setenv("CODEX_RELEASES_DIR", str(root / "releases"))
+        patch.setenv("CODEX_BACKEND", "local")
+        try:
+            yield root
+        finally:
+            for stack in ("production", "staging"):
+                localenv.down(print, purge=True, stack=stack)
+
+
+@pytest.fixture(scope="module")
+def staging(stores: Path) -> localenv.LocalStack:
+    if localenv.port_taken(localenv.GATEWAY_PORT):
+        pytest.fail("port 5002 is taken: another local environment runs (codexops down)")
+    result = runner.invoke(cli, ["up", "--stack", "staging"])
+    assert result.exit_code == 0, result.output
+    return localenv.local_stack("staging")
+
+
+def _status(stack: str) -> dict[str, object]:
+    result = runner.invoke(cli, ["status", "--stack", stack, "--json"])
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.output))
+
+
+def test_staging_and_production_run_side_by_side_from_their_specs(staging: localenv.LocalStack) -> None:
+    started = runner.invoke(cli, ["up", "--stack", "production"])
+    assert started.exit_code == 0, started.output
+    try:
+        views = {stack: _status(stack) for stack in ("staging", "production")}
+        assert views["staging"]["gateway"] == "http://127.0.0.1:5002"  # the runbook's curls keep working
+        assert views["production"]["gateway"] == "http://127.0.0.1:5200"  # Pulumi.production.yaml local.portBase
+        for stack, view in views.items():
+            spec = load_spec(stack)
+            processes = view["processes"]
+            assert isinstance(processes, list)
+            apps = [p for p in processes if p["name"].startswith("app-")]
+            assert len(apps) == spec.replicas and all(p["state"] == "RUNNING" for p in processes)
+            health = httpx.get(f"{view['gateway']}/health", timeout=5).json()
+            assert health["environment"] == spec.environment
+            memory = httpx.get(f"{view['gateway']}/health/memory", timeout=5).json()
+            assert memory["memoryUsage"]["limitBytes"] == spec.resources.memory_limit_bytes
+            assert memory["thresholds"]["warningPercent"] == spec.thresholds.memoryUsagePercent.warning
+        ports = {stack: {p["port"] for p in view["processes"]} for stack, view in views.items()}  # type: ignore[attr-defined]
+        assert not ports["staging"] & ports["production"]
+    finally:
+        stopped = runner.invoke(cli, ["down", "--stack", "production"])
+    assert stopped.exit_code == 0, stopped.output
+    assert not [p.name for p in localenv.local_stack("production").processes if localenv.port_taken(p.port)]
+    assert _status("staging")["gateway"] == "http://127.0.0.1:5002"  # staging untouched
+
+
+class Load:
+    """Requests through the gateway from a few threads until stopped; every answer counted."""
+
+    def __init__(self, url: str, threads: int = 4) -> None:
+        self.url, self.ok, self.failed = url, 0, []  # type: tuple[str, int, list[str]]
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+        self._lock = threading.Lock()
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self._stop.is_set():
+                for path in ("/health", "/health/ready", "/api/nodes?limit=5"):
+                    try:
+                        response = client.get(path)
+                        outcome = None if response.status_code < 500 else f"{path}: {response.status_code}"
+                    except httpx.HTTPError as exc:
+                        outcome = f"{path}: {exc!r}"
+                    with self._lock:
+                        if outcome:
+                            self.failed.append(outcome)
+                        else:
+                            self.ok += 1
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+
+def _versions(stack: localenv.LocalStack) -> set[str]:
+    return {httpx.get(f"{url}/health", timeout=5).json()["version"] for url in resolve_target(stack.name).app_urls}
+
+
+def test_a_rolling_deploy_under_load_fails_no_request(staging: localenv.LocalStack) -> None:
+    release = build()
+    with Load(staging.gateway_url()) as load:
+        outcome = LocalBackend().deploy("staging", release, print)
+    assert outcome.ok, outcome.detail
+    assert load.ok > 200, f"too little load to mean anything: {load.ok} requests"
+    assert load.failed == [], f"{len(load.failed)} of {load.ok + len(load.failed)} failed: {load.failed[:5]}"
+    assert _versions(staging) == {release.id}
+    assert LocalBackend().current_release("staging") == release
+    assert _status("staging")["release"] == {"id": release.id, "digest": release.digest}
+    assert outcome.backup is None  # same schema head: nothing to back up
+
+
+def test_the_gate_report_names_the_release_and_the_spec(staging: localenv.LocalStack, tmp_path: Path) -> None:
+    release = LocalBackend().current_release("staging")
+    assert release is not None
+    report = run_gate(resolve_target("staging"), shape="smoke", scale=0.5, reports=tmp_path, alert_wait=1.0)
+    written = json.loads((Path(report.directory) / "report.json").read_text())
+    assert written["release"] == {"id": release.id, "digest": release.digest}
+    assert written["spec_digest"] == spec_digest(load_spec("staging")) and written["spec_digest"].startswith("sha256:")
+    assert not (Path(report.directory) / "target.json").exists()  # it carried the admin password
+
+
+def test_a_release_that_cannot_start_is_put_back(staging: localenv.LocalStack) -> None:
+    before = LocalBackend().current_release("staging")
+    broken = build(CODEX_URLS="not-a-url")  # every replica of it refuses to start
+    with Load(staging.gateway_url(), threads=2) as load:
+        outcome = LocalBackend().deploy("staging", broken, print)
+    assert not outcome.ok and "app-1" in outcome.detail
+    assert load.failed == [], load.failed[:5]
+    assert before is not None and _versions(staging) == {before.id}
+
+
+def test_a_schema_forward_deploy_takes_a_backup_first(staging: localenv.LocalStack, tmp_path: Path) -> None:
+    before = database_revision(staging)
+    ahead = build(copy_with_migration(tmp_path / "tree", revision="9001"))
+    outcome = LocalBackend().deploy("staging", ahead, print)
+    assert outcome.ok, outcome.detail
+    assert outcome.backup is not None and outcome.backup.stat().st_size > 0
+    listing = subprocess.run(
+        [postgres_bin("pg_restore"), "--list", str(outcome.backup)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "alembic_version" in listing and "release_probe_9001" not in listing  # taken before the migration
+    assert database_revision(staging) == "9001"
+    LocalBackend().restore_backup("staging", outcome.backup, print)
+    assert database_revision(staging) == before
