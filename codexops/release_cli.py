@@ -155,12 +155,12 @@ def history(
     if not rows:
         typer.echo(f"no history for stack {stack} yet")
         return
-    typer.echo(f"{'when':<20}  {'kind':<8}  {'release':<26}  {'verdict':<7}  {'who':<10}  report / detail")
+    typer.echo(f"{'when':<20}  {'kind':<8}  {'release':<26}  {'verdict':<7}  {'who':<12}  report / detail")
     for e in rows:
         note = e.report or e.detail
         if e.source:
             note = f"from {e.source}; {note}"
-        typer.echo(f"{e.at:<20}  {e.kind:<8}  {e.release:<26}  {e.verdict:<7}  {e.actor:<10}  {note}")
+        typer.echo(f"{e.at:<20}  {e.kind:<8}  {e.release:<26}  {e.verdict:<7}  {e.actor:<12}  {note}")
 
 
 COMMANDS: tuple[Callable[..., None], ...] = (deploy, promote, rollback, history)
