@@ -30,6 +30,9 @@ def _fail(message: str, code: int) -> typer.Exit:
 @contextmanager
 def _errors() -> Iterator[None]:
     """Every expected failure becomes its message and exit code, never a traceback."""
+    from subprocess import CalledProcessError
+
+    from codexops.localenv import LocalEnvError
     from codexops.releases.backend import BackendUnavailable
     from codexops.releases.lock import StackBusy
     from codexops.releases.model import ReleaseNotFound
@@ -40,7 +43,7 @@ def _errors() -> Iterator[None]:
         yield
     except (Refused, StackBusy, NothingToRollBackTo) as exc:
         raise _fail(f"refused: {exc}", 1) from None
-    except (BackendUnavailable, ReleaseNotFound, ValueError) as exc:
+    except (BackendUnavailable, ReleaseNotFound, ValueError, LocalEnvError, CalledProcessError) as exc:
         raise _fail(f"could not run: {exc}", 2) from None
 
 

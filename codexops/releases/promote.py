@@ -124,7 +124,12 @@ def ship(
         history.append(Event(kind, stack, release.id, release.digest, "FAIL", failed, None, backup, source))
         return _roll_back_after(backend, stack, previous, f"deploy of {release.id} failed: {outcome.detail}", say)
     say(f"==> checklist and {SMOKE} load on {stack}")
-    report = backend.gate(stack, SMOKE, reports)
+    try:
+        report = backend.gate(stack, SMOKE, reports)
+    except Exception as exc:  # whatever stops the verification, the release is not verified: it goes back
+        why = f"the checklist and smoke load on {stack} could not run: {exc}"
+        history.append(Event(kind, stack, release.id, release.digest, "FAIL", why, None, backup, source))
+        return _roll_back_after(backend, stack, previous, why, say)
     history.record_gate(stack, report)
     path = f"{report.directory}/report.json"
     reasons = "; ".join(report.reasons())[:500]

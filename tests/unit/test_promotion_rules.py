@@ -151,3 +151,12 @@ def test_rollback_to_a_version_takes_its_newest_build(store: Path) -> None:
     assert rollback.find_release("bbbbbb") == r2
     with pytest.raises(ReleaseNotFound, match=r"no release '9\.9\.9'"):
         rollback.find_release("9.9.9")
+
+
+def test_a_release_whose_verification_cannot_run_is_rolled_back(store: Path, tmp_path: Path) -> None:
+    r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
+    backend = FakeBackend(serving={"production": r1}, verdicts={r2.id: "CANNOT RUN"})
+    result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
+    assert result.exit_code == 1 and "could not run: http://production.test does not answer" in result.message
+    assert backend.serving["production"] == r1
+    assert [(e.kind, e.verdict) for e in history.read("production")] == [("deploy", "FAIL"), ("rollback", "PASS")]
