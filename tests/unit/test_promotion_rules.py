@@ -160,3 +160,11 @@ def test_a_release_whose_verification_cannot_run_is_rolled_back(store: Path, tmp
     assert result.exit_code == 1 and "could not run: http://production.test does not answer" in result.message
     assert backend.serving["production"] == r1
     assert [(e.kind, e.verdict) for e in history.read("production")] == [("deploy", "FAIL"), ("rollback", "PASS")]
+
+
+def test_redeploying_the_serving_release_that_fails_is_not_rolled_back_onto_itself(store: Path, tmp_path: Path) -> None:
+    r1 = make_release(store, "1.0.1", "a")
+    backend = FakeBackend(serving={"production": r1}, verdicts={r1.id: "FAIL"})
+    result = promote.ship(backend, "production", r1, kind="deploy", reports=tmp_path, say=print)
+    assert result.exit_code == 1 and "no earlier release on production" in result.message
+    assert backend.calls == ["deploy production 1.0.1+aaaaaaaaaaaa", "gate production smoke"]
