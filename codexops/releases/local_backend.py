@@ -126,11 +126,11 @@ def _start(local: localenv.LocalStack, app: str, port: int, release_id: str | No
         state = localenv.process_states(local).get(app)
         pid = localenv.supervisorctl("pid", app, check=False, stack=local).strip()
         if state in ("FATAL", "BACKOFF", "EXITED") or pid != first_pid:
-            break
+            log = local.runtime / "logs" / f"{app}.out.log"
+            tail = log.read_text()[-600:].strip().splitlines()[-3:] if log.exists() else []
+            return "it exited: " + " | ".join(tail)
         time.sleep(0.3)
-    log = local.runtime / "logs" / f"{app}.out.log"
-    tail = log.read_text()[-600:].strip().splitlines()[-3:] if log.exists() else []
-    return f"not ready within {READY_TIMEOUT:.0f} s" if not tail else "it exited: " + " | ".join(tail)
+    return f"not ready (or not serving {release_id}) within {READY_TIMEOUT:.0f} s"
 
 
 def replace_replica(

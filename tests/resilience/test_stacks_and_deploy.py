@@ -127,6 +127,7 @@ def test_a_rolling_deploy_under_load_fails_no_request(staging: localenv.LocalSta
     release = build()
     with Load(staging.gateway_url()) as load:
         outcome = LocalBackend().deploy("staging", release, print)
+    print(f"rolling deploy under load: {load.ok} requests answered, {len(load.failed)} failed")
     assert outcome.ok, outcome.detail
     assert load.ok > 200, f"too little load to mean anything: {load.ok} requests"
     assert load.failed == [], f"{len(load.failed)} of {load.ok + len(load.failed)} failed: {load.failed[:5]}"
