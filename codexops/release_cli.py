@@ -30,6 +30,9 @@ def _fail(message: str, code: int) -> typer.Exit:
 @contextmanager
 def _errors() -> Iterator[None]:
     """Every expected failure becomes its message and exit code, never a traceback."""
+    from subprocess import CalledProcessError
+
+    from codexops.localenv import LocalEnvError
     from codexops.releases.backend import BackendUnavailable
     from codexops.releases.lock import StackBusy
     from codexops.releases.model import ReleaseNotFound
@@ -40,7 +43,7 @@ def _errors() -> Iterator[None]:
         yield
     except (Refused, StackBusy, NothingToRollBackTo) as exc:
         raise _fail(f"refused: {exc}", 1) from None
-    except (BackendUnavailable, ReleaseNotFound, ValueError) as exc:
+    except (BackendUnavailable, ReleaseNotFound, ValueError, LocalEnvError, CalledProcessError) as exc:
         raise _fail(f"could not run: {exc}", 2) from None
 
 
@@ -155,12 +158,12 @@ def history(
     if not rows:
         typer.echo(f"no history for stack {stack} yet")
         return
-    typer.echo(f"{'when':<20}  {'kind':<8}  {'release':<26}  {'verdict':<7}  {'who':<10}  report / detail")
+    typer.echo(f"{'when':<20}  {'kind':<8}  {'release':<26}  {'verdict':<7}  {'who':<12}  report / detail")
     for e in rows:
         note = e.report or e.detail
         if e.source:
             note = f"from {e.source}; {note}"
-        typer.echo(f"{e.at:<20}  {e.kind:<8}  {e.release:<26}  {e.verdict:<7}  {e.actor:<10}  {note}")
+        typer.echo(f"{e.at:<20}  {e.kind:<8}  {e.release:<26}  {e.verdict:<7}  {e.actor:<12}  {note}")
 
 
 COMMANDS: tuple[Callable[..., None], ...] = (deploy, promote, rollback, history)

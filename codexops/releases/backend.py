@@ -7,22 +7,17 @@ installed, local otherwise.
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Protocol
 
 from codexops.releases.model import Release
 
 Progress = Callable[[str], None]
-BACKEND_CLASSES = {
-    "local": ("codexops.releases.local_backend", "LocalBackend"),
-    "pulumi": ("codexops.releases.pulumi_backend", "PulumiBackend"),
-}
-BACKENDS = tuple(BACKEND_CLASSES)
+BACKENDS = ("local", "pulumi")
 
 
 class BackendUnavailable(RuntimeError):
@@ -69,6 +64,11 @@ def backend_name(local: bool) -> str:
 
 
 def select_backend(local: bool) -> Backend:
-    # Imported by name, on demand: each backend pulls in its own dependencies (the Automation API, supervisor).
-    module, cls = BACKEND_CLASSES[backend_name(local)]
-    return cast(Backend, getattr(importlib.import_module(module), cls)())
+    # Imported on demand: each backend pulls in its own dependencies (the Automation API, supervisor).
+    if backend_name(local) == "pulumi":
+        from codexops.releases.pulumi_backend import PulumiBackend
+
+        return PulumiBackend()
+    from codexops.releases.local_backend import LocalBackend
+
+    return LocalBackend()

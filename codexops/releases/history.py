@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from infra.spec import ROOT
+from codexops.paths import local_root
 
 if TYPE_CHECKING:
     from codexops.releases.backend import GateResult
@@ -26,7 +26,8 @@ CHANGES_SERVICE = ("deploy", "promote", "rollback")  # kinds that put a release 
 
 
 def stacks_root() -> Path:
-    return Path(os.environ.get("CODEX_STACKS_DIR") or ROOT / ".local" / "stacks")
+    """The same folder as the local stacks' (codexops.localenv.stacks_root)."""
+    return Path(os.environ.get("CODEX_STACKS_DIR") or local_root() / "stacks")
 
 
 def stack_dir(stack: str) -> Path:

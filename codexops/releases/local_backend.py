@@ -224,11 +224,10 @@ def backup_if_schema_moves_forward(local: localenv.LocalStack, release: Release,
 def restore(local: localenv.LocalStack, backup: Path, progress: Progress) -> None:
     """The runbook's Database Rollback: the database as the backup holds it; later writes are gone."""
     progress(f"  restoring {backup} into {DATABASE} of stack {local.name}")
-    localenv.sql(
-        local,
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        f"WHERE datname = '{DATABASE}' AND pid <> pg_backend_pid()",
-    )
+    # Into an empty database: pg_restore --clean drops only what the archive holds, so tables a newer
+    # release created would survive it.
+    localenv.sql(local, f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    localenv.sql(local, f"CREATE DATABASE {DATABASE} OWNER codex")
     command = [
         *as_postgres(),
         postgres_bin("pg_restore"),
@@ -238,8 +237,6 @@ def restore(local: localenv.LocalStack, backup: Path, progress: Progress) -> Non
         str(local.ports.postgres),
         "-U",
         "postgres",
-        "--clean",
-        "--if-exists",
         "--single-transaction",
         "-d",
         DATABASE,

@@ -122,22 +122,30 @@ def ship(
     if not outcome.ok:
         failed = f"deploy failed: {outcome.detail}"
         history.append(Event(kind, stack, release.id, release.digest, "FAIL", failed, None, backup, source))
-        return _roll_back_after(backend, stack, previous, f"deploy of {release.id} failed: {outcome.detail}", say)
+        why = f"deploy of {release.id} failed: {outcome.detail}"
+        return _roll_back_after(backend, stack, release, previous, why, say)
     say(f"==> checklist and {SMOKE} load on {stack}")
-    report = backend.gate(stack, SMOKE, reports)
+    try:
+        report = backend.gate(stack, SMOKE, reports)
+    except Exception as exc:  # whatever stops the verification, the release is not verified: it goes back
+        why = f"the checklist and smoke load on {stack} could not run: {exc}"
+        history.append(Event(kind, stack, release.id, release.digest, "FAIL", why, None, backup, source))
+        return _roll_back_after(backend, stack, release, previous, why, say)
     history.record_gate(stack, report)
     path = f"{report.directory}/report.json"
     reasons = "; ".join(report.reasons())[:500]
     history.append(Event(kind, stack, release.id, release.digest, report.verdict, reasons, path, backup, source))
     if report.verdict == "FAIL":
-        return _roll_back_after(backend, stack, previous, f"{release.id} failed on {stack}: {reasons}", say)
+        return _roll_back_after(backend, stack, release, previous, f"{release.id} failed on {stack}: {reasons}", say)
     return Result(0, report.verdict, f"{stack} serves {release.id} ({report.verdict}; report {path})")
 
 
-def _roll_back_after(backend: Backend, stack: str, previous: Release | None, why: str, say: Progress) -> Result:
+def _roll_back_after(
+    backend: Backend, stack: str, failed: Release, previous: Release | None, why: str, say: Progress
+) -> Result:
     from codexops.releases.rollback import roll_back
 
-    if previous is None:
+    if previous is None or previous.id == failed.id:
         return Result(1, "FAIL", f"{why}; no earlier release on {stack} to roll back to")
     say(f"==> rolling {stack} back to {previous.id}: {why}")
     event = roll_back(backend, stack, previous, say, reason=f"automatic: {why}")

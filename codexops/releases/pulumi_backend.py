@@ -85,5 +85,6 @@ class PulumiBackend:
 
     def gate(self, stack: str, shape: str, reports: Path) -> GateReport:
         from codexops.gate import run_gate
+        from codexops.targets import remote_target
 
-        return run_gate(stack, load_spec(stack, self._root), shape=shape, reports=reports)
+        return run_gate(remote_target(stack, stack, None), shape=shape, reports=reports)

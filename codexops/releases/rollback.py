@@ -12,7 +12,7 @@ from pathlib import Path
 from codexops.releases import history
 from codexops.releases.backend import Backend, Progress
 from codexops.releases.history import Event
-from codexops.releases.model import Release, load_release
+from codexops.releases.model import Release, ReleaseNotFound, list_releases, load_release
 
 
 class NothingToRollBackTo(RuntimeError):
@@ -31,7 +31,7 @@ def plan(backend: Backend, stack: str, to: str | None) -> Plan:
     current = backend.current_release(stack)
     events = history.read(stack)
     if to is not None:
-        target = load_release(to)
+        target = find_release(to)
     else:
         previous = history.previous_release(events, current.id if current else None)
         if previous is None:
@@ -41,6 +41,17 @@ def plan(backend: Backend, stack: str, to: str | None) -> Plan:
         raise NothingToRollBackTo(f"{stack} already serves {target.id}")
     backup = history.backup_to_restore(events, target.id)
     return Plan(stack, current, target, Path(backup) if backup else None)
+
+
+def find_release(ref: str) -> Release:
+    """A release by id, digest prefix or 'latest' (the store's lookup), or by version: its newest build."""
+    try:
+        return load_release(ref)
+    except ReleaseNotFound:
+        builds = [r for r in list_releases() if r.version == ref.removeprefix("v")]
+        if not builds:
+            raise
+        return builds[-1]
 
 
 def _id(release: Release | None) -> str:

@@ -71,5 +71,7 @@ class FakeBackend:
         release = self.serving[stack]
         self.calls.append(f"gate {stack} {shape}")
         verdict = self.verdicts.get(release.id, "PASS")
+        if verdict == "CANNOT RUN":
+            raise RuntimeError(f"http://{stack}.test does not answer")
         why = ["load: p95 2100 ms above the critical 1000 ms"] if verdict == "FAIL" else []
         return FakeReport(verdict, str(reports / f"{stack}-x"), {"id": release.id, "digest": release.digest}, why)

@@ -9,7 +9,7 @@ import pytest
 
 from codexops.releases import history, promote, rollback
 from codexops.releases.history import Event
-from codexops.releases.model import Release
+from codexops.releases.model import Release, ReleaseNotFound
 from codexops.releases.promote import Refused
 from tests.support.fake_backend import FakeBackend, make_release
 
@@ -142,3 +142,29 @@ def test_rollback_without_history_says_what_to_do(store: Path) -> None:
     r1 = make_release(store, "1.0.1", "a")
     with pytest.raises(rollback.NothingToRollBackTo, match="--to RELEASE"):
         rollback.plan(FakeBackend(serving={"production": r1}), "production", None)
+
+
+def test_rollback_to_a_version_takes_its_newest_build(store: Path) -> None:
+    make_release(store, "1.0.1", "a")
+    r2 = make_release(store, "1.0.2", "b")
+    assert rollback.find_release("v1.0.2") == r2
+    assert rollback.find_release("bbbbbb") == r2
+    with pytest.raises(ReleaseNotFound, match=r"no release '9\.9\.9'"):
+        rollback.find_release("9.9.9")
+
+
+def test_a_release_whose_verification_cannot_run_is_rolled_back(store: Path, tmp_path: Path) -> None:
+    r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
+    backend = FakeBackend(serving={"production": r1}, verdicts={r2.id: "CANNOT RUN"})
+    result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
+    assert result.exit_code == 1 and "could not run: http://production.test does not answer" in result.message
+    assert backend.serving["production"] == r1
+    assert [(e.kind, e.verdict) for e in history.read("production")] == [("deploy", "FAIL"), ("rollback", "PASS")]
+
+
+def test_redeploying_the_serving_release_that_fails_is_not_rolled_back_onto_itself(store: Path, tmp_path: Path) -> None:
+    r1 = make_release(store, "1.0.1", "a")
+    backend = FakeBackend(serving={"production": r1}, verdicts={r1.id: "FAIL"})
+    result = promote.ship(backend, "production", r1, kind="deploy", reports=tmp_path, say=print)
+    assert result.exit_code == 1 and "no earlier release on production" in result.message
+    assert backend.calls == ["deploy production 1.0.1+aaaaaaaaaaaa", "gate production smoke"]

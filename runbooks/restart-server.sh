@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Restart a stack's local environment: stop it (apps drain), start it, wait until healthy.
+set -euo pipefail
+# shellcheck source=runbooks/common.sh
+source "$(dirname "$0")/common.sh"
+
+USAGE="usage: $0 [--stack=STACK]   restart the local environment (default stack staging)"
+stack=staging
+for arg in "$@"; do
+    case "$arg" in
+        --stack=*) stack="${arg#--stack=}" ;;
+        -h | --help) usage "$USAGE" && exit 0 ;;
+        *) bad_flag "$arg" "$USAGE" ;;
+    esac
+done
+codexops down --stack "$stack"
+codexops up --stack "$stack"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Start a stack's local environment (default staging: nginx on :5002, app replicas, Redis, PostgreSQL, Prometheus).
+set -euo pipefail
+# shellcheck source=runbooks/common.sh
+source "$(dirname "$0")/common.sh"
+
+USAGE="usage: $0 [--stack=STACK]   start the local environment (default stack staging, gateway :5002)"
+stack=staging
+for arg in "$@"; do
+    case "$arg" in
+        --stack=*) stack="${arg#--stack=}" ;;
+        -h | --help) usage "$USAGE" && exit 0 ;;
+        *) bad_flag "$arg" "$USAGE" ;;
+    esac
+done
+codexops up --stack "$stack"

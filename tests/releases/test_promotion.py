@@ -1,0 +1,239 @@
+"""Releases between two real local stacks (staging :5002, production on its own ports), end to end:
+promotion on evidence under load, a refused promotion, a bad release rolled back automatically, a
+schema-moving release rolled back with its backup restored, and a second promotion refused.
+
+The tests run in order against the same two stacks (each builds on the state the previous one left).
+Fixed ports: run under the shared lock, e.g.
+  flock /work/localenv.lock .venv/bin/pytest tests/releases -x -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from codexops import localenv
+from codexops.releases.local_backend import LocalBackend
+from codexops.releases.model import Release
+from tests.support.releases import build, copy_with_migration
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+STACKS = ("staging", "production")
+
+
+@dataclass
+class World:
+    tmp: Path
+    env: dict[str, str]
+    good: Release
+    slow: Release  # injected latency above the critical threshold
+    bad: Release  # half its requests fail
+    migrating: Release  # one migration ahead
+
+    def run(self, *command: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """A codexops command or a runbook script, as an operator would run it."""
+        program = str(BIN / "codexops") if command[0] == "codexops" else str(ROOT / command[0])
+        result = subprocess.run(
+            [program, *command[1:]], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        print(f"$ {' '.join(command)} -> {result.returncode}\n{result.stdout}{result.stderr}")
+        return result
+
+    def history(self, stack: str) -> list[dict[str, str]]:
+        listed = self.run("codexops", "history", stack, "--json")
+        return [json.loads(line) for line in listed.stdout.splitlines()]
+
+    def health(self, stack: str) -> httpx.Response:
+        return httpx.get(f"{localenv.local_stack(stack).gateway_url()}/health", timeout=10)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("releases")
+    env = {
+        **os.environ,
+        "CODEX_STACKS_DIR": str(tmp / "stacks"),
+        "CODEX_RELEASES_DIR": str(tmp / "store"),
+        "CODEX_BACKEND": "local",
+        "GITHUB_ACTOR": "release-test",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key in ("CODEX_STACKS_DIR", "CODEX_RELEASES_DIR", "CODEX_BACKEND", "GITHUB_ACTOR"):
+            patch.setenv(key, env[key])
+        for stack in STACKS:
+            if localenv.port_taken(localenv.local_stack(stack).ports.gateway):
+                pytest.fail(f"the {stack} gateway port is taken: stop what listens there (runbooks/stop-servers.sh)")
+        world = World(
+            tmp,
+            env,
+            good=build(),
+            slow=build(CHAOS_LATENCY_MS="1500"),
+            bad=build(CHAOS_ERROR_RATE="0.5", CHAOS_ALLOW_IN_PRODUCTION="true"),
+            migrating=build(copy_with_migration(tmp / "tree", revision="9001")),
+        )
+        try:
+            assert world.run("runbooks/start-server.sh").returncode == 0
+            assert world.run("runbooks/start-server.sh", "--stack=production").returncode == 0
+            yield world
+        finally:
+            stopped = world.run("runbooks/stop-servers.sh")
+            shutil.rmtree(tmp / "store", ignore_errors=True)
+        assert stopped.returncode == 0
+        for stack in STACKS:
+            assert not localenv.port_taken(localenv.local_stack(stack).ports.gateway), f"{stack} still listens"
+
+
+class Load:
+    """Readers at a gateway until stopped (keep-alive connections, as clients use them): every request
+    counted, every failure kept."""
+
+    def __init__(self, url: str, token: str, workers: int = 4) -> None:
+        self.url, self.headers = url, {"Authorization": f"Bearer {token}"}
+        self.counts: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self._stop.is_set():
+                for path in ("/api/nodes?limit=5", "/health/live"):
+                    try:
+                        status = client.get(path, headers=self.headers).status_code
+                    except httpx.HTTPError as exc:
+                        status, detail = 0, repr(exc)
+                    else:
+                        detail = str(status)
+                    self.counts["requests"] += 1
+                    if not 200 <= status < 400:
+                        self.failures.append(f"{path}: {detail}")
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(15)
+
+
+def admin_token(stack: str) -> str:
+    local = localenv.local_stack(stack)
+    password = localenv.local_secrets(local)["ADMIN_PASSWORD"]
+    login = httpx.post(
+        f"{local.gateway_url()}/api/auth/login", json={"username": "admin", "password": password}, timeout=10
+    )
+    assert login.status_code == 200, login.text
+    return str(login.json()["accessToken"])
+
+
+def wait_for_lock_holder(world: World, stack: str, timeout: float = 60) -> str:
+    path = world.tmp / "stacks" / stack / "change.lock"
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.1)
+    raise AssertionError(f"nobody took {path} within {timeout} s")
+
+
+def test_a_good_release_is_promoted_under_load_and_a_second_promotion_is_refused(world: World) -> None:
+    deployed = world.run("codexops", "deploy", "staging", "--release", world.good.id, "--reports", str(world.tmp))
+    assert deployed.returncode == 0, deployed.stderr
+    assert world.health("staging").json()["version"] == world.good.id
+    with Load(localenv.local_stack("production").gateway_url(), admin_token("production")) as load:
+        first = subprocess.Popen(
+            [str(ROOT / "runbooks" / "deploy-production.sh")],
+            cwd=ROOT,
+            env=world.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        holder = wait_for_lock_holder(world, "production")
+        second = world.run("codexops", "promote", "--from", "staging", "--to", "production")
+        output, _ = first.communicate(timeout=600)
+        print(output)
+    assert "promote from staging" in holder
+    assert second.returncode == 1
+    assert "refused: stack production is busy: promote from staging by release-test" in second.stderr
+    assert first.returncode == 0, output
+    assert f"PASS: production serves {world.good.id}" in output or "WARN: production serves" in output
+    health = world.health("production")
+    assert health.status_code == 200 and health.json()["version"] == world.good.id
+    print(f"requests at production's gateway during the promotion: {load.counts['requests']}")
+    assert load.counts["requests"] > 100
+    assert load.failures == []
+    promoted = [e for e in world.history("production") if e["kind"] == "promote"]
+    last = promoted[-1]
+    assert (last["release"], last["source"], last["actor"]) == (world.good.id, "staging", "release-test")
+    assert last["verdict"] in ("PASS", "WARN") and last["report"].endswith("report.json")
+
+
+def test_a_release_with_injected_latency_is_refused_promotion(world: World) -> None:
+    assert LocalBackend().deploy("staging", world.slow, print).ok  # on staging, not yet judged
+    gated = world.run("runbooks/validate-deployment.sh", "staging")
+    assert gated.returncode == 1 and "verdict: FAIL" in gated.stdout
+    refused = world.run("runbooks/deploy-production.sh")
+    assert refused.returncode == 1
+    assert f"refused: the latest gate of {world.slow.id} on staging" in refused.stderr
+    assert "is FAIL" in refused.stderr
+    assert world.health("production").json()["version"] == world.good.id
+    last = world.history("production")[-1]
+    assert (last["kind"], last["release"], last["verdict"]) == ("promote", world.slow.id, "REFUSED")
+
+
+def test_a_bad_release_forced_onto_production_is_rolled_back(world: World) -> None:
+    forced = world.run("codexops", "deploy", "production", "--release", world.bad.id, "--reports", str(world.tmp))
+    assert forced.returncode == 1
+    assert f"rolled back to {world.good.id}" in forced.stdout
+    health = world.health("production")
+    assert health.status_code == 200 and health.json()["version"] == world.good.id
+    assert health.json()["status"] == "healthy"
+    events = [(e["kind"], e["release"], e["verdict"]) for e in world.history("production")]
+    assert events[-2:] == [("deploy", world.bad.id, "FAIL"), ("rollback", world.good.id, "PASS")]
+    printed = world.run("codexops", "history", "production").stdout
+    assert world.bad.id in printed and "rollback" in printed and "release-test" in printed
+
+
+def test_a_schema_moving_release_is_backed_up_and_rollback_restores_it(world: World) -> None:
+    production = localenv.local_stack("production")
+
+    def sql(statement: str) -> str:
+        return localenv.sql(production, statement, "livingcodex")
+
+    deployed = world.run("codexops", "deploy", "production", "--release", world.migrating.id)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert sql("SELECT version_num FROM alembic_version") == "9001"
+    backup = world.history("production")[-1]["backup"]
+    assert backup and Path(backup).stat().st_size > 0
+    sql("INSERT INTO release_probe_9001 (id) VALUES (1)")  # a write the rollback discards
+
+    unconfirmed = world.run("runbooks/rollback.sh")
+    assert unconfirmed.returncode == 1 and "--yes" in unconfirmed.stderr
+    assert sql("SELECT version_num FROM alembic_version") == "9001"
+
+    rolled = world.run("runbooks/rollback.sh", "--yes")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert f"database restored from {backup}" in rolled.stdout
+    assert sql("SELECT version_num FROM alembic_version") == world.good.schema_head
+    assert sql("SELECT to_regclass('public.release_probe_9001')") == ""
+    assert world.health("production").json()["version"] == world.good.id
+    last = world.history("production")[-1]
+    assert (last["kind"], last["release"], last["verdict"]) == ("rollback", world.good.id, "PASS")
