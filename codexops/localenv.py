@@ -35,6 +35,7 @@ RUNTIME = local_root()
 DEFAULT_STACK = "staging"
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
+LOOPBACK_NAMES = ("localhost", HOST)  # every local gateway serves these, whatever the stack's domain
 GATEWAY_PORT = 5002  # the default stack's gateway: the runbook's curl commands use it
 # The load generator is one address: the gateway's per-client limits are raised here, not removed.
 LOCAL_API_RATE, LOCAL_API_BURST = "2000r/s", 2000
@@ -358,12 +359,12 @@ def supervisor_config(stack: LocalStack, bins: dict[str, str], values: dict[str,
 
 
 def write_nginx_conf(stack: LocalStack) -> None:
-    """nginx.conf routing to every replica. No TLS on loopback."""
+    """nginx.conf routing to every replica. No TLS on loopback, and the loopback names are the ones served."""
     ports = stack.ports
     upstreams = [f"{HOST}:{port}" for port in ports.apps]
     (stack.runtime / "nginx" / "nginx.conf").write_text(
         render_nginx(
-            stack.spec.model_copy(update={"tls": False}),
+            stack.spec.model_copy(update={"tls": False, "serverNames": LOOPBACK_NAMES}),
             upstreams,
             runtime_dir=str(stack.runtime / "nginx"),
             listen_host=f"{HOST}:",

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -93,24 +94,24 @@ class GraphStore:
         return node_out(row)
 
     async def upsert_node(self, conn: AsyncConnection, node_id: str, data: dict[str, Any]) -> None:
-        """Insert a node or leave an existing one as it is (used for derived concept nodes)."""
-        exists = await conn.scalar(select(nodes.c.id).where(nodes.c.id == node_id))
-        if exists:
-            return
+        """Insert a node or leave an existing one as it is (used for derived concept nodes).
+
+        ON CONFLICT DO NOTHING, not check-then-insert: replicas extracting the same concept at once
+        would otherwise race into a unique violation and fail the job."""
         now = _now()
-        await conn.execute(
-            insert(nodes).values(
-                id=node_id,
-                type_id=data["typeId"],
-                title=data["title"],
-                content=data.get("content", ""),
-                meta=data.get("meta", {}),
-                state=data.get("state", "water"),
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        values = {
+            "id": node_id,
+            "type_id": data["typeId"],
+            "title": data["title"],
+            "content": data.get("content", ""),
+            "meta": data.get("meta", {}),
+            "state": data.get("state", "water"),
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        await conn.execute(dialect.insert(nodes).values(**values).on_conflict_do_nothing(index_elements=["id"]))
 
     async def get_node(self, node_id: str) -> dict[str, Any]:
         async with self.engine.connect() as conn:

@@ -116,7 +116,10 @@ def test_the_deployed_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
 def test_replica_503s_are_never_retried_nor_counted_and_names_come_from_the_spec() -> None:
     conf = render_nginx(load_spec("staging"), ["app-1:5002"])
     retries = [line.strip() for line in conf.splitlines() if line.strip().startswith("proxy_next_upstream ")]
-    assert retries == ["proxy_next_upstream error timeout;"], retries
+    # Only readiness, which no client input can fail, moves on past a replica's 503 (one draining).
+    assert retries == ["proxy_next_upstream error timeout;", "proxy_next_upstream error timeout http_503;"], retries
+    readiness = conf.split("location = /health/ready {", 1)[1].split("}", 1)[0]
+    assert "http_503" in readiness
     assert "server_name staging.living-codex.local localhost 127.0.0.1;" in conf
     assert "default_server" in conf and "return 421" in conf
     production = render_nginx(load_spec("production"), ["app:5002"], tls_cert="/c", tls_key="/k")

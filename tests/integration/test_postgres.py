@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.storage import migrate
@@ -82,3 +82,28 @@ async def test_postgres_outage_is_reported_not_a_500(fresh_postgres: Postgres, m
             fresh_postgres.start()
         assert (await app.client.get("/health")).json()["database"]["status"] == "up"
         assert (await app.client.get("/api/nodes", headers=h)).status_code == 200
+
+
+async def test_concurrent_upserts_of_one_concept_never_conflict(fresh_postgres: Postgres, make_settings) -> None:
+    """Two replicas extracting the same concept at once: both transactions succeed, one row stays.
+    (Check-then-insert raced into a unique violation here and failed the AI job.)"""
+    import asyncio
+
+    from app.storage.graph import GraphStore
+
+    engine = create_engine(postgres_target(fresh_postgres.url), make_settings())
+    try:
+        await migrate.upgrade(engine)
+        graph = GraphStore(engine)
+
+        async def extract(title: str) -> None:
+            async with engine.begin() as conn:
+                await graph.upsert_node(conn, "concept-glacier", {"typeId": "codex.concept", "title": title})
+                await asyncio.sleep(0.2)  # both inserts are in flight before either commits
+
+        await asyncio.gather(extract("glacier"), extract("glacier"))
+        async with engine.connect() as conn:
+            count = await conn.scalar(text("SELECT count(*) FROM nodes WHERE id = 'concept-glacier'"))
+        assert count == 1
+    finally:
+        await engine.dispose()
