@@ -119,7 +119,10 @@ def test_replica_503s_are_never_retried_nor_counted_and_names_come_from_the_spec
     # Only readiness, which no client input can fail, moves on past a replica's 503 (one draining).
     assert retries == ["proxy_next_upstream error timeout;", "proxy_next_upstream error timeout http_503;"], retries
     readiness = conf.split("location = /health/ready {", 1)[1].split("}", 1)[0]
-    assert "http_503" in readiness
+    assert "http_503" in readiness and "proxy_pass http://living_codex_readiness;" in readiness
+    # ...in an upstream of its own that counts no failures, so no replica is ever marked down by it
+    probe_upstream = conf.split("upstream living_codex_readiness {", 1)[1].split("}", 1)[0]
+    assert "server app-1:5002 max_fails=0;" in probe_upstream
     assert "server_name staging.living-codex.local localhost 127.0.0.1;" in conf
     assert "default_server" in conf and "return 421" in conf
     production = render_nginx(load_spec("production"), ["app:5002"], tls_cert="/c", tls_key="/k")
