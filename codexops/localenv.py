@@ -495,8 +495,10 @@ def postgres_accepts(stack: LocalStack) -> bool:
 
 
 def bootstrap_database(stack: LocalStack, values: dict[str, str]) -> None:
-    if not sql(stack, "SELECT 1 FROM pg_roles WHERE rolname = 'codex'"):
-        sql(stack, f"CREATE ROLE codex LOGIN PASSWORD '{values['POSTGRES_PASSWORD']}'")
+    # The stack's secrets file is the source of truth: a data directory kept from an earlier clone at
+    # the same path (it lives under /tmp as root) gets this password too, or the replicas are refused.
+    verb = "ALTER" if sql(stack, "SELECT 1 FROM pg_roles WHERE rolname = 'codex'") else "CREATE"
+    sql(stack, f"{verb} ROLE codex LOGIN PASSWORD '{values['POSTGRES_PASSWORD']}'")
     if not sql(stack, "SELECT 1 FROM pg_database WHERE datname = 'livingcodex'"):
         sql(stack, "CREATE DATABASE livingcodex OWNER codex")
 
