@@ -2,7 +2,9 @@
 
 The per-request auth check reads this view instead of Redis. A change (role, disabled, deleted,
 logout, a session ended for theft) is applied here at once by the replica that made it and published
-on CHANNEL; the other replicas apply the message on receipt. A full resync from SQL and Redis runs on
+on CHANNEL; the other replicas apply the message on receipt and acknowledge it, and the replica
+that made the change waits (at most ACK_TIMEOUT_SECONDS) until every subscriber has, so the change
+holds on whichever replica the client's next request reaches. A full resync from SQL and Redis runs on
 every (re)subscribe and every third of AUTH_VIEW_MAX_STALENESS_SECONDS, and the view is trusted only
 while it is subscribed and its last successful resync began less than AUTH_VIEW_MAX_STALENESS_SECONDS
 ago. So a change whose message was lost is honoured everywhere within that bound; while the view is
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +34,8 @@ log = logging.getLogger("codex.authview")
 CHANNEL = "codex:auth"
 MAX_CACHED_USERS = 10_000
 PUBLISH_TIMEOUT_SECONDS = 0.3
+ACK_TIMEOUT_SECONDS = 0.5
+ACK_KEY = "codex:auth:ack:"
 
 
 @dataclass(frozen=True)
@@ -96,17 +101,49 @@ class AuthView:
         await self._announce(f"session:{sid}:{until}")
 
     async def _announce(self, message: str) -> None:
-        """Apply here, then publish before the change is answered, so the other replicas hold it
-        when the client's next request reaches them. After a failed publish, skip until a resync
-        proves Redis answers again: a down Redis costs no wait; the resync covers what was skipped."""
+        """Apply here, publish, and wait until every subscribed replica has applied it, before the
+        change is answered. After a failed publish, skip until a resync proves Redis answers again:
+        a down Redis costs no wait; the resync covers what was skipped."""
         self._apply(message)
         if self._redis is None or not self.publish_ok:
             return
+        ack_id = secrets.token_hex(8)
         try:
-            await asyncio.wait_for(self._redis.publish(CHANNEL, message), timeout=PUBLISH_TIMEOUT_SECONDS)
+            receivers = await asyncio.wait_for(
+                self._redis.publish(CHANNEL, f"{message}|{ack_id}"), timeout=PUBLISH_TIMEOUT_SECONDS
+            )
         except REDIS_ERRORS as exc:
             self.publish_ok = False
             log.warning("auth change not published; replicas pick it up at their next resync: %s", exc)
+            return
+        await self._await_acks(ack_id, int(receivers))
+
+    async def _await_acks(self, ack_id: str, receivers: int) -> None:
+        """PUBLISH only says how many sockets got the message; the ack says the view applied it.
+        A replica that does not ack in time still honours the change within the staleness bound."""
+        acked = 0
+        try:
+            async with asyncio.timeout(ACK_TIMEOUT_SECONDS):
+                while True:
+                    acked = int(await self._redis.get(ACK_KEY + ack_id) or 0)  # type: ignore[union-attr]
+                    if acked >= receivers:
+                        return
+                    await asyncio.sleep(0.002)
+        except REDIS_ERRORS as exc:  # includes the timeout
+            log.warning("auth change applied by %d of %d replicas before answering: %r", acked, receivers, exc)
+
+    async def _receive(self, raw: str) -> None:
+        message, _, ack_id = raw.rpartition("|")
+        self._apply(message or raw)
+        if not message or self._redis is None:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.incr(ACK_KEY + ack_id)
+                pipe.expire(ACK_KEY + ack_id, 60)
+                await pipe.execute()
+        except REDIS_ERRORS as exc:
+            log.debug("auth change applied but not acknowledged: %s", exc)
 
     def _apply(self, message: str) -> None:
         kind, _, rest = message.partition(":")
@@ -124,7 +161,11 @@ class AuthView:
     async def start(self) -> None:
         if self._redis is not None:
             listen = follow(
-                self._redis, CHANNEL, on_subscribe=self._subscribed, on_message=self._apply, on_lost=self._unsubscribed
+                self._redis,
+                CHANNEL,
+                on_subscribe=self._subscribed,
+                on_message=self._receive,
+                on_lost=self._unsubscribed,
             )
             self._tasks = [asyncio.create_task(listen, name="authview.listen")]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
@@ -16,7 +17,7 @@ async def follow(
     channel: str,
     *,
     on_subscribe: Callable[[], Awaitable[object]],
-    on_message: Callable[[str], object],
+    on_message: Callable[[str], object],  # may return an awaitable: awaited before the next message
     on_lost: Callable[[Exception], object],
     retry_seconds: float = 1.0,
 ) -> None:
@@ -30,7 +31,9 @@ async def follow(
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message and message.get("type") == "message":
                         data = message["data"]
-                        on_message(data.decode() if isinstance(data, bytes) else str(data))
+                        handled = on_message(data.decode() if isinstance(data, bytes) else str(data))
+                        if inspect.isawaitable(handled):
+                            await handled
         except REDIS_ERRORS as exc:
             on_lost(exc)
             await asyncio.sleep(retry_seconds)

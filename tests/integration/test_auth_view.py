@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
+from app.authview import ACK_TIMEOUT_SECONDS, CHANNEL
 from tests.conftest import RunningApp, SettingsFactory, running
 from tests.support.servers import Postgres, Redis
 
@@ -76,6 +79,38 @@ async def test_changes_on_one_replica_hold_on_the_other_at_the_next_request(
         assert (await a.client.request(method, path, headers=admin, json=body)).is_success
         assert b.services.identity.view.trusted  # answered from the view, not the fallback
         assert await _write(b, editor) in (401, 403), username
+
+
+async def test_the_next_request_is_refused_every_time(replicas: tuple[RunningApp, RunningApp]) -> None:
+    """The admin's answer waits for every replica's acknowledgement; without it, b's listener could
+    still be behind the client's next request (a CI run caught exactly that)."""
+    a, b = replicas
+    admin = await a.bearer()
+    for attempt in range(15):
+        editor = await _editor(a, f"flip{attempt}")
+        assert await _write(b, editor) == 201
+        assert (
+            await a.client.put(f"/api/admin/users/flip{attempt}/role", headers=admin, json={"role": "viewer"})
+        ).is_success
+        assert await _write(b, editor) == 403, attempt
+
+
+async def test_a_subscriber_that_never_acknowledges_costs_at_most_the_ack_timeout(
+    replicas: tuple[RunningApp, RunningApp], redis_server: Redis
+) -> None:
+    a, _ = replicas
+    editor_name = "stuck"
+    await _editor(a, editor_name)
+    admin = await a.bearer()
+    silent = aioredis.from_url(redis_server.url)
+    async with silent.pubsub() as pubsub:
+        await pubsub.subscribe(CHANNEL)  # subscribed, never applies, never acks
+        began = time.monotonic()
+        response = await a.client.put(f"/api/admin/users/{editor_name}/role", headers=admin, json={"role": "viewer"})
+        waited = time.monotonic() - began
+    await silent.aclose()
+    assert response.status_code == 200
+    assert ACK_TIMEOUT_SECONDS <= waited < ACK_TIMEOUT_SECONDS + 1.0, waited
 
 
 async def test_a_lost_message_is_repaired_within_the_staleness_bound(replicas: tuple[RunningApp, RunningApp]) -> None:
