@@ -114,12 +114,18 @@ def publish(services: Services, assessment: Assessment) -> None:
         metrics.module_loaded.labels(name).set(1 if state.status == "loaded" else 0)
 
 
+async def refresh_gauges(services: Services) -> None:
+    """Before a scrape: the gauges that derive from a health assessment (only scrapes read them, so
+    /health itself does not pay for them)."""
+    database = await probe_database(services)
+    services.metrics.database_up.set(1 if database["status"] == "up" else 0)
+    services.metrics.database_latency.set(database.get("latencyMs", 0) / 1000)
+    publish(services, assess(services, database))
+
+
 async def overall(services: Services) -> tuple[dict[str, Any], int]:
     database = await probe_database(services)
     assessment = assess(services, database)
-    services.metrics.database_up.set(1 if database["status"] == "up" else 0)
-    services.metrics.database_latency.set(database.get("latencyMs", 0) / 1000)
-    publish(services, assessment)
     status = assessment.status if services.host.complete else "initializing"
     body = {
         "status": status,

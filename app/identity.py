@@ -397,13 +397,29 @@ class IdentityModule(Module):
         """Valid signature, not expired, account present, enabled and unchanged, session not ended."""
         claims = self._claims(token)
         user = await self.view.user(int(claims["uid"]))
-        if user is None or user.disabled or user.stamp != claims.get("stm"):
+        if not _may_act(user, claims):
             self.metrics.auth_failures.labels("account_changed").inc()
             raise _unauthorized("account_unavailable", "the account was disabled or deleted; log in again")
         if await self.view.session_ended(claims["sid"], claims["jti"]):
             self.metrics.auth_failures.labels("session_ended").inc()
             raise _unauthorized("session_ended", "the session of this token has ended (logged out); log in")
+        assert user is not None  # _may_act
         return Principal(claims, user)
+
+    def known_principal(self, token: str) -> Principal | None:
+        """authenticate() answered from memory alone: a token verified before and unexpired, whose
+        account and session the trusted view holds and allows. None means: call authenticate(),
+        which decides, counts and explains (so nothing here may refuse, count or raise)."""
+        claims = self._verified.get(token)
+        if claims is None or claims["exp"] <= time.time():
+            return None
+        user = self.view.known(int(claims["uid"]), claims["sid"])
+        return Principal(claims, user) if user is not None and _may_act(user, claims) else None
+
+
+def _may_act(user: UserState | None, claims: dict[str, Any]) -> bool:
+    """The account exists, is enabled, and is the one the token was issued to (same security stamp)."""
+    return user is not None and not user.disabled and user.stamp == claims.get("stm")
 
 
 def _enabled_admin() -> tuple[Any, ...]:

@@ -7,8 +7,9 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from opentelemetry.sdk.trace.export import SpanExporter
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,6 +22,7 @@ from app.errors import ApiError, error_body, install_error_handlers
 from app.logs import configure_logging, flush_request_log
 from app.middleware.body_limit import BodyLimit
 from app.middleware.compress import GzipWhenAsked
+from app.middleware.hot_paths import HotPaths
 from app.middleware.observe import RequestObserver
 from app.responses import FastJSONResponse
 from app.routes import admin, ai, auth, graph, health
@@ -67,6 +69,10 @@ def _install_domain_errors(app: FastAPI) -> None:
 
     for error_class in (SQLAlchemyError, OSError, TimeoutError):
         app.add_exception_handler(error_class, database_error)
+
+
+def _route(router: APIRouter, name: str) -> APIRoute:
+    return next(r for r in router.routes if isinstance(r, APIRoute) and r.name == name and "GET" in (r.methods or ()))
 
 
 def create_app(
@@ -121,11 +127,17 @@ def create_app(
     app.state.services = services
     install_error_handlers(app)
     _install_domain_errors(app)
-    for router in (health.router, auth.router, graph.router, ai.router, admin.router):
+    for router in (health.probes, graph.router, health.router, auth.router, ai.router, admin.router):
         app.include_router(router)
 
     # Added innermost first: the observer wraps everything, so it sees every status and latency.
     # Every layer is pure ASGI, and a layer with nothing to do is not added: each one is a pass per request.
+    app.add_middleware(
+        HotPaths,
+        services=services,
+        live_route=_route(health.probes, "live"),
+        node_route=_route(graph.router, "get_node"),
+    )
     if settings.enable_performance_optimization:
         # Level 5, not Starlette's 9: nearly the same size for JSON at a fraction of the CPU. Behind
         # nginx the replicas do not compress at all (it drops Accept-Encoding and compresses itself).

@@ -34,6 +34,7 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self.requests_answered = 0  # the sum of http_requests, kept as a plain int for /health to read
         _process.ProcessCollector(registry=r)
         _platform.PlatformCollector(registry=r)
         _gc.GCCollector(registry=r)

@@ -89,7 +89,4 @@ class Services:
         return time.monotonic() - self.started_monotonic
 
     def request_count(self) -> int:
-        total = 0.0
-        for family in self.metrics.http_requests.collect():
-            total += sum(s.value for s in family.samples if s.name.endswith("_total"))
-        return int(total)
+        return self.metrics.requests_answered

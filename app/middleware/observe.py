@@ -89,6 +89,7 @@ class RequestObserver:
             latency = self._latencies[(method, route)] = self.metrics.http_latency.labels(method, route)
         counter.inc()
         latency.observe(elapsed)
+        self.metrics.requests_answered += 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -26,7 +26,8 @@ def _json(body: bytes, status: int) -> Response:
 
 
 def _cache_key(request: Request) -> str:
-    return f"{request.url.path}?{request.url.query}"
+    """The path and query as sent (not request.url, which builds and parses a whole URL per read)."""
+    return f"{request.scope['path']}?{request.scope['query_string'].decode('latin-1')}"
 
 
 @router.get("/nodes")

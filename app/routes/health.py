@@ -10,8 +10,13 @@ from app import health
 from app.errors import ApiError
 from app.responses import FastJSONResponse as JSONResponse  # orjson; health bodies are large
 from app.routes.deps import services_of
+from app.services import Services
 
-router = APIRouter(tags=["health"])  # HEAD answers like GET, for load balancers' probes
+# Starlette tries routes in order, about 1.7 µs each: the probes (every few seconds from every load
+# balancer and monitor) go first, ahead of the graph's reads; the rest of health after them (see
+# app/main.py). GET /health/live is also answered before routing (app/middleware/hot_paths.py).
+probes = APIRouter(tags=["health"])  # HEAD answers like GET, for load balancers' probes
+router = APIRouter(tags=["health"])
 UNAVAILABLE = {"Retry-After": "5"}  # every 503 tells the client when to try again
 
 
@@ -19,22 +24,19 @@ def _answer(body: dict[str, object], status: int) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=UNAVAILABLE if status == 503 else None)
 
 
-@router.get("/health")
-@router.head("/health", include_in_schema=False)
-async def overall(request: Request) -> JSONResponse:
-    body, status = await health.overall(services_of(request))
-    return _answer(body, status)
-
-
-@router.get("/health/live")
-@router.head("/health/live", include_in_schema=False)
+@probes.head("/health/live", include_in_schema=False)
+@probes.get("/health/live")
 async def live(request: Request) -> dict[str, object]:
-    services = services_of(request)
+    return live_body(services_of(request))
+
+
+def live_body(services: Services) -> dict[str, object]:
+    """Also answered by app/middleware/hot_paths.py, before routing."""
     return {"status": "alive", "uptime": round(services.uptime, 3)}
 
 
-@router.get("/health/ready")
-@router.head("/health/ready", include_in_schema=False)
+@probes.head("/health/ready", include_in_schema=False)
+@probes.get("/health/ready")
 async def ready(request: Request) -> JSONResponse:
     """Ready when started and not draining, with every critical module loaded."""
     services = services_of(request)
@@ -47,6 +49,13 @@ async def ready(request: Request) -> JSONResponse:
         )
         return _answer({"status": "not_ready", "reason": reason}, 503)
     return JSONResponse({"status": "ready"})
+
+
+@probes.head("/health", include_in_schema=False)
+@probes.get("/health")
+async def overall(request: Request) -> JSONResponse:
+    body, status = await health.overall(services_of(request))
+    return _answer(body, status)
 
 
 @router.get("/health/memory")
@@ -74,7 +83,7 @@ async def prometheus(request: Request) -> Response:
     services = services_of(request)
     if not services.settings.prometheus_enabled:
         raise ApiError(404, "metrics_disabled", "PROMETHEUS_ENABLED is false")
-    await health.overall(services)  # refreshes score, database and module gauges
+    await health.refresh_gauges(services)  # score, database and module gauges
     await health.refresh_session_gauges(services)
     services.metrics.ai_queue_depth.set(services.ai.queue.qsize())
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -72,3 +72,18 @@ async def test_made_up_methods_share_one_metric_label() -> None:
         await observer({"type": "http", "method": method, "path": "/x", "headers": []}, receive, send)
     methods = {s.labels["method"] for f in metrics.http_requests.collect() for s in f.samples}
     assert methods == {"OTHER", "GET"}
+
+
+def test_request_tracker_rotates_in_batches_and_loses_no_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("app.logs._MAX_BYTES", 20_000)
+    tracker = configure_logging(str(tmp_path), "INFO")
+    for n in range(2_000):  # ~150 KB: several rotations, batches of whatever was queued
+        tracker.info("method=GET path=/n/%d status=200", n)
+    flush_request_log(str(tmp_path))
+    files = sorted(tmp_path.glob("request-tracker.log*"))
+    assert len(files) > 2
+    kept = [line for f in files for line in f.read_text().splitlines()]
+    numbers = sorted(int(line.split("/n/")[1].split()[0]) for line in kept)
+    # Five backups are kept: the newest lines survive, in order, none dropped or repeated.
+    assert numbers == list(range(2_000 - len(numbers), 2_000))
+    assert all(f.stat().st_size < 20_000 + 150 * 1_000 for f in files)

@@ -1,0 +1,136 @@
+"""Requests answered before routing (app/middleware/hot_paths.py) answer exactly as the routes do,
+and everything the hot path may not decide still reaches FastAPI (issue 11)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from app.identity import Principal
+from tests.conftest import RunningApp, SettingsFactory, running
+from tests.support.servers import Postgres, Redis
+
+pytestmark = pytest.mark.integration
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+async def app(
+    fresh_postgres: Postgres, redis_server: Redis, make_settings: SettingsFactory
+) -> AsyncIterator[RunningApp]:
+    settings = make_settings(connection_string=fresh_postgres.url, redis_connection_string=redis_server.url)
+    async for running_app in running(settings):
+        async with asyncio.timeout(5):
+            while not running_app.services.identity.view.trusted:
+                await asyncio.sleep(0.02)
+        yield running_app
+
+
+class HotCount:
+    """Counts node reads the hot path answered; `off` sends every read the full way instead."""
+
+    def __init__(self, app: RunningApp) -> None:
+        self.identity, self.answered, self.off = app.services.identity, 0, False
+        self.real = self.identity.known_principal
+        self.identity.known_principal = self._known  # type: ignore[method-assign]
+
+    def _known(self, token: str) -> Principal | None:
+        principal = None if self.off else self.real(token)
+        self.answered += principal is not None
+        return principal
+
+
+def _comparable(response: httpx.Response) -> tuple[int, bytes, dict[str, str]]:
+    headers = {k: v for k, v in response.headers.items() if k != "x-request-id"}
+    return response.status_code, response.content, headers
+
+
+async def _node(app: RunningApp, headers: dict[str, str]) -> str:
+    created = await app.client.post("/api/nodes", headers=headers, json={"typeId": "t", "title": "hot"})
+    assert created.status_code == 201
+    return str(created.json()["id"])
+
+
+async def _cached(app: RunningApp, path: str, headers: dict[str, str]) -> None:
+    """Read until cached: the create's own invalidation comes back over Redis a moment later."""
+    async with asyncio.timeout(5):
+        while (await app.client.get(path, headers=headers)).headers.get("x-cache") != "HIT":
+            await asyncio.sleep(0.02)
+
+
+async def test_a_cached_read_answers_alike_both_ways(app: RunningApp) -> None:
+    admin = await app.bearer()
+    node_id = await _node(app, admin)
+    await _cached(app, f"/api/nodes/{node_id}", admin)
+    count = HotCount(app)
+    hot = await app.client.get(f"/api/nodes/{node_id}", headers=admin)
+    assert count.answered == 1
+    count.off = True
+    full = await app.client.get(f"/api/nodes/{node_id}", headers=admin)
+    assert _comparable(hot) == _comparable(full)
+    assert hot.headers["x-cache"] == "HIT" and hot.headers["x-content-type-options"] == "nosniff"
+    etag = {"If-None-Match": hot.headers["etag"], **admin}
+    count.off = False
+    hot_304 = await app.client.get(f"/api/nodes/{node_id}", headers=etag)
+    count.off = True
+    assert _comparable(hot_304) == _comparable(await app.client.get(f"/api/nodes/{node_id}", headers=etag))
+    assert hot_304.status_code == 304
+
+
+async def test_what_the_hot_path_may_not_decide_reaches_fastapi(app: RunningApp) -> None:
+    admin = await app.bearer()
+    node_id = await _node(app, admin)
+    path = f"/api/nodes/{node_id}"
+    await _cached(app, path, admin)
+    refusals: list[tuple[dict[str, str], str, int]] = [
+        ({}, path, 401),
+        ({"Authorization": "Bearer not-a-token"}, path, 401),
+        ({"Authorization": f"Basic {admin['Authorization'][7:]}"}, path, 401),
+        (admin, "/api/nodes/bad id", 422),
+        (admin, "/api/nodes/" + "a" * 201, 422),
+        (admin, "/api/nodes/missing", 404),
+    ]
+    for headers, url, status in refusals:
+        response = await app.client.get(url, headers=headers)
+        assert response.status_code == status, (url, headers)
+        assert "error" in response.json()
+
+
+async def test_a_disabled_account_or_ended_session_is_refused_at_once(app: RunningApp) -> None:
+    admin = await app.bearer()
+    await app.client.post("/api/auth/register", json={"username": "vic", "password": PASSWORD})
+    node_id = await _node(app, admin)
+    viewer = await app.bearer("vic", PASSWORD)
+    path = f"/api/nodes/{node_id}"
+    for _ in range(2):
+        assert (await app.client.get(path, headers=viewer)).status_code == 200  # the second is hot
+    assert (await app.client.post("/api/admin/users/vic/disable", headers=admin)).is_success
+    assert (await app.client.get(path, headers=viewer)).status_code == 401
+    assert (await app.client.get(path, headers=admin)).status_code == 200
+    await app.client.post("/api/auth/logout", headers=admin)
+    assert (await app.client.get(path, headers=admin)).status_code == 401
+
+
+async def test_hot_answers_are_counted_under_their_routes(app: RunningApp) -> None:
+    admin = await app.bearer()
+    node_id = await _node(app, admin)
+    await _cached(app, f"/api/nodes/{node_id}", admin)
+    before = (await app.client.get("/metrics")).text
+    for _ in range(3):
+        await app.client.get(f"/api/nodes/{node_id}", headers=admin)
+        live = await app.client.get("/health/live")
+        assert live.status_code == 200 and live.json()["status"] == "alive"
+    after = (await app.client.get("/metrics")).text
+
+    def count(text: str, sample: str) -> float:
+        return sum(float(line[len(sample) + 1 :]) for line in text.splitlines() if line.startswith(sample + " "))
+
+    for sample in (
+        'codex_http_requests_total{method="GET",route="/api/nodes/{node_id}",status="200"}',
+        'codex_http_requests_total{method="GET",route="/health/live",status="200"}',
+        'codex_cache_requests_total{result="hit"}',
+    ):
+        assert count(after, sample) - count(before, sample) == 3, sample
