@@ -78,22 +78,25 @@ def _history(directory: Path) -> list[str]:
     path = directory / "history.json"
     if not path.exists():
         return []
-    history = json.loads(path.read_text())
-    names = list(dict.fromkeys(n for step in history["steps"] for n in step["rows"]))
-    lines = [
-        "## Step by step (earlier runs)",
-        "",
-        history["note"],
-        "",
-        "| change | " + " | ".join(names) + " |",
-        "|---|" + "---:|" * len(names),
-    ]
-    for step in history["steps"]:
-        cells = [
-            f"{step['rows'][n]['rps']:,} / {step['rows'][n]['p95_ms']} ms" if n in step["rows"] else "-" for n in names
-        ]
+    lines = ["## Step by step (earlier runs)", ""]
+    for series in json.loads(path.read_text())["series"]:
+        lines += [*_series_table(series), ""]
+    return [*lines, "Each cell: RPS / p95, or RPS alone where only that was recorded.", ""]
+
+
+def _series_table(series: dict[str, Any]) -> list[str]:
+    names = list(dict.fromkeys(n for step in series["steps"] for n in step["rows"]))
+    lines = [series["note"], "", "| change | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for step in series["steps"]:
+        cells = [_cell(step["rows"].get(n)) for n in names]
         lines.append(f"| {step['change']} | " + " | ".join(cells) + " |")
-    return [*lines, "", "Each cell: RPS / p95.", ""]
+    return lines
+
+
+def _cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "-"
+    return f"{row['rps']:,} / {row['p95_ms']} ms" if "p95_ms" in row else f"{row['rps']:,}"
 
 
 def chart(results: dict[str, Any], path: Path) -> None:
