@@ -44,28 +44,22 @@ class LeaveIdleToClient:
             self.cycle.keep_alive = False  # answered with Connection: close, then closed
 
 
-class HeaderTimeoutH11Protocol(LeaveIdleToClient, H11Protocol):
+class HeaderDeadline:
+    """Mixed in before uvicorn's protocol class: a connection that has not delivered complete headers
+    within `header_timeout` of the deadline being armed is closed."""
+
     header_timeout = HEADER_TIMEOUT_SECONDS
     _header_deadline: asyncio.TimerHandle | None = None
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         self._arm_header_deadline()
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.conn.their_state is h11.IDLE:  # a request has begun but its headers are incomplete
-            self._arm_header_deadline()
-        else:
-            self._cancel_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_deadline()
-        super().connection_lost(exc)
-
-    def on_response_complete(self) -> None:
-        self._cancel_header_deadline()  # idle from here on: the keep-alive timeout applies
-        super().on_response_complete()
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def _arm_header_deadline(self) -> None:
         if self._header_deadline is None:
@@ -76,22 +70,34 @@ class HeaderTimeoutH11Protocol(LeaveIdleToClient, H11Protocol):
             self._header_deadline.cancel()
             self._header_deadline = None
 
+    def _waiting_for_headers(self) -> bool:
+        return True  # armed only while waiting, unless the protocol can tell better
+
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        if self._waiting_for_headers() and not self.transport.is_closing():
             self.transport.close()
 
 
-class HeaderTimeoutHttpToolsProtocol(LeaveIdleToClient, HttpToolsProtocol):
+class HeaderTimeoutH11Protocol(HeaderDeadline, LeaveIdleToClient, H11Protocol):
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._waiting_for_headers():  # a request has begun but its headers are incomplete
+            self._arm_header_deadline()
+        else:
+            self._cancel_header_deadline()
+
+    def on_response_complete(self) -> None:
+        self._cancel_header_deadline()  # idle from here on: the keep-alive timeout applies
+        super().on_response_complete()
+
+    def _waiting_for_headers(self) -> bool:
+        return self.conn.their_state is h11.IDLE
+
+
+class HeaderTimeoutHttpToolsProtocol(HeaderDeadline, LeaveIdleToClient, HttpToolsProtocol):
     """The same deadline on httptools (what `codexops serve` runs): armed when a connection opens and
     when a request's first byte arrives, cancelled when its headers are complete."""
-
-    header_timeout = HEADER_TIMEOUT_SECONDS
-    _header_deadline: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_header_deadline()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -100,21 +106,3 @@ class HeaderTimeoutHttpToolsProtocol(LeaveIdleToClient, HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._cancel_header_deadline()
         super().on_headers_complete()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_header_deadline()
-        super().connection_lost(exc)
-
-    def _arm_header_deadline(self) -> None:
-        if self._header_deadline is None:
-            self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
-
-    def _cancel_header_deadline(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
-
-    def _headers_too_slow(self) -> None:
-        self._header_deadline = None
-        if not self.transport.is_closing():
-            self.transport.close()

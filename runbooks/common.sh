@@ -25,3 +25,19 @@ bad_flag() {
     printf 'unknown argument: %s\n%s\n' "$1" "$2" >&2
     exit 2
 }
+
+# parse_stack_only USAGE ARGS...: for scripts whose only flag is --stack=STACK; sets $stack
+# (default staging), prints USAGE and exits 0 on -h/--help, refuses anything else.
+# shellcheck disable=SC2034  # stack is read by the script that sourced this file
+parse_stack_only() {
+    local text="$1" arg
+    shift
+    stack=staging
+    for arg in "$@"; do
+        case "$arg" in
+            --stack=*) stack="${arg#--stack=}" ;;
+            -h | --help) usage "$text" && exit 0 ;;
+            *) bad_flag "$arg" "$text" ;;
+        esac
+    done
+}

@@ -5,13 +5,6 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 USAGE="usage: $0 [--stack=STACK]   restart the local environment (default stack staging)"
-stack=staging
-for arg in "$@"; do
-    case "$arg" in
-        --stack=*) stack="${arg#--stack=}" ;;
-        -h | --help) usage "$USAGE" && exit 0 ;;
-        *) bad_flag "$arg" "$USAGE" ;;
-    esac
-done
+parse_stack_only "$USAGE" "$@"
 codexops down --stack "$stack"
 codexops up --stack "$stack"

@@ -5,12 +5,5 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 USAGE="usage: $0 [--stack=STACK]   start the local environment (default stack staging, gateway :5002)"
-stack=staging
-for arg in "$@"; do
-    case "$arg" in
-        --stack=*) stack="${arg#--stack=}" ;;
-        -h | --help) usage "$USAGE" && exit 0 ;;
-        *) bad_flag "$arg" "$USAGE" ;;
-    esac
-done
+parse_stack_only "$USAGE" "$@"
 codexops up --stack "$stack"

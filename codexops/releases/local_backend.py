@@ -194,6 +194,12 @@ def release_revisions(release: Release) -> list[str]:
     return result.stdout.split()
 
 
+def _as_superuser(local: localenv.LocalStack, tool: str) -> list[str]:
+    """A PostgreSQL client tool run as postgres against the stack's server, over its socket folder."""
+    host, port = str(local.postgres_dir), str(local.ports.postgres)
+    return [*as_postgres(), postgres_bin(tool), "-h", host, "-p", port, "-U", "postgres"]
+
+
 def backup_if_schema_moves_forward(local: localenv.LocalStack, release: Release, progress: Progress) -> Path | None:
     current = database_revision(local)
     if current is None or current == release.schema_head or current not in release_revisions(release):
@@ -203,18 +209,7 @@ def backup_if_schema_moves_forward(local: localenv.LocalStack, release: Release,
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = backups / f"{stamp}-{current}-to-{release.schema_head}.dump"
     progress(f"  schema {current} -> {release.schema_head}: pg_dump -Fc to {path}")
-    command = [
-        *as_postgres(),
-        postgres_bin("pg_dump"),
-        "-h",
-        str(local.postgres_dir),
-        "-p",
-        str(local.ports.postgres),
-        "-U",
-        "postgres",
-        "-Fc",
-        DATABASE,
-    ]
+    command = [*_as_superuser(local, "pg_dump"), "-Fc", DATABASE]
     with path.open("wb") as out:
         subprocess.run(command, stdout=out, stderr=subprocess.PIPE, timeout=600, check=True)
     path.chmod(0o600)
@@ -228,18 +223,6 @@ def restore(local: localenv.LocalStack, backup: Path, progress: Progress) -> Non
     # release created would survive it.
     localenv.sql(local, f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     localenv.sql(local, f"CREATE DATABASE {DATABASE} OWNER codex")
-    command = [
-        *as_postgres(),
-        postgres_bin("pg_restore"),
-        "-h",
-        str(local.postgres_dir),
-        "-p",
-        str(local.ports.postgres),
-        "-U",
-        "postgres",
-        "--single-transaction",
-        "-d",
-        DATABASE,
-    ]
+    command = [*_as_superuser(local, "pg_restore"), "--single-transaction", "-d", DATABASE]
     with backup.open("rb") as archive:
         subprocess.run(command, stdin=archive, capture_output=True, timeout=600, check=True)
