@@ -17,12 +17,14 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.ai.extractors import Extractor, KeywordExtractor, OpenAICompatibleExtractor
 from app.config import Settings
 from app.errors import ApiError
 from app.metrics import Metrics
 from app.modules import Module
+from app.storage.errors import classify
 from app.storage.graph import _iso
 from app.storage.module import StorageModule
 from app.storage.schema import ai_jobs
@@ -194,6 +196,8 @@ class AIPipelineModule(Module):
                         self.metrics.ai_active.set(len(self.running))
             except asyncio.CancelledError:
                 raise
+            except SQLAlchemyError as exc:  # the class and SQLSTATE only: a driver's message can carry data
+                log.error("AI worker %d failed on job %s: %s", index, job_id, classify(exc).detail)
             except Exception:
                 log.exception("AI worker %d failed on job %s", index, job_id)
             finally:
@@ -227,7 +231,7 @@ class AIPipelineModule(Module):
             return
         except Exception as exc:
             self._record(began, "failed")
-            await self._finish(job_id, "failed", None, f"{type(exc).__name__}: {exc}"[:500])
+            await self._finish(job_id, "failed", None, _failure_text(exc))
             return
         self._record(began, "completed")
         await self._finish(job_id, "completed", result, None)
@@ -317,3 +321,12 @@ class AIPipelineModule(Module):
             "activeJobs": len(self.running),
             "workers": len(self.workers),
         }
+
+
+def _failure_text(exc: Exception) -> str:
+    """What the job's owner reads: the extractor's own message, but for a database error only what
+    classify() says (a driver's message can name other rows' values)."""
+    if isinstance(exc, SQLAlchemyError):
+        failure = classify(exc)
+        return f"{failure.code}: {failure.message}"
+    return f"{type(exc).__name__}: {exc}"[:500]
