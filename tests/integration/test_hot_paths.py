@@ -134,3 +134,46 @@ async def test_hot_answers_are_counted_under_their_routes(app: RunningApp) -> No
         'codex_cache_requests_total{result="hit"}',
     ):
         assert count(after, sample) - count(before, sample) == 3, sample
+
+
+async def _both_ways(
+    app: RunningApp, count: HotCount, url: str, headers: list[tuple[str, str]]
+) -> tuple[httpx.Response, httpx.Response]:
+    count.off = True
+    await app.client.get(url, headers=headers)  # cached by the route first, if it caches it at all
+    count.off = False
+    hot = await app.client.get(url, headers=headers)
+    count.off = True
+    full = await app.client.get(url, headers=headers)
+    return hot, full
+
+
+async def test_odd_requests_answer_alike_both_ways(app: RunningApp) -> None:
+    """Crafted paths and headers get from the hot path exactly what the route gives them."""
+    admin = await app.bearer()
+    node_id = await _node(app, admin)
+    path = f"/api/nodes/{node_id}"
+    await _cached(app, path, admin)
+    token = admin["Authorization"][7:]
+    count = HotCount(app)
+    variants: list[tuple[str, list[tuple[str, str]]]] = [
+        (path, [("Authorization", f"bearer {token}")]),
+        (path, [("Authorization", f"BEARER    {token}")]),
+        (path, [("Authorization", f"Bearer\t{token}")]),
+        (path, [("Authorization", "Bearer"), ("Authorization", f"Bearer {token}")]),
+        (path, [("Authorization", f"Bearer {token}"), ("Authorization", "Bearer forged")]),
+        (path, [("Authorization", f"Bearer {token}x")]),
+        (path + "/", [("Authorization", f"Bearer {token}")]),
+        (path.replace("/nodes/", "/nodes//"), [("Authorization", f"Bearer {token}")]),
+        ("/api/nodes/%2e%2e", [("Authorization", f"Bearer {token}")]),
+        ("/api/nodes/" + "é", [("Authorization", f"Bearer {token}")]),
+        ("/api/nodes/" + "a" * 5000, [("Authorization", f"Bearer {token}")]),
+        (path.replace(node_id, "%" + node_id.encode().hex()[:2] + node_id[1:]), [("Authorization", f"Bearer {token}")]),
+        (path + "?x=1", [("Authorization", f"Bearer {token}")]),
+    ]
+    for url, headers in variants:
+        hot, full = await _both_ways(app, count, url, headers)
+        assert hot.status_code == full.status_code, (url, headers)
+        assert hot.status_code < 500, (url, headers)
+        if hot.status_code in (200, 304):
+            assert _comparable(hot) == _comparable(full), (url, headers)
