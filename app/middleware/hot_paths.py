@@ -68,13 +68,15 @@ class HotPaths:
 
 
 def _bearer_and_etags(scope: Scope) -> tuple[str | None, str]:
-    """The bearer token (None unless `Bearer <token>`) and If-None-Match, in one pass over the headers."""
-    token, etags, seen = None, "", False
+    """The bearer token (None unless `Bearer <token>`) and If-None-Match, in one pass over the headers.
+    Of each, the first field only, as the route's request.headers.get() reads it."""
+    token, etags, seen, seen_etags = None, "", False, False
     for key, value in scope["headers"]:
-        if key == b"authorization" and not seen:  # the first one, as request.headers.get() reads it
+        if key == b"authorization" and not seen:
             seen = True
             scheme, _, rest = value.decode("latin-1").partition(" ")
             token = rest.strip() if scheme.lower() == "bearer" and rest.strip() else None
-        elif key == b"if-none-match":
+        elif key == b"if-none-match" and not seen_etags:
+            seen_etags = True
             etags = value.decode("latin-1")
     return token, etags

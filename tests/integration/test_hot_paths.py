@@ -148,6 +148,23 @@ async def _both_ways(
     return hot, full
 
 
+async def test_repeated_if_none_match_is_read_as_the_route_reads_it(app: RunningApp) -> None:
+    """Two If-None-Match fields: the route reads the first (request.headers.get), so must the hot path;
+    reading the last, it answered 304 where the route answers 200 (review 12)."""
+    admin = await app.bearer()
+    node_id = await _node(app, admin)
+    path = f"/api/nodes/{node_id}"
+    await _cached(app, path, admin)
+    etag = (await app.client.get(path, headers=admin)).headers["etag"]
+    count = HotCount(app)
+    for first, last in (('"other"', etag), (etag, '"other"')):
+        headers = [("Authorization", admin["Authorization"]), ("If-None-Match", first), ("If-None-Match", last)]
+        hot, full = await _both_ways(app, count, path, headers)
+        assert count.answered == 1
+        count.answered = 0
+        assert _comparable(hot) == _comparable(full), (first, last)
+
+
 async def test_odd_requests_answer_alike_both_ways(app: RunningApp) -> None:
     """Crafted paths and headers get from the hot path exactly what the route gives them."""
     admin = await app.bearer()
