@@ -22,6 +22,7 @@ _MAX_BYTES = 10 * 1024 * 1024
 _BACKUPS = 5
 _QUEUE_BOUND = 10_000  # records waiting for the writer (a few MB at most); beyond it a line is dropped
 _BATCH = 1_000  # records per write at most
+log = logging.getLogger("codex.logs")
 # C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the backslash that escapes.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
 
@@ -76,6 +77,7 @@ class _TrackerWriter:
     def __init__(self, path: Path) -> None:
         self.queue: queue.Queue[logging.LogRecord | None] = queue.Queue(_QUEUE_BOUND)
         self.file = _file_handler(path)
+        self.failing = False
         self.thread = threading.Thread(target=self._run, name="request-tracker", daemon=True)
         self.thread.start()
 
@@ -87,19 +89,38 @@ class _TrackerWriter:
         return batch
 
     def _run(self) -> None:
-        formatter = self.file.formatter or EscapingFormatter(FORMAT)
         while True:
             batch = self._batch()
-            lines = "".join(formatter.format(record) + "\n" for record in batch if record is not None)
-            with self.file.lock or contextlib.nullcontext():
-                stream = self.file.stream or self.file._open()
-                self.file.stream = stream
-                stream.write(lines)
-                stream.flush()
-                if stream.tell() >= self.file.maxBytes:
-                    self.file.doRollover()
+            try:
+                self._write(batch)
+                self.failing = False
+            except Exception as exc:  # a full disk, a removed directory, a bad record: this batch only is lost
+                self._lost(len(batch), exc)
             if batch[-1] is self._STOP:
                 return
+
+    def _write(self, batch: list[logging.LogRecord | None]) -> None:
+        formatter = self.file.formatter or EscapingFormatter(FORMAT)
+        lines = "".join(formatter.format(record) + "\n" for record in batch if record is not None)
+        with self.file.lock or contextlib.nullcontext():
+            stream = self.file.stream or self.file._open()
+            self.file.stream = stream
+            stream.write(lines)
+            stream.flush()
+            if stream.tell() >= self.file.maxBytes:
+                self.file.doRollover()
+
+    def _lost(self, count: int, exc: Exception) -> None:
+        """Drop the file's stream (with what it buffered): the next batch opens the file again. A dead
+        thread instead would lose every later line and hang stop() once the queue is full."""
+        with self.file.lock or contextlib.nullcontext():
+            stream, self.file.stream = self.file.stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+        if not self.failing:  # once per outage, not once per batch
+            self.failing = True
+            log.error("request-tracker: %d lines not written, and later ones until it writes again: %r", count, exc)
 
     def stop(self) -> None:
         self.queue.put(self._STOP)  # waits if full: everything queued before it is written

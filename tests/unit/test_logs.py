@@ -6,8 +6,12 @@ import logging
 import logging.handlers
 import re
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
+import app.logs
 from app.logs import EscapingFormatter, configure_logging, escape, flush_request_log
 from app.middleware.observe import loggable_path, request_id_of
 
@@ -87,3 +91,44 @@ def test_request_tracker_rotates_in_batches_and_loses_no_line(tmp_path: Path, mo
     # Five backups are kept: the newest lines survive, in order, none dropped or repeated.
     assert numbers == list(range(2_000 - len(numbers), 2_000))
     assert all(f.stat().st_size < 20_000 + 150 * 1_000 for f in files)
+
+
+def _writer_on_a_full_disk(tmp_path: Path) -> tuple[logging.Logger, Any]:
+    """The tracker writing to /dev/full (every write fails: ENOSPC), after its first write failed
+    (it says so, or its thread died). The writer is keyed by the resolved path, /dev/full: taken out of
+    the registry here, so each test has its own and stops it itself."""
+    (tmp_path / "request-tracker.log").symlink_to("/dev/full")
+    tracker = configure_logging(str(tmp_path), "INFO")
+    writer = app.logs._writers.pop("/dev/full")
+    tracker.info("method=GET path=/lost status=200")
+    deadline = time.monotonic() + 10
+    while writer.thread.is_alive() and not getattr(writer, "failing", False) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return tracker, writer
+
+
+def _stops_within(writer: Any, seconds: float) -> bool:
+    """writer.stop() (what flush_request_log runs at shutdown, on the event loop) in a thread: False
+    when it is still blocked after `seconds`, a hung shutdown."""
+    stopper = threading.Thread(target=writer.stop, daemon=True)
+    stopper.start()
+    stopper.join(seconds)
+    return not stopper.is_alive()
+
+
+def test_request_tracker_writes_again_after_a_failed_write(tmp_path: Path) -> None:
+    """A full disk loses the lines of that batch, not every later line: the writer thread survives."""
+    tracker, writer = _writer_on_a_full_disk(tmp_path)
+    (tmp_path / "request-tracker.log").unlink()  # space again
+    tracker.info("method=GET path=/kept status=200")
+    assert _stops_within(writer, 10)
+    assert "path=/kept" in (tmp_path / "request-tracker.log").read_text()
+
+
+def test_shutdown_does_not_hang_when_the_disk_is_full(tmp_path: Path) -> None:
+    """Lines beyond the queue's bound are dropped, and stopping the writer still returns: it must
+    never wait on a writer that no longer reads the queue."""
+    tracker, writer = _writer_on_a_full_disk(tmp_path)
+    for n in range(12_000):  # more than the queue holds
+        tracker.info("method=GET path=/n/%d status=200", n)
+    assert _stops_within(writer, 10)
