@@ -16,6 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from app.authview import ACK_TIMEOUT_SECONDS, CHANNEL
+from app.identity import Principal
 from tests.conftest import RunningApp, SettingsFactory, running
 from tests.support.servers import Postgres, Redis
 
@@ -211,3 +212,41 @@ async def test_a_replica_of_the_previous_release_still_applies_a_published_chang
     view.users[user_id] = cached  # as a replica of the previous release still holds it
     view._apply(raw)  # what its listener did with every message
     assert user_id not in view.users, raw
+
+
+async def test_a_cached_read_on_the_other_replica_is_refused_at_the_next_request(
+    replicas: tuple[RunningApp, RunningApp], redis_server: Redis
+) -> None:
+    """The hot path (app/middleware/hot_paths.py) on b answers from b's view: a disable, delete or
+    logout on a holds there at once, and the acknowledgement keys it leaves expire."""
+    a, b = replicas
+    admin = await a.bearer()
+    created = await a.client.post("/api/nodes", headers=admin, json={"typeId": "t", "title": "hot"})
+    path = f"/api/nodes/{created.json()['id']}"
+    identity, hot = b.services.identity, list[Principal | None]()
+    known = identity.known_principal
+
+    def counted(token: str) -> Principal | None:
+        hot.append(known(token))
+        return hot[-1]
+
+    identity.known_principal = counted  # type: ignore[method-assign]
+    for username, change in (
+        ("hdis", ("POST", "/api/admin/users/hdis/disable")),
+        ("hdel", ("DELETE", "/api/admin/users/hdel")),
+        ("hout", ("POST", "/api/auth/logout")),
+    ):
+        await a.client.post("/api/auth/register", json={"username": username, "password": PASSWORD})
+        viewer = await a.bearer(username, PASSWORD)
+        async with asyncio.timeout(5):
+            while (await b.client.get(path, headers=viewer)).headers.get("x-cache") != "HIT":
+                await asyncio.sleep(0.02)  # cached on b, and answered before routing from now on
+        assert (await b.client.get(path, headers=viewer)).status_code == 200 and hot[-1] is not None
+        method, url = change
+        actor = viewer if url.endswith("logout") else admin
+        assert (await a.client.request(method, url, headers=actor)).is_success
+        assert (await b.client.get(path, headers=viewer)).status_code == 401, username
+    redis = aioredis.from_url(redis_server.url)
+    ttls = [await redis.ttl(key) async for key in redis.scan_iter(match="codex:auth:ack:*")]
+    await redis.aclose()
+    assert ttls and all(0 < ttl <= 60 for ttl in ttls), ttls
