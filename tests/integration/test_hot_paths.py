@@ -194,3 +194,8 @@ async def test_odd_requests_answer_alike_both_ways(app: RunningApp) -> None:
         assert hot.status_code < 500, (url, headers)
         if hot.status_code in (200, 304):
             assert _comparable(hot) == _comparable(full), (url, headers)
+    count.off = False
+    for method in ("HEAD", "OPTIONS"):  # never answered before routing
+        count.answered = 0
+        response = await app.client.request(method, path, headers=admin)
+        assert count.answered == 0 and response.status_code == 405, method
