@@ -4,7 +4,8 @@ Every message is escaped before it is written: a CR, LF or other control charact
 client (a path, a query, a header) is written as `\\xNN`, so one event is one line and nobody can forge
 a line. The request tracker writes from a background thread: a request only puts a record on a
 queue; the writer drains it in batches and formats, writes, flushes and checks rotation once per batch
-(a flush and two stat calls per line cost about 15% of a replica's CPU under load).
+(a flush and two stat calls per line cost about 15% of a replica's CPU under load). A failed write
+loses its batch only: the writer thread carries on and reopens the file for the next one.
 """
 
 from __future__ import annotations
