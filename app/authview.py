@@ -116,9 +116,12 @@ class AuthView:
             return
         ack_id = secrets.token_hex(8)
         try:
-            receivers = await asyncio.wait_for(
-                self._redis.publish(CHANNEL, f"{message}|{ack_id}"), timeout=PUBLISH_TIMEOUT_SECONDS
-            )
+            async with self._redis.pipeline(transaction=False) as pipe:
+                # The change as it always was (a replica of the previous release applies it too),
+                # then the ack request: one channel keeps order, so an ack follows its change.
+                pipe.publish(CHANNEL, message)
+                pipe.publish(CHANNEL, f"ack:{ack_id}")
+                _, receivers = await asyncio.wait_for(pipe.execute(), timeout=PUBLISH_TIMEOUT_SECONDS)
         except REDIS_ERRORS as exc:
             self.publish_ok = False
             log.warning("auth change not published; replicas pick it up at their next resync: %s", exc)
@@ -139,12 +142,14 @@ class AuthView:
         except REDIS_ERRORS as exc:  # includes the timeout
             log.warning("auth change applied by %d of %d replicas before answering: %r", acked, receivers, exc)
 
-    async def _receive(self, raw: str) -> None:
-        message, _, ack_id = raw.rpartition("|")
-        self._apply(message or raw)
-        if not message or self._redis is None:
+    async def _receive(self, message: str) -> None:
+        kind, _, ack_id = message.partition(":")
+        if kind != "ack":
+            self._apply(message)
             return
-        try:
+        if self._redis is None:
+            return
+        try:  # every earlier message on the channel is applied by now
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.incr(ACK_KEY + ack_id)
                 pipe.expire(ACK_KEY + ack_id, 60)

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.wrk import COLD_NODES
+
 STATIC, BARE = "nginx static return 200", "bare FastAPI (uvicorn[standard])"
 
 
@@ -189,8 +191,8 @@ def write_results(results: dict[str, Any], directory: Path) -> None:
         f"- RSS per replica under the gate's load: {rss}.",
         *(f"- `codexops preview {s}`: {p['seconds']} s (exit {p['exitCode']})." for s, p in previews.items()),
         "",
-        "The node read uncached adds a fresh query string per request (the cache key includes it), so "
-        "every read goes to PostgreSQL. Create posts a new node per request. The paced run spreads "
+        f"The node read uncached cycles over {COLD_NODES:,} nodes, three times what a replica's cache holds, "
+        "so every read goes to PostgreSQL. Create posts a new node per request. The paced run spreads "
         "requests over per-thread send slots (wrk's Lua `delay`), holding the rate below the maximum.",
         "",
         *_history(directory),

@@ -34,6 +34,11 @@ def _cpu_times() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+# Cold reads cycle over this many nodes: three times a replica's default CACHE_MAX_ENTRIES (1000).
+COLD_NODES = 3000
+COLD_PREFIX = "bench.cold."
+
+
 def run_wrk(
     url: str,
     *,
@@ -49,7 +54,14 @@ def run_wrk(
     for key, value in (headers or {}).items():
         command += ["-H", f"{key}: {value}"]
     command.append(url)
-    env = {"WRK_MODE": mode, "WRK_RATE": str(rate), "WRK_THREADS": str(threads), "WRK_TAG": tag, "PATH": "/usr/bin"}
+    env = {
+        "WRK_MODE": mode,
+        "WRK_RATE": str(rate),
+        "WRK_THREADS": str(threads),
+        "WRK_TAG": tag,
+        "WRK_COLD_NODES": str(COLD_NODES),
+        "PATH": "/usr/bin",
+    }
     before, busy_before = resource.getrusage(resource.RUSAGE_CHILDREN), _cpu_times()
     result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30, env=env, check=True)
     after, busy_after = resource.getrusage(resource.RUSAGE_CHILDREN), _cpu_times()

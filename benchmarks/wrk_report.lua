@@ -1,6 +1,7 @@
 -- wrk script for benchmarks/run.py.
--- WRK_MODE: "get" (the URL as given), "unique" (a new query string per request: a cache miss),
--- "create" (POST /api/nodes with a fresh id). WRK_RATE > 0 paces the whole run at that many requests
+-- WRK_MODE: "get" (the URL as given), "cold" (the URL's path followed by a node number, cycling over
+-- WRK_COLD_NODES nodes, each thread half a cycle apart: more than a replica's cache holds, so every
+-- read is a cache miss), "create" (POST /api/nodes with a fresh id). WRK_RATE > 0 paces the whole run at that many requests
 -- per second (a schedule of send slots per thread); 0 runs flat out. done() prints one JSON line.
 local ffi = require("ffi")
 ffi.cdef [[
@@ -16,6 +17,7 @@ end
 local mode = os.getenv("WRK_MODE") or "get"
 local rate = tonumber(os.getenv("WRK_RATE") or "0")
 local run_tag = os.getenv("WRK_TAG") or "bench"
+local cold_nodes = tonumber(os.getenv("WRK_COLD_NODES") or "1")
 local threads = {}
 local counter, thread_id, interval, next_slot = 0, 0, 0, 0
 
@@ -33,8 +35,10 @@ end
 
 function request()
   counter = counter + 1
-  if mode == "unique" then
-    return wrk.format("GET", wrk.path .. "?r=" .. thread_id .. "-" .. counter)
+  if mode == "cold" then
+    local threads_total = tonumber(os.getenv("WRK_THREADS") or "2")
+    local n = (counter + thread_id * math.floor(cold_nodes / threads_total)) % cold_nodes
+    return wrk.format("GET", wrk.path .. n)
   elseif mode == "create" then
     local id = string.format("bench.%s.%d.%d", run_tag, thread_id, counter)
     local body = '{"id":"' .. id .. '","typeId":"codex.note","title":"Bench ' .. id ..

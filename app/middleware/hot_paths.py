@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.identity import role_at_least
 from app.responses import FastJSONResponse
+from app.routes.graph import node_cache_key
 from app.routes.health import live_body
 from app.schemas import ID_PATTERN
 from app.services import Services
@@ -59,7 +60,7 @@ class HotPaths:
         principal = services.identity.known_principal(token)
         if principal is None or not role_at_least(principal.role, "viewer"):
             return False
-        cached = services.cache.hit(f"{path}?{scope['query_string'].decode('latin-1')}")
+        cached = services.cache.hit(node_cache_key(node_id))
         if cached is None:
             return False
         scope["route"] = self.node_route

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -25,9 +26,15 @@ def _json(body: bytes, status: int) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
-def _cache_key(request: Request) -> str:
-    """The path and query as sent (not request.url, which builds and parses a whole URL per read)."""
-    return f"{request.scope['path']}?{request.scope['query_string'].decode('latin-1')}"
+def node_cache_key(node_id: str) -> str:
+    """A node read's cache key (app/middleware/hot_paths.py uses it too). Reads are keyed by their
+    validated parameters, never the raw query: junk query strings cannot fill the cache with copies
+    and evict the reads that matter."""
+    return f"node:{node_id}"
+
+
+def _list_key(kind: str, *params: object) -> str:
+    return f"{kind}:" + json.dumps(params, separators=(",", ":"))
 
 
 @router.get("/nodes")
@@ -44,7 +51,7 @@ async def list_nodes(
     need_module(services, "storage")
     return await services.cache.respond(
         request,
-        _cache_key(request),
+        _list_key("nodes", limit, offset, typeId, state, q),
         lambda: services.storage.graph.list_nodes(type_id=typeId, state=state, search=q, limit=limit, offset=offset),
     )
 
@@ -53,7 +60,9 @@ async def list_nodes(
 async def get_node(request: Request, node_id: NodeId, _: Viewer) -> Response:
     services = services_of(request)
     need_module(services, "storage")
-    return await services.cache.respond(request, _cache_key(request), lambda: services.storage.graph.get_node(node_id))
+    return await services.cache.respond(
+        request, node_cache_key(node_id), lambda: services.storage.graph.get_node(node_id)
+    )
 
 
 @router.post("/nodes", status_code=201)
@@ -97,7 +106,7 @@ async def list_edges(
     need_module(services, "storage")
     return await services.cache.respond(
         request,
-        _cache_key(request),
+        _list_key("edges", limit, offset, fromId, toId, role),
         lambda: services.storage.graph.list_edges(from_id=fromId, to_id=toId, role=role, limit=limit, offset=offset),
     )
 

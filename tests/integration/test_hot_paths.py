@@ -201,12 +201,6 @@ async def test_odd_requests_answer_alike_both_ways(app: RunningApp) -> None:
         assert count.answered == 0 and response.status_code == 405, method
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 12: the node read's cache key carries the query string, which the route ignores: a viewer "
-    "evicts every cached read of a replica with CACHE_MAX_ENTRIES reads of junk queries, and every read then "
-    "takes the full way (and a database read). Fix: key each read by its validated parameters, not the raw query",
-)
 async def test_junk_query_strings_do_not_evict_a_cached_node(
     fresh_postgres: Postgres, redis_server: Redis, make_settings: SettingsFactory
 ) -> None:
@@ -220,3 +214,6 @@ async def test_junk_query_strings_do_not_evict_a_cached_node(
         for n in range(25):
             assert (await app.client.get(f"{path}?junk={n}", headers=admin)).status_code == 200
         assert (await app.client.get(path, headers=admin)).headers["x-cache"] == "HIT"
+        for n in range(5):  # lists too: keyed by their validated parameters
+            assert (await app.client.get(f"/api/nodes?limit=5&junk={n}", headers=admin)).status_code == 200
+        assert len(app.services.cache.entries) == 2
