@@ -24,6 +24,9 @@ _BACKUPS = 5
 _QUEUE_BOUND = 10_000  # records waiting for the writer (a few MB at most); beyond it a line is dropped
 _BATCH = 1_000  # records per write at most
 log = logging.getLogger("codex.logs")
+# Request-tracker lines lost since start, each counted by the one thread that loses it (no lock).
+_dropped_queue_full = 0  # the event loop: the writer's queue was full
+_dropped_write_failed = 0  # the writer thread: its write failed (disk full)
 # C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the backslash that escapes.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
 
@@ -59,8 +62,16 @@ class _DeferredQueueHandler(QueueHandler):
 
     def enqueue(self, record: logging.LogRecord) -> None:
         # The disk cannot keep up: dropping a tracker line beats stalling every request.
-        with contextlib.suppress(queue.Full):
+        global _dropped_queue_full
+        try:
             self.queue.put_nowait(record)
+        except queue.Full:
+            _dropped_queue_full += 1
+
+
+def dropped_lines() -> int:
+    """Request-tracker lines lost since start (codex_request_log_dropped_lines)."""
+    return _dropped_queue_full + _dropped_write_failed
 
 
 def _file_handler(path: Path) -> RotatingFileHandler:
@@ -114,6 +125,8 @@ class _TrackerWriter:
     def _lost(self, count: int, exc: Exception) -> None:
         """Drop the file's stream (with what it buffered): the next batch opens the file again. A dead
         thread instead would lose every later line and hang stop() once the queue is full."""
+        global _dropped_write_failed
+        _dropped_write_failed += count
         with self.file.lock or contextlib.nullcontext():
             stream, self.file.stream = self.file.stream, None
         if stream is not None:

@@ -13,6 +13,8 @@ from prometheus_client import gc_collector as _gc
 from prometheus_client import platform_collector as _platform
 from prometheus_client import process_collector as _process
 
+from app.logs import dropped_lines
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
 AI_OUTCOMES = ("accepted", "completed", "failed", "timeout", "rejected")
 AUTH_FAILURE_REASONS = (
@@ -53,6 +55,10 @@ class Metrics:
             registry=r,
         )
         self.active_requests = Gauge("codex_active_requests", "Requests in flight", registry=r)
+        self.log_dropped = Gauge(
+            "codex_request_log_dropped_lines", "Request-tracker lines lost (queue full, write failed)", registry=r
+        )
+        self.log_dropped.set_function(dropped_lines)
         self.active_sessions = Gauge("codex_active_sessions", "Unexpired sessions", registry=r)
         self.revoked_tokens = Gauge("codex_revoked_tokens", "Unexpired revoked tokens", registry=r)
         self.memory_usage = Gauge("codex_memory_usage_bytes", "Resident set size", registry=r)

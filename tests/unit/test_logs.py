@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import queue
 import re
 import sys
 import threading
@@ -118,7 +119,9 @@ def _stops_within(writer: Any, seconds: float) -> bool:
 
 def test_request_tracker_writes_again_after_a_failed_write(tmp_path: Path) -> None:
     """A full disk loses the lines of that batch, not every later line: the writer thread survives."""
+    dropped = app.logs.dropped_lines()
     tracker, writer = _writer_on_a_full_disk(tmp_path)
+    assert app.logs.dropped_lines() == dropped + 1  # counted (codex_request_log_dropped_lines)
     (tmp_path / "request-tracker.log").unlink()  # space again
     tracker.info("method=GET path=/kept status=200")
     assert _stops_within(writer, 10)
@@ -132,3 +135,12 @@ def test_shutdown_does_not_hang_when_the_disk_is_full(tmp_path: Path) -> None:
     for n in range(12_000):  # more than the queue holds
         tracker.info("method=GET path=/n/%d status=200", n)
     assert _stops_within(writer, 10)
+
+
+def test_a_line_dropped_on_a_full_queue_is_counted() -> None:
+    handler = app.logs._DeferredQueueHandler(queue.Queue(1))
+    record = logging.LogRecord("codex.requests", logging.INFO, __file__, 1, "method=GET", (), None)
+    dropped = app.logs.dropped_lines()
+    handler.emit(record)
+    handler.emit(record)  # the writer is behind: this one is dropped, not waited for
+    assert app.logs.dropped_lines() == dropped + 1
