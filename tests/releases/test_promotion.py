@@ -14,9 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from codexops import localenv
 from codexops.releases.local_backend import LocalBackend
 from codexops.releases.model import Release
 from tests.support.releases import build, copy_with_migration
+from tests.support.traffic import Traffic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,42 +96,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             assert not localenv.port_taken(localenv.local_stack(stack).ports.gateway), f"{stack} still listens"
 
 
-class Load:
-    """Readers at a gateway until stopped (keep-alive connections, as clients use them): every request
-    counted, every failure kept."""
-
-    def __init__(self, url: str, token: str, workers: int = 4) -> None:
-        self.url, self.headers = url, {"Authorization": f"Bearer {token}"}
-        self.counts: Counter[str] = Counter()
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=10) as client:
-            while not self._stop.is_set():
-                for path in ("/api/nodes?limit=5", "/health/live"):
-                    try:
-                        status = client.get(path, headers=self.headers).status_code
-                    except httpx.HTTPError as exc:
-                        status, detail = 0, repr(exc)
-                    else:
-                        detail = str(status)
-                    self.counts["requests"] += 1
-                    if not 200 <= status < 400:
-                        self.failures.append(f"{path}: {detail}")
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(15)
-
-
 def admin_token(stack: str) -> str:
     local = localenv.local_stack(stack)
     password = localenv.local_secrets(local)["ADMIN_PASSWORD"]
@@ -157,7 +120,14 @@ def test_a_good_release_is_promoted_under_load_and_a_second_promotion_is_refused
     deployed = world.run("codexops", "deploy", "staging", "--release", world.good.id, "--reports", str(world.tmp))
     assert deployed.returncode == 0, deployed.stderr
     assert world.health("staging").json()["version"] == world.good.id
-    with Load(localenv.local_stack("production").gateway_url(), admin_token("production")) as load:
+    production = localenv.local_stack("production").gateway_url()
+    reads = Traffic(
+        production,
+        ("/api/nodes?limit=5", "/health/live"),
+        headers={"Authorization": f"Bearer {admin_token('production')}"},
+        is_failure=lambda status: not 200 <= status < 400,
+    )
+    with reads as load:
         first = subprocess.Popen(
             [str(ROOT / "runbooks" / "deploy-production.sh")],
             cwd=ROOT,
@@ -177,8 +147,8 @@ def test_a_good_release_is_promoted_under_load_and_a_second_promotion_is_refused
     assert f"PASS: production serves {world.good.id}" in output or "WARN: production serves" in output
     health = world.health("production")
     assert health.status_code == 200 and health.json()["version"] == world.good.id
-    print(f"requests at production's gateway during the promotion: {load.counts['requests']}")
-    assert load.counts["requests"] > 100
+    print(f"requests at production's gateway during the promotion: {load.requests}")
+    assert load.requests > 100
     assert load.failures == []
     promoted = [e for e in world.history("production") if e["kind"] == "promote"]
     last = promoted[-1]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +21,10 @@ from codexops.releases.local_backend import LocalBackend, database_revision
 from codexops.targets import resolve_target, spec_digest
 from infra.spec import load_spec
 from tests.support.releases import build, copy_with_migration
+from tests.support.traffic import Traffic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+READS = ("/health", "/health/ready", "/api/nodes?limit=5")  # anonymous: 401 is an answer, not a failure
 runner = CliRunner()
 
 
@@ -84,53 +85,18 @@ def test_staging_and_production_run_side_by_side_from_their_specs(staging: local
     assert _status("staging")["gateway"] == "http://127.0.0.1:5002"  # staging untouched
 
 
-class Load:
-    """Requests through the gateway from a few threads until stopped; every answer counted."""
-
-    def __init__(self, url: str, threads: int = 4) -> None:
-        self.url, self.ok, self.failed = url, 0, []  # type: tuple[str, int, list[str]]
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
-        self._lock = threading.Lock()
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=10) as client:
-            while not self._stop.is_set():
-                for path in ("/health", "/health/ready", "/api/nodes?limit=5"):
-                    try:
-                        response = client.get(path)
-                        outcome = None if response.status_code < 500 else f"{path}: {response.status_code}"
-                    except httpx.HTTPError as exc:
-                        outcome = f"{path}: {exc!r}"
-                    with self._lock:
-                        if outcome:
-                            self.failed.append(outcome)
-                        else:
-                            self.ok += 1
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
-
-
 def _versions(stack: localenv.LocalStack) -> set[str]:
     return {httpx.get(f"{url}/health", timeout=5).json()["version"] for url in resolve_target(stack.name).app_urls}
 
 
 def test_a_rolling_deploy_under_load_fails_no_request(staging: localenv.LocalStack) -> None:
     release = build()
-    with Load(staging.gateway_url()) as load:
+    with Traffic(staging.gateway_url(), READS) as load:
         outcome = LocalBackend().deploy("staging", release, print)
-    print(f"rolling deploy under load: {load.ok} requests answered, {len(load.failed)} failed")
+    print(f"rolling deploy under load: {load.requests} requests, {len(load.failures)} failed")
     assert outcome.ok, outcome.detail
-    assert load.ok > 200, f"too little load to mean anything: {load.ok} requests"
-    assert load.failed == [], f"{len(load.failed)} of {load.ok + len(load.failed)} failed: {load.failed[:5]}"
+    assert load.requests > 200, f"too little load to mean anything: {load.requests} requests"
+    assert load.failures == [], f"{len(load.failures)} of {load.requests} failed: {load.failures[:5]}"
     assert _versions(staging) == {release.id}
     assert LocalBackend().current_release("staging") == release
     assert _status("staging")["release"] == {"id": release.id, "digest": release.digest}
@@ -150,10 +116,10 @@ def test_the_gate_report_names_the_release_and_the_spec(staging: localenv.LocalS
 def test_a_release_that_cannot_start_is_put_back(staging: localenv.LocalStack) -> None:
     before = LocalBackend().current_release("staging")
     broken = build(CODEX_URLS="not-a-url")  # every replica of it refuses to start
-    with Load(staging.gateway_url(), threads=2) as load:
+    with Traffic(staging.gateway_url(), READS, threads=2) as load:
         outcome = LocalBackend().deploy("staging", broken, print)
     assert not outcome.ok and "app-1" in outcome.detail
-    assert load.failed == [], load.failed[:5]
+    assert load.failures == [], load.failures[:5]
     assert before is not None and _versions(staging) == {before.id}
 
 

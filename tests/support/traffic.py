@@ -1,0 +1,53 @@
+"""Steady reads through a gateway while something changes underneath (a deploy, a promotion)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+import httpx
+
+
+class Traffic:
+    """GETs of `paths` in a loop from a few threads until stopped, on keep-alive connections as clients
+    use them: every request counted, every failure kept (`is_failure` of the status, or no answer)."""
+
+    def __init__(
+        self,
+        url: str,
+        paths: Sequence[str],
+        *,
+        headers: dict[str, str] | None = None,
+        threads: int = 4,
+        is_failure: Callable[[int], bool] = lambda status: status >= 500,
+    ) -> None:
+        self.url, self.paths, self.headers, self.is_failure = url, paths, headers or {}, is_failure
+        self.requests = 0
+        self.failures: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self._stop.is_set():
+                for path in self.paths:
+                    try:
+                        status = client.get(path, headers=self.headers).status_code
+                        failure = f"{path}: {status}" if self.is_failure(status) else None
+                    except httpx.HTTPError as exc:
+                        failure = f"{path}: {exc!r}"
+                    with self._lock:
+                        self.requests += 1
+                        if failure:
+                            self.failures.append(failure)
+
+    def __enter__(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(15)
