@@ -130,17 +130,21 @@ class AuthView:
 
     async def _await_acks(self, ack_id: str, receivers: int) -> None:
         """PUBLISH only says how many sockets got the message; the ack says the view applied it.
-        A replica that does not ack in time still honours the change within the staleness bound."""
-        acked = 0
-        try:
-            async with asyncio.timeout(ACK_TIMEOUT_SECONDS):
-                while True:
-                    acked = int(await self._redis.get(ACK_KEY + ack_id) or 0)  # type: ignore[union-attr]
-                    if acked >= receivers:
-                        return
-                    await asyncio.sleep(0.002)
-        except REDIS_ERRORS as exc:  # includes the timeout
-            log.warning("auth change applied by %d of %d replicas before answering: %r", acked, receivers, exc)
+        A replica that does not ack in time still honours the change within the staleness bound.
+        Bounded by the loop's own deadline, not by cancelling a Redis call alone: redis-py can turn a
+        cancellation into a retried command, and an outer timeout fires only once (a CI run hung here)."""
+        assert self._redis is not None
+        deadline, acked = time.monotonic() + ACK_TIMEOUT_SECONDS, 0
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                acked = int(await asyncio.wait_for(self._redis.get(ACK_KEY + ack_id), timeout=left) or 0)
+            except REDIS_ERRORS as exc:  # includes the timeout
+                log.warning("auth change acknowledgements unreadable: %r", exc)
+                return
+            if acked >= receivers:
+                return
+            await asyncio.sleep(0.002)
+        log.warning("auth change applied by %d of %d replicas before answering", acked, receivers)
 
     async def _receive(self, message: str) -> None:
         kind, _, ack_id = message.partition(":")
@@ -153,7 +157,7 @@ class AuthView:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.incr(ACK_KEY + ack_id)
                 pipe.expire(ACK_KEY + ack_id, 60)
-                await pipe.execute()
+                await asyncio.wait_for(pipe.execute(), timeout=ACK_TIMEOUT_SECONDS)  # the listener waits on it
         except REDIS_ERRORS as exc:
             log.debug("auth change applied but not acknowledged: %s", exc)
 

@@ -106,6 +106,7 @@ async def test_a_subscriber_that_never_acknowledges_costs_at_most_the_ack_timeou
     silent = aioredis.from_url(redis_server.url)
     async with silent.pubsub() as pubsub:
         await pubsub.subscribe(CHANNEL)  # subscribed, never applies, never acks
+        assert await pubsub.get_message(timeout=2.0)  # the confirmation: Redis counts it from here on
         began = time.monotonic()
         response = await a.client.put(f"/api/admin/users/{editor_name}/role", headers=admin, json={"role": "viewer"})
         waited = time.monotonic() - began
