@@ -91,13 +91,16 @@ class AuthView:
     def known(self, user_id: int, sid: str) -> UserState | None:
         """The account as cached, when the view is trusted, holds it, and the session has not ended:
         an answer without any I/O. None means: ask user() and session_ended()."""
-        if not self.trusted or self.ended.get(sid, 0.0) > time.time():
+        if not self.trusted or self._ended_here(sid):
             return None
         return self.users.get(user_id)
 
+    def _ended_here(self, sid: str) -> bool:
+        return self.ended.get(sid, 0.0) > time.time()
+
     async def session_ended(self, sid: str, jti: str) -> bool:
         if self.trusted:
-            return self.ended.get(sid, 0.0) > time.time()
+            return self._ended_here(sid)
         return await self.store.is_revoked(jti) or await self.store.get(sid) is None
 
     # -- changes made here ---------------------------------------------------------------

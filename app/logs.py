@@ -112,9 +112,8 @@ class _TrackerWriter:
                 return
 
     def _write(self, batch: list[logging.LogRecord | None]) -> None:
-        formatter = self.file.formatter or EscapingFormatter(FORMAT)
-        lines = "".join(formatter.format(record) + "\n" for record in batch if record is not None)
-        with self.file.lock or contextlib.nullcontext():
+        lines = "".join(self.file.format(record) + "\n" for record in batch if record is not None)
+        with self.file.lock or contextlib.nullcontext():  # typed Optional; always set by Handler()
             stream = self.file.stream or self.file._open()
             self.file.stream = stream
             stream.write(lines)
@@ -127,7 +126,7 @@ class _TrackerWriter:
         thread instead would lose every later line and hang stop() once the queue is full."""
         global _dropped_write_failed
         _dropped_write_failed += count
-        with self.file.lock or contextlib.nullcontext():
+        with self.file.lock or contextlib.nullcontext():  # typed Optional; always set by Handler()
             stream, self.file.stream = self.file.stream, None
         if stream is not None:
             with contextlib.suppress(OSError):

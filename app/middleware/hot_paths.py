@@ -15,8 +15,8 @@ answer alike.
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.identity import role_at_least
@@ -32,7 +32,7 @@ MAX_ID_LENGTH = 200  # the route's NodeId: Path(min_length=1, max_length=200, pa
 
 
 class HotPaths:
-    def __init__(self, app: ASGIApp, services: Services, live_route: Any, node_route: Any) -> None:
+    def __init__(self, app: ASGIApp, services: Services, live_route: APIRoute, node_route: APIRoute) -> None:
         self.app, self.services = app, services
         # The FastAPI routes these requests belong to: metrics and traces name them as usual.
         self.live_route, self.node_route = live_route, node_route
