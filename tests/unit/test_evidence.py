@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
+import sys
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +23,7 @@ from codexops import signing
 from codexops.cli import cli
 from codexops.gate import GateReport, Step
 from codexops.releases import attestation, history
-from codexops.releases.evidence import EvidenceRefused, check_evidence
+from codexops.releases.evidence import Evidence, EvidenceRefused, check_evidence
 from codexops.releases.history import Event
 from codexops.releases.model import Release
 from infra.spec import load_spec
@@ -78,7 +80,7 @@ def history_line(report: GateReport) -> Event:
                  report=f"{report.directory}/report.json")  # fmt: skip
 
 
-def check(of: Release, now: datetime = AT + timedelta(hours=1), accept_warnings: bool = False) -> object:
+def check(of: Release, now: datetime = AT + timedelta(hours=1), accept_warnings: bool = False) -> Evidence:
     return check_evidence(STACK, of, now=now, max_age=timedelta(hours=24), accept_warnings=accept_warnings)
 
 
@@ -264,3 +266,63 @@ def test_keys_init_writes_a_private_key_once_and_show_says_whether_it_is_trusted
     (world / "trusted-keys.txt").write_text(line + "\n")
     shown = runner.invoke(cli, ["keys", "show", "--owner", "bob"])
     assert shown.exit_code == 0 and line in shown.output and "trusted" in shown.output
+
+
+# -- CI: a sigstore bundle verified by `gh attestation verify` (here a stand-in `gh`; the real one: README) ---
+FAKE_GH = """#!{python}
+import json, pathlib, sys
+pathlib.Path(sys.argv[0]).with_name("args.json").write_text(json.dumps(sys.argv[1:]))
+bundle = pathlib.Path(sys.argv[sys.argv.index("--bundle") + 1])
+if json.loads(bundle.read_text()).get("refuse"):
+    sys.exit("Error: verifying with issuer \\"sigstore.dev\\": no matching attestation")
+statement = json.loads((bundle.parent / "statement.json").read_text())
+san = "https://github.com/o/r/.github/workflows/main.yml@refs/heads/main"
+print(json.dumps([{{"verificationResult": {{"statement": statement,
+      "signature": {{"certificate": {{"subjectAlternativeName": san}}}}}}}}]))
+"""
+
+
+@pytest.fixture
+def in_ci(world: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    bin_dir = world / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text(FAKE_GH.format(python=sys.executable))
+    (bin_dir / "gh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "o/r")
+    signing.signing_key_path().unlink()  # CI has no operator key: the workflow signs
+    return bin_dir
+
+
+def image_release() -> Release:
+    plain = release()
+    return replace(plain, image=f"ghcr.io/o/living-codex@{plain.digest}")
+
+
+def test_in_ci_a_bundle_that_gh_verifies_is_evidence_of_the_image_digest(in_ci: Path, world: Path) -> None:
+    good = image_release()
+    directory = Path(gate(world, good).directory)
+    (directory / attestation.BUNDLE).write_text("{}")
+    evidence = check(good)
+    assert evidence.signer.startswith("https://github.com/o/r/.github/workflows/main.yml")
+    args = json.loads((in_ci / "args.json").read_text())
+    assert args[:3] == ["attestation", "verify", f"oci://{good.image}"]
+    assert args[args.index("--predicate-type") + 1] == attestation.PREDICATE_TYPE
+    assert args[args.index("--signer-workflow") + 1] == "o/r/.github/workflows/main.yml"
+    assert args[args.index("--repo") + 1] == "o/r"
+
+
+def test_in_ci_a_bundle_gh_refuses_is_refused_with_its_reason(in_ci: Path, world: Path) -> None:
+    good = image_release()
+    directory = Path(gate(world, good).directory)
+    (directory / attestation.BUNDLE).write_text('{"refuse": true}')
+    refused(good, "gh attestation verify refused it: .*no matching attestation")
+
+
+def test_in_ci_the_report_is_still_checked_against_the_signed_digest(in_ci: Path, world: Path) -> None:
+    good = image_release()
+    directory = Path(gate(world, good).directory)
+    (directory / attestation.BUNDLE).write_text("{}")
+    (directory / "report.json").write_text((directory / "report.json").read_text().replace("PASS", "FAIL"))
+    refused(good, r"report\.json was edited after it was signed")
