@@ -358,7 +358,7 @@ def _attest(out: Path, say: Callable[[str], None]) -> None:
 
     try:
         attest_gate(out, say)
-    except SigningError as exc:
+    except (SigningError, OSError) as exc:
         say(f"    attestation not signed: {exc}")
 
 

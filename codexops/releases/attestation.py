@@ -90,7 +90,10 @@ def attest_gate(directory: Path, say: Callable[[str], None], *, now: datetime | 
     report = json.loads(report_path.read_text())
     release = report.get("release") or {}
     if not is_full(report.get("shape"), report.get("scale")):
-        return None  # a smoke or a scaled run: not evidence, so nothing to attest
+        if release.get("id"):
+            ran = f"shape {report.get('shape')} at scale {report.get('scale')}"
+            say(f"    not promotion evidence: {ran} (only the full gate is)")
+        return None  # a smoke or a scaled run: nothing to attest
     if not release.get("id") or not release.get("digest", "").startswith("sha256:"):
         say("    no attestation: this gate judged no single release (a checkout, or a mixed stack)")
         return None
