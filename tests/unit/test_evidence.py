@@ -326,3 +326,20 @@ def test_in_ci_the_report_is_still_checked_against_the_signed_digest(in_ci: Path
     (directory / attestation.BUNDLE).write_text("{}")
     (directory / "report.json").write_text((directory / "report.json").read_text().replace("PASS", "FAIL"))
     refused(good, r"report\.json was edited after it was signed")
+
+
+def test_the_gate_says_what_is_not_evidence_and_when_it_is_unsigned(world: Path) -> None:
+    from codexops.gate_report import markdown
+
+    said: list[str] = []
+    smoke = gate(world, release(), shape="smoke")
+    attestation.attest_gate(Path(smoke.directory), said.append)
+    assert said == ["    not promotion evidence: shape smoke at scale 1.0 (only the full gate is)"]
+    assert "(not the full gate: not promotion evidence)" in markdown(smoke, load_spec(STACK), None)
+    signing.signing_key_path().unlink()
+    said.clear()
+    full = gate(world, release())
+    attestation.attest_gate(Path(full.directory), said.append)
+    assert len(said) == 1 and "attestation: not signed; no signing key at" in said[0]
+    assert "not promotion evidence" not in markdown(full, load_spec(STACK), None)
+    assert "shape gate at scale 1, target" in markdown(full, load_spec(STACK), None)
