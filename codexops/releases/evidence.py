@@ -43,6 +43,7 @@ class Evidence:
     signer: str  # the trusted key's owner, or the workflow identity in CI
     release: str  # release id
     statement: dict[str, Any]  # the verified in-toto statement
+    attestation: Path  # the signed file (attestation.json or attestation.sigstore.json): what a commit carries
 
 
 def check_evidence(
@@ -75,7 +76,7 @@ def check_evidence(
             f"run `codexops gate --target {source_stack}` again"
         )
     report, digest = directory / attestation.REPORT, attestation.envelope_digest(signed)
-    return Evidence(verdict, report, at, digest, signer, release.id, document)
+    return Evidence(verdict, report, at, digest, signer, release.id, document, signed)
 
 
 # -- which gate ------------------------------------------------------------------------------------------

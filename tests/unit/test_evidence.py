@@ -100,6 +100,8 @@ def test_a_signed_full_pass_gate_of_the_digest_is_evidence(world: Path) -> None:
     assert evidence.verdict == "PASS" and evidence.signer == "alice" and evidence.at == AT
     assert evidence.report == Path(report.directory) / "report.json"
     assert evidence.digest == "sha256:" + hashlib.sha256(envelope.read_bytes()).hexdigest()
+    assert evidence.attestation == envelope and evidence.release == good.id
+    assert evidence.statement["subject"][0]["digest"]["sha256"] == good.digest.removeprefix("sha256:")
 
 
 def test_the_attestation_is_an_in_toto_statement_in_a_signed_dsse_envelope(world: Path) -> None:
