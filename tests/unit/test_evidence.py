@@ -345,3 +345,11 @@ def test_the_gate_says_what_is_not_evidence_and_when_it_is_unsigned(world: Path)
     assert len(said) == 1 and "attestation: not signed; no signing key at" in said[0]
     assert "not promotion evidence" not in markdown(full, load_spec(STACK), None)
     assert "shape gate at scale 1, target" in markdown(full, load_spec(STACK), None)
+
+
+def test_another_stacks_gate_is_refused(world: Path) -> None:
+    good = release()
+    report = gate(world, good)
+    history.append(replace(history_line(report), stack="production"))  # staging's gate copied as production's
+    with pytest.raises(EvidenceRefused, match="the attestation is of a gate on staging, not on production"):
+        check_evidence("production", good, now=AT, max_age=timedelta(hours=1), accept_warnings=False)
