@@ -11,6 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from app.config import ConfigError, Settings
+from codexops.keys_cli import keys_cli
 from codexops.release_cli import register as register_release_commands
 from infra.spec import EnvironmentSpec
 
@@ -236,6 +237,7 @@ def gate(
 
 release_cli = typer.Typer(help="Immutable releases of the service.", no_args_is_help=True)
 cli.add_typer(release_cli, name="release")
+cli.add_typer(keys_cli, name="keys")
 
 
 @release_cli.command("build")

@@ -57,6 +57,10 @@ class GateReport:
     directory: str = ""
     release: dict[str, str] | None = None  # {"id", "digest"} of the release judged; None: no release
     spec_digest: str = ""  # sha256 of the spec whose thresholds judged it
+    shape: str = ""  # the load shape run; only "gate" at scale 1.0 is promotion evidence
+    scale: float = 1.0
+    target_rps: float = 0.0  # the spec's load.targetRps
+    achieved_rps: float | None = None  # held after the ramp (gate shape only)
 
     @property
     def exit_code(self) -> int:
@@ -322,6 +326,9 @@ def run_gate(
         directory=str(out),
         release=target.release,
         spec_digest=target.spec_digest,
+        shape=shape,
+        scale=scale,
+        target_rps=target.spec.load.targetRps,
     )
     release = (target.release or {}).get("id", "none: this checkout")
     say(f"==> checklist against {target.url} (stack {target.spec.stack}, release {release})")
@@ -338,8 +345,21 @@ def run_gate(
     report.steps.append(check_alerts(target, alert_wait))
     say(f"    {report.steps[-1].status}")
     report.verdict = verdict(report.steps)
+    report.achieved_rps = next((s.figures.get("achieved_rps") for s in report.steps if s.name == "load"), None)
     write_report(report, target.spec, out)
+    _attest(out, say)
     return report
+
+
+def _attest(out: Path, say: Callable[[str], None]) -> None:
+    """Sign the attestation of a full gate of a release; a key problem is said, the verdict stands."""
+    from codexops.releases.attestation import attest_gate
+    from codexops.signing import SigningError
+
+    try:
+        attest_gate(out, say)
+    except (SigningError, OSError) as exc:
+        say(f"    attestation not signed: {exc}")
 
 
 def write_report(report: GateReport, spec: EnvironmentSpec, out: Path) -> None:

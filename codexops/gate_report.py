@@ -64,6 +64,11 @@ def markdown(report: GateReport, spec: EnvironmentSpec, chart: Path | None) -> s
         "",
         f"Release {_release(report)}; spec {report.spec_digest}.",
         "",
+        f"Load: shape {report.shape} at scale {report.scale:g}, target {report.target_rps:g} RPS"
+        + (f", achieved {report.achieved_rps:g} RPS" if report.achieved_rps is not None else "")
+        + ("" if report.shape == "gate" and report.scale == 1.0 else " (not the full gate: not promotion evidence)")
+        + ".",
+        "",
     ]
     reasons = report.reasons()
     if reasons:

@@ -164,3 +164,15 @@ def test_end_to_end_deploys_the_production_program_on_kind_then_gates_it() -> No
     assert "codexops gate --target" in runs
     spec = load_spec("kind")
     assert (spec.platform, spec.environment, spec.tls) == ("kubernetes", "Production", True)
+
+
+def test_staging_gate_is_attested_with_the_workflows_identity() -> None:
+    job = _workflow("main.yml")["jobs"]["staging"]
+    assert job["permissions"]["attestations"] == "write" and job["permissions"]["id-token"] == "write"
+    names = [s.get("name", s.get("uses", "")) for s in job["steps"]]
+    attest = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/attest@"))
+    assert names.index("Gate staging") < job["steps"].index(attest)
+    assert attest["with"]["predicate-type"] == "https://living-codex.dev/gate/v1"  # what evidence.py verifies
+    assert attest["with"]["subject-digest"] == "${{ steps.statement.outputs.digest }}"  # the digest the gate judged
+    runs = "\n".join(s.get("run", "") for s in job["steps"])
+    assert "predicate.json" in runs and "attestation.sigstore.json" in runs  # attestation.py's file names
