@@ -243,6 +243,10 @@ class App(pulumi.ComponentResource):
             opts=child(self),
         )
         scaling = spec.autoscaling
+        # Without the resource metrics API the HPA reads no CPU or memory and never scales.
+        target.prerequisites.append(
+            "metrics-server (the resource metrics API the HPA scales on): https://github.com/kubernetes-sigs/metrics-server"
+        )
         self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
             "app",
             metadata=metadata(target, component),
@@ -272,6 +276,11 @@ class App(pulumi.ComponentResource):
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             "app",
             metadata=metadata(target, component),
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": labels(component)}},
+            # AlwaysAllow: a crash-looping pod never blocks a node drain (it serves nothing anyway).
+            spec={
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": labels(component)},
+                "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            },
             opts=child(self),
         )

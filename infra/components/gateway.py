@@ -172,6 +172,11 @@ class Gateway(pulumi.ComponentResource):
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             "gateway",
             metadata=metadata(target, component),
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": labels(component)}},
+            # AlwaysAllow: a crash-looping pod never blocks a node drain (it serves nothing anyway).
+            spec={
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": labels(component)},
+                "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            },
             opts=child(self),
         )

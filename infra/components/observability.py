@@ -39,6 +39,8 @@ from infra.render import (
 from infra.spec import NAMESPACE, Service
 
 PROMETHEUS_PORT, GRAFANA_PORT, OTLP_HTTP_PORT, JAEGER_UI_PORT = 9090, 3000, 4318, 16686
+KSM_PORT, CERT_MANAGER_METRICS_PORT = 8080, 9402
+KSM_RESOURCES = "cronjobs,jobs,pods,statefulsets"  # what the backup and datastore alerts read
 # Where each service keeps its data (a volume or claim), and the uid that owns it.
 DATA = {
     "prometheus": ("/prometheus", 65534),
@@ -82,8 +84,9 @@ class Observability(pulumi.ComponentResource):
             rules_path="/etc/prometheus/alert-rules.yml",
             kubernetes_sd=target.kubernetes,
             alertmanagers=[self.alertmanager_address],
+            extra_jobs=self._cluster_jobs(target),
         )
-        self.alert_rules = render_alert_rules(spec)
+        self.alert_rules = render_alert_rules(spec, cluster=target.kubernetes)
         self.alertmanager_config = render_alertmanager(spec)
         self.alertmanager_secrets = {
             key: pulumi.Config(NAMESPACE).require_secret(key) for key in alertmanager_secret_keys(spec)
@@ -99,6 +102,22 @@ class Observability(pulumi.ComponentResource):
         else:
             self._docker(target)
         self.register_outputs({"otlpEndpoint": self.otlp_endpoint})
+
+    @staticmethod
+    def _cluster_jobs(target: Target) -> list[tuple[str, str]]:
+        """kube-state-metrics (backups, datastore pods) and, with TLS, cert-manager (certificate expiry)."""
+        if not target.kubernetes:
+            return []
+        spec = target.spec
+        jobs = [("kube-state-metrics", f"{target.host('kube-state-metrics')}:{KSM_PORT}")]
+        if spec.tls or spec.redis.tls:
+            jobs.append(("cert-manager", f"cert-manager.{spec.certManagerNamespace}.svc:{CERT_MANAGER_METRICS_PORT}"))
+            target.prerequisites.append(
+                f"cert-manager's metrics on Service {spec.certManagerNamespace}/cert-manager port "
+                f"{CERT_MANAGER_METRICS_PORT} (the Helm chart's default), reachable from this namespace: certificate "
+                "expiry alerts read them"
+            )
+        return jobs
 
     # -- staging --------------------------------------------------------------------------
     def _container(
@@ -266,6 +285,7 @@ class Observability(pulumi.ComponentResource):
         self._alertmanager(target)
         self._grafana(target)
         self._jaeger(target)
+        self._kube_state_metrics(target)
 
     def _prometheus(self, target: Target) -> None:
         o = target.spec.observability
@@ -410,3 +430,44 @@ class Observability(pulumi.ComponentResource):
             checksum(*self.jaeger_env.values()),
         )
         self._service(target, "jaeger", [("http", JAEGER_UI_PORT), ("otlp-http", OTLP_HTTP_PORT)])
+
+    def _kube_state_metrics(self, target: Target) -> None:
+        """kube-state-metrics for this namespace only, with a namespaced Role (no cluster-wide read)."""
+        account = target.host("kube-state-metrics")
+        k8s.core.v1.ServiceAccount(
+            "kube-state-metrics", metadata=metadata(target, "kube-state-metrics"), opts=child(self)
+        )
+        k8s.rbac.v1.Role(
+            "kube-state-metrics",
+            metadata=metadata(target, "kube-state-metrics"),
+            rules=[
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+                {"apiGroups": ["batch"], "resources": ["cronjobs", "jobs"], "verbs": ["list", "watch"]},
+                {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["list", "watch"]},
+            ],
+            opts=child(self),
+        )
+        k8s.rbac.v1.RoleBinding(
+            "kube-state-metrics",
+            metadata=metadata(target, "kube-state-metrics"),
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+            subjects=[{"kind": "ServiceAccount", "name": account, "namespace": target.namespace}],
+            opts=child(self),
+        )
+        args = [f"--namespaces={target.namespace}", f"--resources={KSM_RESOURCES}", f"--port={KSM_PORT}"]
+        self._deployment(
+            target,
+            "kube-state-metrics",
+            images.KUBE_STATE_METRICS,
+            KSM_PORT,
+            target.spec.observability.kubeStateMetrics,
+            {
+                "args": args,
+                "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8081}, "periodSeconds": 10},
+                "livenessProbe": {"httpGet": {"path": "/livez", "port": KSM_PORT}, "periodSeconds": 20},
+            },
+            [],
+            checksum(*args),
+            service_account=account,
+        )
+        self._service(target, "kube-state-metrics", [("http", KSM_PORT)])
