@@ -24,7 +24,8 @@ def _checksums(declaration: Declaration) -> dict[str, str]:
 
 def test_every_pod_template_carries_a_config_checksum(production: Declaration) -> None:
     assert set(_checksums(production)) == {
-        "app", "gateway", "prometheus", "alertmanager", "grafana", "jaeger", "postgres", "redis"
+        "app", "gateway", "prometheus", "alertmanager", "grafana", "jaeger", "postgres", "redis",
+        "kube-state-metrics",
     }  # fmt: skip
 
 
