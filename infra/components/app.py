@@ -11,6 +11,7 @@ import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
 from infra.app_env import plain_env
+from infra.checkov_skips import skip_annotations
 from infra.components.target import (
     CHECKSUM_ANNOTATION,
     ROOT_PATH,
@@ -192,7 +193,10 @@ class App(pulumi.ComponentResource):
         self.deployment = k8s.apps.v1.Deployment(
             "app",
             # The configured reference beside the resolved digest: the policy pack checks both.
-            metadata={**metadata(target, component), "annotations": {IMAGE_ANNOTATION: spec.image}},
+            metadata={
+                **metadata(target, component),
+                "annotations": {IMAGE_ANNOTATION: spec.image, **skip_annotations(component)},
+            },
             spec={  # no replicas: the autoscaler owns them, and `pulumi up` must not scale in
                 "revisionHistoryLimit": 5,
                 "selector": {"matchLabels": labels(component)},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
@@ -31,6 +33,15 @@ TLS_DIR = "/etc/nginx/tls"
 CONF_DIR = "/etc/nginx/living-codex"  # a directory mount (not subPath), so a changed ConfigMap reaches it
 
 
+def _load_balancer_address(status: Any) -> str:
+    """The first ingress IP (or host name, e.g. an AWS ELB) of a LoadBalancer Service's status; "" until set."""
+    balancer = getattr(status, "load_balancer", None)
+    ingress = list(getattr(balancer, "ingress", None) or [])
+    if not ingress:
+        return ""
+    return str(getattr(ingress[0], "ip", None) or getattr(ingress[0], "hostname", None) or "")
+
+
 class Gateway(pulumi.ComponentResource):
     nginx_conf: str
     container: docker.Container | None = None
@@ -39,6 +50,7 @@ class Gateway(pulumi.ComponentResource):
     deployment: k8s.apps.v1.Deployment | None = None
     service: k8s.core.v1.Service | None = None
     pdb: k8s.policy.v1.PodDisruptionBudget | None = None
+    address: pulumi.Output[str] | None = None
 
     def __init__(
         self, name: str, target: Target, upstreams: list[str], opts: pulumi.ResourceOptions | None = None
@@ -127,7 +139,8 @@ class Gateway(pulumi.ComponentResource):
                         "annotations": {CHECKSUM_ANNOTATION: checksum(self.nginx_conf)},
                     },
                     "spec": {
-                        "securityContext": pod_security(101),
+                        # nginx-unprivileged runs under any uid; a high one avoids host uids (checkov CKV_K8S_40).
+                        "securityContext": pod_security(10101),
                         "automountServiceAccountToken": False,
                         "containers": [
                             {
@@ -169,6 +182,8 @@ class Gateway(pulumi.ComponentResource):
             },
             opts=child(self),
         )
+        # What DNS for the domain points at: the LoadBalancer's address once the cloud assigned it.
+        self.address = self.service.status.apply(_load_balancer_address)
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             "gateway",
             metadata=metadata(target, component),

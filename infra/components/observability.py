@@ -27,8 +27,10 @@ from infra.components.target import (
     resources,
     restricted_container,
     stateful,
+    workload_metadata,
 )
 from infra.dashboard import GRAFANA_DASHBOARD_PROVIDER, GRAFANA_DATASOURCE, render_dashboard
+from infra.grafana_admin import PASSWORD_FILE, RESET_ADMIN_PASSWORD
 from infra.render import (
     ALERTMANAGER_PORT,
     ALERTMANAGER_SECRETS_DIR,
@@ -45,7 +47,7 @@ KSM_RESOURCES = "cronjobs,jobs,pods,statefulsets"  # what the backup and datasto
 DATA = {
     "prometheus": ("/prometheus", 65534),
     "alertmanager": ("/alertmanager", 65534),
-    "grafana": ("/var/lib/grafana", 472),
+    "grafana": ("/var/lib/grafana", 10472),  # any uid runs Grafana; a high one avoids host uids
 }
 GRAFANA_ENV = {
     "GF_AUTH_ANONYMOUS_ENABLED": "false",
@@ -182,6 +184,8 @@ class Observability(pulumi.ComponentResource):
             ["CMD", "wget", "-qO-", f"http://127.0.0.1:{GRAFANA_PORT}/api/health"],
             envs=[f"{k}={v}" for k, v in GRAFANA_ENV.items()]
             + [pulumi.Output.concat("GF_SECURITY_ADMIN_PASSWORD=", target.secret_data["grafanaPassword"])],
+            # A rotated password reaches the existing database: reset it, then the image's own start script.
+            entrypoints=["sh", "-c", f"{RESET_ADMIN_PASSWORD}; exec /run.sh"],
             uploads=self._grafana_files(),
         )
         self._container(
@@ -213,6 +217,7 @@ class Observability(pulumi.ComponentResource):
         volumes: list[dict[str, Any]],
         rollout: pulumi.Input[str],
         service_account: str | None = None,
+        init: dict[str, Any] | None = None,
     ) -> None:
         """One replica; with a data claim, Recreate (a ReadWriteOnce claim cannot attach to two pods)."""
         mounts = list(container.pop("volumeMounts", []))
@@ -246,9 +251,12 @@ class Observability(pulumi.ComponentResource):
         }
         if service_account:
             pod["serviceAccountName"] = service_account
+        if init:  # runs with the same mounts (the data claim included) before the server starts
+            security = {"securityContext": restricted_container(), "resources": _limits(limits)}
+            pod["initContainers"] = [{**security, "volumeMounts": mounts, **init}]
         self.deployments[service] = k8s.apps.v1.Deployment(
             service,
-            metadata=metadata(target, service),
+            metadata=workload_metadata(target, service),
             spec={
                 "replicas": 1,
                 "strategy": strategy,
@@ -386,10 +394,7 @@ class Observability(pulumi.ComponentResource):
             target.spec.observability.grafana,
             {
                 "env": [
-                    {
-                        "name": "GF_SECURITY_ADMIN_PASSWORD",
-                        "valueFrom": {"secretKeyRef": {"name": target.secret_name, "key": "grafanaPassword"}},
-                    },
+                    {"name": "GF_SECURITY_ADMIN_PASSWORD__FILE", "value": PASSWORD_FILE},
                     *({"name": k, "value": v} for k, v in GRAFANA_ENV.items()),
                 ],
                 "volumeMounts": [
@@ -398,6 +403,7 @@ class Observability(pulumi.ComponentResource):
                     {"name": "dashboards", "mountPath": "/var/lib/grafana/dashboards"},
                     {"name": "tmp", "mountPath": "/tmp"},
                     {"name": "logs", "mountPath": "/var/log/grafana"},
+                    {"name": "admin-password", "mountPath": PASSWORD_FILE.rsplit("/", 1)[0], "readOnly": True},
                 ],
             },
             [
@@ -406,8 +412,22 @@ class Observability(pulumi.ComponentResource):
                 {**items("living-codex.json", "living-codex.json"), "name": "dashboards"},
                 {"name": "tmp", "emptyDir": {}},
                 {"name": "logs", "emptyDir": {}},
+                {
+                    "name": "admin-password",
+                    "secret": {
+                        "secretName": target.secret_name,
+                        "items": [{"key": "grafanaPassword", "path": PASSWORD_FILE.rsplit("/", 1)[1]}],
+                    },
+                },
             ],
+            # A rotated password rolls the pod; the init container sets it on the existing database.
             checksum(*data.values(), target.secret_checksum("grafanaPassword")),
+            init={
+                "name": "admin-password",
+                "image": images.GRAFANA,
+                "command": ["sh", "-c", RESET_ADMIN_PASSWORD],
+                "env": [{"name": "GF_SECURITY_ADMIN_PASSWORD__FILE", "value": PASSWORD_FILE}],
+            },
         )
         self._service(target, "grafana", [("http", GRAFANA_PORT)])
 

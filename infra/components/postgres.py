@@ -24,12 +24,12 @@ from infra.components.target import (
     headless_service,
     labels,
     megabytes,
-    metadata,
     pod_security,
     pvc,
     resources,
     restricted_container,
     stateful,
+    workload_metadata,
 )
 from infra.pg_scripts import (
     DATABASE,
@@ -119,7 +119,7 @@ class Postgres(pulumi.ComponentResource):
         limits = store.resources
         self.statefulset = k8s.apps.v1.StatefulSet(
             "postgres",
-            metadata=metadata(target, component),
+            metadata=workload_metadata(target, component),
             spec={
                 "serviceName": self.host,
                 "replicas": 1,
@@ -201,7 +201,7 @@ class Postgres(pulumi.ComponentResource):
     ) -> k8s.batch.v1.CronJob:
         return k8s.batch.v1.CronJob(
             component,
-            metadata=metadata(target, component),
+            metadata=workload_metadata(target, component),
             spec={
                 "schedule": schedule,
                 "concurrencyPolicy": "Forbid",

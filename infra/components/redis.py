@@ -25,10 +25,12 @@ from infra.components.target import (
     resources,
     restricted_container,
     stateful,
+    workload_metadata,
 )
 from infra.spec import RedisSpec, quantity_bytes
 
 PORT = 6379
+REDIS_IMAGE_USER = "999:1000"  # redis:*-alpine's redis user and group
 
 
 def memory_args(store: RedisSpec) -> str:
@@ -73,6 +75,9 @@ class Redis(pulumi.ComponentResource):
             "redis",
             name=self.host,
             image=images.REDIS,
+            # The image's redis user (the command bypasses its entrypoint, which would drop root itself);
+            # a new volume takes the image's /data, owned by it.
+            user=REDIS_IMAGE_USER,
             restart="unless-stopped",
             memory=megabytes(store.resources.memoryLimit),
             networks_advanced=docker_network(target, self.host),
@@ -127,7 +132,7 @@ class Redis(pulumi.ComponentResource):
         limits = store.resources
         self.statefulset = k8s.apps.v1.StatefulSet(
             "redis",
-            metadata=metadata(target, component),
+            metadata=workload_metadata(target, component),
             spec={
                 "serviceName": self.host,
                 "replicas": 1,
@@ -139,7 +144,9 @@ class Redis(pulumi.ComponentResource):
                         "annotations": {CHECKSUM_ANNOTATION: target.secret_checksum("redisPassword")},
                     },
                     "spec": {
-                        "securityContext": pod_security(999),
+                        # Redis runs under any uid (the claim is writable through fsGroup); a high one avoids
+                        # host uids (checkov CKV_K8S_40).
+                        "securityContext": pod_security(10999),
                         "automountServiceAccountToken": False,
                         "containers": [
                             {
