@@ -25,6 +25,7 @@ from infra.components.target import (
     resources,
     restricted_container,
 )
+from infra.reload_scripts import nginx_with_reload
 from infra.render import Container, render_nginx
 
 # The unprivileged nginx image cannot bind ports below 1024; the Service or the host maps 80/443.
@@ -126,6 +127,7 @@ class Gateway(pulumi.ComponentResource):
             mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
             volumes.append({"name": "tls", "secret": {"secretName": self.tls_secret}})
         probe = {"tcpSocket": {"port": HTTP}, "periodSeconds": 10}
+        watched = f"{CONF_DIR}/nginx.conf" + (f" {TLS_DIR}/tls.crt {TLS_DIR}/tls.key" if spec.tls else "")
         limits = spec.gateway.resources
         self.deployment = k8s.apps.v1.Deployment(
             "gateway",
@@ -146,7 +148,9 @@ class Gateway(pulumi.ComponentResource):
                             {
                                 "name": "nginx",
                                 "image": images.NGINX,
-                                "args": ["nginx", "-c", f"{CONF_DIR}/nginx.conf", "-g", "daemon off;"],
+                                # nginx reloads in place when cert-manager renews the certificate (or the
+                                # config changes): infra/reload_scripts.py.
+                                "command": ["sh", "-c", nginx_with_reload(f"{CONF_DIR}/nginx.conf", watched)],
                                 "ports": [
                                     {"containerPort": HTTP, "name": "http"},
                                     {"containerPort": HTTPS, "name": "https"},

@@ -27,6 +27,7 @@ from infra.components.target import (
     stateful,
     workload_metadata,
 )
+from infra.reload_scripts import redis_with_reload
 from infra.spec import RedisSpec, quantity_bytes
 
 PORT = 6379
@@ -130,6 +131,12 @@ class Redis(pulumi.ComponentResource):
             mounts.append({"name": "tls", "mountPath": "/tls", "readOnly": True})
             volumes.append({"name": "tls", "secret": {"secretName": self.tls_secret}})
         limits = store.resources
+        server = (
+            f'redis-server {tls_args}--requirepass "$REDIS_PASSWORD" {memory_args(store)}--appendonly yes --dir /data'
+        )
+        # With TLS, a renewed certificate is loaded in place (CONFIG SET; infra/reload_scripts.py).
+        command = redis_with_reload(server, "/tls") if self.tls else f"exec {server}"
+        password = {"secretKeyRef": {"name": target.secret_name, "key": "redisPassword"}}
         self.statefulset = k8s.apps.v1.StatefulSet(
             "redis",
             metadata=workload_metadata(target, component),
@@ -152,23 +159,11 @@ class Redis(pulumi.ComponentResource):
                             {
                                 "name": "redis",
                                 "image": images.REDIS,
-                                "command": [
-                                    "sh",
-                                    "-c",
-                                    f'exec redis-server {tls_args}--requirepass "$REDIS_PASSWORD" '
-                                    f"{memory_args(store)}--appendonly yes --dir /data",
-                                ],
+                                "command": ["sh", "-c", command],
                                 "ports": [{"containerPort": PORT, "name": "redis"}],
                                 "env": [
-                                    {
-                                        "name": "REDIS_PASSWORD",
-                                        "valueFrom": {
-                                            "secretKeyRef": {
-                                                "name": target.secret_name,
-                                                "key": "redisPassword",
-                                            }
-                                        },
-                                    }
+                                    {"name": "REDIS_PASSWORD", "valueFrom": password},
+                                    {"name": "REDISCLI_AUTH", "valueFrom": password},  # the reload's redis-cli
                                 ],
                                 "resources": resources(
                                     limits.cpuRequest, limits.memoryRequest, limits.cpuLimit, limits.memoryLimit
