@@ -483,8 +483,9 @@ class Observability(pulumi.ComponentResource):
             target.spec.observability.kubeStateMetrics,
             {
                 "args": args,
-                "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8081}, "periodSeconds": 10},
-                "livenessProbe": {"httpGet": {"path": "/livez", "port": KSM_PORT}, "periodSeconds": 20},
+                # /healthz on the metrics port: served by every kube-state-metrics v2 release.
+                "readinessProbe": {"httpGet": {"path": "/healthz", "port": KSM_PORT}, "periodSeconds": 10},
+                "livenessProbe": {"httpGet": {"path": "/healthz", "port": KSM_PORT}, "periodSeconds": 20},
             },
             [],
             checksum(*args),
