@@ -175,3 +175,9 @@ def test_every_checkov_skip_names_a_check_and_gives_its_reason(production: Decla
         check, _, reason = value.partition("=")
         assert re.fullmatch(r"CKV_K8S_\d+", check), (name, value)
         assert len(reason.split()) >= 5, (name, value)  # a reason, not a placeholder
+
+
+def test_preview_names_metrics_server_and_cert_manager_metrics_as_prerequisites(production: Declaration) -> None:
+    prerequisites = production.environment.prerequisites  # type: ignore[union-attr]
+    assert any(p.startswith("metrics-server") and "HPA" in p for p in prerequisites)
+    assert any("cert-manager/cert-manager port 9402" in p for p in prerequisites)
