@@ -24,6 +24,7 @@ class AlertRule:
     severity: str
     summary: str
     for_: str = "1m"
+    runbook: str = "runbooks/PRODUCTION_RUNBOOK.md#troubleshooting-guide"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -33,7 +34,7 @@ class AlertRule:
             "labels": {"severity": self.severity, "service": "living-codex"},
             "annotations": {
                 "summary": self.summary,
-                "runbook": "runbooks/PRODUCTION_RUNBOOK.md#troubleshooting-guide",
+                "runbook": self.runbook,
             },
         }
 
@@ -129,8 +130,13 @@ def alert_rules(spec: EnvironmentSpec) -> list[AlertRule]:
     ]
 
 
-def render_alert_rules(spec: EnvironmentSpec) -> str:
-    document = {"groups": [{"name": "living-codex", "rules": [rule.as_dict() for rule in alert_rules(spec)]}]}
-    return "# Generated from the spec's thresholds by infra/alerts.py; do not edit.\n" + yaml.safe_dump(
-        document, sort_keys=False, width=200
+def render_alert_rules(spec: EnvironmentSpec, *, cluster: bool = False) -> str:
+    """The app's rules; with `cluster` (a Kubernetes stack's Prometheus), also infra/platform_alerts.py's."""
+    from infra.platform_alerts import platform_rules  # it builds on AlertRule, defined here
+
+    groups = [{"name": "living-codex", "rules": [rule.as_dict() for rule in alert_rules(spec)]}]
+    if cluster and (platform := platform_rules(spec)):
+        groups.append({"name": "living-codex-platform", "rules": [rule.as_dict() for rule in platform]})
+    return "# Generated from the spec by infra/alerts.py and infra/platform_alerts.py; do not edit.\n" + yaml.safe_dump(
+        {"groups": groups}, sort_keys=False, width=200
     )

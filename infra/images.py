@@ -7,3 +7,5 @@ PROMETHEUS = "prom/prometheus:v2.54.1"
 GRAFANA = "grafana/grafana:11.2.2"
 JAEGER = "jaegertracing/all-in-one:1.62.0"
 ALERTMANAGER = "prom/alertmanager:v0.27.0"
+AWS_CLI = "amazon/aws-cli:2.17.9"  # copies verified backups to S3-compatible storage
+KUBE_STATE_METRICS = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0"  # backup and pod state

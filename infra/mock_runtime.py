@@ -23,6 +23,7 @@ from infra.spec import NAMESPACE, EnvironmentSpec
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 DOCKER_IMAGE = "docker:index/image:Image"
 REGISTRY_IMAGE = "docker:index/getRegistryImage:getRegistryImage"
+SERVICE = "kubernetes:core/v1:Service"
 
 
 def stand_in_digest(*parts: str) -> str:
@@ -76,6 +77,9 @@ class _Mocks(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ == RANDOM_PASSWORD:  # stands for the engine's generated value
             outputs["result"] = f"generated-{args.name}-" + "x" * 24
+        if args.typ == SERVICE and (args.inputs.get("spec") or {}).get("type") == "LoadBalancer":
+            # Stands for the address the cloud assigns (TEST-NET-3, a documentation range: not real).
+            outputs["status"] = {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}}
         if args.typ == DOCKER_IMAGE:  # a local build's image id
             outputs["repoDigest"] = stand_in_digest(args.name, str(args.inputs.get("imageName")))
         return f"{args.name}-id", outputs

@@ -72,6 +72,8 @@ def build(spec: EnvironmentSpec) -> Environment:
     pulumi.export("image", app.image_ref)
     pulumi.export("url", f"{'https' if spec.tls else 'http'}://{spec.domain}")
     pulumi.export("prerequisites", target.prerequisites)
+    if gateway.address is not None:
+        pulumi.export("loadBalancerAddress", gateway.address)
     if postgres.restore_command:
         pulumi.export("restoreCommand", postgres.restore_command)
     return Environment(foundation, issuers, postgres, redis, observability, app, gateway, target.prerequisites)

@@ -97,9 +97,11 @@ def render_prometheus(
     scrape_interval: str = "15s",
     kubernetes_sd: bool = False,
     alertmanagers: Sequence[str] | None = None,
+    extra_jobs: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """prometheus.yml that scrapes every app replica, loads the generated alert rules and sends
-    alerts to Alertmanager (`alertmanagers` as host:port; default: alertmanager_address(spec))."""
+    """prometheus.yml that scrapes every app replica (and each (job, host:port) of `extra_jobs`), loads the
+    generated alert rules and sends alerts to Alertmanager (`alertmanagers` as host:port; default:
+    alertmanager_address(spec))."""
     job: dict[str, object] = {
         "job_name": "living-codex",
         "metrics_path": "/metrics/prometheus",
@@ -134,7 +136,7 @@ def render_prometheus(
             ]
         },
         "rule_files": [rules_path],
-        "scrape_configs": [job],
+        "scrape_configs": [job, *({"job_name": n, "static_configs": [{"targets": [t]}]} for n, t in extra_jobs)],
     }
     return "# Rendered from infra/render.py; do not edit.\n" + yaml.safe_dump(config, sort_keys=False)
 

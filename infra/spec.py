@@ -105,12 +105,28 @@ class Datastore(Model):
     tls: bool = False
 
 
+class Offsite(Model):
+    """Where each verified dump is copied off the cluster: an S3-compatible bucket (AWS S3, MinIO, R2, ...)
+    written with the AWS CLI. The access key pair is a Kubernetes Secret made outside the stack (keys
+    AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); `codexops preview` lists it as a prerequisite."""
+
+    url: str = Field(pattern=r"^s3://[a-z0-9][-.a-z0-9]{1,62}(/.*)?$", description="s3://bucket/prefix")
+    endpoint: str | None = Field(None, pattern=r"^https://", description="a non-AWS S3 endpoint")
+    region: str = "us-east-1"
+    secretName: str = "living-codex-backup-s3"
+
+
 class Backup(Model):
-    """pg_dump on a schedule into a volume claim of its own, keeping the newest `keep` dumps."""
+    """pg_dump on a schedule into a volume claim of its own, keeping the newest `keep` dumps, each verified
+    (pg_restore --list) and copied to `offsite`; `restoreCheckSchedule` restores the newest dump into a
+    scratch server and checks it; an alert fires when no backup succeeded for `maxAgeHours`."""
 
     schedule: str = "0 3 * * *"
     storage: str = "10Gi"
     keep: int = Field(7, ge=1)
+    offsite: Offsite | None = None
+    restoreCheckSchedule: str = "30 4 * * 0"
+    maxAgeHours: int = Field(26, ge=1, description="no successful backup for this long: CodexBackupMissing")
 
 
 class PostgresSpec(Datastore):
@@ -130,6 +146,13 @@ class Service(Model):
     storage: str = ""  # a persistent volume claim of this size; empty for none
 
 
+class Certificates(Model):
+    """Certificate expiry alerts read cert-manager's metrics (its Service `cert-manager` on :9402)."""
+
+    warningDays: int = Field(14, ge=1)
+    criticalDays: int = Field(3, ge=1)
+
+
 class Observability(Model):
     prometheus: Service = Service(resources=_resources("200m", "1", "512Mi", "2Gi"), storage="10Gi")
     prometheusRetention: str = "15d"
@@ -137,6 +160,8 @@ class Observability(Model):
     alertmanager: Service = Service(resources=_resources("50m", "200m", "64Mi", "128Mi"), storage="1Gi")
     jaeger: Service = Service(resources=_resources("100m", "500m", "256Mi", "512Mi"))
     jaegerMaxTraces: int = Field(20000, ge=100, description="bounds Jaeger's in-memory store")
+    kubeStateMetrics: Service = Service(resources=_resources("50m", "200m", "64Mi", "128Mi"))
+    certificates: Certificates = Certificates()
 
 
 class Dns01(Model):
@@ -246,6 +271,9 @@ class EnvironmentSpec(Model):
     namespace: str = Field("living-codex", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     kubernetesVersion: str = Field("1.30.0", pattern=r"^\d+\.\d+\.\d+$")
     clusterDomain: str = "cluster.local"
+    # DNS egress goes to kube-dns pods (kube-system, k8s-app: kube-dns) and to NodeLocal DNSCache's
+    # link-local address where it runs; "" when the cluster has no node-local cache.
+    nodeLocalDns: str = Field("169.254.20.10/32", pattern=r"^$|^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")
     tlsSecretName: str | None = None
     certIssuer: str = "letsencrypt"
     acme: Acme | None = Field(None, description="declare certIssuer with DNS-01; without it, a prerequisite")

@@ -7,9 +7,15 @@ from pathlib import Path
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from policies import docker, kubernetes, security, stack
+from policies import alerting, docker, kubernetes, security, stack
 
-ALL_POLICIES: list[Policy] = [*security.POLICIES, *kubernetes.POLICIES, *docker.POLICIES, *stack.POLICIES]
+ALL_POLICIES: list[Policy] = [
+    *security.POLICIES,
+    *kubernetes.POLICIES,
+    *docker.POLICIES,
+    *stack.POLICIES,
+    *alerting.POLICIES,
+]
 CONFIG_DIR = Path(__file__).with_name("config")
 
 

@@ -108,6 +108,8 @@ def credentials_from_secrets(resource_type: str, props: Props) -> Iterable[str]:
     for container in containers(props):
         for env in container.get("env", []) or []:
             name, value = str(env.get("name", "")), env.get("value")
+            if name.endswith("_FILE") and str(value).startswith("/"):
+                continue  # the path of a mounted secret file (e.g. Grafana's __FILE convention), not the value
             if value is not None and (CREDENTIAL_NAME.search(name) or URL_WITH_PASSWORD.search(str(value))):
                 yield f"container {container.get('name')}: {name} is a literal credential"
 

@@ -11,6 +11,7 @@ import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
 from infra.app_env import plain_env
+from infra.checkov_skips import skip_annotations
 from infra.components.target import (
     CHECKSUM_ANNOTATION,
     ROOT_PATH,
@@ -192,7 +193,10 @@ class App(pulumi.ComponentResource):
         self.deployment = k8s.apps.v1.Deployment(
             "app",
             # The configured reference beside the resolved digest: the policy pack checks both.
-            metadata={**metadata(target, component), "annotations": {IMAGE_ANNOTATION: spec.image}},
+            metadata={
+                **metadata(target, component),
+                "annotations": {IMAGE_ANNOTATION: spec.image, **skip_annotations(component)},
+            },
             spec={  # no replicas: the autoscaler owns them, and `pulumi up` must not scale in
                 "revisionHistoryLimit": 5,
                 "selector": {"matchLabels": labels(component)},
@@ -243,6 +247,10 @@ class App(pulumi.ComponentResource):
             opts=child(self),
         )
         scaling = spec.autoscaling
+        # Without the resource metrics API the HPA reads no CPU or memory and never scales.
+        target.prerequisites.append(
+            "metrics-server (the resource metrics API the HPA scales on): https://github.com/kubernetes-sigs/metrics-server"
+        )
         self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
             "app",
             metadata=metadata(target, component),
@@ -272,6 +280,11 @@ class App(pulumi.ComponentResource):
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             "app",
             metadata=metadata(target, component),
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": labels(component)}},
+            # AlwaysAllow: a crash-looping pod never blocks a node drain (it serves nothing anyway).
+            spec={
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": labels(component)},
+                "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            },
             opts=child(self),
         )

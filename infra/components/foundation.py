@@ -26,6 +26,7 @@ def ingress_paths(spec: EnvironmentSpec) -> list[Path]:
         ("jaeger-from-app", "jaeger", [4318], ["app"]),
         ("prometheus-from-grafana", "prometheus", [9090], ["grafana"]),
         ("alertmanager-from-prometheus", "alertmanager", [ALERTMANAGER_PORT], ["prometheus"]),
+        ("kube-state-metrics-from-prometheus", "kube-state-metrics", [8080], ["prometheus"]),
     ]
 
 
@@ -37,7 +38,22 @@ def egress_paths(spec: EnvironmentSpec) -> list[Path]:
         ("prometheus-to-app-and-alertmanager", "prometheus", [app, ALERTMANAGER_PORT], ["app", "alertmanager"]),
         ("grafana-to-prometheus", "grafana", [9090], ["prometheus"]),
         ("backup-to-postgres", "postgres-backup", [5432], ["postgres"]),
+        ("prometheus-to-kube-state-metrics", "prometheus", [8080], ["kube-state-metrics"]),
     ]
+
+
+def dns_egress(spec: EnvironmentSpec) -> dict[str, Any]:
+    """Port 53 to the cluster DNS only: kube-dns pods in kube-system, and NodeLocal DNSCache's address (its
+    pods run on the host network, so only an ipBlock reaches them)."""
+    peers: list[dict[str, Any]] = [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    if spec.nodeLocalDns:
+        peers.append({"ipBlock": {"cidr": spec.nodeLocalDns}})
+    return {"to": peers, "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
 
 
 class Foundation(pulumi.ComponentResource):
@@ -103,18 +119,7 @@ class Foundation(pulumi.ComponentResource):
         )
         self._policy(target, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
         self._policy(
-            target,
-            "allow-dns",
-            {
-                "podSelector": {},
-                "policyTypes": ["Egress"],
-                "egress": [
-                    {
-                        "to": [{"namespaceSelector": {}}],
-                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-                    }
-                ],
-            },
+            target, "allow-dns", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [dns_egress(target.spec)]}
         )
         self._policy(
             target,
@@ -164,6 +169,45 @@ class Foundation(pulumi.ComponentResource):
                 "egress": [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}],
             },
         )
+        self._policy(
+            target,
+            "kube-state-metrics-to-kubernetes-api",
+            {
+                "podSelector": {"matchLabels": labels("kube-state-metrics")},
+                "policyTypes": ["Egress"],
+                "egress": [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}],
+            },
+        )
+        self._policy(
+            target,
+            "prometheus-to-cert-manager",
+            {
+                "podSelector": {"matchLabels": labels("prometheus")},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [
+                            {
+                                "namespaceSelector": {
+                                    "matchLabels": {"kubernetes.io/metadata.name": target.spec.certManagerNamespace}
+                                }
+                            }
+                        ],
+                        "ports": [{"protocol": "TCP", "port": 9402}],
+                    }
+                ],
+            },
+        )
+        if target.spec.postgres.backup.offsite:
+            self._policy(
+                target,
+                "backup-to-object-storage",
+                {
+                    "podSelector": {"matchLabels": labels("postgres-backup")},
+                    "policyTypes": ["Egress"],
+                    "egress": [{"ports": [{"protocol": "TCP", "port": 443}]}],
+                },
+            )
         self._policy(
             target,
             "alertmanager-to-receivers",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
@@ -23,12 +25,22 @@ from infra.components.target import (
     resources,
     restricted_container,
 )
+from infra.reload_scripts import nginx_with_reload
 from infra.render import Container, render_nginx
 
 # The unprivileged nginx image cannot bind ports below 1024; the Service or the host maps 80/443.
 HTTP, HTTPS = 8080, 8443
 TLS_DIR = "/etc/nginx/tls"
 CONF_DIR = "/etc/nginx/living-codex"  # a directory mount (not subPath), so a changed ConfigMap reaches it
+
+
+def _load_balancer_address(status: Any) -> str:
+    """The first ingress IP (or host name, e.g. an AWS ELB) of a LoadBalancer Service's status; "" until set."""
+    balancer = getattr(status, "load_balancer", None)
+    ingress = list(getattr(balancer, "ingress", None) or [])
+    if not ingress:
+        return ""
+    return str(getattr(ingress[0], "ip", None) or getattr(ingress[0], "hostname", None) or "")
 
 
 class Gateway(pulumi.ComponentResource):
@@ -39,6 +51,7 @@ class Gateway(pulumi.ComponentResource):
     deployment: k8s.apps.v1.Deployment | None = None
     service: k8s.core.v1.Service | None = None
     pdb: k8s.policy.v1.PodDisruptionBudget | None = None
+    address: pulumi.Output[str] | None = None
 
     def __init__(
         self, name: str, target: Target, upstreams: list[str], opts: pulumi.ResourceOptions | None = None
@@ -114,6 +127,7 @@ class Gateway(pulumi.ComponentResource):
             mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
             volumes.append({"name": "tls", "secret": {"secretName": self.tls_secret}})
         probe = {"tcpSocket": {"port": HTTP}, "periodSeconds": 10}
+        watched = f"{CONF_DIR}/nginx.conf" + (f" {TLS_DIR}/tls.crt {TLS_DIR}/tls.key" if spec.tls else "")
         limits = spec.gateway.resources
         self.deployment = k8s.apps.v1.Deployment(
             "gateway",
@@ -127,13 +141,16 @@ class Gateway(pulumi.ComponentResource):
                         "annotations": {CHECKSUM_ANNOTATION: checksum(self.nginx_conf)},
                     },
                     "spec": {
-                        "securityContext": pod_security(101),
+                        # nginx-unprivileged runs under any uid; a high one avoids host uids (checkov CKV_K8S_40).
+                        "securityContext": pod_security(10101),
                         "automountServiceAccountToken": False,
                         "containers": [
                             {
                                 "name": "nginx",
                                 "image": images.NGINX,
-                                "args": ["nginx", "-c", f"{CONF_DIR}/nginx.conf", "-g", "daemon off;"],
+                                # nginx reloads in place when cert-manager renews the certificate (or the
+                                # config changes): infra/reload_scripts.py.
+                                "command": ["sh", "-c", nginx_with_reload(f"{CONF_DIR}/nginx.conf", watched)],
                                 "ports": [
                                     {"containerPort": HTTP, "name": "http"},
                                     {"containerPort": HTTPS, "name": "https"},
@@ -169,9 +186,16 @@ class Gateway(pulumi.ComponentResource):
             },
             opts=child(self),
         )
+        # What DNS for the domain points at: the LoadBalancer's address once the cloud assigned it.
+        self.address = self.service.status.apply(_load_balancer_address)
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             "gateway",
             metadata=metadata(target, component),
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": labels(component)}},
+            # AlwaysAllow: a crash-looping pod never blocks a node drain (it serves nothing anyway).
+            spec={
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": labels(component)},
+                "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            },
             opts=child(self),
         )

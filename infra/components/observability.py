@@ -27,8 +27,10 @@ from infra.components.target import (
     resources,
     restricted_container,
     stateful,
+    workload_metadata,
 )
 from infra.dashboard import GRAFANA_DASHBOARD_PROVIDER, GRAFANA_DATASOURCE, render_dashboard
+from infra.grafana_admin import PASSWORD_FILE, RESET_ADMIN_PASSWORD
 from infra.render import (
     ALERTMANAGER_PORT,
     ALERTMANAGER_SECRETS_DIR,
@@ -39,11 +41,13 @@ from infra.render import (
 from infra.spec import NAMESPACE, Service
 
 PROMETHEUS_PORT, GRAFANA_PORT, OTLP_HTTP_PORT, JAEGER_UI_PORT = 9090, 3000, 4318, 16686
+KSM_PORT, CERT_MANAGER_METRICS_PORT = 8080, 9402
+KSM_RESOURCES = "cronjobs,jobs,pods,statefulsets"  # what the backup and datastore alerts read
 # Where each service keeps its data (a volume or claim), and the uid that owns it.
 DATA = {
     "prometheus": ("/prometheus", 65534),
     "alertmanager": ("/alertmanager", 65534),
-    "grafana": ("/var/lib/grafana", 472),
+    "grafana": ("/var/lib/grafana", 10472),  # any uid runs Grafana; a high one avoids host uids
 }
 GRAFANA_ENV = {
     "GF_AUTH_ANONYMOUS_ENABLED": "false",
@@ -82,8 +86,9 @@ class Observability(pulumi.ComponentResource):
             rules_path="/etc/prometheus/alert-rules.yml",
             kubernetes_sd=target.kubernetes,
             alertmanagers=[self.alertmanager_address],
+            extra_jobs=self._cluster_jobs(target),
         )
-        self.alert_rules = render_alert_rules(spec)
+        self.alert_rules = render_alert_rules(spec, cluster=target.kubernetes)
         self.alertmanager_config = render_alertmanager(spec)
         self.alertmanager_secrets = {
             key: pulumi.Config(NAMESPACE).require_secret(key) for key in alertmanager_secret_keys(spec)
@@ -99,6 +104,22 @@ class Observability(pulumi.ComponentResource):
         else:
             self._docker(target)
         self.register_outputs({"otlpEndpoint": self.otlp_endpoint})
+
+    @staticmethod
+    def _cluster_jobs(target: Target) -> list[tuple[str, str]]:
+        """kube-state-metrics (backups, datastore pods) and, with TLS, cert-manager (certificate expiry)."""
+        if not target.kubernetes:
+            return []
+        spec = target.spec
+        jobs = [("kube-state-metrics", f"{target.host('kube-state-metrics')}:{KSM_PORT}")]
+        if spec.tls or spec.redis.tls:
+            jobs.append(("cert-manager", f"cert-manager.{spec.certManagerNamespace}.svc:{CERT_MANAGER_METRICS_PORT}"))
+            target.prerequisites.append(
+                f"cert-manager's metrics on Service {spec.certManagerNamespace}/cert-manager port "
+                f"{CERT_MANAGER_METRICS_PORT} (the Helm chart's default), reachable from this namespace: certificate "
+                "expiry alerts read them"
+            )
+        return jobs
 
     # -- staging --------------------------------------------------------------------------
     def _container(
@@ -163,6 +184,8 @@ class Observability(pulumi.ComponentResource):
             ["CMD", "wget", "-qO-", f"http://127.0.0.1:{GRAFANA_PORT}/api/health"],
             envs=[f"{k}={v}" for k, v in GRAFANA_ENV.items()]
             + [pulumi.Output.concat("GF_SECURITY_ADMIN_PASSWORD=", target.secret_data["grafanaPassword"])],
+            # A rotated password reaches the existing database: reset it, then the image's own start script.
+            entrypoints=["sh", "-c", f"{RESET_ADMIN_PASSWORD}; exec /run.sh"],
             uploads=self._grafana_files(),
         )
         self._container(
@@ -194,6 +217,7 @@ class Observability(pulumi.ComponentResource):
         volumes: list[dict[str, Any]],
         rollout: pulumi.Input[str],
         service_account: str | None = None,
+        init: dict[str, Any] | None = None,
     ) -> None:
         """One replica; with a data claim, Recreate (a ReadWriteOnce claim cannot attach to two pods)."""
         mounts = list(container.pop("volumeMounts", []))
@@ -227,9 +251,12 @@ class Observability(pulumi.ComponentResource):
         }
         if service_account:
             pod["serviceAccountName"] = service_account
+        if init:  # runs with the same mounts (the data claim included) before the server starts
+            security = {"securityContext": restricted_container(), "resources": _limits(limits)}
+            pod["initContainers"] = [{**security, "volumeMounts": mounts, **init}]
         self.deployments[service] = k8s.apps.v1.Deployment(
             service,
-            metadata=metadata(target, service),
+            metadata=workload_metadata(target, service),
             spec={
                 "replicas": 1,
                 "strategy": strategy,
@@ -266,6 +293,7 @@ class Observability(pulumi.ComponentResource):
         self._alertmanager(target)
         self._grafana(target)
         self._jaeger(target)
+        self._kube_state_metrics(target)
 
     def _prometheus(self, target: Target) -> None:
         o = target.spec.observability
@@ -366,10 +394,7 @@ class Observability(pulumi.ComponentResource):
             target.spec.observability.grafana,
             {
                 "env": [
-                    {
-                        "name": "GF_SECURITY_ADMIN_PASSWORD",
-                        "valueFrom": {"secretKeyRef": {"name": target.secret_name, "key": "grafanaPassword"}},
-                    },
+                    {"name": "GF_SECURITY_ADMIN_PASSWORD__FILE", "value": PASSWORD_FILE},
                     *({"name": k, "value": v} for k, v in GRAFANA_ENV.items()),
                 ],
                 "volumeMounts": [
@@ -378,6 +403,7 @@ class Observability(pulumi.ComponentResource):
                     {"name": "dashboards", "mountPath": "/var/lib/grafana/dashboards"},
                     {"name": "tmp", "mountPath": "/tmp"},
                     {"name": "logs", "mountPath": "/var/log/grafana"},
+                    {"name": "admin-password", "mountPath": PASSWORD_FILE.rsplit("/", 1)[0], "readOnly": True},
                 ],
             },
             [
@@ -386,8 +412,22 @@ class Observability(pulumi.ComponentResource):
                 {**items("living-codex.json", "living-codex.json"), "name": "dashboards"},
                 {"name": "tmp", "emptyDir": {}},
                 {"name": "logs", "emptyDir": {}},
+                {
+                    "name": "admin-password",
+                    "secret": {
+                        "secretName": target.secret_name,
+                        "items": [{"key": "grafanaPassword", "path": PASSWORD_FILE.rsplit("/", 1)[1]}],
+                    },
+                },
             ],
+            # A rotated password rolls the pod; the init container sets it on the existing database.
             checksum(*data.values(), target.secret_checksum("grafanaPassword")),
+            init={
+                "name": "admin-password",
+                "image": images.GRAFANA,
+                "command": ["sh", "-c", RESET_ADMIN_PASSWORD],
+                "env": [{"name": "GF_SECURITY_ADMIN_PASSWORD__FILE", "value": PASSWORD_FILE}],
+            },
         )
         self._service(target, "grafana", [("http", GRAFANA_PORT)])
 
@@ -410,3 +450,45 @@ class Observability(pulumi.ComponentResource):
             checksum(*self.jaeger_env.values()),
         )
         self._service(target, "jaeger", [("http", JAEGER_UI_PORT), ("otlp-http", OTLP_HTTP_PORT)])
+
+    def _kube_state_metrics(self, target: Target) -> None:
+        """kube-state-metrics for this namespace only, with a namespaced Role (no cluster-wide read)."""
+        account = target.host("kube-state-metrics")
+        k8s.core.v1.ServiceAccount(
+            "kube-state-metrics", metadata=metadata(target, "kube-state-metrics"), opts=child(self)
+        )
+        k8s.rbac.v1.Role(
+            "kube-state-metrics",
+            metadata=metadata(target, "kube-state-metrics"),
+            rules=[
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+                {"apiGroups": ["batch"], "resources": ["cronjobs", "jobs"], "verbs": ["list", "watch"]},
+                {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["list", "watch"]},
+            ],
+            opts=child(self),
+        )
+        k8s.rbac.v1.RoleBinding(
+            "kube-state-metrics",
+            metadata=metadata(target, "kube-state-metrics"),
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+            subjects=[{"kind": "ServiceAccount", "name": account, "namespace": target.namespace}],
+            opts=child(self),
+        )
+        args = [f"--namespaces={target.namespace}", f"--resources={KSM_RESOURCES}", f"--port={KSM_PORT}"]
+        self._deployment(
+            target,
+            "kube-state-metrics",
+            images.KUBE_STATE_METRICS,
+            KSM_PORT,
+            target.spec.observability.kubeStateMetrics,
+            {
+                "args": args,
+                # /healthz on the metrics port: served by every kube-state-metrics v2 release.
+                "readinessProbe": {"httpGet": {"path": "/healthz", "port": KSM_PORT}, "periodSeconds": 10},
+                "livenessProbe": {"httpGet": {"path": "/healthz", "port": KSM_PORT}, "periodSeconds": 20},
+            },
+            [],
+            checksum(*args),
+            service_account=account,
+        )
+        self._service(target, "kube-state-metrics", [("http", KSM_PORT)])

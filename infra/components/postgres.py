@@ -24,14 +24,24 @@ from infra.components.target import (
     headless_service,
     labels,
     megabytes,
-    metadata,
     pod_security,
     pvc,
     resources,
     restricted_container,
     stateful,
+    workload_metadata,
 )
-from infra.pg_scripts import DATABASE, DOCKER_ENTRYPOINT, PASSWORD_SYNC, RESTORE_SCRIPT, ROLE, backup_script
+from infra.pg_scripts import (
+    DATABASE,
+    DOCKER_ENTRYPOINT,
+    OFFSITE_SCRIPT,
+    PASSWORD_SYNC,
+    RESTORE_CHECK_SCRIPT,
+    RESTORE_SCRIPT,
+    ROLE,
+    backup_script,
+)
+from infra.spec import Offsite
 
 PORT = 5432
 POSTGRES_UID = 70  # the alpine image's postgres user
@@ -47,6 +57,7 @@ class Postgres(pulumi.ComponentResource):
     statefulset: k8s.apps.v1.StatefulSet | None = None
     backups: k8s.core.v1.PersistentVolumeClaim | None = None
     backup_job: k8s.batch.v1.CronJob | None = None
+    restore_check_job: k8s.batch.v1.CronJob | None = None
     restore_command: str = ""
 
     def __init__(
@@ -108,7 +119,7 @@ class Postgres(pulumi.ComponentResource):
         limits = store.resources
         self.statefulset = k8s.apps.v1.StatefulSet(
             "postgres",
-            metadata=metadata(target, component),
+            metadata=workload_metadata(target, component),
             spec={
                 "serviceName": self.host,
                 "replicas": 1,
@@ -168,16 +179,8 @@ class Postgres(pulumi.ComponentResource):
             f"kubectl -n {target.namespace} exec {self.host}-0 -c postgres -- sh -c {shlex.quote(RESTORE_SCRIPT)}"
         )
 
-    def _backup_job(self, target: Target, claim: k8s.core.v1.PersistentVolumeClaim) -> None:
-        backup = target.spec.postgres.backup
-        env = [
-            {"name": "PGHOST", "value": self.host},
-            {"name": "PGUSER", "value": ROLE},
-            {"name": "PGDATABASE", "value": DATABASE},
-            {**self._password_env(target), "name": "PGPASSWORD"},
-            {"name": "BACKUP_DIR", "value": BACKUPS},
-        ]
-        pod = {
+    def _job_pod(self, containers: list[dict[str, Any]], volumes: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
             "restartPolicy": "OnFailure",
             "securityContext": pod_security(POSTGRES_UID),
             "automountServiceAccountToken": False,
@@ -189,33 +192,106 @@ class Postgres(pulumi.ComponentResource):
                     ]
                 }
             },
-            "containers": [
-                {
-                    "name": "pg-dump",
-                    "image": images.POSTGRES,
-                    "command": ["sh", "-c", backup_script(backup.keep)],
-                    "env": env,
-                    "resources": resources("50m", "64Mi", "500m", "256Mi"),
-                    "securityContext": restricted_container(),
-                    "volumeMounts": [{"name": "backups", "mountPath": BACKUPS}],
-                }
-            ],
-            "volumes": [{"name": "backups", "persistentVolumeClaim": {"claimName": BACKUPS_CLAIM}}],
+            "containers": containers,
+            "volumes": [{"name": "backups", "persistentVolumeClaim": {"claimName": BACKUPS_CLAIM}}, *volumes],
         }
-        self.backup_job = k8s.batch.v1.CronJob(
-            "postgres-backup",
-            metadata=metadata(target, "postgres-backup"),
+
+    def _cronjob(
+        self, target: Target, component: str, schedule: str, pod: dict[str, Any], claim: pulumi.Resource
+    ) -> k8s.batch.v1.CronJob:
+        return k8s.batch.v1.CronJob(
+            component,
+            metadata=workload_metadata(target, component),
             spec={
-                "schedule": backup.schedule,
+                "schedule": schedule,
                 "concurrencyPolicy": "Forbid",
                 "successfulJobsHistoryLimit": 3,
                 "failedJobsHistoryLimit": 3,
                 "jobTemplate": {
                     "spec": {
                         "backoffLimit": 2,
-                        "template": {"metadata": {"labels": labels("postgres-backup")}, "spec": pod},
+                        "template": {"metadata": {"labels": labels(component)}, "spec": pod},
                     }
                 },
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[claim]),
         )
+
+    def _backup_job(self, target: Target, claim: k8s.core.v1.PersistentVolumeClaim) -> None:
+        """pg_dump, verified, into the claim; with `offsite`, then copied to object storage (the dump runs as an
+        init container, so a failed dump never reaches the copy and the Job fails)."""
+        backup = target.spec.postgres.backup
+        env = [
+            {"name": "PGHOST", "value": self.host},
+            {"name": "PGUSER", "value": ROLE},
+            {"name": "PGDATABASE", "value": DATABASE},
+            {**self._password_env(target), "name": "PGPASSWORD"},
+            {"name": "BACKUP_DIR", "value": BACKUPS},
+        ]
+        dump = {
+            "name": "pg-dump",
+            "image": images.POSTGRES,
+            "command": ["sh", "-c", backup_script(backup.keep)],
+            "env": env,
+            "resources": resources("50m", "64Mi", "500m", "256Mi"),
+            "securityContext": restricted_container(),
+            "volumeMounts": [{"name": "backups", "mountPath": BACKUPS}],
+        }
+        if backup.offsite is None:
+            pod = self._job_pod([dump], [])
+        else:
+            pod = self._job_pod([self._offsite_container(backup.offsite)], [{"name": "tmp", "emptyDir": {}}])
+            pod["initContainers"] = [dump]
+            target.prerequisites.append(
+                f"Secret {target.namespace}/{backup.offsite.secretName} (keys AWS_ACCESS_KEY_ID, "
+                f"AWS_SECRET_ACCESS_KEY): write access to {backup.offsite.url}"
+            )
+        self.backup_job = self._cronjob(target, "postgres-backup", backup.schedule, pod, claim)
+        self._restore_check_job(target, claim)
+
+    def _offsite_container(self, offsite: Offsite) -> dict[str, Any]:
+        def key(name: str) -> dict[str, Any]:
+            return {"name": name, "valueFrom": {"secretKeyRef": {"name": offsite.secretName, "key": name}}}
+
+        env = [
+            {"name": "BACKUP_DIR", "value": BACKUPS},
+            {"name": "BACKUP_DESTINATION", "value": offsite.url},
+            {"name": "AWS_DEFAULT_REGION", "value": offsite.region},
+            {"name": "HOME", "value": "/tmp"},  # the CLI's cache, under a read-only root
+            key("AWS_ACCESS_KEY_ID"),
+            key("AWS_SECRET_ACCESS_KEY"),
+        ]
+        if offsite.endpoint:
+            env.append({"name": "AWS_ENDPOINT_URL", "value": offsite.endpoint})
+        return {
+            "name": "offsite-copy",
+            "image": images.AWS_CLI,
+            "command": ["sh", "-c", OFFSITE_SCRIPT],  # the image's entrypoint is `aws`
+            "env": env,
+            "resources": resources("50m", "64Mi", "500m", "256Mi"),
+            "securityContext": restricted_container(),
+            "volumeMounts": [
+                {"name": "backups", "mountPath": BACKUPS, "readOnly": True},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+        }
+
+    def _restore_check_job(self, target: Target, claim: k8s.core.v1.PersistentVolumeClaim) -> None:
+        """Restores the newest dump into a scratch server inside its own pod and checks it has tables."""
+        check = {
+            "name": "restore-check",
+            "image": images.POSTGRES,
+            "command": ["sh", "-c", RESTORE_CHECK_SCRIPT],
+            "env": [{"name": "BACKUP_DIR", "value": BACKUPS}, {"name": "SCRATCH", "value": "/scratch"}],
+            "resources": resources("100m", "128Mi", "1", "512Mi"),
+            "securityContext": restricted_container(),
+            "volumeMounts": [
+                {"name": "backups", "mountPath": BACKUPS, "readOnly": True},
+                {"name": "scratch", "mountPath": "/scratch"},
+                {"name": "run", "mountPath": "/var/run/postgresql"},
+            ],
+        }
+        volumes = [{"name": "scratch", "emptyDir": {}}, {"name": "run", "emptyDir": {}}]
+        schedule = target.spec.postgres.backup.restoreCheckSchedule
+        pod = self._job_pod([check], volumes)
+        self.restore_check_job = self._cronjob(target, "postgres-restore-check", schedule, pod, claim)

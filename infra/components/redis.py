@@ -25,10 +25,13 @@ from infra.components.target import (
     resources,
     restricted_container,
     stateful,
+    workload_metadata,
 )
+from infra.reload_scripts import redis_with_reload
 from infra.spec import RedisSpec, quantity_bytes
 
 PORT = 6379
+REDIS_IMAGE_USER = "999:1000"  # redis:*-alpine's redis user and group
 
 
 def memory_args(store: RedisSpec) -> str:
@@ -73,6 +76,9 @@ class Redis(pulumi.ComponentResource):
             "redis",
             name=self.host,
             image=images.REDIS,
+            # The image's redis user (the command bypasses its entrypoint, which would drop root itself);
+            # a new volume takes the image's /data, owned by it.
+            user=REDIS_IMAGE_USER,
             restart="unless-stopped",
             memory=megabytes(store.resources.memoryLimit),
             networks_advanced=docker_network(target, self.host),
@@ -125,9 +131,15 @@ class Redis(pulumi.ComponentResource):
             mounts.append({"name": "tls", "mountPath": "/tls", "readOnly": True})
             volumes.append({"name": "tls", "secret": {"secretName": self.tls_secret}})
         limits = store.resources
+        server = (
+            f'redis-server {tls_args}--requirepass "$REDIS_PASSWORD" {memory_args(store)}--appendonly yes --dir /data'
+        )
+        # With TLS, a renewed certificate is loaded in place (CONFIG SET; infra/reload_scripts.py).
+        command = redis_with_reload(server, "/tls") if self.tls else f"exec {server}"
+        password = {"secretKeyRef": {"name": target.secret_name, "key": "redisPassword"}}
         self.statefulset = k8s.apps.v1.StatefulSet(
             "redis",
-            metadata=metadata(target, component),
+            metadata=workload_metadata(target, component),
             spec={
                 "serviceName": self.host,
                 "replicas": 1,
@@ -139,29 +151,19 @@ class Redis(pulumi.ComponentResource):
                         "annotations": {CHECKSUM_ANNOTATION: target.secret_checksum("redisPassword")},
                     },
                     "spec": {
-                        "securityContext": pod_security(999),
+                        # Redis runs under any uid (the claim is writable through fsGroup); a high one avoids
+                        # host uids (checkov CKV_K8S_40).
+                        "securityContext": pod_security(10999),
                         "automountServiceAccountToken": False,
                         "containers": [
                             {
                                 "name": "redis",
                                 "image": images.REDIS,
-                                "command": [
-                                    "sh",
-                                    "-c",
-                                    f'exec redis-server {tls_args}--requirepass "$REDIS_PASSWORD" '
-                                    f"{memory_args(store)}--appendonly yes --dir /data",
-                                ],
+                                "command": ["sh", "-c", command],
                                 "ports": [{"containerPort": PORT, "name": "redis"}],
                                 "env": [
-                                    {
-                                        "name": "REDIS_PASSWORD",
-                                        "valueFrom": {
-                                            "secretKeyRef": {
-                                                "name": target.secret_name,
-                                                "key": "redisPassword",
-                                            }
-                                        },
-                                    }
+                                    {"name": "REDIS_PASSWORD", "valueFrom": password},
+                                    {"name": "REDISCLI_AUTH", "valueFrom": password},  # the reload's redis-cli
                                 ],
                                 "resources": resources(
                                     limits.cpuRequest, limits.memoryRequest, limits.cpuLimit, limits.memoryLimit

@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
+from infra.checkov_skips import skip_annotations
 from infra.spec import EnvironmentSpec, quantity_bytes
 
 PREFIX = "living-codex"
@@ -78,6 +79,12 @@ def metadata(target: Target, component: str, name: str | None = None) -> dict[st
         "namespace": target.namespace,
         "labels": labels(component),
     }
+
+
+def workload_metadata(target: Target, component: str) -> dict[str, Any]:
+    """A workload's metadata, with the checkov findings it keeps on purpose (infra/checkov_skips.py)."""
+    skips = skip_annotations(component)
+    return {**metadata(target, component), **({"annotations": skips} if skips else {})}
 
 
 def restricted_container() -> dict[str, Any]:

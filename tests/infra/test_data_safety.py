@@ -28,7 +28,7 @@ def test_a_backup_cronjob_dumps_to_its_own_claim(production: Declaration) -> Non
     job = production.one("kubernetes:batch/v1:CronJob", "postgres-backup").inputs["spec"]
     assert job["schedule"] == backup.schedule and job["concurrencyPolicy"] == "Forbid"
     pod = job["jobTemplate"]["spec"]["template"]["spec"]
-    dump = pod["containers"][0]
+    dump = pod["initContainers"][0]  # the offsite copy (a container) runs after a verified dump only
     assert dump["command"] == ["sh", "-c", backup_script(backup.keep)]
     claim = pod["volumes"][0]["persistentVolumeClaim"]["claimName"]
     assert _claims(production)[claim]  # protected and retained

@@ -44,7 +44,8 @@ def test_every_service_is_declared(staging: Declaration, production: Declaration
     }
     deployments = {r.inputs["metadata"]["name"] for r in production.of_type("kubernetes:apps/v1:Deployment")}
     assert deployments == {
-        f"living-codex-{s}" for s in ("app", "gateway", "prometheus", "alertmanager", "grafana", "jaeger")
+        f"living-codex-{s}"
+        for s in ("app", "gateway", "prometheus", "alertmanager", "grafana", "jaeger", "kube-state-metrics")
     }
     statefulsets = {r.inputs["metadata"]["name"] for r in production.of_type("kubernetes:apps/v1:StatefulSet")}
     assert statefulsets == {"living-codex-postgres", "living-codex-redis"}

@@ -176,3 +176,32 @@ def test_staging_gate_is_attested_with_the_workflows_identity() -> None:
     assert attest["with"]["subject-digest"] == "${{ steps.statement.outputs.digest }}"  # the digest the gate judged
     runs = "\n".join(s.get("run", "") for s in job["steps"])
     assert "predicate.json" in runs and "attestation.sigstore.json" in runs  # attestation.py's file names
+
+
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yml")), ids=lambda p: p.name)
+def test_every_run_step_fails_on_a_failing_pipe(path: Path) -> None:
+    """`shell: bash` runs steps as `bash -e -o pipefail {0}`; the implicit default has no pipefail."""
+    workflow = _load(path)
+    assert workflow.get("defaults", {}).get("run", {}).get("shell") == "bash"
+    for name, job in workflow["jobs"].items():
+        for step in job.get("steps", []):
+            assert step.get("shell", "bash") == "bash", f"{name}: {step.get('name')} overrides the shell"
+
+
+def test_dependency_updates_cover_actions_images_and_python() -> None:
+    import json
+
+    config = json.loads((ROOT / "renovate.json").read_text())
+    assert {"github-actions", "dockerfile", "pep621", "custom.regex"} <= set(config["enabledManagers"])
+    assert "helpers:pinGitHubActionDigests" in config["extends"]  # updates keep actions pinned by commit
+    (images,) = config["customManagers"]
+    assert images["managerFilePatterns"] == ["/^infra/images\\.py$/"] and images["datasourceTemplate"] == "docker"
+    # The manager's pattern (JavaScript named groups) finds every image constant of infra/images.py.
+    pattern = re.compile(images["matchStrings"][0].replace("(?<", "(?P<"))
+    from infra import images as pinned
+
+    constants = {k: v for k, v in vars(pinned).items() if k.isupper() and isinstance(v, str)}
+    text = (ROOT / "infra" / "images.py").read_text()
+    found = {m.group("depName") for m in pattern.finditer(text)}
+    assert found == {value.split("@")[0].rsplit(":", 1)[0] for value in constants.values()}
+    assert (ROOT / "app" / "Dockerfile").exists() and (ROOT / "uv.lock").exists()

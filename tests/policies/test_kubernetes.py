@@ -125,8 +125,11 @@ def test_the_backup_cronjob_is_held_to_the_same_rules(production: Declaration) -
         assert check(policy, "kubernetes:batch/v1:CronJob", cronjob) == [], policy.name
 
     def privileged(p: Props) -> None:
-        p["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"] = True
+        p["spec"]["jobTemplate"]["spec"]["template"]["spec"]["initContainers"][0]["securityContext"]["privileged"] = (
+            True
+        )
 
+    # pg-dump is an init container (the offsite copy runs after it): it is held to the rules too.
     assert check(kubernetes.restricted, "kubernetes:batch/v1:CronJob", mutated(cronjob, privileged)) == [
         "container pg-dump: runs privileged"
     ]

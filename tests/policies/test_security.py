@@ -86,6 +86,15 @@ def test_credentials_from_secrets(production: Declaration, env: dict[str, str], 
     ]
 
 
+def test_a_secret_file_path_is_not_a_literal_credential(production: Declaration) -> None:
+    grafana = props_of(production, DEPLOYMENT, "grafana")
+    assert check(security.credentials_from_secrets, DEPLOYMENT, grafana) == []
+    relative = mutated(grafana, lambda p: _container(p)["env"].append({"name": "ADMIN_PASSWORD_FILE", "value": "pw"}))
+    assert check(security.credentials_from_secrets, DEPLOYMENT, relative) == [
+        "container grafana: ADMIN_PASSWORD_FILE is a literal credential"
+    ]
+
+
 def test_redis_tls_and_password(production: Declaration, staging: Declaration) -> None:
     secret = props_of(production, SECRET, "secrets")
     plain = mutated(secret, lambda p: p["stringData"].update(REDIS_CONNECTION_STRING="redis://redis:6379/0"))

@@ -21,6 +21,15 @@ WORSE = {
     "no limits": (('    cpuLimit: "1"\n', '    cpuLimit: ""\n'), "resources-requests-and-limits"),
     "placeholder domain": (("codex.living-codex.org", "codex.example.com"), "no-placeholder-domain"),
     "current kubectl context": (("  kubernetes:context: living-codex-production\n", ""), "explicit-kubernetes-context"),
+    "no alert receiver": (
+        (
+            "  living-codex:alerting:\n    receivers:\n      - name: ops-email\n        email:\n"
+            "          to: ops@living-codex.org\n          sender: alertmanager@living-codex.org\n"
+            "          smarthost: smtp.living-codex.org:587\n",
+            "",
+        ),
+        "alert-receiver-in-production",
+    ),
 }
 
 
