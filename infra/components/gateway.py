@@ -71,7 +71,7 @@ class Gateway(pulumi.ComponentResource):
         self.container = docker.Container(
             "gateway",
             name=host,
-            image=images.NGINX,
+            image=target.pinned(images.NGINX),
             restart="unless-stopped",
             memory=megabytes(target.spec.gateway.resources.memoryLimit),
             networks_advanced=docker_network(target, host),
@@ -132,7 +132,7 @@ class Gateway(pulumi.ComponentResource):
                         "containers": [
                             {
                                 "name": "nginx",
-                                "image": images.NGINX,
+                                "image": target.pinned(images.NGINX),
                                 "args": ["nginx", "-c", f"{CONF_DIR}/nginx.conf", "-g", "daemon off;"],
                                 "ports": [
                                     {"containerPort": HTTP, "name": "http"},

@@ -111,7 +111,7 @@ class Observability(pulumi.ComponentResource):
         self.containers[service] = docker.Container(
             service,
             name=host,
-            image=image,
+            image=target.pinned(image),
             restart="unless-stopped",
             memory=megabytes(limits.resources.memoryLimit),
             networks_advanced=docker_network(target, host),
@@ -213,7 +213,7 @@ class Observability(pulumi.ComponentResource):
             "containers": [
                 {
                     "name": service,
-                    "image": image,
+                    "image": target.pinned(image),
                     "ports": [{"containerPort": port, "name": "http"}],
                     "securityContext": restricted_container(),
                     "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 10},

@@ -73,7 +73,7 @@ class Postgres(pulumi.ComponentResource):
         self.container = docker.Container(
             "postgres",
             name=self.host,
-            image=images.POSTGRES,
+            image=target.pinned(images.POSTGRES),
             restart="unless-stopped",
             memory=megabytes(target.spec.postgres.resources.memoryLimit),
             networks_advanced=docker_network(target, self.host),
@@ -126,7 +126,7 @@ class Postgres(pulumi.ComponentResource):
                         "containers": [
                             {
                                 "name": "postgres",
-                                "image": images.POSTGRES,
+                                "image": target.pinned(images.POSTGRES),
                                 "ports": [{"containerPort": PORT, "name": "postgres"}],
                                 "env": [
                                     {"name": "POSTGRES_USER", "value": ROLE},
@@ -192,7 +192,7 @@ class Postgres(pulumi.ComponentResource):
             "containers": [
                 {
                     "name": "pg-dump",
-                    "image": images.POSTGRES,
+                    "image": target.pinned(images.POSTGRES),
                     "command": ["sh", "-c", backup_script(backup.keep)],
                     "env": env,
                     "resources": resources("50m", "64Mi", "500m", "256Mi"),

@@ -72,7 +72,7 @@ class Redis(pulumi.ComponentResource):
         self.container = docker.Container(
             "redis",
             name=self.host,
-            image=images.REDIS,
+            image=target.pinned(images.REDIS),
             restart="unless-stopped",
             memory=megabytes(store.resources.memoryLimit),
             networks_advanced=docker_network(target, self.host),
@@ -144,7 +144,7 @@ class Redis(pulumi.ComponentResource):
                         "containers": [
                             {
                                 "name": "redis",
-                                "image": images.REDIS,
+                                "image": target.pinned(images.REDIS),
                                 "command": [
                                     "sh",
                                     "-c",

@@ -94,9 +94,9 @@ def test_tls_without_a_certificate_is_refused() -> None:
 def test_the_deployed_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
     """The exact text the production program puts in the gateway ConfigMap, with only the cluster's
     names and mount paths pointed at this machine."""
-    from infra.mock_runtime import declare
+    from infra.mock_runtime import declare, with_release
 
-    declaration = declare(load_spec("production"))
+    declaration = declare(with_release(load_spec("production")))
     config_map = next(r for r in declaration.of_type("kubernetes:core/v1:ConfigMap") if r.name == "gateway-config")
     conf = config_map.inputs["data"]["nginx.conf"]
     cert, key = _self_signed(tmp_path)
