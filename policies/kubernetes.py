@@ -92,6 +92,25 @@ def pinned_image(resource_type: str, props: Props) -> Iterable[str]:
 
 
 @resource_policy(
+    "images-by-digest",
+    "Every container runs an exact image (@sha256:<digest>): a re-pushed tag never changes what runs.",
+    HIGH,
+    "Leave third-party images to infra/images.py (the program resolves their tags at preview), or pin "
+    "name:tag@sha256:<digest> there with scripts/pin-images.sh; the app runs the promoted digest.",
+    (*POD_OWNERS, CONTAINER),
+)
+def images_by_digest(resource_type: str, props: Props) -> Iterable[str]:
+    images = (
+        [(str(props.get("name")), str(props.get("image", "")))]
+        if resource_type == CONTAINER
+        else [(str(c.get("name")), str(c.get("image", ""))) for c in containers(props)]
+    )
+    for name, image in images:
+        if not (DIGEST.search(image) or IMAGE_ID.fullmatch(image)):  # a digest, or a local build's image id
+            yield f"container {name}: image {image} has no @sha256 digest"
+
+
+@resource_policy(
     "restricted-security-context",
     "Containers run as non-root, read-only, without privilege escalation or capabilities.",
     HIGH,
@@ -194,6 +213,7 @@ POLICIES = [
     requests_and_limits,
     probes,
     pinned_image,
+    images_by_digest,
     restricted,
     host_namespaces,
     production_replicas,

@@ -123,7 +123,7 @@ def test_replica_503s_are_never_retried_nor_counted_and_names_come_from_the_spec
     # ...in an upstream of its own that counts no failures, so no replica is ever marked down by it
     probe_upstream = conf.split("upstream living_codex_readiness {", 1)[1].split("}", 1)[0]
     assert "server app-1:5002 max_fails=0;" in probe_upstream
-    assert "server_name staging.living-codex.local localhost 127.0.0.1;" in conf
+    assert "server_name staging.living-codex.org localhost 127.0.0.1;" in conf
     assert "default_server" in conf and "return 421" in conf
     production = render_nginx(load_spec("production"), ["app:5002"], tls_cert="/c", tls_key="/k")
     assert "server_name codex.living-codex.org;" in production and "ssl_reject_handshake on" in production
