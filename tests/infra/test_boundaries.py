@@ -250,3 +250,65 @@ def test_trusted_proxies_are_the_gateways_on_every_platform(production: Declarat
     assert (
         _kubernetes_env(_changed(production.spec, "podNetwork", "100.64.0.0/10"))["TRUSTED_PROXIES"] == "100.64.0.0/10"
     )
+
+
+# -- finding 2 in the workflows: access, refresh, no admin password ---------------------------------------
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def _workflow(name: str) -> dict[str, Any]:
+    document = yaml.safe_load((WORKFLOWS / name).read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+def test_no_workflow_needs_the_admin_password() -> None:
+    for path in WORKFLOWS.glob("*.yml"):
+        assert "ADMIN_PASSWORD" not in path.read_text(), path.name
+
+
+def test_gates_log_in_with_the_stacks_gate_account_masked() -> None:
+    for name, job in (("main.yml", "staging"), ("e2e-kind.yml", "kind")):
+        runs = "\n".join(s.get("run", "") for s in _workflow(name)["jobs"][job]["steps"])
+        assert "pulumi stack output gatePassword --show-secrets" in runs, name
+        assert 'echo "::add-mask::$password"' in runs and "CODEX_LOAD_PASSWORD=$password" in runs, name
+
+
+def test_staging_is_reached_over_ssh_wherever_pulumi_or_the_checklist_touch_it() -> None:
+    action = yaml.safe_load((ROOT / ".github" / "actions" / "staging-ssh" / "action.yml").read_text())
+    script = action["runs"]["steps"][0]["run"]
+    assert "ssh-add -" in script and "known_hosts" in script and "DOCKER_HOST=$host" in script
+    for name, job in (("main.yml", "staging"), ("pull-request.yml", "pulumi-preview"), ("drift.yml", "drift")):
+        uses = [s.get("uses") for s in _workflow(name)["jobs"][job]["steps"]]
+        assert "./.github/actions/staging-ssh" in uses, name
+    staging = _workflow("main.yml")["jobs"]["staging"]
+    assert staging["env"]["CODEX_GATEWAY_URL"] == "${{ vars.STAGING_URL }}"
+
+
+def test_production_gate_gets_the_kubeconfig_from_esc_with_a_private_file() -> None:
+    runs = "\n".join(s.get("run", "") for s in _workflow("promote.yml")["jobs"]["production"]["steps"])
+    assert "umask 077" in runs and 'pulumi env open "$PULUMI_ORG/living-codex/production"' in runs
+    assert "KUBECONFIG=$RUNNER_TEMP/kubeconfig" in runs
+
+
+def test_ups_refresh_first() -> None:
+    runs = "\n".join(s.get("run", "") for s in _workflow("e2e-kind.yml")["jobs"]["kind"]["steps"])
+    assert "pulumi up --yes --skip-preview --refresh" in runs
+
+
+def test_the_checklist_reaches_production_pods_in_the_stacks_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from codexops.checklist import plugin
+    from codexops.targets import remote_target
+
+    calls: list[list[str]] = []
+
+    def run(command: list[str], **_: Any) -> SimpleNamespace:
+        calls.append(command)
+        return SimpleNamespace(stdout="pod/living-codex-app-1\npod/living-codex-app-2\n")
+
+    monkeypatch.setattr(plugin.subprocess, "run", run)
+    checked = plugin.checked(remote_target("production", "production", None))
+    assert calls[0][:3] == ["kubectl", "--context", "living-codex-production"]
+    assert [h.backend.context for h in checked.hosts] == ["living-codex-production"] * 2

@@ -44,5 +44,7 @@ def test_the_gate_account_is_never_the_admin_and_never_weak(make_settings: Setti
     strong_jwt = "Jw7-" + "".join(chr(65 + i) for i in range(26)) + "-0123456789"
     with pytest.raises(ValidationError, match="GATE_PASSWORD is shorter than 32 characters"):
         make_settings(environment="Staging", jwt_secret=strong_jwt, gate_password="correct-horse")
-    staging = make_settings(environment="Staging", jwt_secret=strong_jwt, gate_password=GATE_PASSWORD + "-long-enough-9")
+    staging = make_settings(
+        environment="Staging", jwt_secret=strong_jwt, gate_password=GATE_PASSWORD + "-long-enough-9"
+    )
     assert isinstance(staging, Settings)
