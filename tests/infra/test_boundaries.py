@@ -308,7 +308,7 @@ def test_the_checklist_reaches_production_pods_in_the_stacks_context(monkeypatch
         calls.append(command)
         return SimpleNamespace(stdout="pod/living-codex-app-1\npod/living-codex-app-2\n")
 
-    monkeypatch.setattr(plugin.subprocess, "run", run)
+    monkeypatch.setattr("codexops.checklist.plugin.subprocess.run", run)
     checked = plugin.checked(remote_target("production", "production", None))
     assert calls[0][:3] == ["kubectl", "--context", "living-codex-production"]
     assert [h.backend.context for h in checked.hosts] == ["living-codex-production"] * 2
