@@ -32,7 +32,7 @@ class Environment:
     prerequisites: list[str]
 
 
-class NoRelease(ValueError):
+class NoRelease(pulumi.RunError):
     """The stack names no image: nothing was promoted to it yet."""
 
 

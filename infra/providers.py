@@ -21,7 +21,7 @@ KUBERNETES_KEYS = {
 DOCKER_KEYS = {"host": "docker:host", "ssh_opts": "docker:sshOpts", "registry_auth": "docker:registryAuth"}
 
 
-class MissingDockerHost(ValueError):
+class MissingDockerHost(pulumi.RunError):
     """A staging or production Docker stack without docker:host would land on the runner's own Docker."""
 
 
