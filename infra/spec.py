@@ -260,8 +260,8 @@ class EnvironmentSpec(Model):
     namespace: str = Field("living-codex", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     kubernetesVersion: str = Field("1.30.0", pattern=r"^\d+\.\d+\.\d+$")
     clusterDomain: str = "cluster.local"
-    # Kubernetes: the cluster's pod network. NetworkPolicies let only the gateway reach the app, so the
-    # app trusts X-Forwarded-For from this range (TRUSTED_PROXIES): the gateway's pods live in it.
+    # Kubernetes: the cluster's pod network. NetworkPolicies let only the gateway (and Prometheus) reach
+    # the app, so it trusts X-Forwarded-For from this range (TRUSTED_PROXIES): the gateway's pods live in it.
     podNetwork: str = Field("10.244.0.0/16", description="the cluster's pod CIDR (kind's default)")
     # Docker: the stack network's subnet; the gateway container is the only proxy on it.
     dockerSubnet: str = Field("172.30.0.0/24", description="the Docker network's subnet")
