@@ -30,6 +30,7 @@ KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
 IMAGE_ANNOTATION = "living-codex.io/image-configured"
 IMMUTABLE_TAG = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.\-]+)?$")
 MIN_PRODUCTION_REPLICAS = 3
+PRIVATE_REGISTRIES = ("ghcr.io/",)  # where the pipeline pushes: private packages unless made public
 
 
 @resource_policy(
@@ -181,6 +182,22 @@ def app_image_by_digest(resource_type: str, props: Props) -> Iterable[str]:
 
 
 @resource_policy(
+    "private-image-pull-credentials",
+    "The app's pods can pull its private image: GHCR packages are private, so the pods name a pull secret.",
+    CRITICAL,
+    "Set living-codex:registry {server: ghcr.io, username: ...} and the secret living-codex:registryPassword.",
+    (DEPLOYMENT,),
+)
+def private_image_pull_credentials(resource_type: str, props: Props) -> Iterable[str]:
+    if component(props) != APP:
+        return
+    private = [c for c in containers(props) if str(c.get("image", "")).startswith(PRIVATE_REGISTRIES)]
+    if private and not pod_spec(props).get("imagePullSecrets"):
+        name, image = private[0].get("name"), private[0].get("image")
+        yield f"container {name}: image {image} is private and the pod has no imagePullSecrets"
+
+
+@resource_policy(
     "explicit-kubernetes-context",
     "The Kubernetes provider names its cluster: never whatever kubectl context is current.",
     CRITICAL,
@@ -218,6 +235,7 @@ POLICIES = [
     host_namespaces,
     production_replicas,
     app_image_by_digest,
+    private_image_pull_credentials,
     explicit_context,
     service_exposure,
 ]

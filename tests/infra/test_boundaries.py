@@ -101,6 +101,18 @@ def test_production_pods_pull_with_the_registry_credentials(production: Declarat
     assert app["imagePullSecrets"] == [{"name": pull["metadata"]["name"]}]
 
 
+def test_the_policy_refuses_a_private_image_without_pull_credentials(production: Declaration) -> None:
+    props = production.one("kubernetes:apps/v1:Deployment", "app").inputs
+    policy = kubernetes.private_image_pull_credentials
+    assert check(policy, "kubernetes:apps/v1:Deployment", props) == []
+    bare = json.loads(json.dumps(props))
+    del bare["spec"]["template"]["spec"]["imagePullSecrets"]
+    image = bare["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert check(policy, "kubernetes:apps/v1:Deployment", bare) == [
+        f"container app: image {image} is private and the pod has no imagePullSecrets"
+    ]
+
+
 def test_staging_pulls_with_the_registry_credentials(staging: Declaration) -> None:
     provider = staging.one("pulumi:providers:docker", "docker").inputs
     assert json.loads(provider["registryAuth"])[0]["address"] == "ghcr.io"
