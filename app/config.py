@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     auth_view_max_staleness_seconds: float = Field(3.0, validation_alias="AUTH_VIEW_MAX_STALENESS_SECONDS", gt=0)
     admin_username: str = Field("admin", validation_alias="ADMIN_USERNAME")
     admin_password: str | None = Field(None, validation_alias="ADMIN_PASSWORD")
+    # The gate's own account (an editor: what the load test needs), provisioned by the stack as a secret.
+    gate_username: str = Field("codex-gate", validation_alias="GATE_USERNAME")
+    gate_password: str | None = Field(None, validation_alias="GATE_PASSWORD")
 
     enable_api_docs: bool | None = Field(None, validation_alias="ENABLE_API_DOCS")
     prometheus_enabled: bool = Field(True, validation_alias="PROMETHEUS_ENABLED")
@@ -176,6 +179,10 @@ class Settings(BaseSettings):
         if self.health_score_warning <= self.health_score_critical:
             raise ConfigError("HEALTH_SCORE_WARNING must be above HEALTH_SCORE_CRITICAL (lower scores are worse)")
         parse_networks(self.trusted_proxies)
+        if self.gate_password and self.gate_username == self.admin_username:
+            raise ConfigError(
+                f"GATE_USERNAME must differ from ADMIN_USERNAME ({self.admin_username!r}): the gate is an editor"
+            )
         if self.heap_size_limit:
             parse_size(self.heap_size_limit)
         if self.is_development:
@@ -186,6 +193,9 @@ class Settings(BaseSettings):
                 f"JWT_SECRET is {weakness}, and CODEX_ENVIRONMENT is {self.environment}. Set a random one, e.g. "
                 "export JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
+        gate_weakness = weak_secret_reason(self.gate_password) if self.gate_password else None
+        if gate_weakness:
+            raise ConfigError(f"GATE_PASSWORD is {gate_weakness}, and CODEX_ENVIRONMENT is {self.environment}")
         if self.is_production and self.chaos_requested and not self.chaos_allow_in_production:
             named = ", ".join(f"{name}={value!r}" for name, value in self.chaos_variables.items())
             raise ConfigError(

@@ -129,6 +129,10 @@ class IdentityModule(Module):
         self._view = AuthView(self.engine, self.store, redis_url, self.settings.auth_view_max_staleness_seconds)
         if self.settings.admin_password:
             await self._ensure_admin(self.settings.admin_username, self.settings.admin_password)
+        if self.settings.gate_password:  # the gate's least-privilege account: an editor, never an admin
+            await self._ensure_account(
+                self.settings.gate_username, self.settings.gate_password, "editor", "GATE_PASSWORD"
+            )
         await self._view.start()  # after anything that can fail: a failed start leaves no task behind
         self.every(self.settings.auth_view_max_staleness_seconds / 3, self._view.resync, "view-resync")
         self.every(600, self.throttle.cleanup, "throttle-cleanup")
@@ -143,24 +147,31 @@ class IdentityModule(Module):
     async def _ensure_admin(self, username: str, password: str) -> None:
         """ADMIN_PASSWORD recovers the bootstrap admin: created, or made an enabled, unthrottled admin
         with that password again."""
+        await self._ensure_account(username, password, "admin", "ADMIN_PASSWORD")
+
+    async def _ensure_account(self, username: str, password: str, role: str, source: str) -> None:
+        """An account a deployment provisions (the bootstrap admin, the gate's editor): created, or made
+        enabled and unthrottled with exactly that role and password again."""
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(users).where(users.c.username == username))).first()
         if row is None:
             try:
-                await self.register(username, password, role="admin")
-                log.info("bootstrap admin %r created from ADMIN_PASSWORD", username)
+                await self.register(username, password, role=role)
+                log.info("%s %r created from %s", role, username, source)
             except ApiError:
                 pass  # another replica created it first
             return
-        values: dict[str, Any] = {"role": "admin", "disabled": False, "failed_logins": 0, "locked_until": None}
+        values: dict[str, Any] = {"role": role, "disabled": False, "failed_logins": 0, "locked_until": None}
         if not await asyncio.to_thread(self._verify, row.password_hash, password):
             values["password_hash"] = await asyncio.to_thread(_hasher.hash, password)
         async with self.engine.begin() as conn:
             await conn.execute(update(users).where(users.c.id == row.id).values(**values))
+            if row.role == "admin" and role != "admin":
+                await _keep_an_admin(conn)
         await self.throttle.forget_account(username)
         await self.view.user_changed(row.id)
-        if row.role != "admin" or row.disabled:
-            log.warning("bootstrap admin %r re-enabled as admin from ADMIN_PASSWORD", username)
+        if row.role != role or row.disabled:
+            log.warning("%r re-enabled as %s from %s", username, role, source)
 
     # -- users ---------------------------------------------------------------------------
     async def register(self, username: str, password: str, role: str = "viewer") -> dict[str, Any]:

@@ -80,6 +80,15 @@ def preview(
     except SpecError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
+    if not spec.image:
+        from infra.mock_runtime import with_release
+
+        spec = with_release(spec)
+        typer.secho(
+            f"note: no release promoted to {stack} yet (living-codex:image is unset): previewing with a "
+            f"stand-in digest, {spec.image}; `pulumi up` refuses the stack until a release is promoted",
+            fg="yellow",
+        )
     result = run_preview(spec, out)
     print_plan(result)
     print_validation(result)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -129,40 +128,17 @@ def _junit_cases(path: Path) -> list[dict[str, str]]:
 
 
 # -- step 2: the load test ------------------------------------------------------------------------------
-def _retry(call: Callable[[], httpx.Response], attempts: int = 6) -> httpx.Response:
-    """Set-up calls are retried on 5xx: a release that fails some requests still gets its load measured."""
-    response = call()
-    for _ in range(attempts - 1):
-        if response.status_code < 500:
-            break
-        time.sleep(0.2)
-        response = call()
-    return response
-
-
 def _load_user(target: Target) -> tuple[str, str]:
-    """A fresh editor for this run, created through the admin API."""
-    if os.environ.get("CODEX_LOAD_USERNAME") and os.environ.get("CODEX_LOAD_PASSWORD"):
-        return os.environ["CODEX_LOAD_USERNAME"], os.environ["CODEX_LOAD_PASSWORD"]
-    if not target.admin_password:
+    """The gate's own editor account, which the stack provisions (GATE_USERNAME/GATE_PASSWORD): the gate
+    never needs the admin password."""
+    username = os.environ.get("CODEX_LOAD_USERNAME") or target.load_username
+    password = os.environ.get("CODEX_LOAD_PASSWORD") or target.load_password
+    if not (username and password):
         raise GateCannotRun(
-            "no credentials for the load test: set CODEX_LOAD_USERNAME and "
-            "CODEX_LOAD_PASSWORD (an editor), or CODEX_ADMIN_PASSWORD"
+            "no credentials for the load test: set CODEX_LOAD_USERNAME and CODEX_LOAD_PASSWORD to the stack's "
+            "gate account (pulumi stack output gateUsername; pulumi stack output gatePassword --show-secrets), "
+            "or run `codexops up` again so the local environment provisions it"
         )
-    username, password = f"gate-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
-    with httpx.Client(base_url=target.url, timeout=HTTP_TIMEOUT) as client:
-        login = _retry(
-            lambda: client.post("/api/auth/login", json={"username": "admin", "password": target.admin_password})
-        )
-        if login.status_code != 200:
-            raise GateCannotRun(f"admin login failed ({login.status_code}): {login.text[:200]}")
-        admin = {"Authorization": f"Bearer {login.json()['accessToken']}"}
-        created = _retry(lambda: client.post("/api/auth/register", json={"username": username, "password": password}))
-        promoted = _retry(
-            lambda: client.put(f"/api/admin/users/{username}/role", headers=admin, json={"role": "editor"})
-        )
-        if created.status_code != 201 or promoted.status_code != 200:
-            raise GateCannotRun(f"could not create the load user: {created.text[:200]} {promoted.text[:200]}")
     return username, password
 
 

@@ -27,6 +27,7 @@ import httpx
 
 from codexops.paths import local_root
 from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql
+from infra import spec_env as app_env
 from infra.alerts import render_alert_rules
 from infra.render import render_alertmanager, render_nginx, render_prometheus
 from infra.spec import EnvironmentSpec, load_spec
@@ -171,19 +172,27 @@ def port_taken(port: int) -> bool:
 
 
 # -- secrets and state -----------------------------------------------------------------------------
+LOCAL_SECRET_KEYS = ("JWT_SECRET", "ADMIN_PASSWORD", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "GATE_PASSWORD")
+
+
 def local_secrets(stack: LocalStack | None = None) -> dict[str, str]:
-    """Generated once per stack, kept in its secrets.env (mode 0600), never in the repository."""
+    """Generated once per stack, kept in its secrets.env (mode 0600), never in the repository. A key an
+    older file lacks (GATE_PASSWORD) is added; the values already there are kept."""
     stack = stack or local_stack()
     path = stack.runtime / "secrets.env"
+    values: dict[str, str] = {}
     if path.exists():
-        return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    values = {
-        key: secrets.token_urlsafe(36)
-        for key in ("JWT_SECRET", "ADMIN_PASSWORD", "POSTGRES_PASSWORD", "REDIS_PASSWORD")
-    }
+        values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    missing = [key for key in LOCAL_SECRET_KEYS if key not in values]
+    if not missing:
+        return values
+    values |= {key: secrets.token_urlsafe(36) for key in missing}
     stack.runtime.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
-    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    temporary = path.with_suffix(".tmp")
+    temporary.touch(mode=0o600)
+    temporary.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    temporary.replace(path)
     return values
 
 
@@ -204,18 +213,8 @@ def write_state(stack: LocalStack, state: dict[str, Any]) -> None:
 
 
 def spec_env(spec: EnvironmentSpec) -> dict[str, str]:
-    """What the spec decides for every replica: environment, memory limit, thresholds, drain."""
-    thresholds = spec.thresholds
-    return {
-        "CODEX_ENVIRONMENT": spec.environment,
-        "HEAP_SIZE_LIMIT": str(spec.resources.memory_limit_bytes),
-        "MEMORY_WARNING_PERCENT": str(thresholds.memoryUsagePercent.warning),
-        "MEMORY_CRITICAL_PERCENT": str(thresholds.memoryUsagePercent.critical),
-        "HEALTH_SCORE_WARNING": str(thresholds.healthScore.warning),
-        "HEALTH_SCORE_CRITICAL": str(thresholds.healthScore.critical),
-        "SHUTDOWN_DRAIN_SECONDS": str(spec.shutdown.drainSeconds),
-        "SHUTDOWN_GRACE_SECONDS": str(spec.shutdown.graceSeconds),
-    }
+    """What the spec decides for every replica: the same function as staging's and production's."""
+    return app_env.spec_env(spec, "local")
 
 
 def app_environment(stack: LocalStack, index: int, values: dict[str, str], state: dict[str, Any]) -> dict[str, str]:
@@ -229,6 +228,7 @@ def app_environment(stack: LocalStack, index: int, values: dict[str, str], state
         "REDIS_CONNECTION_STRING": f"redis://:{values['REDIS_PASSWORD']}@{HOST}:{ports.redis}/0",
         "JWT_SECRET": values["JWT_SECRET"],
         "ADMIN_PASSWORD": values["ADMIN_PASSWORD"],
+        "GATE_PASSWORD": values["GATE_PASSWORD"],
         "LOG_DIR": str(stack.runtime / name / "logs"),
         "MEMORY_SAMPLE_INTERVAL_SECONDS": "2",
         "ENABLE_MEMORY_OPTIMIZATION": "true",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from infra.spec import EnvironmentSpec, SpecError, available_stacks, load_spec
+from infra.spec_env import GATE_USERNAME
 
 Kind = Literal["local", "docker", "kubernetes", "url"]
 
@@ -37,7 +38,10 @@ class Target:
     app_hosts: tuple[str, ...] = ()  # testinfra host specs of the replicas ("local://", "docker://…")
     app_processes: tuple[str, ...] = ()  # supervisor programs of the replicas (local only)
     log_paths: tuple[str, ...] = ()  # each replica's server.log, on its host
-    admin_password: str | None = field(default=None, repr=False)
+    admin_password: str | None = field(default=None, repr=False)  # local only (scripts/soak.py)
+    # The gate's own editor (GATE_USERNAME/GATE_PASSWORD of the stack): what the load test logs in as.
+    load_username: str | None = None
+    load_password: str | None = field(default=None, repr=False)
     release: dict[str, str] | None = None  # {"id", "digest"} of the release served, when known
     alertmanager_url: str | None = None  # where the gate reads firing alerts (CODEX_ALERTMANAGER_URL when remote)
 
@@ -97,7 +101,7 @@ def local_target(stack_name: str, asked: str, prometheus_url: str | None = None)
 
     stack = localenv.local_stack(stack_name)
     secrets_file = stack.runtime / "secrets.env"
-    password = localenv.local_secrets(stack)["ADMIN_PASSWORD"] if secrets_file.exists() else None
+    values = localenv.local_secrets(stack) if secrets_file.exists() else {}
     return Target(
         name=asked,
         kind="local",
@@ -109,7 +113,9 @@ def local_target(stack_name: str, asked: str, prometheus_url: str | None = None)
         app_hosts=("local://",) * len(stack.apps),
         app_processes=stack.apps,
         log_paths=tuple(str(stack.app_log(app)) for app in stack.apps),
-        admin_password=password,
+        admin_password=values.get("ADMIN_PASSWORD"),
+        load_username=GATE_USERNAME if "GATE_PASSWORD" in values else None,
+        load_password=values.get("GATE_PASSWORD"),
         release=served_release(localenv.read_state(stack)["releases"], stack.apps),
         alertmanager_url=stack.alertmanager_url(),
     )
@@ -126,15 +132,27 @@ def served_release(releases: dict[str, dict[str, Any]], apps: tuple[str, ...]) -
     return {"id": release_id, "digest": digest}
 
 
+def load_credentials() -> tuple[str | None, str | None]:
+    """The gate's account for a remote target: CODEX_LOAD_USERNAME/PASSWORD, which the workflows read from
+    the stack's outputs (pulumi stack output gatePassword --show-secrets), masked."""
+    return os.environ.get("CODEX_LOAD_USERNAME") or None, os.environ.get("CODEX_LOAD_PASSWORD") or None
+
+
+def gateway_url(spec: EnvironmentSpec) -> str:
+    """Where a deployed stack's gateway answers: CODEX_GATEWAY_URL (the workflow's STAGING_URL, or the
+    stack's `url` output) when set, else the stack's domain, as the program exports it."""
+    return (os.environ.get("CODEX_GATEWAY_URL") or f"{'https' if spec.tls else 'http'}://{spec.domain}").rstrip("/")
+
+
 def remote_target(stack: str, asked: str, prometheus_url: str | None) -> Target:
     spec = _spec(stack)
     hosts: tuple[str, ...] = ()
-    if spec.platform == "docker":
+    if spec.platform == "docker":  # reached through DOCKER_HOST: the stack's docker:host (see the runbook)
         hosts = tuple(f"docker://living-codex-app-{i + 1}" for i in range(spec.replicas))
     return Target(
         name=asked,
         kind=spec.platform,
-        url=f"{'https' if spec.tls else 'http'}://{spec.domain}",
+        url=gateway_url(spec),
         spec=spec,
         prometheus_url=prometheus_url,
         tls=spec.tls,
@@ -142,6 +160,8 @@ def remote_target(stack: str, asked: str, prometheus_url: str | None) -> Target:
         log_paths=("/app/logs/server.log",) * len(hosts),
         admin_password=os.environ.get("CODEX_ADMIN_PASSWORD"),
         alertmanager_url=os.environ.get("CODEX_ALERTMANAGER_URL"),
+        load_username=load_credentials()[0],
+        load_password=load_credentials()[1],
     )
 
 
@@ -164,6 +184,8 @@ def resolve_target(
             tls=name_or_url.startswith("https://"),
             admin_password=os.environ.get("CODEX_ADMIN_PASSWORD"),
             alertmanager_url=os.environ.get("CODEX_ALERTMANAGER_URL"),
+            load_username=load_credentials()[0],
+            load_password=load_credentials()[1],
         )
     if name_or_url == "local":
         from codexops.localenv import DEFAULT_STACK

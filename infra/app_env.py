@@ -7,12 +7,14 @@ from urllib.parse import quote
 import pulumi
 
 from infra.spec import EnvironmentSpec
+from infra.spec_env import GATE_USERNAME, Platform, spec_env
+
+__all__ = ["GATE_USERNAME", "plain_env", "postgres_url", "redis_url", "spec_env"]
 
 
-def plain_env(spec: EnvironmentSpec, otlp_endpoint: str) -> dict[str, str]:
-    """Non-secret settings (a ConfigMap on Kubernetes, plain env on Docker)."""
-    return {
-        "CODEX_ENVIRONMENT": spec.environment,
+def plain_env(spec: EnvironmentSpec, platform: Platform, otlp_endpoint: str) -> dict[str, str]:
+    """Non-secret settings (a ConfigMap on Kubernetes, plain env on Docker): the spec's, then fixed ones."""
+    return spec_env(spec, platform) | {
         "CODEX_URLS": f"http://+:{spec.ports.app}",
         "ENABLE_DISTRIBUTED_SESSIONS": "true",
         "SESSION_STORAGE_ENABLE_FALLBACK": "true",
@@ -24,11 +26,9 @@ def plain_env(spec: EnvironmentSpec, otlp_endpoint: str) -> dict[str, str]:
         "PROMETHEUS_ENABLED": "true",
         "GRAFANA_ENABLED": "true",
         "JWT_EXPIRATION_HOURS": "24",
-        "SHUTDOWN_DRAIN_SECONDS": "0",  # the preStop pause drains on Kubernetes; see App
-        "SHUTDOWN_GRACE_SECONDS": str(spec.shutdown.graceSeconds),
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
         "LOG_DIR": "/app/logs",
-    } | ({"HEAP_SIZE_LIMIT": str(spec.resources.memory_limit_bytes)} if spec.resources.memoryLimit else {})
+    }
 
 
 def _encoded(password: pulumi.Output[str]) -> pulumi.Output[str]:

@@ -17,6 +17,7 @@ from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from infra.images import APP_REPOSITORY
 from infra.program import Environment, build
 from infra.spec import NAMESPACE, EnvironmentSpec
 
@@ -131,6 +132,14 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
+def with_release(spec: EnvironmentSpec) -> EnvironmentSpec:
+    """`spec` as if a release had been promoted to it: a stand-in digest of the app's repository when the
+    stack names no image yet (the real program refuses such a stack; see infra/program.py)."""
+    if spec.image:
+        return spec
+    return spec.model_copy(update={"image": f"{APP_REPOSITORY}@{stand_in_digest('release', spec.stack)}"})
+
+
 def declare(spec: EnvironmentSpec) -> Declaration:
     """Evaluate the program for `spec` and return every resource it declares, in order."""
     declaration = Declaration(spec)
@@ -148,6 +157,8 @@ def declare(spec: EnvironmentSpec) -> Declaration:
     for key, value in spec.secrets.items():  # the engine would decrypt; the mock stands in for it
         plain = value if key in spec.plaintext_secrets else f"decrypted-{key}-by-the-engine"
         pulumi.runtime.set_config(f"{NAMESPACE}:{key}", plain)
+    if spec.registry and "registryPassword" not in spec.secrets:  # the stack's ESC environment supplies it
+        pulumi.runtime.set_config(f"{NAMESPACE}:registryPassword", "registry-password-from-the-esc-environment")
     for key, value in spec.providers.items():  # kubernetes:context, docker:host, ...
         secure = isinstance(value, dict) and "secure" in value
         pulumi.runtime.set_config(key, f"decrypted-{key}-by-the-engine" if secure else value)

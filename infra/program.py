@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.app_env import postgres_url, redis_url
+from infra.app_env import GATE_USERNAME, postgres_url, redis_url
 from infra.components.app import App
 from infra.components.foundation import Foundation
 from infra.components.gateway import Gateway
@@ -15,7 +15,7 @@ from infra.components.observability import Observability
 from infra.components.postgres import Postgres
 from infra.components.redis import Redis
 from infra.components.target import Target
-from infra.providers import docker_provider, kubernetes_provider
+from infra.providers import docker_provider, kubernetes_provider, registry_provider
 from infra.secrets import stack_secrets
 from infra.spec import EnvironmentSpec
 
@@ -32,13 +32,28 @@ class Environment:
     prerequisites: list[str]
 
 
+class NoRelease(pulumi.RunError):
+    """The stack names no image: nothing was promoted to it yet."""
+
+
+def require_release(spec: EnvironmentSpec) -> str:
+    if not spec.image:
+        raise NoRelease(
+            f"no release promoted to {spec.stack} yet: living-codex:image is unset. Deploy one with "
+            f"`codexops deploy {spec.stack} --release <id>` (the main workflow does, by digest), or set "
+            f"living-codex:image to <repository>@sha256:<digest> (pulumi config set --stack {spec.stack})"
+        )
+    return spec.image
+
+
 def build(spec: EnvironmentSpec) -> Environment:
+    require_release(spec)
     target = Target(spec)
-    if target.kubernetes:  # the Docker provider only looks images up in their registry here
-        target.registry = docker_provider(spec, "registry")
+    target.registry = registry_provider(spec)  # reads image digests, without a Docker daemon
+    if target.kubernetes:
         target.providers = [kubernetes_provider(spec), target.registry]
     else:
-        target.providers = [docker_provider(spec)]
+        target.providers = [docker_provider(spec), target.registry]
     secrets = stack_secrets(spec)
     target.secret_sources = secrets.sources_text
     pg_host = spec.postgres.externalHost or target.host("postgres")
@@ -47,6 +62,7 @@ def build(spec: EnvironmentSpec) -> Environment:
         "JWT_SECRET": secrets.jwt_secret,
         "CONNECTION_STRING": postgres_url(pg_host, 5432, secrets.postgres_password),
         "REDIS_CONNECTION_STRING": redis_url(redis_host, 6379, secrets.redis_password, spec.redis.tls),
+        "GATE_PASSWORD": secrets.gate_password,
     }
     target.secret_data = {
         **secret_env,
@@ -74,6 +90,10 @@ def build(spec: EnvironmentSpec) -> Environment:
     pulumi.export("prerequisites", target.prerequisites)
     if gateway.address is not None:
         pulumi.export("loadBalancerAddress", gateway.address)
+
+    # The gate's own account (an editor, created by the app at start): what CI logs in with.
+    pulumi.export("gateUsername", GATE_USERNAME)
+    pulumi.export("gatePassword", pulumi.Output.secret(secrets.gate_password))
     if postgres.restore_command:
         pulumi.export("restoreCommand", postgres.restore_command)
     return Environment(foundation, issuers, postgres, redis, observability, app, gateway, target.prerequisites)

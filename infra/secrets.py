@@ -18,6 +18,7 @@ class StackSecrets:
     postgres_password: pulumi.Output[str]
     redis_password: pulumi.Output[str]
     grafana_password: pulumi.Output[str]
+    gate_password: pulumi.Output[str]  # the gate's own account: least privilege, no admin password in CI
     sources: dict[str, str]  # key -> encrypted-config, plaintext-config or generated
 
     @property
@@ -41,5 +42,6 @@ def stack_secrets(spec: EnvironmentSpec) -> StackSecrets:
         postgres_password=_secret(spec, "postgresPassword", "postgres-password", sources),
         redis_password=_secret(spec, "redisPassword", "redis-password", sources),
         grafana_password=_secret(spec, "grafanaPassword", "grafana-password", sources),
+        gate_password=_secret(spec, "gatePassword", "gate-password", sources),
         sources=sources,
     )

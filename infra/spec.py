@@ -8,6 +8,7 @@ Keys of other namespaces (kubernetes:context, docker:host) are kept for the prov
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,8 @@ SECRET_KEYS = (
     "grafanaPassword",
     "alertingSlackUrl",  # Slack incoming-webhook URL, for receivers with slackChannel
     "alertingSmtpPassword",  # SMTP password, for receivers with email
+    "registryPassword",  # a token that reads the app's image (GHCR: read:packages), with `registry`
+    "gatePassword",  # the gate's own account (GATE_USERNAME); generated unless given
 )
 ALERTING_SECRETS = ("alertingSlackUrl", "alertingSmtpPassword")  # never generated: given or absent
 
@@ -216,6 +219,14 @@ class Alerting(Model):
     defaultWebhookUrl: str | None = Field(None, pattern=r"^https?://")
 
 
+class Registry(Model):
+    """Where the app's image is pulled from and as whom: the pods' imagePullSecret and the Docker host's
+    registry login. The password (a token that can only read packages) is the secret registryPassword."""
+
+    server: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d+)?$", description="e.g. ghcr.io")
+    username: str = Field(min_length=1)
+
+
 class Local(Model):
     """The stack's local environment (`codexops up --stack S`): its port range. Without portBase the
     stack uses the runbook's ports (gateway :5002); with it, gateway portBase, PostgreSQL +1, Redis +2,
@@ -263,7 +274,10 @@ class EnvironmentSpec(Model):
     platform: Literal["docker", "kubernetes"]
     environment: Literal["Development", "Staging", "Production"] = "Staging"
     replicas: int = Field(2, ge=1, le=100)
-    image: str = Field(min_length=1, description="pinned tag or digest; the policy pack enforces it")
+    # The release the stack runs, repository@sha256:<digest>, written by promotion (the pipeline). None:
+    # nothing promoted yet, and the program refuses to run (infra/program.py says what to do).
+    image: str | None = Field(None, min_length=1, description="digest (or a tag a workflow pushes)")
+    registry: Registry | None = Field(None, description="pull credentials for the app's image")
     tls: bool = False
     domain: str = "localhost"
     # Host names the gateway serves; empty means just `domain`. Any other Host is refused.
@@ -274,6 +288,12 @@ class EnvironmentSpec(Model):
     # DNS egress goes to kube-dns pods (kube-system, k8s-app: kube-dns) and to NodeLocal DNSCache's
     # link-local address where it runs; "" when the cluster has no node-local cache.
     nodeLocalDns: str = Field("169.254.20.10/32", pattern=r"^$|^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")
+
+    # Kubernetes: the cluster's pod network. NetworkPolicies let only the gateway (and Prometheus) reach
+    # the app, so it trusts X-Forwarded-For from this range (TRUSTED_PROXIES): the gateway's pods live in it.
+    podNetwork: str = Field("10.244.0.0/16", description="the cluster's pod CIDR (kind's default)")
+    # Docker: the stack network's subnet; the gateway container is the only proxy on it.
+    dockerSubnet: str = Field("172.30.0.0/24", description="the Docker network's subnet")
     tlsSecretName: str | None = None
     certIssuer: str = "letsencrypt"
     acme: Acme | None = Field(None, description="declare certIssuer with DNS-01; without it, a prerequisite")
@@ -311,6 +331,11 @@ class EnvironmentSpec(Model):
             store: Datastore = getattr(self, name)
             if store.mode == "external" and not store.externalHost:
                 raise ValueError(f"{name}: mode external needs externalHost")
+        for key in ("podNetwork", "dockerSubnet"):
+            try:
+                ipaddress.ip_network(getattr(self, key), strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}; give a CIDR like 10.244.0.0/16") from None
         receivers = self.alerting.receivers
         if len({r.name for r in receivers}) != len(receivers):
             raise ValueError("alerting: receiver names must be unique")

@@ -30,6 +30,7 @@ KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
 IMAGE_ANNOTATION = "living-codex.io/image-configured"
 IMMUTABLE_TAG = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.\-]+)?$")
 MIN_PRODUCTION_REPLICAS = 3
+PRIVATE_REGISTRIES = ("ghcr.io/",)  # where the pipeline pushes: private packages unless made public
 
 
 @resource_policy(
@@ -89,6 +90,25 @@ def pinned_image(resource_type: str, props: Props) -> Iterable[str]:
             yield f"container {container.get('name')}: image {image} is tagged latest"
         elif not IMMUTABLE_TAG.match(tag) and not re.match(r"^v?\d+\.\d+(\.\d+)?[-.]", tag):
             yield f"container {container.get('name')}: image tag {tag} is not an immutable version"
+
+
+@resource_policy(
+    "images-by-digest",
+    "Every container runs an exact image (@sha256:<digest>): a re-pushed tag never changes what runs.",
+    HIGH,
+    "Leave third-party images to infra/images.py (the program resolves their tags at preview), or pin "
+    "name:tag@sha256:<digest> there with scripts/pin-images.sh; the app runs the promoted digest.",
+    (*POD_OWNERS, CONTAINER),
+)
+def images_by_digest(resource_type: str, props: Props) -> Iterable[str]:
+    images = (
+        [(str(props.get("name")), str(props.get("image", "")))]
+        if resource_type == CONTAINER
+        else [(str(c.get("name")), str(c.get("image", ""))) for c in containers(props)]
+    )
+    for name, image in images:
+        if not (DIGEST.search(image) or IMAGE_ID.fullmatch(image)):  # a digest, or a local build's image id
+            yield f"container {name}: image {image} has no @sha256 digest"
 
 
 @resource_policy(
@@ -162,6 +182,22 @@ def app_image_by_digest(resource_type: str, props: Props) -> Iterable[str]:
 
 
 @resource_policy(
+    "private-image-pull-credentials",
+    "The app's pods can pull its private image: GHCR packages are private, so the pods name a pull secret.",
+    CRITICAL,
+    "Set living-codex:registry {server: ghcr.io, username: ...} and the secret living-codex:registryPassword.",
+    (DEPLOYMENT,),
+)
+def private_image_pull_credentials(resource_type: str, props: Props) -> Iterable[str]:
+    if component(props) != APP:
+        return
+    private = [c for c in containers(props) if str(c.get("image", "")).startswith(PRIVATE_REGISTRIES)]
+    if private and not pod_spec(props).get("imagePullSecrets"):
+        name, image = private[0].get("name"), private[0].get("image")
+        yield f"container {name}: image {image} is private and the pod has no imagePullSecrets"
+
+
+@resource_policy(
     "explicit-kubernetes-context",
     "The Kubernetes provider names its cluster: never whatever kubectl context is current.",
     CRITICAL,
@@ -194,10 +230,12 @@ POLICIES = [
     requests_and_limits,
     probes,
     pinned_image,
+    images_by_digest,
     restricted,
     host_namespaces,
     production_replicas,
     app_image_by_digest,
+    private_image_pull_credentials,
     explicit_context,
     service_exposure,
 ]

@@ -54,9 +54,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--prometheus-url", default=None, help="Prometheus of the target")
 
 
-def _kubectl_pods(namespace: str) -> list[str]:
+def _kubectl_pods(namespace: str, context: str | None) -> list[str]:
+    """The app's pods, through kubectl with KUBECONFIG (the workflow writes it from the stack's ESC
+    environment) and the stack's kubernetes:context."""
+    command = ["kubectl", *(["--context", context] if context else []), "get", "pods", "-n", namespace]
     result = subprocess.run(
-        ["kubectl", "get", "pods", "-n", namespace, "-l", "app.kubernetes.io/name=living-codex-app", "-o", "name"],
+        [*command, "-l", "app.kubernetes.io/name=living-codex-app", "-o", "name"],
         capture_output=True,
         text=True,
         timeout=20,
@@ -67,8 +70,12 @@ def _kubectl_pods(namespace: str) -> list[str]:
 
 def checked(target: Target) -> Checked:
     if target.kind == "kubernetes":
-        pods = _kubectl_pods(target.spec.namespace)
-        hosts = [testinfra.get_host(f"kubectl://{pod}?namespace={target.spec.namespace}") for pod in pods]
+        namespace = target.spec.namespace
+        context = target.spec.providers.get("kubernetes:context")
+        context = context if isinstance(context, str) else None
+        pods = _kubectl_pods(namespace, context)
+        query = f"namespace={namespace}" + (f"&context={context}" if context else "")
+        hosts = [testinfra.get_host(f"kubectl://{pod}?{query}") for pod in pods]
         return Checked(target, hosts, ["/app/logs/server.log"] * len(hosts))
     return Checked(target, [testinfra.get_host(spec) for spec in target.app_hosts], list(target.log_paths))
 

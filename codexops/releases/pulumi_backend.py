@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,7 @@ class PulumiBackend:
             progress(f"  pulumi up --stack {stack} with the policy pack ({environment})")
             result = target.up(
                 on_output=progress,
+                refresh=True,  # read what really runs first: a change made outside Pulumi is not overwritten blind
                 policy_packs=[str(self._root / "policies")],
                 policy_pack_configs=[str(self._root / "policies" / "config" / f"{environment}.json")],
                 message=f"deploy {release.id}",
@@ -87,4 +89,19 @@ class PulumiBackend:
         from codexops.gate import run_gate
         from codexops.targets import remote_target
 
-        return run_gate(remote_target(stack, stack, None), shape=shape, reports=reports)
+        target = remote_target(stack, stack, None)
+        if not (target.load_username and target.load_password):  # the gate's account, from the stack
+            username, password = self.gate_account(stack)
+            target = replace(target, load_username=username, load_password=password)
+        return run_gate(target, shape=shape, reports=reports)
+
+    def gate_account(self, stack: str) -> tuple[str | None, str | None]:
+        """The gate's editor account, as the stack exports it (gateUsername, the secret gatePassword)."""
+        from pulumi.automation.errors import CommandError
+
+        try:
+            outputs = self._stack(stack).outputs()
+        except CommandError:
+            return None, None
+        username, password = outputs.get("gateUsername"), outputs.get("gatePassword")
+        return (str(username.value) if username else None), (str(password.value) if password else None)

@@ -27,28 +27,20 @@ from infra.components.target import (
     resources,
     restricted_container,
 )
+from infra.providers import docker_config_json
 from infra.secrets import SOURCES_ANNOTATION
+from infra.spec import EnvironmentSpec
 
 APP_UID = 10001  # the non-root user of app/Dockerfile
 DIGEST = "@sha256:"
 IMAGE_ANNOTATION = "living-codex.io/image-configured"  # read by the policy pack
 
 
-def repository(image: str) -> str:
-    """The image without its tag or digest: ghcr.io/org/app:1.0 -> ghcr.io/org/app."""
-    name = image.split("@", 1)[0]
-    head, _, last = name.rpartition("/")
-    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
-
-
-def registry_digest(target: Target) -> pulumi.Output[str]:
-    """The pinned tag resolved to its digest in the registry: a real preview fails, naming the image,
-    when nothing has published it; the Deployment then runs exactly that digest."""
-    image = target.spec.image
-    found = docker.get_registry_image_output(name=image, opts=pulumi.InvokeOutputOptions(provider=target.registry))
-    target.prerequisites.append(f"image {image} published (the pipeline pushes it; preview resolves its digest)")
-    digest: pulumi.Output[str] = found.sha256_digest
-    return digest.apply(lambda value: f"{repository(image)}@{value}")
+def released(spec: EnvironmentSpec) -> str:
+    """The stack's image; infra/program.py refuses a stack without one before any component is built."""
+    if not spec.image:
+        raise ValueError(f"no release promoted to {spec.stack} yet")
+    return spec.image
 
 
 class App(pulumi.ComponentResource):
@@ -60,6 +52,7 @@ class App(pulumi.ComponentResource):
     service: k8s.core.v1.Service | None = None
     hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler | None = None
     pdb: k8s.policy.v1.PodDisruptionBudget | None = None
+    pull_secret: k8s.core.v1.Secret | None = None
 
     def __init__(
         self,
@@ -74,7 +67,7 @@ class App(pulumi.ComponentResource):
         self.hosts: list[str] = []
         self.host = target.host("app")
         self.port = target.spec.ports.app
-        env = plain_env(target.spec, otlp_endpoint)
+        env = plain_env(target.spec, "kubernetes" if target.kubernetes else "docker", otlp_endpoint)
         if target.kubernetes:
             self._kubernetes(target, env, list(secret_env))
         else:
@@ -84,12 +77,13 @@ class App(pulumi.ComponentResource):
     # -- staging --------------------------------------------------------------------------
     def _docker(self, target: Target, env: dict[str, str], secret_env: dict[str, pulumi.Output[str]]) -> None:
         spec = target.spec
-        if DIGEST in spec.image:  # the pipeline's pushed image
-            self.image_ref = spec.image
+        image = released(spec)
+        if DIGEST in image:  # the pipeline's pushed image
+            self.image_ref = image
         else:  # built here; the digest (not the tag) makes a rebuild replace the containers
             self.image = docker.Image(
                 "app-image",
-                image_name=spec.image,
+                image_name=image,
                 skip_push=True,
                 build={
                     "context": str(ROOT_PATH),
@@ -99,7 +93,6 @@ class App(pulumi.ComponentResource):
                 opts=child(self),
             )
             self.image_ref = self.image.repo_digest
-        env = {**env, "SHUTDOWN_DRAIN_SECONDS": str(spec.shutdown.drainSeconds)}
         envs: list[pulumi.Input[str]] = [f"{k}={v}" for k, v in env.items()]
         envs += [pulumi.Output.concat(k, "=", v) for k, v in secret_env.items()]
         self.hosts = target.app_hosts
@@ -130,10 +123,26 @@ class App(pulumi.ComponentResource):
             )
 
     # -- production -----------------------------------------------------------------------
+    def _pull_secret(self, target: Target) -> list[dict[str, str]]:
+        """GHCR packages are private by default: the pods pull with living-codex:registry's login."""
+        config = docker_config_json(target.spec)
+        if config is None:
+            return []
+        name = f"{self.host}-registry"
+        self.pull_secret = k8s.core.v1.Secret(
+            "app-registry",
+            metadata=metadata(target, "app", name),
+            type="kubernetes.io/dockerconfigjson",
+            string_data={".dockerconfigjson": config},
+            opts=child(self),
+        )
+        return [{"name": name}]
+
     def _kubernetes(self, target: Target, env: dict[str, str], secret_keys: list[str]) -> None:
         spec = target.spec
         component = "app"
-        self.image_ref = spec.image if DIGEST in spec.image else registry_digest(target)
+        self.image_ref = target.pinned(released(spec))
+        pull_secrets = self._pull_secret(target)
         self.hosts = target.app_hosts
         self.config_map = k8s.core.v1.ConfigMap(
             "app-config", metadata=metadata(target, component), data=env, opts=child(self)
@@ -195,7 +204,7 @@ class App(pulumi.ComponentResource):
             # The configured reference beside the resolved digest: the policy pack checks both.
             metadata={
                 **metadata(target, component),
-                "annotations": {IMAGE_ANNOTATION: spec.image, **skip_annotations(component)},
+                "annotations": {IMAGE_ANNOTATION: released(spec), **skip_annotations(component)},
             },
             spec={  # no replicas: the autoscaler owns them, and `pulumi up` must not scale in
                 "revisionHistoryLimit": 5,
@@ -231,6 +240,7 @@ class App(pulumi.ComponentResource):
                         ],
                         "containers": [container],
                         "volumes": volumes,
+                        **({"imagePullSecrets": pull_secrets} if pull_secrets else {}),
                     },
                 },
             },

@@ -74,7 +74,13 @@ class Foundation(pulumi.ComponentResource):
         if target.kubernetes:
             self._kubernetes(target, secret_data)
         else:
-            self.network = docker.Network("network", name=f"{PREFIX}-{target.spec.stack}", opts=child(self))
+            self.network = docker.Network(
+                "network",
+                name=f"{PREFIX}-{target.spec.stack}",
+                # A known subnet: the app trusts the gateway's forwarded addresses from it (TRUSTED_PROXIES).
+                ipam_configs=[{"subnet": target.spec.dockerSubnet}],
+                opts=child(self),
+            )
             target.network = self.network
         self.register_outputs({})
 

@@ -84,7 +84,7 @@ class Gateway(pulumi.ComponentResource):
         self.container = docker.Container(
             "gateway",
             name=host,
-            image=images.NGINX,
+            image=target.pinned(images.NGINX),
             restart="unless-stopped",
             memory=megabytes(target.spec.gateway.resources.memoryLimit),
             networks_advanced=docker_network(target, host),
@@ -147,7 +147,7 @@ class Gateway(pulumi.ComponentResource):
                         "containers": [
                             {
                                 "name": "nginx",
-                                "image": images.NGINX,
+                                "image": target.pinned(images.NGINX),
                                 # nginx reloads in place when cert-manager renews the certificate (or the
                                 # config changes): infra/reload_scripts.py.
                                 "command": ["sh", "-c", nginx_with_reload(f"{CONF_DIR}/nginx.conf", watched)],

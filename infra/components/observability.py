@@ -132,7 +132,7 @@ class Observability(pulumi.ComponentResource):
         self.containers[service] = docker.Container(
             service,
             name=host,
-            image=image,
+            image=target.pinned(image),
             restart="unless-stopped",
             memory=megabytes(limits.resources.memoryLimit),
             networks_advanced=docker_network(target, host),
@@ -237,7 +237,7 @@ class Observability(pulumi.ComponentResource):
             "containers": [
                 {
                     "name": service,
-                    "image": image,
+                    "image": target.pinned(image),
                     "ports": [{"containerPort": port, "name": "http"}],
                     "securityContext": restricted_container(),
                     "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 10},
@@ -424,7 +424,7 @@ class Observability(pulumi.ComponentResource):
             checksum(*data.values(), target.secret_checksum("grafanaPassword")),
             init={
                 "name": "admin-password",
-                "image": images.GRAFANA,
+                "image": target.pinned(images.GRAFANA),
                 "command": ["sh", "-c", RESET_ADMIN_PASSWORD],
                 "env": [{"name": "GF_SECURITY_ADMIN_PASSWORD__FILE", "value": PASSWORD_FILE}],
             },

@@ -84,7 +84,7 @@ class Postgres(pulumi.ComponentResource):
         self.container = docker.Container(
             "postgres",
             name=self.host,
-            image=images.POSTGRES,
+            image=target.pinned(images.POSTGRES),
             restart="unless-stopped",
             memory=megabytes(target.spec.postgres.resources.memoryLimit),
             networks_advanced=docker_network(target, self.host),
@@ -137,7 +137,7 @@ class Postgres(pulumi.ComponentResource):
                         "containers": [
                             {
                                 "name": "postgres",
-                                "image": images.POSTGRES,
+                                "image": target.pinned(images.POSTGRES),
                                 "ports": [{"containerPort": PORT, "name": "postgres"}],
                                 "env": [
                                     {"name": "POSTGRES_USER", "value": ROLE},
@@ -230,7 +230,7 @@ class Postgres(pulumi.ComponentResource):
         ]
         dump = {
             "name": "pg-dump",
-            "image": images.POSTGRES,
+            "image": target.pinned(images.POSTGRES),
             "command": ["sh", "-c", backup_script(backup.keep)],
             "env": env,
             "resources": resources("50m", "64Mi", "500m", "256Mi"),
@@ -240,7 +240,7 @@ class Postgres(pulumi.ComponentResource):
         if backup.offsite is None:
             pod = self._job_pod([dump], [])
         else:
-            pod = self._job_pod([self._offsite_container(backup.offsite)], [{"name": "tmp", "emptyDir": {}}])
+            pod = self._job_pod([self._offsite_container(target, backup.offsite)], [{"name": "tmp", "emptyDir": {}}])
             pod["initContainers"] = [dump]
             target.prerequisites.append(
                 f"Secret {target.namespace}/{backup.offsite.secretName} (keys AWS_ACCESS_KEY_ID, "
@@ -249,7 +249,7 @@ class Postgres(pulumi.ComponentResource):
         self.backup_job = self._cronjob(target, "postgres-backup", backup.schedule, pod, claim)
         self._restore_check_job(target, claim)
 
-    def _offsite_container(self, offsite: Offsite) -> dict[str, Any]:
+    def _offsite_container(self, target: Target, offsite: Offsite) -> dict[str, Any]:
         def key(name: str) -> dict[str, Any]:
             return {"name": name, "valueFrom": {"secretKeyRef": {"name": offsite.secretName, "key": name}}}
 
@@ -265,7 +265,7 @@ class Postgres(pulumi.ComponentResource):
             env.append({"name": "AWS_ENDPOINT_URL", "value": offsite.endpoint})
         return {
             "name": "offsite-copy",
-            "image": images.AWS_CLI,
+            "image": target.pinned(images.AWS_CLI),
             "command": ["sh", "-c", OFFSITE_SCRIPT],  # the image's entrypoint is `aws`
             "env": env,
             "resources": resources("50m", "64Mi", "500m", "256Mi"),
@@ -280,7 +280,7 @@ class Postgres(pulumi.ComponentResource):
         """Restores the newest dump into a scratch server inside its own pod and checks it has tables."""
         check = {
             "name": "restore-check",
-            "image": images.POSTGRES,
+            "image": target.pinned(images.POSTGRES),
             "command": ["sh", "-c", RESTORE_CHECK_SCRIPT],
             "env": [{"name": "BACKUP_DIR", "value": BACKUPS}, {"name": "SCRATCH", "value": "/scratch"}],
             "resources": resources("100m", "128Mi", "1", "512Mi"),

@@ -75,7 +75,7 @@ class Redis(pulumi.ComponentResource):
         self.container = docker.Container(
             "redis",
             name=self.host,
-            image=images.REDIS,
+            image=target.pinned(images.REDIS),
             # The image's redis user (the command bypasses its entrypoint, which would drop root itself);
             # a new volume takes the image's /data, owned by it.
             user=REDIS_IMAGE_USER,
@@ -158,7 +158,7 @@ class Redis(pulumi.ComponentResource):
                         "containers": [
                             {
                                 "name": "redis",
-                                "image": images.REDIS,
+                                "image": target.pinned(images.REDIS),
                                 "command": ["sh", "-c", command],
                                 "ports": [{"containerPort": PORT, "name": "redis"}],
                                 "env": [

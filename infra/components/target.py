@@ -15,6 +15,7 @@ from infra.checkov_skips import skip_annotations
 from infra.spec import EnvironmentSpec, quantity_bytes
 
 PREFIX = "living-codex"
+DIGEST = "@sha256:"
 ROOT_PATH = Path(__file__).resolve().parents[2]
 
 
@@ -26,8 +27,21 @@ class Target:
     secret_sources: str = ""  # where each secret came from, for the policy pack
     secret_data: dict[str, pulumi.Output[str]] = field(default_factory=dict)  # the Secret's keys
     providers: list[pulumi.ProviderResource] = field(default_factory=list)  # every child's explicit provider
-    registry: pulumi.ProviderResource | None = None  # looks images up in their registry (Kubernetes)
+    registry: pulumi.ProviderResource | None = None  # looks images up in their registry (no daemon)
     prerequisites: list[str] = field(default_factory=list)  # what the cluster must already have, named
+
+    def pinned(self, image: str) -> pulumi.Input[str]:
+        """`image` by digest: as given when it carries one, else its tag resolved in the registry at preview
+        (`name:tag@sha256:...`), so every pod and container runs exactly the image the preview saw. A real
+        preview fails, naming the image, when the registry does not have the tag."""
+        if DIGEST in image or self.registry is None:
+            return image
+        found = docker.get_registry_image_output(name=image, opts=pulumi.InvokeOutputOptions(provider=self.registry))
+        prerequisite = f"image {image} published (preview resolves its digest in the registry)"
+        if prerequisite not in self.prerequisites:
+            self.prerequisites.append(prerequisite)
+        digest: pulumi.Output[str] = found.sha256_digest
+        return digest.apply(lambda value: f"{image}@{value}")
 
     def secret_checksum(self, *keys: str) -> pulumi.Output[str]:
         """Changes when any of the Secret's `keys` changes: a pod annotation that rolls the pods."""

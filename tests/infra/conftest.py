@@ -1,5 +1,6 @@
 """The programs of both committed stacks under Pulumi's mocks, evaluated once per session, and a way to
-evaluate a variant of a stack file."""
+evaluate a variant of a stack file. A stack that names no image yet is declared as if a release had been
+promoted (a stand-in digest): the program itself refuses it (tests/infra/test_boundaries.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from infra.mock_runtime import Declaration, declare
+from infra.mock_runtime import Declaration, declare, with_release
 from infra.spec import ROOT, load_spec
 
 Variant = Callable[..., Declaration]
@@ -17,12 +18,12 @@ Variant = Callable[..., Declaration]
 
 @pytest.fixture(scope="session")
 def staging() -> Declaration:
-    return declare(load_spec("staging"))
+    return declare(with_release(load_spec("staging")))
 
 
 @pytest.fixture(scope="session")
 def production() -> Declaration:
-    return declare(load_spec("production"))
+    return declare(with_release(load_spec("production")))
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def variant(tmp_path: Path) -> Variant:
             assert old in text, old
             text = text.replace(old, new, 1)
         (tmp_path / "Pulumi.variant.yaml").write_text(text + append)
-        return declare(load_spec("variant", tmp_path))
+        return declare(with_release(load_spec("variant", tmp_path)))
 
     return make
 

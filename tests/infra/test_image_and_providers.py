@@ -22,18 +22,26 @@ def _app_image(declaration: Declaration) -> str:
     return str(deployment(declaration, "app")["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
-def test_production_runs_the_app_by_digest(production: Declaration) -> None:
+def test_production_runs_the_promoted_digest(production: Declaration) -> None:
     image = _app_image(production)
+    assert image == production.spec.image, image
     assert re.fullmatch(r"ghcr\.io/living-codex/living-codex@sha256:[0-9a-f]{64}", image), image
-    # The tag was resolved in the registry; a real preview fails there when nothing published it.
-    assert any("ghcr.io/living-codex/living-codex:1.0.0 published" in p for p in production.environment.prerequisites)  # type: ignore[union-attr]
+    assert not any("living-codex/living-codex:" in p for p in production.environment.prerequisites)  # type: ignore[union-attr]
+
+
+def test_a_tag_is_resolved_to_its_digest_at_preview(variant: Variant) -> None:
+    tagged = "ghcr.io/living-codex/living-codex:1.0.0"
+    declaration = variant("production", append=f"  living-codex:image: {tagged}\n")
+    assert re.fullmatch(rf"{re.escape(tagged)}@sha256:[0-9a-f]{{64}}", _app_image(declaration))
+    # A real preview fails in the registry when nothing published the tag.
+    assert any(f"{tagged} published" in p for p in declaration.environment.prerequisites)  # type: ignore[union-attr]
 
 
 def test_a_digest_from_the_pipeline_is_deployed_as_given(variant: Variant) -> None:
     pushed = f"ghcr.io/living-codex/living-codex@{DIGEST}"
-    declaration = variant("production", ("ghcr.io/living-codex/living-codex:1.0.0", pushed))
+    declaration = variant("production", append=f"  living-codex:image: {pushed}\n")
     assert _app_image(declaration) == pushed
-    assert not any("published" in p for p in declaration.environment.prerequisites)  # type: ignore[union-attr]
+    assert not any("living-codex/living-codex:" in p for p in declaration.environment.prerequisites)  # type: ignore[union-attr]
 
 
 def test_the_policy_refuses_a_production_app_without_a_digest(production: Declaration) -> None:

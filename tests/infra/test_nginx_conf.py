@@ -94,9 +94,9 @@ def test_tls_without_a_certificate_is_refused() -> None:
 def test_the_deployed_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
     """The exact text the production program puts in the gateway ConfigMap, with only the cluster's
     names and mount paths pointed at this machine."""
-    from infra.mock_runtime import declare
+    from infra.mock_runtime import declare, with_release
 
-    declaration = declare(load_spec("production"))
+    declaration = declare(with_release(load_spec("production")))
     config_map = next(r for r in declaration.of_type("kubernetes:core/v1:ConfigMap") if r.name == "gateway-config")
     conf = config_map.inputs["data"]["nginx.conf"]
     cert, key = _self_signed(tmp_path)
@@ -126,7 +126,7 @@ def test_replica_503s_are_never_retried_nor_counted_and_names_come_from_the_spec
     # ...in an upstream of its own that counts no failures, so no replica is ever marked down by it
     probe_upstream = conf.split("upstream living_codex_readiness {", 1)[1].split("}", 1)[0]
     assert "server app-1:5002 max_fails=0;" in probe_upstream
-    assert "server_name staging.living-codex.local localhost 127.0.0.1;" in conf
+    assert "server_name staging.living-codex.org localhost 127.0.0.1;" in conf
     assert "default_server" in conf and "return 421" in conf
     production = render_nginx(load_spec("production"), ["app:5002"], tls_cert="/c", tls_key="/k")
     assert "server_name codex.living-codex.org;" in production and "ssl_reject_handshake on" in production

@@ -188,9 +188,9 @@ def test_docker_stacks_get_no_platform_rules() -> None:
 
 
 def test_the_production_prometheus_loads_and_scrapes_what_the_rules_read() -> None:
-    from infra.mock_runtime import declare
+    from infra.mock_runtime import declare, with_release
 
-    declaration = declare(SPEC)
+    declaration = declare(with_release(SPEC))
     data = declaration.one("kubernetes:core/v1:ConfigMap", "prometheus-config").inputs["data"]
     assert "CodexBackupMissing" in data["alert-rules.yml"] and "CodexCertificateExpiringSoon" in data["alert-rules.yml"]
     jobs = {j["job_name"]: j for j in yaml.safe_load(data["prometheus.yml"])["scrape_configs"]}

@@ -61,8 +61,8 @@ def test_other_namespaces_are_kept_for_the_providers(tmp_path: Path) -> None:
 
 
 def test_missing_key_and_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match=r"living-codex:image: Field required"):
-        load_spec(_stack(tmp_path, "config:\n  living-codex:platform: docker\n"), tmp_path)
+    with pytest.raises(SpecError, match=r"living-codex:platform: Field required"):
+        load_spec(_stack(tmp_path, "config:\n  living-codex:replicas: 2\n"), tmp_path)
     with pytest.raises(SpecError, match=r"Pulumi\.absent\.yaml not found"):
         load_spec("absent", tmp_path)
 

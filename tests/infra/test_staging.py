@@ -13,7 +13,8 @@ from tests.infra.conftest import Variant, container, docker_env, pod_spec
 IMAGE = "docker:index/image:Image"
 
 
-def test_app_containers_run_the_built_digest_not_the_tag(staging: Declaration) -> None:
+def test_app_containers_run_the_built_digest_not_the_tag(variant: Variant) -> None:
+    staging = variant("staging", append="  living-codex:image: living-codex:dev\n")  # a developer's own stack
     image = staging.one(IMAGE, "app-image")
     assert image.inputs["imageName"] == staging.spec.image
     for name in ("app-1", "app-2"):
@@ -23,7 +24,7 @@ def test_app_containers_run_the_built_digest_not_the_tag(staging: Declaration) -
 
 def test_a_pushed_digest_is_run_without_a_build(variant: Variant) -> None:
     pushed = "ghcr.io/living-codex/living-codex@sha256:" + "cd" * 32
-    declaration = variant("staging", ("living-codex:image: living-codex:1.0.0", f"living-codex:image: {pushed}"))
+    declaration = variant("staging", append=f"  living-codex:image: {pushed}\n")
     assert not declaration.of_type(IMAGE)
     assert container(declaration, "app-1")["image"] == pushed
 

@@ -112,7 +112,7 @@ def test_app_503s_pass_through_and_eject_no_replica(
 
 
 # -- unknown hosts ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "staging.living-codex.local"])
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "staging.living-codex.org"])
 def test_the_specs_server_names_are_served(gateway: Nginx, host: str) -> None:
     answer = httpx.get(f"{gateway.url}/health/live", headers={"Host": host}, timeout=5)
     assert answer.status_code == 200, answer.text

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.mock_runtime import Declaration, declare
+from infra.mock_runtime import Declaration, declare, with_release
 from infra.spec import load_spec
 from policies.evaluate import messages, resource_args, stack_args
 
@@ -17,12 +17,12 @@ Props = dict[str, Any]
 
 @pytest.fixture(scope="session")
 def production() -> Declaration:
-    return declare(load_spec("production"))
+    return declare(with_release(load_spec("production")))
 
 
 @pytest.fixture(scope="session")
 def staging() -> Declaration:
-    return declare(load_spec("staging"))
+    return declare(with_release(load_spec("staging")))
 
 
 def props_of(declaration: Declaration, type_: str, name: str) -> Props:

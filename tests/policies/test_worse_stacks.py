@@ -12,7 +12,13 @@ from codexops.cli import ROOT, cli
 PRODUCTION = (ROOT / "Pulumi.production.yaml").read_text()
 WORSE = {
     "one replica": (("    minReplicas: 3", "    minReplicas: 1"), "production-replicas"),
-    "latest image": (("living-codex:1.0.0", "living-codex:latest"), "pinned-image"),
+    "latest image": (
+        (
+            "  living-codex:tls: true",
+            "  living-codex:image: ghcr.io/living-codex/living-codex:latest\n  living-codex:tls: true",
+        ),
+        "pinned-image",
+    ),
     "tls off": (("living-codex:tls: true", "living-codex:tls: false"), "gateway-https-in-production"),
     "plaintext secret": (
         ("config:\n", "config:\n  living-codex:jwtSecret: not-so-secret-value\n"),

@@ -101,6 +101,7 @@ def test_deploy_sets_the_image_and_runs_up_with_the_policy_pack(fake_pulumi: Pat
     assert stack.config[IMAGE_KEY].value == release.image
     assert stack.up_args["policy_packs"] == [str(ROOT / "policies")]
     assert stack.up_args["policy_pack_configs"] == [str(ROOT / "policies" / "config" / "production.json")]
+    assert stack.up_args["refresh"] is True  # what really runs is read before it is changed
     assert PulumiBackend(select_stack=lambda **_: stack).current_release("production") == release
 
 
@@ -117,3 +118,37 @@ def test_a_release_without_an_image_is_not_deployed(fake_pulumi: Path, tmp_path:
     no_image = replace(release, image=None)
     outcome = PulumiBackend(select_stack=lambda **_: stack).deploy("staging", no_image, print)
     assert not outcome.ok and "no image" in outcome.detail and not stack.up_args
+
+
+class StackWithOutputs(FakeStack):
+    def outputs(self) -> dict[str, OutputValue]:
+        return {"gateUsername": OutputValue("codex-gate", False), "gatePassword": OutputValue("from-the-stack", True)}
+
+
+def test_the_smoke_gate_logs_in_with_the_stacks_gate_account(
+    fake_pulumi: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 15, finding 3: no admin password; the account the stack exported, read after `up`."""
+    from codexops import gate
+
+    monkeypatch.delenv("CODEX_LOAD_USERNAME", raising=False)
+    monkeypatch.delenv("CODEX_LOAD_PASSWORD", raising=False)
+    monkeypatch.delenv("CODEX_ADMIN_PASSWORD", raising=False)
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(gate, "run_gate", lambda target, **_: seen.setdefault("target", target))
+    PulumiBackend(select_stack=lambda **_: StackWithOutputs()).gate("staging", "smoke", tmp_path)
+    target = seen["target"]
+    assert (target.load_username, target.load_password) == ("codex-gate", "from-the-stack")
+    assert gate._load_user(target) == ("codex-gate", "from-the-stack")
+    assert "from-the-stack" not in repr(target)
+
+
+def test_without_the_gate_account_the_gate_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from codexops import gate
+    from codexops.targets import remote_target
+
+    for name in ("CODEX_LOAD_USERNAME", "CODEX_LOAD_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CODEX_ADMIN_PASSWORD", "an-admin-password-is-not-used")
+    with pytest.raises(gate.GateCannotRun, match="pulumi stack output gatePassword --show-secrets"):
+        gate._load_user(remote_target("staging", "staging", None))
