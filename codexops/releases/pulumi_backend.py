@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,8 +84,8 @@ class PulumiBackend:
             f"{stack}'s PostgreSQL (runbook: Database Rollback), then run the rollback again"
         )
 
-    def gate(self, stack: str, shape: str, reports: Path) -> GateReport:
+    def gate(self, stack: str, shape: str, reports: Path, since: datetime | None = None) -> GateReport:
         from codexops.gate import run_gate
         from codexops.targets import remote_target
 
-        return run_gate(remote_target(stack, stack, None), shape=shape, reports=reports)
+        return run_gate(remote_target(stack, stack, None), shape=shape, reports=reports, since=since)

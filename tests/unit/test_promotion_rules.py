@@ -86,7 +86,7 @@ def test_a_gated_release_is_promoted_and_recorded(store: Path, tmp_path: Path) -
     result = run_promote(backend, tmp_path)
     assert (result.exit_code, result.verdict) == (0, "PASS")
     assert backend.serving["production"] == r2
-    assert backend.calls[-2:] == ["deploy production 1.0.2+bbbbbbbbbbbb", "gate production smoke"]
+    assert backend.calls[-2:] == ["deploy production 1.0.2+bbbbbbbbbbbb", "gate production smoke since-deploy"]
     kinds = [(e.kind, e.release, e.verdict, e.source) for e in history.read("production")]
     assert kinds == [("gate", r2.id, "PASS", None), ("promote", r2.id, "PASS", "staging")]
 
@@ -172,4 +172,4 @@ def test_redeploying_the_serving_release_that_fails_is_not_rolled_back_onto_itse
     backend = FakeBackend(serving={"production": r1}, verdicts={r1.id: "FAIL"})
     result = promote.ship(backend, "production", r1, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "no earlier release on production" in result.message
-    assert backend.calls == ["deploy production 1.0.1+aaaaaaaaaaaa", "gate production smoke"]
+    assert backend.calls == ["deploy production 1.0.1+aaaaaaaaaaaa", "gate production smoke since-deploy"]
