@@ -1,6 +1,7 @@
 """Local stacks from their specs, side by side; releases deployed to them by a rolling replacement
 that fails no request under load; a backup before a schema-forward deploy; the gate's report names
-the release and the spec it judged. Real processes on fixed ports: run under the shared lock."""
+the release and the spec it judged; a fixing release ships while the slow release's latency alert
+still fires (fix-forward). Real processes on fixed ports: run under the shared lock."""
 
 from __future__ import annotations
 
