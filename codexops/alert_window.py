@@ -7,7 +7,8 @@ evaluated again now with every range window shortened to the time since the depl
 scraped after the deploy count; instant selectors read the latest sample, which is the new release's
 once Prometheus scraped it (the local backend waits for that; the smoke load takes longer than a scrape).
 The alert counts when its condition holds on those samples. It also counts, as before, when it cannot be
-judged: a rule this checkout does not know, a window too short for two scrapes, or a query that fails.
+judged: a rule this checkout does not know, no samples since the deploy (the expression's left side is
+empty over the window: fewer than two scrapes for a rate), or a query that fails.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Any
 
 from infra.alerts import AlertRule
 
-MIN_WINDOW_SECONDS = 30  # two scrapes at the slowest interval rendered (15 s): rate() needs two samples
 RANGE = re.compile(r"\[(\d+)([smhdwy])\]")
+COMPARISON = re.compile(r"\s(?:>|<|==)\s[\d.]+$")  # every rule of infra/alerts.py ends "<measure> <op> <number>"
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 Query = Callable[[str], list[dict[str, Any]]]  # an instant query at "now": its result vector
@@ -44,6 +45,18 @@ def windowed(expression: str, seconds: int) -> str:
     return RANGE.sub(shorten, expression)
 
 
+def measure(expression: str) -> str:
+    """The rule's left side: what has data whether or not the condition holds."""
+    return COMPARISON.split(expression)[0]
+
+
+def _holds(rule: AlertRule, seconds: int, query: Query) -> bool | None:
+    """Whether the rule's condition holds over the last `seconds`; None when they hold no sample."""
+    if query(windowed(rule.expr, seconds)):
+        return True
+    return False if query(windowed(measure(rule.expr), seconds)) else None
+
+
 def judge_since(
     firing: list[dict[str, Any]], rules: list[AlertRule], since: datetime, now: datetime, query: Query
 ) -> Judgement:
@@ -58,17 +71,16 @@ def judge_since(
             judgement.counted.append(alert)
             judgement.notes.append(f"{name}: not a rule of infra/alerts.py, counted as firing")
             continue
-        if age < MIN_WINDOW_SECONDS:
-            judgement.counted.append(alert)
-            judgement.notes.append(f"{name}: the deploy is {age} s old, too recent to judge apart, counted")
-            continue
         try:
-            holds = bool(query(windowed(rule.expr, age)))
+            holds = _holds(rule, max(age, 1), query)
         except Exception as exc:  # whatever fails, the alert is not discounted
             judgement.counted.append(alert)
             judgement.notes.append(f"{name}: could not re-evaluate ({exc}), counted as firing")
             continue
-        if holds:
+        if holds is None:
+            judgement.counted.append(alert)
+            judgement.notes.append(f"{name}: no samples in the {age} s since the deploy to judge it by, counted")
+        elif holds:
             judgement.counted.append(alert)
         elif name not in judgement.predating:
             judgement.predating.append(name)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from codexops.alert_window import judge_since, windowed
+from codexops.alert_window import judge_since, measure, windowed
 from infra.alerts import P95, alert_rules
 from infra.spec import load_spec
 
@@ -21,17 +21,24 @@ def firing(name: str, severity: str = "critical") -> dict[str, Any]:
 
 
 class Prometheus:
-    """Answers instant queries: a non-empty vector when the condition holds on the queried window."""
+    """Answers instant queries: the rule's measure has samples (`data`), its condition holds (`holds`)."""
 
-    def __init__(self, holds: bool = False, fails: bool = False) -> None:
-        self.holds, self.fails = holds, fails
+    def __init__(self, holds: bool = False, data: bool = True, fails: bool = False) -> None:
+        self.holds, self.data, self.fails = holds, data, fails
         self.asked: list[str] = []
 
     def __call__(self, expression: str) -> list[dict[str, Any]]:
         self.asked.append(expression)
         if self.fails:
             raise ValueError("bad_data: parse error")
-        return [{"metric": {}, "value": [0, "1.4"]}] if self.holds else []
+        condition = measure(expression) != expression
+        answers = self.holds if condition else self.data
+        return [{"metric": {}, "value": [0, "1.4"]}] if answers else []
+
+
+def test_every_rule_splits_into_a_measure_and_a_threshold() -> None:
+    for rule in RULES:
+        assert measure(rule.expr) != rule.expr, rule.name
 
 
 def test_range_windows_shrink_to_the_time_since_the_deploy_and_never_grow() -> None:
@@ -44,7 +51,8 @@ def test_an_alert_firing_only_on_the_previous_releases_samples_does_not_count() 
     prometheus = Prometheus(holds=False)
     judged = judge_since([firing("CodexP95LatencyCritical")], RULES, NOW - timedelta(seconds=45), NOW, prometheus)
     assert judged.counted == [] and judged.predating == ["CodexP95LatencyCritical"]
-    assert prometheus.asked == [next(r.expr for r in RULES if r.name == "CodexP95LatencyCritical").replace("5m", "45s")]
+    rule = next(r.expr for r in RULES if r.name == "CodexP95LatencyCritical").replace("5m", "45s")
+    assert prometheus.asked == [rule, measure(rule)]  # the condition does not hold, yet there are samples
 
 
 def test_an_alert_that_holds_on_the_new_releases_samples_counts() -> None:
@@ -57,7 +65,12 @@ def test_an_alert_that_holds_on_the_new_releases_samples_counts() -> None:
     ("alert", "since", "prometheus", "note"),
     [
         (firing("SomeoneElsesAlert"), NOW - timedelta(minutes=2), Prometheus(), "not a rule of infra/alerts.py"),
-        (firing("CodexP95LatencyCritical"), NOW - timedelta(seconds=10), Prometheus(), "too recent to judge"),
+        (
+            firing("CodexP95LatencyCritical"),
+            NOW - timedelta(seconds=4),
+            Prometheus(data=False),
+            "no samples in the 4 s",
+        ),
         (firing("CodexInstanceDown"), NOW - timedelta(minutes=2), Prometheus(fails=True), "could not re-evaluate"),
     ],
 )
