@@ -1,3 +1,1 @@
-"""The Living Codex service."""
-
-__version__ = "1.0.0"
+"""The Living Codex service (its version: app/version.py)."""

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from app import __version__
 from app.services import Services
 from app.storage.module import StorageModule
+from app.version import running_version
 
 PROBE_TTL_SECONDS = 1.0  # /health under load: at most one database round trip a second per replica
 
@@ -141,7 +141,7 @@ async def overall(services: Services) -> tuple[dict[str, Any], int]:
         "redis": services.sessions.redis_report(),
         "memoryUsageMB": round(services.memory.rss() / 1024 / 1024, 2),
         "memoryPressure": services.memory.pressure(),
-        "version": services.settings.release or __version__,
+        "version": running_version(services.settings.release),
         "environment": services.settings.environment,
         "observability": {
             "prometheus": services.settings.prometheus_enabled,

@@ -14,7 +14,6 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import __version__
 from app.ai.extractors import Extractor
 from app.chaos import ChaosMiddleware
 from app.config import Settings
@@ -31,6 +30,7 @@ from app.sessions import SessionStoreUnavailable
 from app.storage.errors import classify
 from app.storage.graph import ConflictError, NotFoundError
 from app.tracing import tracer_provider
+from app.version import running_version
 
 log = logging.getLogger("codex.server")
 RETRY_AFTER_SECONDS = "5"
@@ -85,13 +85,14 @@ def create_app(
     tracker = configure_logging(settings.log_dir, settings.log_level)
     provider = tracer_provider(settings, span_exporter)
     services = Services.build(settings, extractor, provider)
+    version = running_version(settings.release)  # the release id, as /health reports it
     services.metrics.info.info(
-        {"version": __version__, "environment": settings.environment, "instance": settings.node_name}
+        {"version": version, "environment": settings.environment, "instance": settings.node_name}
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log.info("starting Living Codex %s (%s) as %s", __version__, settings.environment, settings.node_name)
+        log.info("starting Living Codex %s (%s) as %s", version, settings.environment, settings.node_name)
         await services.host.start_all()
         loading = services.host.loading_report()
         log.info(
@@ -117,7 +118,7 @@ def create_app(
     docs = settings.api_docs_enabled  # app.openapi() works in-process either way
     app = FastAPI(
         title="Living Codex",
-        version=__version__,
+        version=version,
         lifespan=lifespan,
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,

@@ -10,8 +10,8 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 
-from app import __version__
 from app.config import Settings
+from app.version import running_version
 
 
 def tracer_provider(settings: Settings, exporter: SpanExporter | None = None) -> TracerProvider | None:
@@ -21,7 +21,7 @@ def tracer_provider(settings: Settings, exporter: SpanExporter | None = None) ->
     resource = Resource.create(
         {
             "service.name": settings.otel_service_name,
-            "service.version": __version__,
+            "service.version": running_version(settings.release),
             "service.instance.id": settings.node_name,
             "deployment.environment": settings.environment.lower(),
         }

@@ -224,7 +224,21 @@ def _alertmanager_firing(url: str) -> list[dict[str, Any]]:
     return [{"labels": a["labels"], "annotations": a.get("annotations", {})} for a in alerts]
 
 
-def check_alerts(target: Target, wait: float) -> Step:
+def _instant_query(prometheus: str, at: datetime) -> Callable[[str], list[dict[str, Any]]]:
+    def query(expression: str) -> list[dict[str, Any]]:
+        answer = httpx.get(
+            f"{prometheus}/api/v1/query", params={"query": expression, "time": at.timestamp()}, timeout=HTTP_TIMEOUT
+        ).json()
+        if answer.get("status") != "success":
+            raise ValueError(answer.get("error", "no answer"))
+        return list(answer["data"]["result"])
+
+    return query
+
+
+def check_alerts(target: Target, wait: float, since: datetime | None = None) -> Step:
+    """Firing alerts: critical FAILs, warning WARNs. With `since` (a deploy's verification), an alert
+    firing only on samples older than `since` does not count (codexops/alert_window.py)."""
     began = time.monotonic()
     manager = alertmanager_url(target)
     if not target.prometheus_url and not manager:
@@ -241,6 +255,9 @@ def check_alerts(target: Target, wait: float) -> Step:
             firing = _alertmanager_firing(manager)
     except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
         return Step("alerts", "fail", time.monotonic() - began, [f"{source} did not answer: {exc}"])
+    figures: dict[str, Any] = {"checked": True, "source": source}
+    if since is not None and firing:
+        firing, figures = _judge_since(target, firing, since, figures)
     reasons = [
         f"{a['labels'].get('alertname')} ({a['labels'].get('severity')}) firing: "
         f"{a.get('annotations', {}).get('summary', '')}"
@@ -249,13 +266,25 @@ def check_alerts(target: Target, wait: float) -> Step:
     severities = {a["labels"].get("severity") for a in firing}
     status = "fail" if "critical" in severities else "warn" if firing else "pass"
     pending = [a["labels"].get("alertname") for a in alerts if a.get("state") == "pending"]
-    return Step(
-        "alerts",
-        status,
-        time.monotonic() - began,
-        reasons,
-        {"checked": True, "source": source, "firing": len(firing), "pending": pending},
-    )
+    figures.update(firing=len(firing), pending=pending)
+    return Step("alerts", status, time.monotonic() - began, reasons, figures)
+
+
+def _judge_since(
+    target: Target, firing: list[dict[str, Any]], since: datetime, figures: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The firing alerts that hold on samples newer than `since`; the others are named in the figures."""
+    from codexops.alert_window import judge_since
+    from infra.alerts import alert_rules
+
+    figures = {**figures, "since": since.isoformat(timespec="seconds")}
+    if not target.prometheus_url:
+        figures["notes"] = ["no Prometheus to re-evaluate the rules: every firing alert counted"]
+        return firing, figures
+    now = datetime.now(UTC)
+    judgement = judge_since(firing, alert_rules(target.spec), since, now, _instant_query(target.prometheus_url, now))
+    figures.update(predating_deploy=judgement.predating, notes=judgement.notes)
+    return judgement.counted, figures
 
 
 # -- the verdict and the report ------------------------------------------------------------------------
@@ -274,8 +303,11 @@ def run_gate(
     reports: Path = ROOT / "reports",
     say: Callable[[str], None] = print,
     alert_wait: float = 6.0,
+    since: datetime | None = None,
 ) -> GateReport:
-    """Judge `target` (resolved, or a name for resolve_target; `spec` then names whose thresholds apply)."""
+    """Judge `target` (resolved, or a name for resolve_target; `spec` then names whose thresholds apply).
+    `since`: when the release under verification finished deploying; alerts firing only on older
+    samples then do not count (fix-forward). A plain gate passes none and judges every firing alert."""
     if isinstance(target, str):
         try:
             target = resolve_target(target, stack=spec.stack if spec else None, prometheus_url=prometheus_url)
@@ -318,8 +350,12 @@ def run_gate(
     finally:
         target_file.unlink()  # it may carry the admin password; report.json names the target instead
     say("==> alert state in Alertmanager and Prometheus")
-    report.steps.append(check_alerts(target, alert_wait))
-    say(f"    {report.steps[-1].status}")
+    report.steps.append(check_alerts(target, alert_wait, since))
+    predating = report.steps[-1].figures.get("predating_deploy")
+    say(
+        f"    {report.steps[-1].status}"
+        + (f" (firing only on samples older than the deploy: {predating})" if predating else "")
+    )
     report.verdict = verdict(report.steps)
     report.achieved_rps = next((s.figures.get("achieved_rps") for s in report.steps if s.name == "load"), None)
     write_report(report, target.spec, out)

@@ -35,13 +35,13 @@ def _errors() -> Iterator[None]:
     from codexops.localenv import LocalEnvError
     from codexops.releases.backend import BackendUnavailable
     from codexops.releases.lock import StackBusy
-    from codexops.releases.model import ReleaseNotFound
+    from codexops.releases.model import AmbiguousRelease, ReleaseNotFound
     from codexops.releases.promote import Refused
     from codexops.releases.rollback import NothingToRollBackTo
 
     try:
         yield
-    except (Refused, StackBusy, NothingToRollBackTo) as exc:
+    except (Refused, StackBusy, NothingToRollBackTo, AmbiguousRelease) as exc:
         raise _fail(f"refused: {exc}", 1) from None
     except (BackendUnavailable, ReleaseNotFound, ValueError, LocalEnvError, CalledProcessError) as exc:
         raise _fail(f"could not run: {exc}", 2) from None
@@ -107,7 +107,7 @@ def promote(
 
 def rollback(
     stack: Annotated[str, typer.Argument(help="the stack to roll back")],
-    to: Annotated[str | None, typer.Option(help="release id or digest prefix (default: the previous one)")] = None,
+    to: Annotated[str | None, typer.Option(help="release id, digest prefix or version (default: the previous)")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="restore a database backup without asking")] = False,
     local: LocalOption = False,
 ) -> None:

@@ -11,6 +11,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -50,7 +51,9 @@ class Backend(Protocol):
 
     def restore_backup(self, stack: str, backup: Path, progress: Progress) -> None: ...
 
-    def gate(self, stack: str, shape: str, reports: Path) -> GateResult: ...
+    def gate(self, stack: str, shape: str, reports: Path, since: datetime | None = None) -> GateResult:
+        """`since`: a verification's deploy time; alerts firing only on older samples do not count."""
+        ...
 
 
 def backend_name(local: bool) -> str:

@@ -1,8 +1,11 @@
 """`codexops release build`: the service as a wheel with its locked dependencies, installed into an
 immutable release directory named by version and content digest.
 
-The content digest covers the wheel's files, the locked requirements and any baked-in environment,
-so the same source always gives the same release and a changed one never overwrites an old release.
+The version is the project version plus `git describe` (app/version.py), so builds of different
+commits differ by version; the content digest covers the wheel's files, the locked requirements and any
+baked-in environment, so the same source always gives the same release and a changed one never
+overwrites an old release. uv works from its cache first (no package index needed once `make setup`
+has run) and asks the index only for what the cache lacks.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.version import describe_version
 from codexops.releases.model import MANIFEST, Release, read_release, release_id, store_root
 from infra.spec import ROOT
 
@@ -34,11 +37,36 @@ def _uv() -> list[str]:
     return [found] if found else [sys.executable, "-m", "uv"]
 
 
-def _run(command: list[str], cwd: Path, timeout: float = 600) -> str:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def _run(command: list[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     if result.returncode != 0:
         raise BuildError(f"{' '.join(command[:4])} failed: {(result.stderr or result.stdout)[-1500:]}")
     return result.stdout
+
+
+def _run_uv(arguments: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    """uv offline (its cache) first, online only when the cache lacks something; both failing says
+    what is missing and what to run."""
+    base = {**os.environ, **(env or {})}
+    try:
+        return _run([*_uv(), *arguments], cwd, env={**base, "UV_OFFLINE": "1"})
+    except BuildError as offline:
+        if base.get("UV_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+            raise BuildError(f"{offline} (UV_OFFLINE is set: the package index was not asked)") from None
+        try:
+            return _run([*_uv(), *arguments], cwd, env=base)
+        except BuildError as online:
+            raise BuildError(
+                f"uv {arguments[0]} failed from uv's cache and from the package index.\n"
+                f"  from the cache: {_last_lines(str(offline))}\n  from the index: {_last_lines(str(online))}\n"
+                "uv's cache lacks a package this build needs and the index cannot provide it: run "
+                "`make setup` once with network access (it fills the cache), then build again."
+            ) from None
+
+
+def _last_lines(text: str, count: int = 4) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " / ".join(lines[-count:])
 
 
 def git_commit(source: Path) -> str:
@@ -75,17 +103,16 @@ def build_release(
     """Build (or find, when the same content was built before) the release of `source`."""
     source = source or ROOT
     env = dict(extra_env or {})
-    version = tomllib.loads((source / "pyproject.toml").read_text())["project"]["version"]
+    version = describe_version(source)
     store = store_root()
     store.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=store, prefix=".build-") as scratch:
         work = Path(scratch)
         progress(f"  building the wheel of {source}")
-        _run([*_uv(), "build", "--wheel", "--out-dir", str(work / "dist"), str(source)], cwd=source)
+        _run_uv(["build", "--wheel", "--out-dir", str(work / "dist"), str(source)], cwd=source)
         wheel = next((work / "dist").glob("*.whl"))
-        requirements = _run(
+        requirements = _run_uv(
             [
-                *_uv(),
                 "export",
                 "--frozen",
                 "--no-default-groups",  # the service's own dependencies, what app/Dockerfile installs
@@ -112,14 +139,14 @@ def build_release(
             [*_uv(), "venv", "--quiet", "--relocatable", "--python", sys.executable, str(staging / "venv")], cwd=source
         )
         python = str(staging / "venv" / "bin" / "python")
-        _run(
-            [*_uv(), "pip", "install", "--quiet", "--python", python, "-r", str(staging / "requirements.txt")],
+        # `uv sync` installs the locked wheels by their URLs, which uv's cache holds after `make setup`;
+        # `uv pip install -r` would need the index's pages, which it does not. Same set as the export.
+        _run_uv(
+            ["sync", "--frozen", "--quiet", "--no-default-groups", "--no-install-project"],
             cwd=source,
+            env={"UV_PROJECT_ENVIRONMENT": str(staging / "venv")},
         )
-        _run(
-            [*_uv(), "pip", "install", "--quiet", "--no-deps", "--python", python, str(staging / wheel.name)],
-            cwd=source,
-        )
+        _run_uv(["pip", "install", "--quiet", "--no-deps", "--python", python, str(staging / wheel.name)], cwd=source)
         release = Release(
             id=rid,
             version=version,
@@ -174,7 +201,7 @@ def record_image(reference: str, progress: Callable[[str], None], *, source: Pat
     match = re.fullmatch(r"[^@\s]+@(sha256:[0-9a-f]{64})", reference)
     if not match:
         raise BuildError(f"--image {reference!r}: give an image reference by digest, REF@sha256:<64 hex>")
-    version = tomllib.loads((source / "pyproject.toml").read_text())["project"]["version"]
+    version = describe_version(source)
     progress(f"  recording image {reference} (not built here)")
     return _record(version, match.group(1), reference, source)
 
@@ -188,8 +215,8 @@ def build_image(progress: Callable[[str], None], *, source: Path | None = None) 
             "an image release needs Docker, and no Docker daemon answers here (`docker version`). "
             "Build the local release instead (`codexops release build`), or run this where Docker runs."
         )
-    version = tomllib.loads((source / "pyproject.toml").read_text())["project"]["version"]
-    tag = f"living-codex:{version}"
+    version = describe_version(source)
+    tag = f"living-codex:{version.replace('+', '-')}"  # a Docker tag has no "+"
     progress(f"  docker build -f app/Dockerfile -t {tag} {source}")
     _run(
         ["docker", "build", "-f", str(source / "app" / "Dockerfile"), "-t", tag, str(source)], cwd=source, timeout=1800

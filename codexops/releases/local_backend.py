@@ -77,8 +77,8 @@ class LocalBackend:
     def restore_backup(self, stack: str, backup: Path, progress: Progress) -> None:
         restore(localenv.local_stack(stack), backup, progress)
 
-    def gate(self, stack: str, shape: str, reports: Path) -> GateReport:
-        return run_gate(local_target(stack, stack), shape=shape, reports=reports, alert_wait=1.0)
+    def gate(self, stack: str, shape: str, reports: Path, since: datetime | None = None) -> GateReport:
+        return run_gate(local_target(stack, stack), shape=shape, reports=reports, alert_wait=1.0, since=since)
 
 
 # -- the rolling replacement ----------------------------------------------------------------------

@@ -21,6 +21,10 @@ class ReleaseNotFound(LookupError):
     """No release matches; the message says what to run."""
 
 
+class AmbiguousRelease(ReleaseNotFound):
+    """Several builds match (a version built more than once); the message lists them."""
+
+
 @dataclass(frozen=True)
 class Release:
     id: str  # "<version>+<digest12>"
@@ -61,7 +65,14 @@ class Release:
 
 
 def release_id(version: str, digest: str) -> str:
+    """`<version>+<digest12>`, e.g. 0.1.0.dev208+g0ba330683d00+5899d1a1120c; split it at the last "+"."""
     return f"{version}+{digest.removeprefix('sha256:')[:12]}"
+
+
+def split_release_id(rid: str) -> tuple[str, str]:
+    """(version, digest12) of a release id."""
+    version, _, digest = rid.rpartition("+")
+    return version, digest
 
 
 def store_root() -> Path:
@@ -84,20 +95,29 @@ def list_releases(root: Path | None = None) -> list[Release]:
 
 
 def load_release(ref: str, root: Path | None = None) -> Release:
-    """A release by id ("1.0.0+abcdef012345"), digest or digest prefix ("sha256:ab..", "abcdef"), or "latest"."""
+    """A release by id ("0.1.0.dev3+g0ba330683d00+abcdef012345"), digest or digest prefix ("sha256:ab..",
+    "abcdef"), version ("0.1.0.dev3+g0ba330683d00", "v0.1.0"), or "latest". A reference that matches
+    several builds is refused with their ids, never resolved to one of them silently."""
     releases = list_releases(root)
     if not releases:
         raise ReleaseNotFound(f"no release in {root or store_root()}: run `codexops release build`")
     if ref == "latest":
         return releases[-1]
     bare = ref.removeprefix("sha256:")
-    matches = [
-        r for r in releases if ref == r.id or (len(bare) >= 6 and r.digest.removeprefix("sha256:").startswith(bare))
+    exact = [r for r in releases if ref == r.id]
+    matches = exact or [
+        r
+        for r in releases
+        if r.version == ref.removeprefix("v") or (len(bare) >= 6 and r.digest.removeprefix("sha256:").startswith(bare))
     ]
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
-        raise ReleaseNotFound(f"{ref!r} matches {len(matches)} releases: " + ", ".join(r.id for r in matches))
+        raise AmbiguousRelease(
+            f"{ref!r} matches {len(matches)} builds: "
+            + ", ".join(f"{r.id} (built {r.built_at} from {r.commit[:12]})" for r in matches)
+            + "; name one by its id"
+        )
     raise ReleaseNotFound(
         f"no release {ref!r}; known: {', '.join(r.id for r in releases[-5:])} (build one with `codexops release build`)"
     )

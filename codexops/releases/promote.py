@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from codexops.releases import history
@@ -124,9 +124,10 @@ def ship(
         history.append(Event(kind, stack, release.id, release.digest, "FAIL", failed, None, backup, source))
         why = f"deploy of {release.id} failed: {outcome.detail}"
         return _roll_back_after(backend, stack, release, previous, why, say)
+    deployed_at = datetime.now(UTC)  # the verification judges alerts on samples from here on (fix-forward)
     say(f"==> checklist and {SMOKE} load on {stack}")
     try:
-        report = backend.gate(stack, SMOKE, reports)
+        report = backend.gate(stack, SMOKE, reports, since=deployed_at)
     except Exception as exc:  # whatever stops the verification, the release is not verified: it goes back
         why = f"the checklist and smoke load on {stack} could not run: {exc}"
         history.append(Event(kind, stack, release.id, release.digest, "FAIL", why, None, backup, source))

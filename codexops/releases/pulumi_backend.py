@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,7 @@ class PulumiBackend:
             f"{stack}'s PostgreSQL (runbook: Database Rollback), then run the rollback again"
         )
 
-    def gate(self, stack: str, shape: str, reports: Path) -> GateReport:
+    def gate(self, stack: str, shape: str, reports: Path, since: datetime | None = None) -> GateReport:
         from codexops.gate import run_gate
         from codexops.targets import remote_target
 
@@ -93,7 +94,7 @@ class PulumiBackend:
         if not (target.load_username and target.load_password):  # the gate's account, from the stack
             username, password = self.gate_account(stack)
             target = replace(target, load_username=username, load_password=password)
-        return run_gate(target, shape=shape, reports=reports)
+        return run_gate(target, shape=shape, reports=reports, since=since)
 
     def gate_account(self, stack: str) -> tuple[str | None, str | None]:
         """The gate's editor account, as the stack exports it (gateUsername, the secret gatePassword)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from codexops.releases import history
 from codexops.releases.backend import Backend, Progress
 from codexops.releases.history import Event
-from codexops.releases.model import Release, ReleaseNotFound, list_releases, load_release
+from codexops.releases.model import Release, load_release
 
 
 class NothingToRollBackTo(RuntimeError):
@@ -44,14 +44,9 @@ def plan(backend: Backend, stack: str, to: str | None) -> Plan:
 
 
 def find_release(ref: str) -> Release:
-    """A release by id, digest prefix or 'latest' (the store's lookup), or by version: its newest build."""
-    try:
-        return load_release(ref)
-    except ReleaseNotFound:
-        builds = [r for r in list_releases() if r.version == ref.removeprefix("v")]
-        if not builds:
-            raise
-        return builds[-1]
+    """A release by id, digest prefix, version or 'latest' (the store's lookup); a version built more
+    than once is refused with its builds listed (AmbiguousRelease), never resolved to the newest."""
+    return load_release(ref)
 
 
 def _id(release: Release | None) -> str:

@@ -3,9 +3,13 @@ and names the release it serves."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 
 from app.config import ConfigError
+from app.version import describe_version
 from tests.conftest import SettingsFactory, running
 
 
@@ -27,9 +31,19 @@ async def test_a_stricter_stack_calls_the_same_score_unhealthy(make_settings: Se
     assert (status, body["healthScore"], body["status"]) == (503, 80, "unhealthy")
 
 
-async def test_health_version_names_the_release(make_settings: SettingsFactory) -> None:
-    _, body = await _health(make_settings, release="1.0.0+abcdef012345")
-    assert body["version"] == "1.0.0+abcdef012345"
+async def test_health_version_and_the_start_log_name_the_release(
+    make_settings: SettingsFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = "0.1.0.dev7+g0123456789ab+abcdef012345"
+    with caplog.at_level(logging.INFO):
+        _, body = await _health(make_settings, release=release)
+    assert body["version"] == release
+    assert f"starting Living Codex {release} " in caplog.text
+
+
+async def test_a_checkout_without_a_release_reports_its_describe_version(make_settings: SettingsFactory) -> None:
+    _, body = await _health(make_settings)
+    assert body["version"] == describe_version(Path(__file__).resolve().parents[2]) != "1.0.0"
 
 
 @pytest.mark.parametrize(

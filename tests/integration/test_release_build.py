@@ -4,17 +4,22 @@ version and content digest, never overwritten; a changed content is a new releas
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from app.version import describe_version
 from codexops.cli import cli
-from codexops.releases.model import ReleaseNotFound, load_release
+from codexops.releases.model import ReleaseNotFound, load_release, split_release_id
+from infra.spec import ROOT
 from tests.support.releases import build, copy_with_migration
 
 runner = CliRunner()
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +33,8 @@ def test_a_release_is_built_once_and_never_overwritten(store: Path) -> None:
     assert result.exit_code == 0, result.output
     release = load_release(result.output.strip().splitlines()[-1])
     assert release.path is not None and release.path.parent == store
+    assert release.version == describe_version(ROOT) and release.version != "0.1.0"  # git describe's, per commit
+    assert split_release_id(release.id) == (release.version, release.short_digest)
     assert release.path.name == f"{release.version}-{release.short_digest}"
     manifest = json.loads((release.path / "release.json").read_text())
     assert manifest["digest"] == release.digest and manifest["schema_head"] == release.schema_head
@@ -69,3 +76,33 @@ def test_an_image_release_without_docker_exits_2_or_needs_a_digest() -> None:
     assert recorded.exit_code == 0, recorded.output
     release = load_release(recorded.output.strip().splitlines()[-1])
     assert release.image == "ghcr.io/x/living-codex@sha256:" + "ab" * 32 and release.path is None
+
+
+def _offline(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`command` in a network namespace of its own: no package index, no DNS."""
+    if subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode != 0:
+        pytest.skip("unshare --net is not permitted here (needs root or user namespaces)")
+    return subprocess.run(
+        ["unshare", "--net", "bash", "-c", f"ip link set lo up; {command}"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_a_release_builds_without_the_package_index_from_uvs_cache(store: Path) -> None:
+    """make setup filled uv's cache; the build needs nothing more from the index."""
+    built = _offline(f"{BIN / 'codexops'} release build", {"CODEX_RELEASES_DIR": str(store)})
+    assert built.returncode == 0, built.stdout + built.stderr
+    release = load_release(built.stdout.strip().splitlines()[-1])
+    assert release.path is not None and (release.path / "venv" / "bin" / "uvicorn").exists()
+
+
+def test_without_the_index_and_with_an_empty_cache_the_build_says_what_to_run(store: Path, tmp_path: Path) -> None:
+    env = {"CODEX_RELEASES_DIR": str(store), "UV_CACHE_DIR": str(tmp_path / "empty-cache"), "UV_HTTP_RETRIES": "0"}
+    built = _offline(f"{BIN / 'codexops'} release build", env)
+    assert built.returncode == 2, built.stdout + built.stderr
+    assert "from uv's cache and from the package index" in built.stderr
+    assert "run `make setup` once with network access" in built.stderr
+    assert "Traceback" not in built.stderr and not list(store.glob("*/release.json"))

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,17 +77,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         for stack in STACKS:
             if localenv.port_taken(localenv.local_stack(stack).ports.gateway):
                 pytest.fail(f"the {stack} gateway port is taken: stop what listens there (runbooks/stop-servers.sh)")
-        world = World(
-            tmp,
-            env,
-            good=build(),
-            slow=build(CHAOS_LATENCY_MS="1500"),
-            bad=build(CHAOS_ERROR_RATE="0.5", CHAOS_ALLOW_IN_PRODUCTION="true"),
-            migrating=build(copy_with_migration(tmp / "tree", revision="9001")),
-        )
+        with ThreadPoolExecutor(4) as pool:  # independent: the releases are built, the stacks started, side by side
+            builds = [
+                pool.submit(build),
+                pool.submit(build, CHAOS_LATENCY_MS="1500"),
+                pool.submit(build, CHAOS_ERROR_RATE="0.5", CHAOS_ALLOW_IN_PRODUCTION="true"),
+                pool.submit(build, copy_with_migration(tmp / "tree", revision="9001")),
+            ]
+            world = World(tmp, env, *(b.result() for b in builds))
         try:
-            assert world.run("runbooks/start-server.sh").returncode == 0
-            assert world.run("runbooks/start-server.sh", "--stack=production").returncode == 0
+            with ThreadPoolExecutor(len(STACKS)) as pool:
+                starts = [pool.submit(world.run, "runbooks/start-server.sh", f"--stack={stack}") for stack in STACKS]
+                assert [started.result().returncode for started in starts] == [0] * len(STACKS)
             yield world
         finally:
             stopped = world.run("runbooks/stop-servers.sh")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,16 +22,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(420), pytest.mark.use
 
 
 @pytest.fixture
-def chaos(spec: EnvironmentSpec) -> Iterator[None]:
-    yield
-    localenv.up(spec, print)  # back to the healthy release for the next case
+def healthy(spec: EnvironmentSpec) -> None:
+    """The replicas without injected faults; a no-op when they already run so (nothing restarts). A
+    fault case leaves its fault on: the next one replaces it (`up` replaces the replicas' environment
+    whole), so the healthy release comes back only for a case that needs it, not after every case."""
+    localenv.up(spec, print)
 
 
 def _reasons(report: object) -> str:
     return " | ".join(report.reasons())  # type: ignore[attr-defined]
 
 
-def test_a_healthy_environment_passes(spec: EnvironmentSpec, tmp_path: Path) -> None:
+def test_a_healthy_environment_passes(spec: EnvironmentSpec, tmp_path: Path, healthy: None) -> None:
     report = run_gate(spec, tmp_path, shape="gate", scale=0.5)
     assert report.verdict == "PASS", _reasons(report)
     out = Path(report.directory)
@@ -56,28 +57,28 @@ def test_every_dashboard_query_and_alert_expression_has_data(spec: EnvironmentSp
     assert not empty, f"no data for: {empty}"
 
 
-def test_latency_above_the_critical_threshold_fails(spec: EnvironmentSpec, tmp_path: Path, chaos: None) -> None:
+def test_latency_above_the_critical_threshold_fails(spec: EnvironmentSpec, tmp_path: Path) -> None:
     localenv.up(spec, print, {"CHAOS_LATENCY_MS": "1300"})
     report = run_gate(spec, tmp_path)
     assert report.verdict == "FAIL"
     assert "p95 latency" in _reasons(report) and "critical" in _reasons(report)
 
 
-def test_an_error_rate_above_five_percent_fails(spec: EnvironmentSpec, tmp_path: Path, chaos: None) -> None:
+def test_an_error_rate_above_five_percent_fails(spec: EnvironmentSpec, tmp_path: Path) -> None:
     localenv.up(spec, print, {"CHAOS_ERROR_RATE": "0.25"})
     report = run_gate(spec, tmp_path)
     assert report.verdict == "FAIL"
     assert "error rate" in _reasons(report)
 
 
-def test_a_module_that_fails_to_load_fails(spec: EnvironmentSpec, tmp_path: Path, chaos: None) -> None:
+def test_a_module_that_fails_to_load_fails(spec: EnvironmentSpec, tmp_path: Path) -> None:
     localenv.up(spec, print, {"CHAOS_FAIL_MODULES": "ai_pipeline"})
     report = run_gate(spec, tmp_path)
     assert report.verdict == "FAIL"
     assert "test_all_modules_loaded_successfully" in _reasons(report)
 
 
-def test_postgresql_stopped_fails(spec: EnvironmentSpec, tmp_path: Path, chaos: None) -> None:
+def test_postgresql_stopped_fails(spec: EnvironmentSpec, tmp_path: Path, healthy: None) -> None:
     localenv.supervisorctl("stop", "postgres")
     try:
         report = run_gate(spec, tmp_path)
@@ -87,7 +88,7 @@ def test_postgresql_stopped_fails(spec: EnvironmentSpec, tmp_path: Path, chaos: 
     assert "test_database_connections_established" in _reasons(report)
 
 
-def test_a_hung_database_does_not_hang_the_gate(spec: EnvironmentSpec, tmp_path: Path, chaos: None) -> None:
+def test_a_hung_database_does_not_hang_the_gate(spec: EnvironmentSpec, tmp_path: Path, healthy: None) -> None:
     pid = int(localenv.supervisorctl("pid", "postgres").strip())
     postmaster = psutil.Process(pid)
     frozen = [postmaster, *postmaster.children(recursive=True)]

@@ -1,12 +1,15 @@
 """Faults under load through nginx and two replicas (the local environment): what a client saw, and
 that nothing acknowledged was lost. Each case writes its figures to reports/faults/<case>.json; the
-README's table quotes them. Timings are recorded, not asserted (except a hang bound)."""
+README's table quotes them. Timings are recorded, not asserted (except a hang bound).
+
+The cases on the default release come first; the last two set the replicas' environment whole (`up`
+replaces it), and the module ends by stopping the stack, so no case restarts the replicas back."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,12 +29,6 @@ HANG_SECONDS = 5.0
 @pytest.fixture(scope="module")
 def admin_token(local_env: None) -> str:
     return _login("admin", localenv.local_secrets()["ADMIN_PASSWORD"])
-
-
-@pytest.fixture
-def restore(spec: EnvironmentSpec) -> Iterator[None]:
-    yield
-    localenv.up(spec, print)  # the default release again for the next case
 
 
 def _login(username: str, password: str) -> str:
@@ -148,9 +145,7 @@ def _rss_mb(port: int) -> float:
     return float(memory["rssMB"])
 
 
-def test_a_flooded_ai_queue_refuses_with_429_and_completes_every_accepted_job(
-    spec: EnvironmentSpec, restore: None
-) -> None:
+def test_a_flooded_ai_queue_refuses_with_429_and_completes_every_accepted_job(spec: EnvironmentSpec) -> None:
     localenv.up(spec, print, {"AI_QUEUE_CAPACITY": "4", "AI_WORKERS": "1"})
     token = _login("admin", localenv.local_secrets()["ADMIN_PASSWORD"])
     headers = {"Authorization": f"Bearer {token}"}
@@ -205,7 +200,7 @@ def _leak_detected(port: int) -> bool:
     return bool(leaks["detected"])
 
 
-def test_the_chaos_leak_is_reported_alerts_and_clears(spec: EnvironmentSpec, restore: None) -> None:
+def test_the_chaos_leak_is_reported_alerts_and_clears(spec: EnvironmentSpec) -> None:
     # A short detection window so the test takes seconds, not minutes; the alert keeps its `for: 1m`.
     localenv.up(spec, print, {"CHAOS_LEAK_MB_PER_MIN": "120", "MEMORY_WINDOW_SAMPLES": "8"})
     detected = _wait(

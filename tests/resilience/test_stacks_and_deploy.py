@@ -1,12 +1,15 @@
 """Local stacks from their specs, side by side; releases deployed to them by a rolling replacement
 that fails no request under load; a backup before a schema-forward deploy; the gate's report names
-the release and the spec it judged. Real processes on fixed ports: run under the shared lock."""
+the release and the spec it judged; a fixing release ships while the slow release's latency alert
+still fires (fix-forward). Real processes on fixed ports: run under the shared lock."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -15,9 +18,10 @@ from typer.testing import CliRunner
 
 from codexops import localenv
 from codexops.cli import cli
-from codexops.gate import run_gate
+from codexops.gate import check_alerts, run_gate
 from codexops.postgres_cluster import postgres_bin
 from codexops.releases.local_backend import LocalBackend, database_revision
+from codexops.releases.promote import ship
 from codexops.targets import resolve_target, spec_digest
 from infra.spec import load_spec
 from tests.support.releases import build, copy_with_migration
@@ -87,6 +91,53 @@ def test_staging_and_production_run_side_by_side_from_their_specs(staging: local
 
 def _versions(stack: localenv.LocalStack) -> set[str]:
     return {httpx.get(f"{url}/health", timeout=5).json()["version"] for url in resolve_target(stack.name).app_urls}
+
+
+def _firing(prometheus: str) -> set[str]:
+    alerts = httpx.get(f"{prometheus}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+    return {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
+
+
+def _wait_firing(prometheus: str, name: str, timeout: float) -> None:
+    began = time.monotonic()
+    while name not in _firing(prometheus):
+        assert time.monotonic() - began < timeout, f"{name} did not fire within {timeout:.0f} s"
+        time.sleep(2)
+
+
+def test_a_fixing_release_ships_while_the_slow_releases_latency_alert_still_fires(
+    staging: localenv.LocalStack, tmp_path: Path
+) -> None:
+    """Fix-forward: the verification of the fix judges the fix's own samples; a plain gate of the
+    slow release, and the slow release's own window, still FAIL."""
+    # Second in the module, before any test loads staging: CodexP95LatencyCritical's 5-minute window then
+    # holds only this test's requests (thousands of fast ones before would keep its p95 low for minutes).
+    good = build(FIX_FORWARD="the fixing release")  # not the rolling deploy's release: that one must move
+    slow = build(CHAOS_LATENCY_MS="1500")
+    assert LocalBackend().deploy("staging", slow, print).ok
+    slow_since = datetime.now(UTC)
+    target = resolve_target("staging")  # names the slow release now serving
+    prometheus = target.prometheus_url
+    assert prometheus and target.release == {"id": slow.id, "digest": slow.digest}
+    # Slow reads (CodexP95LatencyCritical holds for its `for: 1m`); meanwhile a full gate (half scale,
+    # as the healthy one in test_bad_releases) judges the slow stack. Traffic starts after the deploy:
+    # during it, nginx (least connections) would keep the deploy's routing probe off the slow replica.
+    with Traffic(staging.gateway_url(), ("/api/nodes?limit=5",), threads=8):
+        full = run_gate(target, shape="gate", scale=0.5, reports=tmp_path / "full", alert_wait=1.0)
+        _wait_firing(prometheus, "CodexP95LatencyCritical", timeout=120)
+        plain, own_window = check_alerts(target, 0), check_alerts(target, 0, since=slow_since)
+    assert full.verdict == "FAIL" and "p95 latency" in " ".join(full.reasons())
+    assert plain.status == "fail" and "CodexP95LatencyCritical" in " ".join(plain.reasons)
+    assert own_window.status == "fail", own_window.figures  # the slow release's own samples are slow
+    assert "CodexP95LatencyCritical" not in own_window.figures["predating_deploy"]
+
+    shipped = ship(LocalBackend(), "staging", good, kind="deploy", reports=tmp_path / "verify", say=print)
+    assert shipped.exit_code == 0 and shipped.verdict in ("PASS", "WARN"), shipped.message
+    assert _versions(staging) == {good.id}
+    report = json.loads(next((tmp_path / "verify").glob("*/report.json")).read_text())
+    alerts = next(step for step in report["steps"] if step["name"] == "alerts")
+    assert "CodexP95LatencyCritical" in alerts["figures"]["predating_deploy"]  # it fired during the check
+    assert "CodexP95LatencyCritical" in _firing(prometheus)  # and still does: only the window moved
 
 
 def test_a_rolling_deploy_under_load_fails_no_request(staging: localenv.LocalStack) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from codexops.releases.backend import DeployOutcome, Progress
@@ -67,9 +68,9 @@ class FakeBackend:
     def restore_backup(self, stack: str, backup: Path, progress: Progress) -> None:
         self.calls.append(f"restore {stack} {backup.name}")
 
-    def gate(self, stack: str, shape: str, reports: Path) -> FakeReport:
+    def gate(self, stack: str, shape: str, reports: Path, since: datetime | None = None) -> FakeReport:
         release = self.serving[stack]
-        self.calls.append(f"gate {stack} {shape}")
+        self.calls.append(f"gate {stack} {shape}" + (" since-deploy" if since else ""))
         verdict = self.verdicts.get(release.id, "PASS")
         if verdict == "CANNOT RUN":
             raise RuntimeError(f"http://{stack}.test does not answer")

@@ -9,7 +9,7 @@ import pytest
 
 from codexops.releases import history, promote, rollback
 from codexops.releases.history import Event
-from codexops.releases.model import Release, ReleaseNotFound
+from codexops.releases.model import AmbiguousRelease, Release, ReleaseNotFound
 from codexops.releases.promote import Refused
 from tests.support.fake_backend import FakeBackend, make_release
 
@@ -86,7 +86,7 @@ def test_a_gated_release_is_promoted_and_recorded(store: Path, tmp_path: Path) -
     result = run_promote(backend, tmp_path)
     assert (result.exit_code, result.verdict) == (0, "PASS")
     assert backend.serving["production"] == r2
-    assert backend.calls[-2:] == ["deploy production 1.0.2+bbbbbbbbbbbb", "gate production smoke"]
+    assert backend.calls[-2:] == ["deploy production 1.0.2+bbbbbbbbbbbb", "gate production smoke since-deploy"]
     kinds = [(e.kind, e.release, e.verdict, e.source) for e in history.read("production")]
     assert kinds == [("gate", r2.id, "PASS", None), ("promote", r2.id, "PASS", "staging")]
 
@@ -144,13 +144,18 @@ def test_rollback_without_history_says_what_to_do(store: Path) -> None:
         rollback.plan(FakeBackend(serving={"production": r1}), "production", None)
 
 
-def test_rollback_to_a_version_takes_its_newest_build(store: Path) -> None:
+def test_rollback_to_a_version_built_once_finds_it_and_one_built_twice_is_refused(store: Path) -> None:
     make_release(store, "1.0.1", "a")
     r2 = make_release(store, "1.0.2", "b")
     assert rollback.find_release("v1.0.2") == r2
     assert rollback.find_release("bbbbbb") == r2
     with pytest.raises(ReleaseNotFound, match=r"no release '9\.9\.9'"):
         rollback.find_release("9.9.9")
+    r3 = make_release(store, "1.0.2", "c")  # the same version built again (another env, a dirty tree)
+    with pytest.raises(AmbiguousRelease, match=r"'1\.0\.2' matches 2 builds: ") as refused:
+        rollback.find_release("1.0.2")
+    assert r2.id in str(refused.value) and r3.id in str(refused.value)
+    assert rollback.find_release(r3.id) == r3  # the id names one build
 
 
 def test_a_release_whose_verification_cannot_run_is_rolled_back(store: Path, tmp_path: Path) -> None:
@@ -167,4 +172,4 @@ def test_redeploying_the_serving_release_that_fails_is_not_rolled_back_onto_itse
     backend = FakeBackend(serving={"production": r1}, verdicts={r1.id: "FAIL"})
     result = promote.ship(backend, "production", r1, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "no earlier release on production" in result.message
-    assert backend.calls == ["deploy production 1.0.1+aaaaaaaaaaaa", "gate production smoke"]
+    assert backend.calls == ["deploy production 1.0.1+aaaaaaaaaaaa", "gate production smoke since-deploy"]
