@@ -239,6 +239,9 @@ class EnvironmentSpec(Model):
     environment: Literal["Development", "Staging", "Production"] = "Staging"
     replicas: int = Field(2, ge=1, le=100)
     image: str = Field(min_length=1, description="pinned tag or digest; the policy pack enforces it")
+    # The desired state in Git: the release this stack runs (codexops sync/diff/promote). None: nothing
+    # promoted to it yet.
+    release: str | None = Field(None, pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
     tls: bool = False
     domain: str = "localhost"
     # Host names the gateway serves; empty means just `domain`. Any other Host is refused.

@@ -1,19 +1,22 @@
 """Promotion and verified deploys: a stack gets a release only on evidence, and loses it on failure.
 
 `promote`: the source stack's latest gate for the release serving there must be PASS (WARN with
---accept-warnings) and younger than the bound; then that exact release is shipped to the destination.
-`ship` (promote and `codexops deploy`): deploy, run the checklist and a smoke load on the stack, and on
+--accept-warnings) and younger than the bound; then `change` makes the destination's desired state name
+that exact release: it writes Pulumi.<stack>.yaml, commits it (release, evidence digest, who), ships it,
+and on FAIL commits the revert (the stack is rolled back to what served before).
+`ship` (promote, `codexops deploy`, sync): deploy, run the checklist and a smoke load on the stack, and on
 FAIL roll back to the release that served before. Every step is an event in the stack's history.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from codexops.releases import history
+from codexops.releases import desired, gitops, history
 from codexops.releases.backend import Backend, Progress
 from codexops.releases.history import Event
 from codexops.releases.model import Release
@@ -101,7 +104,70 @@ def promote(
         raise
     assert release is not None  # evidence() refuses without one
     say(f"==> evidence: {gate.verdict} gate of {release.id} on {source} at {gate.at} ({gate.report})")
-    return ship(backend, destination, release, kind="promote", reports=reports, say=say, source=source)
+    return change(
+        backend,
+        destination,
+        release,
+        kind="promote",
+        evidence=evidence_digest(gate),
+        reports=reports,
+        say=say,
+        source=source,
+    )
+
+
+def evidence_digest(gate: Event) -> str:
+    """The digest the promotion commit carries: sha256 of the gate report the evidence names (of its
+    history line when the report is gone). The signed attestation's digest replaces it once promotion
+    checks attestations (codexops.releases.evidence)."""
+    report = Path(gate.report) if gate.report else None
+    if report is not None and report.is_file():
+        return "sha256:" + hashlib.sha256(report.read_bytes()).hexdigest()
+    return "sha256:" + hashlib.sha256(repr(gate).encode()).hexdigest()
+
+
+def change(
+    backend: Backend,
+    stack: str,
+    release: Release,
+    *,
+    kind: str,
+    reports: Path,
+    say: Progress,
+    evidence: str = "",
+    source: str | None = None,
+) -> Result:
+    """Make Pulumi.<stack>.yaml name `release`, commit it, ship it; on FAIL commit the revert.
+
+    Nothing happens (no commit, no restart) when the stack serves `release` and its file names it."""
+    repo, path = desired.repo_dir(), desired.path_of(stack)
+    before = path.read_text() if path.exists() else ""
+    named = desired.read(stack).release
+    serving = backend.current_release(stack)
+    if serving is not None and serving.id == release.id and named == release.id:
+        return Result(0, "NO CHANGE", f"{stack} already serves {release.id}, as its file names: nothing to do")
+    desired.write(stack, desired.Desired(release.id, release.image))
+    trailers = {
+        "Stack": stack,
+        "Release": release.id,
+        "Release-Digest": release.digest,
+        "Release-Commit": release.commit,
+        "Evidence": evidence,
+        "Actor": history.actor(),
+    }
+    subject = f"{kind} {release.id} to {stack}" + (f" (from {source})" if source else "")
+    commit = gitops.commit_file(repo, path, gitops.message(subject, trailers))
+    say(f"==> committed {commit[:12]}: {path.name} names {release.id}")
+    if serving is not None and serving.id == release.id:
+        return Result(0, "PASS", f"{stack} already serves {release.id}; its file now names it too (no restart)")
+    result = ship(backend, stack, release, kind=kind, reports=reports, say=say, source=source)
+    if result.exit_code == 0:
+        return result
+    path.write_text(before)
+    back = {"Stack": stack, "Release": named or "", "Reverts": commit, "Actor": history.actor()}
+    reverted = gitops.commit_file(repo, path, gitops.message(f"revert {kind} of {release.id} to {stack}", back))
+    say(f"==> committed the revert {reverted[:12]}: {path.name} names {named or 'no release'} again")
+    return Result(result.exit_code, result.verdict, f"{result.message}; {path.name} reverted in {reverted[:12]}")
 
 
 def ship(
@@ -113,8 +179,10 @@ def ship(
     reports: Path,
     say: Progress,
     source: str | None = None,
+    undo: bool = True,
 ) -> Result:
-    """Deploy, verify with the checklist and a smoke load, roll back on failure. Hold the stack's lock."""
+    """Deploy, verify with the checklist and a smoke load, roll back on failure (unless `undo` is False:
+    a rollback or a sync is not undone, it FAILs). Hold the stack's lock."""
     previous = backend.current_release(stack)
     say(f"==> {kind} {release.id} to {stack} ({backend.name}); serving now: {previous.id if previous else 'nothing'}")
     outcome = backend.deploy(stack, release, say)
@@ -123,31 +191,47 @@ def ship(
         failed = f"deploy failed: {outcome.detail}"
         history.append(Event(kind, stack, release.id, release.digest, "FAIL", failed, None, backup, source))
         why = f"deploy of {release.id} failed: {outcome.detail}"
-        return _roll_back_after(backend, stack, release, previous, why, say)
+        return _undo(backend, stack, release, previous, why, say, reports, undo)
     say(f"==> checklist and {SMOKE} load on {stack}")
     try:
         report = backend.gate(stack, SMOKE, reports)
     except Exception as exc:  # whatever stops the verification, the release is not verified: it goes back
         why = f"the checklist and smoke load on {stack} could not run: {exc}"
         history.append(Event(kind, stack, release.id, release.digest, "FAIL", why, None, backup, source))
-        return _roll_back_after(backend, stack, release, previous, why, say)
+        return _undo(backend, stack, release, previous, why, say, reports, undo)
     history.record_gate(stack, report)
     path = f"{report.directory}/report.json"
     reasons = "; ".join(report.reasons())[:500]
     history.append(Event(kind, stack, release.id, release.digest, report.verdict, reasons, path, backup, source))
     if report.verdict == "FAIL":
-        return _roll_back_after(backend, stack, release, previous, f"{release.id} failed on {stack}: {reasons}", say)
+        why = f"{release.id} failed on {stack}: {reasons}"
+        return _undo(backend, stack, release, previous, why, say, reports, undo)
     return Result(0, report.verdict, f"{stack} serves {release.id} ({report.verdict}; report {path})")
 
 
+def _undo(
+    backend: Backend,
+    stack: str,
+    failed: Release,
+    previous: Release | None,
+    why: str,
+    say: Progress,
+    reports: Path,
+    undo: bool,
+) -> Result:
+    if not undo:
+        return Result(1, "FAIL", why)
+    return _roll_back_after(backend, stack, failed, previous, why, say, reports)
+
+
 def _roll_back_after(
-    backend: Backend, stack: str, failed: Release, previous: Release | None, why: str, say: Progress
+    backend: Backend, stack: str, failed: Release, previous: Release | None, why: str, say: Progress, reports: Path
 ) -> Result:
     from codexops.releases.rollback import roll_back
 
     if previous is None or previous.id == failed.id:
         return Result(1, "FAIL", f"{why}; no earlier release on {stack} to roll back to")
     say(f"==> rolling {stack} back to {previous.id}: {why}")
-    event = roll_back(backend, stack, previous, say, reason=f"automatic: {why}")
+    event = roll_back(backend, stack, previous, say, reason=f"automatic: {why}", reports=reports)
     state = "rolled back to" if event.verdict == "PASS" else "ROLLBACK FAILED to"
     return Result(1, "FAIL", f"{why}; {state} {previous.id} ({event.detail})")

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from codexops.releases import history, promote, rollback
+from codexops.releases import desired, gitops, history, promote, rollback
 from codexops.releases.history import Event
 from codexops.releases.model import Release, ReleaseNotFound
 from codexops.releases.promote import Refused
 from tests.support.fake_backend import FakeBackend, make_release
+from tests.support.gitrepo import stack_repo
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
 
@@ -20,6 +21,8 @@ NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CODEX_STACKS_DIR", str(tmp_path / "stacks"))
     monkeypatch.setenv("CODEX_RELEASES_DIR", str(tmp_path / "releases"))
+    monkeypatch.setenv("CODEX_REPO_DIR", str(stack_repo(tmp_path / "repo")))
+    monkeypatch.setenv("GITHUB_ACTOR", "rules-test")
     return tmp_path / "releases"
 
 
@@ -89,6 +92,12 @@ def test_a_gated_release_is_promoted_and_recorded(store: Path, tmp_path: Path) -
     assert backend.calls[-2:] == ["deploy production 1.0.2+bbbbbbbbbbbb", "gate production smoke"]
     kinds = [(e.kind, e.release, e.verdict, e.source) for e in history.read("production")]
     assert kinds == [("gate", r2.id, "PASS", None), ("promote", r2.id, "PASS", "staging")]
+    # the desired state: production's file names r2, in a commit carrying release, evidence and who
+    assert desired.read("production") == desired.Desired(r2.id, r2.image)
+    last = gitops.log("production")[0]
+    assert last.subject == f"promote {r2.id} to production (from staging)"
+    assert last.trailers["Release"] == r2.id and last.actor == "rules-test"
+    assert last.evidence.startswith("sha256:") and len(last.evidence) == 71
 
 
 def test_a_refused_promotion_leaves_the_destination_untouched(store: Path, tmp_path: Path) -> None:
@@ -110,7 +119,8 @@ def test_a_release_failing_its_smoke_gate_is_rolled_back(store: Path, tmp_path: 
     assert "rolled back to 1.0.1+aaaaaaaaaaaa" in result.message
     assert backend.serving["production"] == r1
     kinds = [(e.kind, e.release, e.verdict) for e in history.read("production")]
-    assert kinds == [("gate", r2.id, "FAIL"), ("deploy", r2.id, "FAIL"), ("rollback", r1.id, "PASS")]
+    gates = [("gate", r2.id, "FAIL"), ("deploy", r2.id, "FAIL"), ("gate", r1.id, "PASS")]
+    assert kinds == [*gates, ("rollback", r1.id, "PASS")]  # the rollback passed its own checklist
 
 
 def test_a_failed_deploy_that_migrated_restores_the_backup(store: Path, tmp_path: Path) -> None:
@@ -118,19 +128,21 @@ def test_a_failed_deploy_that_migrated_restores_the_backup(store: Path, tmp_path
     backend = FakeBackend(serving={"production": r1}, failing_deploys={r2.id}, backup_dir=tmp_path)
     result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "database restored from" in result.message
-    assert [c.split()[0] for c in backend.calls] == ["deploy", "restore", "deploy"]
+    assert [c.split()[0] for c in backend.calls] == ["deploy", "restore", "deploy", "gate"]
     assert backend.serving["production"] == r1
 
 
-def test_rollback_plan_goes_to_the_previous_release_with_its_backup(store: Path, tmp_path: Path) -> None:
+def test_rollback_plan_goes_to_the_previous_desired_state_with_its_backup(store: Path, tmp_path: Path) -> None:
     r1, r2 = make_release(store, "1.0.1", "a", "0001"), make_release(store, "1.0.2", "b", "0002")
-    backend = FakeBackend(serving={"production": r1}, backup_dir=tmp_path)
-    history.append(Event("deploy", "production", r1.id, r1.digest, "PASS"))
-    assert promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print).exit_code == 0
-    plan = rollback.plan(backend, "production", None)
+    backend = FakeBackend(backup_dir=tmp_path)
+    for release in (r1, r2):
+        assert promote.change(backend, "production", release, kind="deploy", reports=tmp_path, say=print).exit_code == 0
+    plan = rollback.plan(backend, "production", None)  # from the git log of Pulumi.production.yaml
     assert plan.target == r1 and plan.backup is not None and plan.backup.exists()
-    event = rollback.roll_back(backend, "production", plan.target, print, reason="test")
-    assert event.verdict == "PASS" and "database restored" in event.detail
+    commit = rollback.commit_rollback("production", plan.target, "test")
+    assert desired.read("production").release == r1.id and gitops.log("production")[0].commit == commit
+    event = rollback.roll_back(backend, "production", plan.target, print, reason="test", reports=tmp_path)
+    assert event.verdict == "PASS" and "database restored" in event.detail and "checklist PASS" in event.detail
     assert backend.serving["production"] == r1
     with pytest.raises(rollback.NothingToRollBackTo, match="already serves"):
         rollback.plan(backend, "production", r1.id)
@@ -138,10 +150,34 @@ def test_rollback_plan_goes_to_the_previous_release_with_its_backup(store: Path,
     assert rollback.plan(backend, "production", r2.id).backup is None
 
 
+def test_a_rollback_is_pass_only_when_the_checklist_passes_afterwards(store: Path, tmp_path: Path) -> None:
+    r1 = make_release(store, "1.0.1", "a")
+    backend = FakeBackend(verdicts={r1.id: "FAIL"})
+    event = rollback.roll_back(backend, "production", r1, print, reason="test", reports=tmp_path)
+    assert backend.serving["production"] == r1  # deployed, but it does not pass its checklist
+    assert event.verdict == "FAIL" and "checklist FAIL" in event.detail
+
+
 def test_rollback_without_history_says_what_to_do(store: Path) -> None:
     r1 = make_release(store, "1.0.1", "a")
-    with pytest.raises(rollback.NothingToRollBackTo, match="--to RELEASE"):
+    with pytest.raises(rollback.NothingToRollBackTo, match="names no release before no release; use --to RELEASE"):
         rollback.plan(FakeBackend(serving={"production": r1}), "production", None)
+
+
+def test_promoting_what_serves_is_a_no_op_and_a_failure_commits_the_revert(store: Path, tmp_path: Path) -> None:
+    r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
+    backend = FakeBackend(verdicts={r2.id: "FAIL"})
+    assert promote.change(backend, "production", r1, kind="deploy", reports=tmp_path, say=print).exit_code == 0
+    commits, calls = len(gitops.log("production")), len(backend.calls)
+    same = promote.change(backend, "production", r1, kind="promote", reports=tmp_path, say=print)
+    assert (same.exit_code, same.verdict) == (0, "NO CHANGE") and "already serves" in same.message
+    assert len(gitops.log("production")) == commits and len(backend.calls) == calls  # no commit, no restart
+    failed = promote.change(backend, "production", r2, kind="promote", reports=tmp_path, say=print)
+    assert failed.exit_code == 1 and "reverted in" in failed.message
+    log = gitops.log("production")
+    assert [c.state.release for c in log[:3]] == [r1.id, r2.id, r1.id]
+    assert log[0].trailers["Reverts"] == log[1].commit
+    assert desired.read("production").release == r1.id and backend.serving["production"] == r1
 
 
 def test_rollback_to_a_version_takes_its_newest_build(store: Path) -> None:
@@ -159,7 +195,8 @@ def test_a_release_whose_verification_cannot_run_is_rolled_back(store: Path, tmp
     result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "could not run: http://production.test does not answer" in result.message
     assert backend.serving["production"] == r1
-    assert [(e.kind, e.verdict) for e in history.read("production")] == [("deploy", "FAIL"), ("rollback", "PASS")]
+    events = [(e.kind, e.verdict) for e in history.read("production")]
+    assert events == [("deploy", "FAIL"), ("gate", "PASS"), ("rollback", "PASS")]
 
 
 def test_redeploying_the_serving_release_that_fails_is_not_rolled_back_onto_itself(store: Path, tmp_path: Path) -> None:
