@@ -78,7 +78,10 @@ def set_key(text: str, key: str, value: str | None) -> str:
         comment = found.group("comment") or ""
         line = f"{found.group('indent')}{key}: {value}{comment}"
         return text[: found.start()] + line + text[found.end() :]
-    # A new key goes right after `config:`, indented like the first key beneath it.
+    image = _line(IMAGE_KEY).search(text) if key != IMAGE_KEY else None
+    if image is not None:  # a new release line goes just above the image's
+        return text[: image.start()] + f"{image.group('indent')}{key}: {value}\n" + text[image.start() :]
+    # Otherwise right after `config:`, indented like the first key beneath it.
     config = re.search(r"^config:[ \t]*\n(?P<indent>[ \t]+)", text, re.M)
     if config is None:
         raise StackFileError(f"no 'config:' map with indented keys to add {key} to")

@@ -21,7 +21,6 @@ from infra.spec import load_spec
 if TYPE_CHECKING:
     from codexops.gate import GateReport
 
-IMAGE_KEY = "living-codex:image"
 SelectStack = Callable[..., Any]  # pulumi.automation.select_stack, or a stand-in in tests
 
 
