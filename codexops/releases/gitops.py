@@ -81,6 +81,22 @@ def parse_trailers(body: str) -> dict[str, str]:
     return found
 
 
+def uncommitted(path: Path, repo: Path | None = None) -> bool:
+    """The file differs from what HEAD holds (edited, staged, or never committed)."""
+    repo = repo or desired.repo_dir()
+    return bool(git(repo, "status", "--porcelain", "--", str(path.resolve().relative_to(repo))).strip())
+
+
+def require_committed(stack: str) -> None:
+    """Desired state is what Git holds: refuse to act on a stack file with uncommitted edits."""
+    path = desired.path_of(stack)
+    if uncommitted(path):
+        raise StackFileError(
+            f"{path.name} has uncommitted changes: commit them (git commit {path.name}) or discard them "
+            f"(git checkout {path.name}); the desired state is what Git holds"
+        )
+
+
 def commit_file(repo: Path, path: Path, text: str) -> str:
     """Commit only `path` (whatever else is staged stays staged); the new commit's id. Without a git
     identity configured (a CI runner), the actor commits as <actor>@users.noreply.github.com."""

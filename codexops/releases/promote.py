@@ -141,7 +141,8 @@ def change(
 
     Nothing happens (no commit, no restart) when the stack serves `release` and its file names it."""
     repo, path = desired.repo_dir(), desired.path_of(stack)
-    before = path.read_text() if path.exists() else ""
+    gitops.require_committed(stack)
+    before = path.read_text()
     named = desired.read(stack).release
     serving = backend.current_release(stack)
     if serving is not None and serving.id == release.id and named == release.id:

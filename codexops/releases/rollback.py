@@ -54,6 +54,7 @@ def plan(backend: Backend, stack: str, to: str | None, say: Progress = print) ->
 def commit_rollback(stack: str, target: Release, reason: str) -> str:
     """Pulumi.<stack>.yaml names `target` again, committed; the commit's id."""
     path = desired.path_of(stack)
+    gitops.require_committed(stack)
     desired.write(stack, desired.Desired(target.id, target.image))
     trailers = {
         "Stack": stack,

@@ -51,7 +51,8 @@ def diff(backend: Backend, stack: str) -> Drift:
     if want.release is None:
         return Drift(0, f"{nothing_named(stack)}: nothing to compare; {stack} serves {serving}")
     if current is None or current.id != want.release:
-        return Drift(1, f"{stack} differs: Pulumi.{stack}.yaml names {want.release}; {stack} serves {serving}")
+        edited = " (uncommitted: commit it, then sync)" if gitops.uncommitted(desired.path_of(stack)) else ""
+        return Drift(1, f"{stack} differs: Pulumi.{stack}.yaml names {want.release}{edited}; {stack} serves {serving}")
     return Drift(0, f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names")
 
 
@@ -115,6 +116,7 @@ def sync(
     from codexops.releases.promote import ship
     from codexops.releases.pulumi_backend import PulumiBackend
 
+    gitops.require_committed(stack)
     want = desired.read(stack)
     if want.release is None:
         return 0, "NOTHING TO SYNC", f"{nothing_named(stack)}: nothing to sync"
@@ -134,3 +136,4 @@ def restore_backup_for(backend: Backend, stack: str, release: Release, confirm: 
         confirm(Path(backup))
         say(f"==> restoring the database of {stack} from {backup} (writes since are discarded)")
         backend.restore_backup(stack, Path(backup), say)
+        say(f"  database restored from {backup}")

@@ -92,9 +92,16 @@ def test_sync_and_diff_follow_the_file(repo: Path, tmp_path: Path) -> None:
     nothing = sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=said.append)
     assert nothing[:2] == (0, "NOTHING TO SYNC") and "names no release yet" in nothing[2]
     assert sync.diff(backend, "production").exit_code == 0 and not backend.calls
-    desired.write("production", Desired(r1.id, r1.image))  # by hand, not yet synced
+    desired.write("production", Desired(r1.id, r1.image))  # by hand, not yet committed
     drift = sync.diff(backend, "production")
-    assert drift.exit_code == 1 and f"names {r1.id}" in drift.message and "serves no release" in drift.message
+    assert (
+        drift.exit_code == 1 and f"names {r1.id} (uncommitted" in drift.message and "serves no release" in drift.message
+    )
+    with pytest.raises(StackFileError, match="uncommitted changes: commit them"):
+        sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=said.append)
+    with pytest.raises(StackFileError, match="uncommitted changes"):
+        promote.change(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
+    git(repo, "commit", "--quiet", "-am", "production runs r1")
     code, verdict, _ = sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=said.append)
     assert (code, verdict) == (0, "PASS") and backend.serving["production"] == r1
     assert sync.diff(backend, "production").exit_code == 0
@@ -103,6 +110,7 @@ def test_sync_and_diff_follow_the_file(repo: Path, tmp_path: Path) -> None:
     assert again[:2] == (0, "IN SYNC") and len(backend.calls) == calls  # idempotent: nothing restarted
     assert history.read("production")[-1].kind == "sync"
     desired.write("production", Desired(r2.id, r2.image))
+    git(repo, "commit", "--quiet", "-am", "production runs r2")
     backend.verdicts[r2.id] = "FAIL"  # a sync that fails its verification is not undone: it FAILs
     failed = sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=said.append)
     assert failed[:2] == (1, "FAIL")
@@ -116,6 +124,7 @@ def test_sync_asks_before_restoring_a_backup(repo: Path, tmp_path: Path) -> None
     history.append(Event("deploy", "production", r1.id, r1.digest, "PASS"))
     history.append(Event("deploy", "production", "1.0.2+bbbbbbbbbbbb", "sha256:b", "PASS", backup=str(backup)))
     desired.write("production", Desired(r1.id, r1.image))
+    git(repo, "commit", "--quiet", "-am", "production runs r1")
     asked: list[Path] = []
     backend = FakeBackend()
     assert sync.sync(backend, "production", confirm=asked.append, reports=tmp_path, say=print)[0] == 0
@@ -124,6 +133,7 @@ def test_sync_asks_before_restoring_a_backup(repo: Path, tmp_path: Path) -> None
 
 def test_a_release_missing_from_the_store_says_what_is_missing(repo: Path, tmp_path: Path) -> None:
     desired.write("production", Desired("0.1.0+dddddddddddd", None))
+    git(repo, "commit", "--quiet", "-am", "production runs an unknown release")
     with pytest.raises(sync.ReleaseMissing, match="no commit in Git names a clean source commit"):
         sync.sync(FakeBackend(), "production", confirm=lambda _: None, reports=tmp_path, say=print)
     store = tmp_path / "releases"
@@ -131,5 +141,6 @@ def test_a_release_missing_from_the_store_says_what_is_missing(repo: Path, tmp_p
     promote.change(FakeBackend(), "staging", r1, kind="deploy", reports=tmp_path, say=print)
     (store / f"1.0.1-{r1.short_digest}" / "release.json").unlink()
     desired.write("production", Desired(r1.id, r1.image))
+    git(repo, "commit", "--quiet", "-am", "production runs r1")
     with pytest.raises(sync.ReleaseMissing, match="its commit c0ffee is not in"):
         sync.sync(FakeBackend(), "production", confirm=lambda _: None, reports=tmp_path, say=print)
