@@ -1,6 +1,10 @@
 """Releases between two real local stacks (staging :5002, production on its own ports), end to end:
 promotion on evidence under load, a refused promotion, a bad release rolled back automatically, a
-schema-moving release rolled back with its backup restored, and a second promotion refused.
+schema-moving release rolled back with its backup restored, and a second promotion refused. Then the
+desired state in Git (a temporary clone, CODEX_REPO_DIR): promotion commits the production file, `diff`
+is 0, a hand-edited file makes `diff` 1 and `sync` 0 again, `git revert` + `sync` rolls back, promoting
+what already serves is a no-op, and a fresh clone with an empty release store syncs a stack by building
+the named release from its commit.
 
 The tests run in order against the same two stacks (each builds on the state the previous one left).
 Fixed ports: run under the shared lock, e.g.
@@ -23,8 +27,10 @@ import httpx
 import pytest
 
 from codexops import localenv
+from codexops.releases import desired
 from codexops.releases.local_backend import LocalBackend
 from codexops.releases.model import Release
+from tests.support.gitrepo import clone_checkout, git
 from tests.support.releases import build, copy_with_migration
 from tests.support.traffic import Traffic
 
@@ -38,7 +44,9 @@ STACKS = ("staging", "production")
 class World:
     tmp: Path
     env: dict[str, str]
-    good: Release
+    repo: Path  # the temporary clone whose stack files are the desired state
+    good: Release  # built from the clone's HEAD: a fresh clone can build it again from that commit
+    other: Release  # like good, another digest
     slow: Release  # injected latency above the critical threshold
     bad: Release  # half its requests fail
     migrating: Release  # one migration ahead
@@ -53,8 +61,18 @@ class World:
         return result
 
     def history(self, stack: str) -> list[dict[str, str]]:
+        """The events recorded here (gates, deploys, ...), without the stack file's commits."""
+        return [e for e in self.timeline(stack) if e["kind"] != "commit"]
+
+    def timeline(self, stack: str) -> list[dict[str, str]]:
         listed = self.run("codexops", "history", stack, "--json")
         return [json.loads(line) for line in listed.stdout.splitlines()]
+
+    def named(self, stack: str) -> str | None:
+        return desired.read(stack, self.repo).release
+
+    def commits(self) -> int:
+        return int(git(self.repo, "rev-list", "--count", "HEAD"))
 
     def health(self, stack: str) -> httpx.Response:
         return httpx.get(f"{localenv.local_stack(stack).gateway_url()}/health", timeout=10)
@@ -63,15 +81,17 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("releases")
+    repo = clone_checkout(tmp / "repo")
     env = {
         **os.environ,
+        "CODEX_REPO_DIR": str(repo),
         "CODEX_STACKS_DIR": str(tmp / "stacks"),
         "CODEX_RELEASES_DIR": str(tmp / "store"),
         "CODEX_BACKEND": "local",
         "GITHUB_ACTOR": "release-test",
     }
     with pytest.MonkeyPatch.context() as patch:
-        for key in ("CODEX_STACKS_DIR", "CODEX_RELEASES_DIR", "CODEX_BACKEND", "GITHUB_ACTOR"):
+        for key in ("CODEX_REPO_DIR", "CODEX_STACKS_DIR", "CODEX_RELEASES_DIR", "CODEX_BACKEND", "GITHUB_ACTOR"):
             patch.setenv(key, env[key])
         for stack in STACKS:
             if localenv.port_taken(localenv.local_stack(stack).ports.gateway):
@@ -79,7 +99,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         world = World(
             tmp,
             env,
-            good=build(),
+            repo,
+            good=build(repo),
+            other=build(repo, RELEASE_TEST_TAG="other"),
             slow=build(CHAOS_LATENCY_MS="1500"),
             bad=build(CHAOS_ERROR_RATE="0.5", CHAOS_ALLOW_IN_PRODUCTION="true"),
             migrating=build(copy_with_migration(tmp / "tree", revision="9001")),
@@ -154,6 +176,30 @@ def test_a_good_release_is_promoted_under_load_and_a_second_promotion_is_refused
     last = promoted[-1]
     assert (last["release"], last["source"], last["actor"]) == (world.good.id, "staging", "release-test")
     assert last["verdict"] in ("PASS", "WARN") and last["report"].endswith("report.json")
+    # GitOps: the promotion is a commit of production's file (release, evidence digest, who) ...
+    assert world.named("production") == world.good.id
+    commit = [e for e in world.timeline("production") if e["kind"] == "commit"][-1]
+    assert commit["detail"] == f"promote {world.good.id} to production (from staging)"
+    assert commit["evidence"].startswith("sha256:") and commit["actor"] == "release-test"
+    # ... and production serves what its file names. (Evidence here: the smoke the staging deploy ran;
+    # only a full gate counts once promotion checks attestations.)
+    diff = world.run("codexops", "diff", "production")
+    assert diff.returncode == 0 and f"production serves {world.good.id}, as Pulumi.production.yaml" in diff.stdout
+
+
+def test_promoting_the_release_already_serving_is_a_no_op(world: World) -> None:
+    commits, events = world.commits(), len(world.history("production"))
+    pids = localenv.supervisorctl(
+        "pid", *localenv.local_stack("production").apps, stack=localenv.local_stack("production")
+    )
+    again = world.run("codexops", "promote", "--from", "staging", "--to", "production")
+    assert again.returncode == 0, again.stderr
+    assert f"NO CHANGE: production already serves {world.good.id}" in again.stdout
+    assert world.commits() == commits and len(world.history("production")) == events  # no commit, no deploy
+    after = localenv.supervisorctl(
+        "pid", *localenv.local_stack("production").apps, stack=localenv.local_stack("production")
+    )
+    assert after == pids  # no replica restarted
 
 
 def test_a_release_with_injected_latency_is_refused_promotion(world: World) -> None:
@@ -176,8 +222,13 @@ def test_a_bad_release_forced_onto_production_is_rolled_back(world: World) -> No
     health = world.health("production")
     assert health.status_code == 200 and health.json()["version"] == world.good.id
     assert health.json()["status"] == "healthy"
-    events = [(e["kind"], e["release"], e["verdict"]) for e in world.history("production")]
+    events = [(e["kind"], e["release"], e["verdict"]) for e in world.history("production") if e["kind"] != "gate"]
     assert events[-2:] == [("deploy", world.bad.id, "FAIL"), ("rollback", world.good.id, "PASS")]
+    assert world.history("production")[-2]["kind"] == "gate"  # the rollback passed its own checklist
+    # the deploy was committed, and its revert: production's file names good again
+    commits = [e for e in world.timeline("production") if e["kind"] == "commit"]
+    assert [c["release"] for c in commits[-2:]] == [world.bad.id, world.good.id]
+    assert world.named("production") == world.good.id
     printed = world.run("codexops", "history", "production").stdout
     assert world.bad.id in printed and "rollback" in printed and "release-test" in printed
 
@@ -207,3 +258,49 @@ def test_a_schema_moving_release_is_backed_up_and_rollback_restores_it(world: Wo
     assert world.health("production").json()["version"] == world.good.id
     last = world.history("production")[-1]
     assert (last["kind"], last["release"], last["verdict"]) == ("rollback", world.good.id, "PASS")
+    assert "checklist PASS" in last["detail"]
+    # the rollback is a commit back to production's previous desired state (from its git log)
+    assert world.named("production") == world.good.id
+    assert world.run("codexops", "diff", "production").returncode == 0
+
+
+def test_a_hand_edited_file_is_drift_until_synced_and_git_revert_plus_sync_rolls_back(world: World) -> None:
+    desired.write("production", desired.Desired(world.other.id, None), world.repo)  # as in an editor
+    uncommitted = world.run("codexops", "sync", "production")
+    assert uncommitted.returncode == 2 and "uncommitted changes: commit them" in uncommitted.stderr
+    git(world.repo, "commit", "--quiet", "-am", f"production runs {world.other.id}")
+    drift = world.run("codexops", "diff", "production")
+    assert drift.returncode == 1
+    assert f"Pulumi.production.yaml names {world.other.id}; production serves {world.good.id}" in drift.stdout
+    synced = world.run("codexops", "sync", "production")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert world.health("production").json()["version"] == world.other.id
+    assert world.run("codexops", "diff", "production").returncode == 0
+    idle = world.run("codexops", "sync", "production")  # idempotent
+    assert idle.returncode == 0 and "IN SYNC" in idle.stdout and "nothing to do" in idle.stdout
+
+    git(world.repo, "revert", "--no-edit", "HEAD")  # the manual rollback: revert the commit, sync
+    assert world.run("codexops", "diff", "production").returncode == 1
+    back = world.run("codexops", "sync", "production")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert world.health("production").json()["version"] == world.good.id
+    assert world.run("codexops", "diff", "production").returncode == 0
+    rows = world.timeline("production")
+    assert rows[-1]["kind"] == "sync" and rows[-1]["release"] == world.good.id
+    assert any(r["kind"] == "commit" and r["detail"].startswith('Revert "production runs') for r in rows)
+
+
+def test_a_fresh_clone_syncs_a_stack_building_the_named_release_from_its_commit(world: World) -> None:
+    # staging serves slow (deployed outside Git above); its file still names good
+    assert world.named("staging") == world.good.id
+    fresh = world.tmp / "fresh"
+    subprocess.run(["git", "clone", "--quiet", str(world.repo), str(fresh)], check=True)
+    env = {**world.env, "CODEX_REPO_DIR": str(fresh), "CODEX_RELEASES_DIR": str(world.tmp / "empty-store")}
+    clone = World(world.tmp, env, fresh, world.good, world.other, world.slow, world.bad, world.migrating)
+    assert clone.run("codexops", "diff", "staging").returncode == 1
+    synced = clone.run("codexops", "sync", "staging")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert f"building it from commit {world.good.commit}" in synced.stdout
+    assert (world.tmp / "empty-store" / f"{world.good.version}-{world.good.short_digest}").is_dir()
+    assert world.health("staging").json()["version"] == world.good.id
+    assert clone.run("codexops", "diff", "staging").returncode == 0
