@@ -84,6 +84,9 @@ def promote(
     destination: Annotated[str, typer.Option("--to", help="the stack that receives it")],
     accept_warnings: Annotated[bool, typer.Option(help="a WARN gate is enough evidence")] = False,
     max_age: Annotated[str, typer.Option(help="the newest gate must be younger than this (24h, 90m, 2d)")] = "24h",
+    commit_only: Annotated[
+        bool, typer.Option(help="stop after the commit (CI: its pull request is the approval; merging syncs)")
+    ] = False,
     local: LocalOption = False,
     reports: ReportsOption = ROOT / "reports",
 ) -> None:
@@ -108,6 +111,7 @@ def promote(
                 accept_warnings=accept_warnings,
                 reports=reports,
                 say=typer.echo,
+                commit_only=commit_only,
             )
     _finish(result.exit_code, result.verdict, result.message)
 

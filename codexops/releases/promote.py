@@ -89,10 +89,13 @@ def promote(
     accept_warnings: bool,
     reports: Path,
     say: Progress,
+    commit_only: bool = False,
 ) -> Result:
-    """Check the evidence, then ship the source's release to the destination. Hold the destination's lock."""
+    """Check the evidence, then commit the destination's file naming the source's release and ship it
+    (with `commit_only`, stop after the commit: in CI its pull request is the approval, merging deploys).
+    Hold the destination's lock."""
     release = backend.current_release(source)
-    try:
+    try:  # the one place promotion checks its evidence
         gate = evidence(
             history.read(source), release, source=source, now=now, max_age=max_age, accept_warnings=accept_warnings
         )
@@ -113,6 +116,7 @@ def promote(
         reports=reports,
         say=say,
         source=source,
+        commit_only=commit_only,
     )
 
 
@@ -136,6 +140,7 @@ def change(
     say: Progress,
     evidence: str = "",
     source: str | None = None,
+    commit_only: bool = False,
 ) -> Result:
     """Make Pulumi.<stack>.yaml name `release`, commit it, ship it; on FAIL commit the revert.
 
@@ -159,6 +164,10 @@ def change(
     subject = f"{kind} {release.id} to {stack}" + (f" (from {source})" if source else "")
     commit = gitops.commit_file(repo, path, gitops.message(subject, trailers))
     say(f"==> committed {commit[:12]}: {path.name} names {release.id}")
+    if commit_only:
+        return Result(
+            0, "COMMITTED", f"{path.name} names {release.id} in {commit[:12]}; `codexops sync {stack}` deploys it"
+        )
     if serving is not None and serving.id == release.id:
         return Result(0, "PASS", f"{stack} already serves {release.id}; its file now names it too (no restart)")
     result = ship(backend, stack, release, kind=kind, reports=reports, say=say, source=source)
@@ -180,10 +189,8 @@ def ship(
     reports: Path,
     say: Progress,
     source: str | None = None,
-    undo: bool = True,
 ) -> Result:
-    """Deploy, verify with the checklist and a smoke load, roll back on failure (unless `undo` is False:
-    a rollback or a sync is not undone, it FAILs). Hold the stack's lock."""
+    """Deploy, verify with the checklist and a smoke load, roll back on failure. Hold the stack's lock."""
     previous = backend.current_release(stack)
     say(f"==> {kind} {release.id} to {stack} ({backend.name}); serving now: {previous.id if previous else 'nothing'}")
     outcome = backend.deploy(stack, release, say)
@@ -192,37 +199,22 @@ def ship(
         failed = f"deploy failed: {outcome.detail}"
         history.append(Event(kind, stack, release.id, release.digest, "FAIL", failed, None, backup, source))
         why = f"deploy of {release.id} failed: {outcome.detail}"
-        return _undo(backend, stack, release, previous, why, say, reports, undo)
+        return _roll_back_after(backend, stack, release, previous, why, say, reports)
     say(f"==> checklist and {SMOKE} load on {stack}")
     try:
         report = backend.gate(stack, SMOKE, reports)
     except Exception as exc:  # whatever stops the verification, the release is not verified: it goes back
         why = f"the checklist and smoke load on {stack} could not run: {exc}"
         history.append(Event(kind, stack, release.id, release.digest, "FAIL", why, None, backup, source))
-        return _undo(backend, stack, release, previous, why, say, reports, undo)
+        return _roll_back_after(backend, stack, release, previous, why, say, reports)
     history.record_gate(stack, report)
     path = f"{report.directory}/report.json"
     reasons = "; ".join(report.reasons())[:500]
     history.append(Event(kind, stack, release.id, release.digest, report.verdict, reasons, path, backup, source))
     if report.verdict == "FAIL":
         why = f"{release.id} failed on {stack}: {reasons}"
-        return _undo(backend, stack, release, previous, why, say, reports, undo)
+        return _roll_back_after(backend, stack, release, previous, why, say, reports)
     return Result(0, report.verdict, f"{stack} serves {release.id} ({report.verdict}; report {path})")
-
-
-def _undo(
-    backend: Backend,
-    stack: str,
-    failed: Release,
-    previous: Release | None,
-    why: str,
-    say: Progress,
-    reports: Path,
-    undo: bool,
-) -> Result:
-    if not undo:
-        return Result(1, "FAIL", why)
-    return _roll_back_after(backend, stack, failed, previous, why, say, reports)
 
 
 def _roll_back_after(

@@ -83,13 +83,14 @@ class PulumiBackend:
         return next((r for r in reversed(list_releases()) if image and r.image == image), None)
 
     def drift(self, stack: str) -> str:
-        """What `pulumi preview --expect-no-changes` finds between the stack and its file ("" for nothing)."""
+        """What `pulumi preview --refresh --expect-no-changes` finds between the stack and its file ("" for nothing)."""
         from pulumi.automation.errors import CommandError
 
         environment = load_spec(stack, self._root).environment.lower()
         try:
             self._stack(stack).preview(
                 expect_no_changes=True,
+                refresh=True,  # resources changed outside Pulumi count too
                 policy_packs=[str(self._root / "policies")],
                 policy_pack_configs=[str(self._root / "policies" / "config" / f"{environment}.json")],
             )

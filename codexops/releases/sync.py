@@ -1,6 +1,7 @@
 """`codexops sync` and `codexops diff`: a stack against what its committed Pulumi.<stack>.yaml names.
 
-sync: make the stack run that release (a no-op when it does). The release comes from the release store;
+sync: make the stack run that release (a no-op when it does), verified like a deploy (checklist and smoke
+load; on FAIL what served before is put back and the message says so). The release comes from the release store;
 a fresh clone's store lacks it, so it is built from its source commit (named in Git by the commit that
 first put it in a stack file) when that build gives the same release, or the message says what is missing.
 diff: 0 when the stack serves what its file names, 1 with what differs (local: the serving release;
@@ -125,7 +126,10 @@ def sync(
         return 0, "IN SYNC", f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names: nothing to do"
     release = release_named(want, say, pulumi=isinstance(backend, PulumiBackend))
     restore_backup_for(backend, stack, release, confirm, say)
-    result = ship(backend, stack, release, kind="sync", reports=reports, say=say, undo=False)
+    result = ship(backend, stack, release, kind="sync", reports=reports, say=say)
+    if result.exit_code != 0:  # put back what served; the file still names the failed release
+        fix = f"Pulumi.{stack}.yaml still names {release.id}: revert that commit (git revert) or fix forward"
+        return result.exit_code, result.verdict, f"{result.message}; {fix}"
     return result.exit_code, result.verdict, result.message
 
 

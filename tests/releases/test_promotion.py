@@ -6,7 +6,8 @@ is 0, a hand-edited file makes `diff` 1 and `sync` 0 again, `git revert` + `sync
 what already serves is a no-op, and a fresh clone with an empty release store syncs a stack by building
 the named release from its commit.
 
-The tests run in order against the same two stacks (each builds on the state the previous one left).
+The tests run in order against the same two stacks (each builds on the state the previous one left). The
+bad release goes last: its alerts (5-minute rate windows) would fail the verification of what follows.
 Fixed ports: run under the shared lock, e.g.
   flock /work/localenv.lock .venv/bin/pytest tests/releases -x -q
 """
@@ -202,6 +203,23 @@ def test_promoting_the_release_already_serving_is_a_no_op(world: World) -> None:
     assert after == pids  # no replica restarted
 
 
+def test_a_fresh_clone_syncs_a_stack_building_the_named_release_from_its_commit(world: World) -> None:
+    # staging serves another release, deployed outside Git; its file still names good
+    assert LocalBackend().deploy("staging", world.other, print).ok
+    assert world.named("staging") == world.good.id
+    fresh = world.tmp / "fresh"
+    subprocess.run(["git", "clone", "--quiet", str(world.repo), str(fresh)], check=True)
+    env = {**world.env, "CODEX_REPO_DIR": str(fresh), "CODEX_RELEASES_DIR": str(world.tmp / "empty-store")}
+    clone = World(world.tmp, env, fresh, world.good, world.other, world.slow, world.bad, world.migrating)
+    assert clone.run("codexops", "diff", "staging").returncode == 1
+    synced = clone.run("codexops", "sync", "staging")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert f"building it from commit {world.good.commit}" in synced.stdout
+    assert (world.tmp / "empty-store" / f"{world.good.version}-{world.good.short_digest}").is_dir()
+    assert world.health("staging").json()["version"] == world.good.id
+    assert clone.run("codexops", "diff", "staging").returncode == 0
+
+
 def test_a_release_with_injected_latency_is_refused_promotion(world: World) -> None:
     assert LocalBackend().deploy("staging", world.slow, print).ok  # on staging, not yet judged
     gated = world.run("runbooks/validate-deployment.sh", "staging")
@@ -213,24 +231,6 @@ def test_a_release_with_injected_latency_is_refused_promotion(world: World) -> N
     assert world.health("production").json()["version"] == world.good.id
     last = world.history("production")[-1]
     assert (last["kind"], last["release"], last["verdict"]) == ("promote", world.slow.id, "REFUSED")
-
-
-def test_a_bad_release_forced_onto_production_is_rolled_back(world: World) -> None:
-    forced = world.run("codexops", "deploy", "production", "--release", world.bad.id, "--reports", str(world.tmp))
-    assert forced.returncode == 1
-    assert f"rolled back to {world.good.id}" in forced.stdout
-    health = world.health("production")
-    assert health.status_code == 200 and health.json()["version"] == world.good.id
-    assert health.json()["status"] == "healthy"
-    events = [(e["kind"], e["release"], e["verdict"]) for e in world.history("production") if e["kind"] != "gate"]
-    assert events[-2:] == [("deploy", world.bad.id, "FAIL"), ("rollback", world.good.id, "PASS")]
-    assert world.history("production")[-2]["kind"] == "gate"  # the rollback passed its own checklist
-    # the deploy was committed, and its revert: production's file names good again
-    commits = [e for e in world.timeline("production") if e["kind"] == "commit"]
-    assert [c["release"] for c in commits[-2:]] == [world.bad.id, world.good.id]
-    assert world.named("production") == world.good.id
-    printed = world.run("codexops", "history", "production").stdout
-    assert world.bad.id in printed and "rollback" in printed and "release-test" in printed
 
 
 def test_a_schema_moving_release_is_backed_up_and_rollback_restores_it(world: World) -> None:
@@ -290,17 +290,19 @@ def test_a_hand_edited_file_is_drift_until_synced_and_git_revert_plus_sync_rolls
     assert any(r["kind"] == "commit" and r["detail"].startswith('Revert "production runs') for r in rows)
 
 
-def test_a_fresh_clone_syncs_a_stack_building_the_named_release_from_its_commit(world: World) -> None:
-    # staging serves slow (deployed outside Git above); its file still names good
-    assert world.named("staging") == world.good.id
-    fresh = world.tmp / "fresh"
-    subprocess.run(["git", "clone", "--quiet", str(world.repo), str(fresh)], check=True)
-    env = {**world.env, "CODEX_REPO_DIR": str(fresh), "CODEX_RELEASES_DIR": str(world.tmp / "empty-store")}
-    clone = World(world.tmp, env, fresh, world.good, world.other, world.slow, world.bad, world.migrating)
-    assert clone.run("codexops", "diff", "staging").returncode == 1
-    synced = clone.run("codexops", "sync", "staging")
-    assert synced.returncode == 0, synced.stdout + synced.stderr
-    assert f"building it from commit {world.good.commit}" in synced.stdout
-    assert (world.tmp / "empty-store" / f"{world.good.version}-{world.good.short_digest}").is_dir()
-    assert world.health("staging").json()["version"] == world.good.id
-    assert clone.run("codexops", "diff", "staging").returncode == 0
+def test_a_bad_release_forced_onto_production_is_rolled_back(world: World) -> None:
+    forced = world.run("codexops", "deploy", "production", "--release", world.bad.id, "--reports", str(world.tmp))
+    assert forced.returncode == 1
+    assert f"rolled back to {world.good.id}" in forced.stdout
+    health = world.health("production")
+    assert health.status_code == 200 and health.json()["version"] == world.good.id
+    assert health.json()["status"] == "healthy"
+    events = [(e["kind"], e["release"], e["verdict"]) for e in world.history("production") if e["kind"] != "gate"]
+    assert events[-2:] == [("deploy", world.bad.id, "FAIL"), ("rollback", world.good.id, "PASS")]
+    assert world.history("production")[-2]["kind"] == "gate"  # the rollback passed its own checklist
+    # the deploy was committed, and its revert: production's file names good again
+    commits = [e for e in world.timeline("production") if e["kind"] == "commit"]
+    assert [c["release"] for c in commits[-2:]] == [world.bad.id, world.good.id]
+    assert world.named("production") == world.good.id
+    printed = world.run("codexops", "history", "production").stdout
+    assert world.bad.id in printed and "rollback" in printed and "release-test" in printed

@@ -111,9 +111,10 @@ def test_sync_and_diff_follow_the_file(repo: Path, tmp_path: Path) -> None:
     assert history.read("production")[-1].kind == "sync"
     desired.write("production", Desired(r2.id, r2.image))
     git(repo, "commit", "--quiet", "-am", "production runs r2")
-    backend.verdicts[r2.id] = "FAIL"  # a sync that fails its verification is not undone: it FAILs
+    backend.verdicts[r2.id] = "FAIL"  # a sync failing its verification puts back what served, and says so
     failed = sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=said.append)
-    assert failed[:2] == (1, "FAIL")
+    assert failed[:2] == (1, "FAIL") and f"still names {r2.id}: revert that commit" in failed[2]
+    assert backend.serving["production"] == r1 and sync.diff(backend, "production").exit_code == 1
 
 
 def test_sync_asks_before_restoring_a_backup(repo: Path, tmp_path: Path) -> None:

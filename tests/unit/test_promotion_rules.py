@@ -205,3 +205,23 @@ def test_redeploying_the_serving_release_that_fails_is_not_rolled_back_onto_itse
     result = promote.ship(backend, "production", r1, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "no earlier release on production" in result.message
     assert backend.calls == ["deploy production 1.0.1+aaaaaaaaaaaa", "gate production smoke"]
+
+
+def test_promote_commit_only_commits_and_deploys_nothing(store: Path, tmp_path: Path) -> None:
+    r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
+    backend = FakeBackend(serving={"staging": r2, "production": r1})
+    history.record_gate("staging", backend.gate("staging", "gate", tmp_path))
+    result = promote.promote(
+        backend,
+        "staging",
+        "production",
+        now=datetime.now(UTC),
+        max_age=timedelta(hours=24),
+        accept_warnings=False,
+        reports=tmp_path,
+        say=print,
+        commit_only=True,
+    )
+    assert (result.exit_code, result.verdict) == (0, "COMMITTED") and "codexops sync production" in result.message
+    assert desired.read("production").release == r2.id and backend.serving["production"] == r1
+    assert not [c for c in backend.calls if "production" in c]  # the merge of its pull request deploys

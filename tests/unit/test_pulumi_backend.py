@@ -142,7 +142,7 @@ def test_deploy_refuses_a_release_the_file_does_not_name(fake_pulumi: Path, tmp_
 def test_drift_is_preview_expect_no_changes(fake_pulumi: Path, repo: Path) -> None:
     quiet, drifted = FakeStack(), FakeStack(changes="2 resources would change: ~ app-deployment")
     assert PulumiBackend(select_stack=lambda **_: quiet).drift("production") == ""
-    assert quiet.preview_args["expect_no_changes"] is True
+    assert quiet.preview_args["expect_no_changes"] is True and quiet.preview_args["refresh"] is True
     assert quiet.preview_args["policy_packs"] == [str(repo / "policies")]
     found = sync.diff(PulumiBackend(select_stack=lambda **_: drifted), "production")
     assert found.exit_code == 1 and "~ app-deployment" in found.message
