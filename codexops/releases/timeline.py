@@ -1,7 +1,7 @@
 """`codexops history`: a stack's desired-state commits (its file's git log) merged with the events
 recorded on this machine (gates, deploys, verifications, failed deploys), oldest first.
 
-A commit row has kind "commit": the release its file named after the commit, the evidence digest and
+A commit row has kind "commit" (a commit that changed the release the file names): the release it named, the evidence digest and
 the actor from the commit's trailers (the author for a hand-made commit), the commit id and subject.
 """
 
@@ -45,12 +45,18 @@ def merged(stack: str) -> list[Row]:
 
 
 def _log(stack: str) -> list[Change]:
-    """The stack file's git log, oldest first; empty outside a Git repository."""
+    """The stack file's commits that changed the release it names, oldest first (edits of other keys
+    are not deploys); empty outside a Git repository."""
     from codexops.releases import desired
 
     if not gitops.is_repository(desired.repo_dir()) or not desired.path_of(stack).exists():
         return []
-    return list(reversed(gitops.log(stack)))
+    changes, named = [], None
+    for change in reversed(gitops.log(stack)):
+        if change.state.release != named:
+            changes.append(change)
+        named = change.state.release
+    return changes
 
 
 def note(row: Row) -> str:

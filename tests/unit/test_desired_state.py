@@ -79,8 +79,8 @@ def test_the_git_log_gives_release_evidence_and_who_and_a_hand_revert_counts(rep
     assert gitops.previous_state("production") == Desired(r2.id, r2.image)
     rows = timeline.merged("production")
     commits = [r for r in rows if r["kind"] == "commit"]
-    assert [r["release"] for r in commits] == ["", r1.id, r2.id, r1.id]  # oldest first
-    assert commits[2]["evidence"] == "sha256:e" and "evidence sha256:e" in timeline.note(commits[2])
+    assert [r["release"] for r in commits] == [r1.id, r2.id, r1.id]  # oldest first, release changes only
+    assert commits[1]["evidence"] == "sha256:e" and "evidence sha256:e" in timeline.note(commits[1])
     assert {r["kind"] for r in rows} == {"commit", "promote", "gate"}
 
 
