@@ -1,8 +1,9 @@
 """`codexops history`: a stack's desired-state commits (its file's git log) merged with the events
 recorded on this machine (gates, deploys, verifications, failed deploys), oldest first.
 
-A commit row has kind "commit" (a commit that changed the release the file names): the release it named, the evidence digest and
-the actor from the commit's trailers (the author for a hand-made commit), the commit id and subject.
+A commit row has kind "commit" (a commit that changed the release the file names): the release it
+named, the evidence digest and the actor from the commit's trailers (the author for a hand-made
+commit), the commit id and subject.
 """
 
 from __future__ import annotations
