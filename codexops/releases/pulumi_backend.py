@@ -71,15 +71,19 @@ class PulumiBackend:
         outputs = ", ".join(f"{k}={v.value}" for k, v in result.outputs.items() if not v.secret)
         return DeployOutcome(True, f"pulumi up succeeded: {outputs or 'no outputs'}")
 
-    def current_release(self, stack: str) -> Release | None:
-        """The release whose image the stack's last deployment exported, if the release store knows it."""
+    def serving_image(self, stack: str) -> str | None:
+        """The image the stack's last deployment exported (None before the first `up`)."""
         from pulumi.automation.errors import CommandError
 
         try:
             outputs = self._stack(stack).outputs()
         except CommandError:
             return None
-        image = outputs["image"].value if "image" in outputs else None
+        return str(outputs["image"].value) if "image" in outputs else None
+
+    def current_release(self, stack: str) -> Release | None:
+        """The release whose image the stack's last deployment exported, if the release store knows it."""
+        image = self.serving_image(stack)
         return next((r for r in reversed(list_releases()) if image and r.image == image), None)
 
     def drift(self, stack: str) -> str:

@@ -122,9 +122,13 @@ def sync(
     if want.release is None:
         return 0, "NOTHING TO SYNC", f"{nothing_named(stack)}: nothing to sync"
     current = backend.current_release(stack)
-    if current is not None and current.id == want.release:
+    pulumi = isinstance(backend, PulumiBackend)
+    served = current is not None and current.id == want.release
+    if isinstance(backend, PulumiBackend) and want.image is not None:  # a fresh runner's store is empty
+        served = served or backend.serving_image(stack) == want.image
+    if served:
         return 0, "IN SYNC", f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names: nothing to do"
-    release = release_named(want, say, pulumi=isinstance(backend, PulumiBackend))
+    release = release_named(want, say, pulumi=pulumi)
     restore_backup_for(backend, stack, release, confirm, say)
     result = ship(backend, stack, release, kind="sync", reports=reports, say=say)
     if result.exit_code != 0:  # put back what served; the file still names the failed release

@@ -19,8 +19,8 @@ from codexops.releases import backend as backends
 from codexops.releases import desired, sync
 from codexops.releases.backend import BackendUnavailable
 from codexops.releases.pulumi_backend import PulumiBackend
-from tests.support.fake_backend import make_release
-from tests.support.gitrepo import stack_repo
+from tests.support.fake_backend import FakeReport, make_release
+from tests.support.gitrepo import git, stack_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 CODEXOPS = str(Path(sys.executable).with_name("codexops"))
@@ -147,6 +147,22 @@ def test_drift_is_preview_expect_no_changes(fake_pulumi: Path, repo: Path) -> No
     found = sync.diff(PulumiBackend(select_stack=lambda **_: drifted), "production")
     assert found.exit_code == 1 and "~ app-deployment" in found.message
     assert sync.diff(PulumiBackend(select_stack=lambda **_: quiet), "production").exit_code == 0
+
+
+def test_sync_runs_up_on_the_files_image_and_is_a_no_op_once_it_serves(
+    fake_pulumi: Path, tmp_path: Path, repo: Path
+) -> None:
+    image = "ghcr.io/living-codex/living-codex@sha256:" + "e" * 64
+    desired.write("production", desired.Desired("0.2.0+eeeeeeeeeeee", image))
+    git(repo, "commit", "--quiet", "-am", "promote")
+    stack = FakeStack()
+    backend = PulumiBackend(select_stack=lambda **_: stack)
+    backend.gate = lambda *_: FakeReport("PASS", str(tmp_path), None)  # type: ignore[method-assign,assignment]
+    code, verdict, _ = sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=print)
+    assert (code, verdict) == (0, "PASS") and stack.up_args  # the release store is empty: the file's image
+    stack.up_args, stack.deployed = {}, image
+    again = sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=print)
+    assert again[:2] == (0, "IN SYNC") and not stack.up_args
 
 
 @pytest.mark.parametrize("stack", [FakeStack(result="failed"), FakeStack(error=True)])
