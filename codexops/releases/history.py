@@ -151,7 +151,7 @@ def backup_to_restore(events: list[Event], release: str) -> str | None:
     backup = None
     for event in reversed(events):
         if event.in_service and event.release == release:
-            return backup
+            break
         if event.kind in CHANGES_SERVICE and event.backup:
             backup = event.backup
-    return None  # it never served here: going to it is forward, nothing to restore
+    return backup

@@ -138,8 +138,12 @@ def sync(
 
 
 def restore_backup_for(backend: Backend, stack: str, release: Release, confirm: Confirm, say: Progress) -> None:
-    """Going back to a release whose schema is behind: the backup taken when it moved forward, restored first."""
-    backup = history.backup_to_restore(history.read(stack), release.id)
+    """Going back to a release whose schema is behind: the backup taken when it moved forward, restored first.
+    A release that never served this stack is a move forward: nothing to restore."""
+    events = history.read(stack)
+    if not any(e.in_service and e.release == release.id for e in events):
+        return
+    backup = history.backup_to_restore(events, release.id)
     if backup:
         confirm(Path(backup))
         say(f"==> restoring the database of {stack} from {backup} (writes since are discarded)")

@@ -130,6 +130,14 @@ def test_sync_asks_before_restoring_a_backup(repo: Path, tmp_path: Path) -> None
     backend = FakeBackend()
     assert sync.sync(backend, "production", confirm=asked.append, reports=tmp_path, say=print)[0] == 0
     assert asked == [backup] and backend.calls[0] == f"restore production {backup.name}"
+    # forward to a release that never served here: nothing restored, nothing asked
+    r3 = make_release(store, "1.0.3", "e", "0003")
+    desired.write("production", Desired(r3.id, r3.image))
+    git(repo, "commit", "--quiet", "-am", "production runs r3")
+    history.append(Event("deploy", "production", "1.0.2+bbbbbbbbbbbb", "sha256:b", "PASS", backup=str(backup)))
+    asked.clear()
+    assert sync.sync(backend, "production", confirm=asked.append, reports=tmp_path, say=print)[0] == 0
+    assert asked == [] and backend.serving["production"] == r3
 
 
 def test_a_release_missing_from_the_store_says_what_is_missing(repo: Path, tmp_path: Path) -> None:
