@@ -78,10 +78,6 @@ def find_release(ref: str) -> Release:
         return builds[-1]
 
 
-def _id(release: Release | None) -> str:
-    return release.id if release else "the one serving"
-
-
 def roll_back(backend: Backend, stack: str, target: Release, say: Progress, *, reason: str, reports: Path) -> Event:
     """Restore the backup the history names (if any), deploy `target`, verify it with the checklist and a
     smoke load, record the rollback: PASS only when the verification passes."""
