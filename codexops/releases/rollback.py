@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codexops.releases import desired, gitops, history
-from codexops.releases.backend import Backend, Progress
+from codexops.releases.backend import Backend, GateResult, Progress
 from codexops.releases.history import Event
 from codexops.releases.model import Release, ReleaseNotFound, list_releases, load_release
 
@@ -104,6 +104,16 @@ def verify(backend: Backend, stack: str, reports: Path, say: Progress) -> tuple[
     except Exception as exc:  # a verification that cannot run does not pass
         return "FAIL", f"; the checklist could not run: {exc}", None
     history.record_gate(stack, report)
-    verdict = "FAIL" if report.verdict == "FAIL" else "PASS"
+    verdict = "FAIL" if _failed(report) else "PASS"
     found = "; ".join(report.reasons())[:300]
-    return verdict, f"; checklist {report.verdict}" + (f": {found}" if found else ""), f"{report.directory}/report.json"
+    checked = f"; checklist and smoke load {verdict}, gate {report.verdict}" + (f": {found}" if found else "")
+    return verdict, checked, f"{report.directory}/report.json"
+
+
+def _failed(report: GateResult) -> bool:
+    """The rollback is judged by its checklist and smoke load. Its alert state is not: right after a
+    rollback, alerts are computed from the samples of the release rolled back from (5-minute windows)."""
+    steps = getattr(report, "steps", None)  # codexops.gate.GateReport; other results give a verdict only
+    if steps is None:
+        return report.verdict == "FAIL"
+    return any(step.status == "fail" for step in steps if step.name != "alerts")

@@ -258,7 +258,7 @@ def test_a_schema_moving_release_is_backed_up_and_rollback_restores_it(world: Wo
     assert world.health("production").json()["version"] == world.good.id
     last = world.history("production")[-1]
     assert (last["kind"], last["release"], last["verdict"]) == ("rollback", world.good.id, "PASS")
-    assert "checklist PASS" in last["detail"]
+    assert "checklist and smoke load PASS" in last["detail"]
     # the rollback is a commit back to production's previous desired state (from its git log)
     assert world.named("production") == world.good.id
     assert world.run("codexops", "diff", "production").returncode == 0

@@ -142,7 +142,7 @@ def test_rollback_plan_goes_to_the_previous_desired_state_with_its_backup(store:
     commit = rollback.commit_rollback("production", plan.target, "test")
     assert desired.read("production").release == r1.id and gitops.log("production")[0].commit == commit
     event = rollback.roll_back(backend, "production", plan.target, print, reason="test", reports=tmp_path)
-    assert event.verdict == "PASS" and "database restored" in event.detail and "checklist PASS" in event.detail
+    assert event.verdict == "PASS" and "database restored" in event.detail and "smoke load PASS" in event.detail
     assert backend.serving["production"] == r1
     with pytest.raises(rollback.NothingToRollBackTo, match="already serves"):
         rollback.plan(backend, "production", r1.id)
@@ -155,7 +155,7 @@ def test_a_rollback_is_pass_only_when_the_checklist_passes_afterwards(store: Pat
     backend = FakeBackend(verdicts={r1.id: "FAIL"})
     event = rollback.roll_back(backend, "production", r1, print, reason="test", reports=tmp_path)
     assert backend.serving["production"] == r1  # deployed, but it does not pass its checklist
-    assert event.verdict == "FAIL" and "checklist FAIL" in event.detail
+    assert event.verdict == "FAIL" and "checklist and smoke load FAIL" in event.detail
 
 
 def test_rollback_without_history_says_what_to_do(store: Path) -> None:
@@ -225,3 +225,16 @@ def test_promote_commit_only_commits_and_deploys_nothing(store: Path, tmp_path: 
     assert (result.exit_code, result.verdict) == (0, "COMMITTED") and "codexops sync production" in result.message
     assert desired.read("production").release == r2.id and backend.serving["production"] == r1
     assert not [c for c in backend.calls if "production" in c]  # the merge of its pull request deploys
+
+
+def test_a_rollback_is_judged_by_its_checklist_and_load_not_by_alerts_of_the_release_it_left() -> None:
+    from codexops.gate import GateReport, Step
+
+    def report(*statuses: tuple[str, str]) -> GateReport:
+        steps = [Step(name, status, 1.0) for name, status in statuses]
+        return GateReport("production", "production", "http://x", "t", verdict="FAIL", steps=steps)
+
+    firing = report(("checklist", "pass"), ("load", "pass"), ("alerts", "fail"))
+    assert not rollback._failed(firing)  # the alerts computed from the bad release's samples
+    assert rollback._failed(report(("checklist", "fail"), ("load", "pass"), ("alerts", "pass")))
+    assert rollback._failed(report(("checklist", "pass"), ("load", "fail"), ("alerts", "pass")))
