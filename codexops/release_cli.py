@@ -1,6 +1,8 @@
-"""`codexops deploy | promote | rollback | history`: shipping releases between stacks on evidence.
+"""`codexops deploy | promote | rollback | sync | diff | history`: shipping releases between stacks on
+evidence, with each stack's desired state committed in its Pulumi.<stack>.yaml.
 
-Exit codes: 0 done, 1 refused or rolled back, 2 could not run (no backend, no release, bad input).
+Exit codes: 0 done (or in sync), 1 refused, rolled back or differs, 2 could not run (no backend, no
+release, bad input).
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -34,16 +35,20 @@ def _errors() -> Iterator[None]:
 
     from codexops.localenv import LocalEnvError
     from codexops.releases.backend import BackendUnavailable
+    from codexops.releases.gitops import GitError
     from codexops.releases.lock import StackBusy
     from codexops.releases.model import AmbiguousRelease, ReleaseNotFound
     from codexops.releases.promote import Refused
     from codexops.releases.rollback import NothingToRollBackTo
+    from codexops.releases.sync import ReleaseMissing
 
     try:
         yield
     except (Refused, StackBusy, NothingToRollBackTo, AmbiguousRelease) as exc:
         raise _fail(f"refused: {exc}", 1) from None
-    except (BackendUnavailable, ReleaseNotFound, ValueError, LocalEnvError, CalledProcessError) as exc:
+    except (BackendUnavailable, ReleaseNotFound, ReleaseMissing, GitError) as exc:
+        raise _fail(f"could not run: {exc}", 2) from None
+    except (ValueError, LocalEnvError, CalledProcessError) as exc:  # StackFileError is a ValueError
         raise _fail(f"could not run: {exc}", 2) from None
 
 
@@ -59,17 +64,18 @@ def deploy(
     local: LocalOption = False,
     reports: ReportsOption = ROOT / "reports",
 ) -> None:
-    """Deploy a release (rolling), verify it with the checklist and a smoke load; roll back on FAIL."""
+    """Commit STACK's file naming a release, deploy it (rolling), verify it with the checklist and a smoke
+    load; on FAIL roll back and commit the revert."""
     from codexops.releases.backend import select_backend
     from codexops.releases.lock import stack_lock
     from codexops.releases.model import load_release
-    from codexops.releases.promote import ship
+    from codexops.releases.promote import change
 
     with _errors():
         chosen = load_release(release)
         backend = select_backend(local)
         with stack_lock(stack, f"deploy {chosen.id}"):
-            result = ship(backend, stack, chosen, kind="deploy", reports=reports, say=typer.echo)
+            result = change(backend, stack, chosen, kind="deploy", reports=reports, say=typer.echo)
     _finish(result.exit_code, result.verdict, result.message)
 
 
@@ -78,10 +84,14 @@ def promote(
     destination: Annotated[str, typer.Option("--to", help="the stack that receives it")],
     accept_warnings: Annotated[bool, typer.Option(help="a WARN gate is enough evidence")] = False,
     max_age: Annotated[str, typer.Option(help="the newest gate must be younger than this (24h, 90m, 2d)")] = "24h",
+    commit_only: Annotated[
+        bool, typer.Option(help="stop after the commit (CI: its pull request is the approval; merging syncs)")
+    ] = False,
     local: LocalOption = False,
     reports: ReportsOption = ROOT / "reports",
 ) -> None:
-    """Promote the release serving SOURCE to DESTINATION if its latest gate there allows it."""
+    """Promote the release serving SOURCE to DESTINATION if its latest gate there allows it: commit
+    DESTINATION's file naming it, sync, verify; on FAIL commit the revert and roll back."""
     from codexops.releases import promote as promotion
     from codexops.releases.backend import select_backend
     from codexops.releases.lock import stack_lock
@@ -101,6 +111,7 @@ def promote(
                 accept_warnings=accept_warnings,
                 reports=reports,
                 say=typer.echo,
+                commit_only=commit_only,
             )
     _finish(result.exit_code, result.verdict, result.message)
 
@@ -110,8 +121,10 @@ def rollback(
     to: Annotated[str | None, typer.Option(help="release id, digest prefix or version (default: the previous)")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="restore a database backup without asking")] = False,
     local: LocalOption = False,
+    reports: ReportsOption = ROOT / "reports",
 ) -> None:
-    """Put the previous (or named) release back; restores the database backup if the schema moved since."""
+    """Commit STACK's file back to its previous desired state (its git log) or --to, and sync: restores
+    the database backup if the schema moved since; PASS only when the checklist passes afterwards."""
     from codexops.releases import rollback as rolling
     from codexops.releases.backend import select_backend
     from codexops.releases.lock import stack_lock
@@ -119,14 +132,51 @@ def rollback(
     with _errors():
         backend = select_backend(local)
         with stack_lock(stack, "rollback"):
-            plan = rolling.plan(backend, stack, to)
+            plan = rolling.plan(backend, stack, to, typer.echo)
             current = plan.current.id if plan.current else "nothing recorded"
             typer.echo(f"==> {stack}: {current} -> {plan.target.id}")
             if plan.backup is not None:
                 _confirm_restore(plan.backup, yes)
-            event = rolling.roll_back(backend, stack, plan.target, typer.echo, reason="rollback requested")
+            commit = rolling.commit_rollback(stack, plan.target, "rollback requested")
+            typer.echo(f"==> committed {commit[:12]}: Pulumi.{stack}.yaml names {plan.target.id}")
+            event = rolling.roll_back(
+                backend, stack, plan.target, typer.echo, reason="rollback requested", reports=reports
+            )
     code = 0 if event.verdict == "PASS" else 1
     _finish(code, "ROLLED BACK" if code == 0 else "FAIL", f"{stack} -> {event.release}: {event.detail}")
+
+
+def sync(
+    stack: Annotated[str, typer.Argument(help="the stack to bring to what its Pulumi.<stack>.yaml names")],
+    yes: Annotated[bool, typer.Option("--yes", help="restore a database backup without asking")] = False,
+    local: LocalOption = False,
+    reports: ReportsOption = ROOT / "reports",
+) -> None:
+    """Make STACK run the release its committed file names (no-op when it does), verified like a deploy."""
+    from codexops.releases import sync as syncing
+    from codexops.releases.backend import select_backend
+    from codexops.releases.lock import stack_lock
+
+    with _errors():
+        backend = select_backend(local)
+        with stack_lock(stack, "sync"):
+            code, verdict, message = syncing.sync(
+                backend, stack, confirm=lambda backup: _confirm_restore(backup, yes), reports=reports, say=typer.echo
+            )
+    _finish(code, verdict, message)
+
+
+def diff(
+    stack: Annotated[str, typer.Argument(help="the stack to compare with its Pulumi.<stack>.yaml")],
+    local: LocalOption = False,
+) -> None:
+    """Exit 0 when STACK serves what its file names, 1 with what differs."""
+    from codexops.releases import sync as syncing
+    from codexops.releases.backend import select_backend
+
+    with _errors():
+        drift = syncing.diff(select_backend(local), stack)
+    _finish(drift.exit_code, "IN SYNC" if drift.exit_code == 0 else "DIFFERS", drift.message)
 
 
 def _confirm_restore(backup: Path, yes: bool) -> None:
@@ -146,27 +196,28 @@ def history(
     stack: Annotated[str, typer.Argument(help="the stack whose history to print")],
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
 ) -> None:
-    """Every deploy, promotion, rollback and gate of STACK: release, who, when, verdict, report."""
-    from codexops.releases import history as events
+    """STACK's desired-state commits (release, evidence digest, who, when: its file's git log) with every
+    deploy, promotion, rollback and gate recorded here."""
+    from codexops.releases import timeline
 
     with _errors():
-        rows = events.read(stack)
+        rows = timeline.merged(stack)
     if as_json:
-        for event in rows:
-            typer.echo(json.dumps(asdict(event), sort_keys=True))
+        for row in rows:
+            typer.echo(json.dumps(row, sort_keys=True))
         return
     if not rows:
         typer.echo(f"no history for stack {stack} yet")
         return
-    typer.echo(f"{'when':<20}  {'kind':<8}  {'release':<26}  {'verdict':<7}  {'who':<12}  report / detail")
-    for e in rows:
-        note = e.report or e.detail
-        if e.source:
-            note = f"from {e.source}; {note}"
-        typer.echo(f"{e.at:<20}  {e.kind:<8}  {e.release:<26}  {e.verdict:<7}  {e.actor:<12}  {note}")
+    typer.echo(f"{'when':<20}  {'kind':<8}  {'release':<26}  {'verdict':<9}  {'who':<12}  report / detail")
+    for row in rows:
+        typer.echo(
+            f"{row['at']:<20}  {row['kind']:<8}  {row['release'] or '-':<26}  {row['verdict']:<9}  "
+            f"{row['actor']:<12}  {timeline.note(row)}"
+        )
 
 
-COMMANDS: tuple[Callable[..., None], ...] = (deploy, promote, rollback, history)
+COMMANDS: tuple[Callable[..., None], ...] = (deploy, promote, rollback, sync, diff, history)
 
 
 def register(cli: typer.Typer) -> None:

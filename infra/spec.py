@@ -278,6 +278,9 @@ class EnvironmentSpec(Model):
     # nothing promoted yet, and the program refuses to run (infra/program.py says what to do).
     image: str | None = Field(None, min_length=1, description="digest (or a tag a workflow pushes)")
     registry: Registry | None = Field(None, description="pull credentials for the app's image")
+    # The desired state in Git: the release this stack runs (codexops sync/diff/promote). None: nothing
+    # promoted to it yet.
+    release: str | None = Field(None, pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
     tls: bool = False
     domain: str = "localhost"
     # Host names the gateway serves; empty means just `domain`. Any other Host is refused.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build a release (or take --release), deploy it to staging (rolling, verified, rolled back on FAIL),
-# then gate it there: that gate is the evidence deploy-production.sh promotes on.
+# Build a release (or take --release), deploy it to staging (a commit of Pulumi.staging.yaml naming it,
+# then rolling, verified, rolled back and reverted on FAIL), then gate it there: that gate is the
+# evidence deploy-production.sh promotes on.
 set -euo pipefail
 # shellcheck source=runbooks/common.sh
 source "$(dirname "$0")/common.sh"

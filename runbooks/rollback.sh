@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Roll a stack back to its previous release, or to --version; restores the database backup when the
-# schema moved forward since (asks first unless --yes).
+# Roll a stack back to its previous desired state (the git log of its Pulumi.<stack>.yaml), or to
+# --version: a commit of the stack file plus a sync. Restores the database backup when the schema moved
+# forward since (asks first unless --yes); ROLLED BACK only when the checklist passes afterwards.
+# By hand, the same: git revert <the promotion commit> && codexops sync <stack>.
 set -euo pipefail
 # shellcheck source=runbooks/common.sh
 source "$(dirname "$0")/common.sh"

@@ -20,9 +20,9 @@ from codexops.paths import local_root
 if TYPE_CHECKING:
     from codexops.releases.backend import GateResult
 
-KINDS = ("deploy", "promote", "rollback", "gate")
+KINDS = ("deploy", "promote", "rollback", "sync", "gate")
 VERDICTS = ("PASS", "WARN", "FAIL", "REFUSED")
-CHANGES_SERVICE = ("deploy", "promote", "rollback")  # kinds that put a release in service when they succeed
+CHANGES_SERVICE = ("deploy", "promote", "rollback", "sync")  # kinds that put a release in service when they succeed
 
 
 def stacks_root() -> Path:

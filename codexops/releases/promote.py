@@ -1,8 +1,10 @@
 """Promotion and verified deploys: a stack gets a release only on evidence, and loses it on failure.
 
 `promote`: the source stack's latest gate for the release serving there must be PASS (WARN with
---accept-warnings) and younger than the bound; then that exact release is shipped to the destination.
-`ship` (promote and `codexops deploy`): deploy, run the checklist and a smoke load on the stack, and on
+--accept-warnings) and younger than the bound; then `change` makes the destination's desired state name
+that exact release: it writes Pulumi.<stack>.yaml, commits it (release, evidence digest, who), ships it,
+and on FAIL commits the revert (the stack is rolled back to what served before).
+`ship` (promote, `codexops deploy`, sync): deploy, run the checklist and a smoke load on the stack, and on
 FAIL roll back to the release that served before. Every step is an event in the stack's history.
 """
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from codexops.releases import history
+from codexops.releases import desired, gitops, history
 from codexops.releases.backend import Backend, Progress
 from codexops.releases.history import Event
 from codexops.releases.model import Release
@@ -41,34 +43,6 @@ def parse_age(text: str) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * UNITS[match.group(2) or "h"])
 
 
-def evidence(
-    events: list[Event],
-    release: Release | None,
-    *,
-    source: str,
-    now: datetime,
-    max_age: timedelta,
-    accept_warnings: bool,
-) -> Event:
-    """The gate that allows promoting `release` from `source`, or Refused with the reason."""
-    if release is None:
-        raise Refused(f"no release is deployed on {source}: deploy one there and gate it first")
-    gate = history.latest_gate(events, release.id)
-    if gate is None:
-        raise Refused(f"no gate has judged {release.id} on {source}: run `codexops gate --target {source}`")
-    if gate.digest and gate.digest != release.digest:
-        raise Refused(f"the last gate on {source} judged digest {gate.digest}, but {release.digest} serves there")
-    age = now - gate.at_time
-    where = f"the latest gate of {release.id} on {source} ({gate.at}, report {gate.report})"
-    if gate.verdict == "WARN" and not accept_warnings:
-        raise Refused(f"{where} is WARN: pass --accept-warnings to promote it anyway")
-    if gate.verdict not in ("PASS", "WARN"):
-        raise Refused(f"{where} is {gate.verdict}: {gate.detail or 'see the report'}")
-    if age > max_age:
-        raise Refused(f"{where} is {_human(age)} old, older than --max-age {_human(max_age)}: gate it again")
-    return gate
-
-
 def _human(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     if seconds >= 3600:
@@ -86,22 +60,89 @@ def promote(
     accept_warnings: bool,
     reports: Path,
     say: Progress,
+    commit_only: bool = False,
 ) -> Result:
-    """Check the evidence, then ship the source's release to the destination. Hold the destination's lock."""
+    """Check the evidence, then commit the destination's file naming the source's release and ship it
+    (with `commit_only`, stop after the commit: in CI its pull request is the approval, merging deploys).
+    Hold the destination's lock."""
+    from codexops.releases.evidence import EvidenceRefused, check_evidence
+
     release = backend.current_release(source)
-    try:
-        gate = evidence(
-            history.read(source), release, source=source, now=now, max_age=max_age, accept_warnings=accept_warnings
-        )
-    except Refused as refusal:
+    try:  # the one place promotion checks its evidence: a signed full gate of the release's digest
+        if release is None:
+            raise EvidenceRefused(f"no release is deployed on {source}: deploy one there and gate it first")
+        proof = check_evidence(source, release, now=now, max_age=max_age, accept_warnings=accept_warnings)
+    except EvidenceRefused as refusal:
         if release is not None:
             history.append(
                 Event("promote", destination, release.id, release.digest, "REFUSED", str(refusal), source=source)
             )
-        raise
-    assert release is not None  # evidence() refuses without one
-    say(f"==> evidence: {gate.verdict} gate of {release.id} on {source} at {gate.at} ({gate.report})")
-    return ship(backend, destination, release, kind="promote", reports=reports, say=say, source=source)
+        raise Refused(str(refusal)) from None
+    say(
+        f"==> evidence: {proof.verdict} full gate of {release.id} on {source} at {proof.at:%Y-%m-%dT%H:%M:%SZ}, "
+        f"signed by {proof.signer} ({proof.digest}; report {proof.report})"
+    )
+    return change(
+        backend,
+        destination,
+        release,
+        kind="promote",
+        evidence=proof.digest,
+        reports=reports,
+        say=say,
+        source=source,
+        commit_only=commit_only,
+    )
+
+
+def change(
+    backend: Backend,
+    stack: str,
+    release: Release,
+    *,
+    kind: str,
+    reports: Path,
+    say: Progress,
+    evidence: str = "",
+    source: str | None = None,
+    commit_only: bool = False,
+) -> Result:
+    """Make Pulumi.<stack>.yaml name `release`, commit it, ship it; on FAIL commit the revert.
+
+    Nothing happens (no commit, no restart) when the stack serves `release` and its file names it."""
+    repo, path = desired.repo_dir(), desired.path_of(stack)
+    gitops.require_committed(stack)
+    before = path.read_text()
+    named = desired.read(stack).release
+    serving = backend.current_release(stack)
+    if serving is not None and serving.id == release.id and named == release.id:
+        return Result(0, "NO CHANGE", f"{stack} already serves {release.id}, as its file names: nothing to do")
+    desired.write(stack, desired.Desired(release.id, release.image))
+    trailers = {
+        "Stack": stack,
+        "Release": release.id,
+        "Release-Digest": release.digest,
+        "Release-Commit": release.commit,
+        "Evidence": evidence,
+        "Actor": history.actor(),
+    }
+    subject = f"{kind} {release.id} to {stack}" + (f" (from {source})" if source else "")
+    commit = gitops.commit_file(repo, path, gitops.message(subject, trailers))
+    say(f"==> committed {commit[:12]}: {path.name} names {release.id}")
+    if commit_only:
+        return Result(
+            0, "COMMITTED", f"{path.name} names {release.id} in {commit[:12]}; `codexops sync {stack}` deploys it"
+        )
+    if serving is not None and serving.id == release.id:
+        return Result(0, "PASS", f"{stack} already serves {release.id}; its file now names it too (no restart)")
+    result = ship(backend, stack, release, kind=kind, reports=reports, say=say, source=source)
+    if result.exit_code == 0:
+        return result
+    path.write_text(before)
+    back = {"Stack": stack, "Release": named or "", "Reverts": commit, "Actor": history.actor()}
+    reverted = gitops.commit_file(repo, path, gitops.message(f"revert {kind} of {release.id} to {stack}", back))
+    say(f"==> committed the revert {reverted[:12]}: {path.name} names {named or 'no release'} again")
+    return Result(result.exit_code, result.verdict, f"{result.message}; {path.name} reverted in {reverted[:12]}")
 
 
 def ship(
@@ -123,7 +164,7 @@ def ship(
         failed = f"deploy failed: {outcome.detail}"
         history.append(Event(kind, stack, release.id, release.digest, "FAIL", failed, None, backup, source))
         why = f"deploy of {release.id} failed: {outcome.detail}"
-        return _roll_back_after(backend, stack, release, previous, why, say)
+        return _roll_back_after(backend, stack, release, previous, why, say, reports)
     deployed_at = datetime.now(UTC)  # the verification judges alerts on samples from here on (fix-forward)
     say(f"==> checklist and {SMOKE} load on {stack}")
     try:
@@ -131,24 +172,25 @@ def ship(
     except Exception as exc:  # whatever stops the verification, the release is not verified: it goes back
         why = f"the checklist and smoke load on {stack} could not run: {exc}"
         history.append(Event(kind, stack, release.id, release.digest, "FAIL", why, None, backup, source))
-        return _roll_back_after(backend, stack, release, previous, why, say)
+        return _roll_back_after(backend, stack, release, previous, why, say, reports)
     history.record_gate(stack, report)
     path = f"{report.directory}/report.json"
     reasons = "; ".join(report.reasons())[:500]
     history.append(Event(kind, stack, release.id, release.digest, report.verdict, reasons, path, backup, source))
     if report.verdict == "FAIL":
-        return _roll_back_after(backend, stack, release, previous, f"{release.id} failed on {stack}: {reasons}", say)
+        why = f"{release.id} failed on {stack}: {reasons}"
+        return _roll_back_after(backend, stack, release, previous, why, say, reports)
     return Result(0, report.verdict, f"{stack} serves {release.id} ({report.verdict}; report {path})")
 
 
 def _roll_back_after(
-    backend: Backend, stack: str, failed: Release, previous: Release | None, why: str, say: Progress
+    backend: Backend, stack: str, failed: Release, previous: Release | None, why: str, say: Progress, reports: Path
 ) -> Result:
     from codexops.releases.rollback import roll_back
 
     if previous is None or previous.id == failed.id:
         return Result(1, "FAIL", f"{why}; no earlier release on {stack} to roll back to")
     say(f"==> rolling {stack} back to {previous.id}: {why}")
-    event = roll_back(backend, stack, previous, say, reason=f"automatic: {why}")
+    event = roll_back(backend, stack, previous, say, reason=f"automatic: {why}", reports=reports)
     state = "rolled back to" if event.verdict == "PASS" else "ROLLBACK FAILED to"
     return Result(1, "FAIL", f"{why}; {state} {previous.id} ({event.detail})")

@@ -1,8 +1,9 @@
 """The Pulumi backend: the Automation API drives the stacks of this repository (Pulumi.<stack>.yaml).
 
-Deploy = select the stack, set the release's image digest in its config, `up` with the policy pack,
-read the outputs. It is thin and honest: without the Pulumi CLI it says so (exit 2), and it reports a
-deployment only when `up` says it succeeded.
+Deploy = select the stack and `up` it with the policy pack: the image is the one Pulumi.<stack>.yaml
+names (the desired state committed in Git; nothing is set at run time), and it must be the release's.
+It is thin and honest: without the Pulumi CLI it says so (exit 2), and it reports a deployment only
+when `up` says it succeeded. Drift is `preview --expect-no-changes`.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from codexops.releases import desired
 from codexops.releases.backend import BackendUnavailable, DeployOutcome, Progress
 from codexops.releases.model import Release, list_releases
-from infra.spec import ROOT, load_spec
+from infra.spec import load_spec
 
 if TYPE_CHECKING:
     from codexops.gate import GateReport
 
-IMAGE_KEY = "living-codex:image"
 SelectStack = Callable[..., Any]  # pulumi.automation.select_stack, or a stand-in in tests
 
 
@@ -34,13 +35,13 @@ def _select_stack(**kwargs: Any) -> Any:
 class PulumiBackend:
     name = "pulumi"
 
-    def __init__(self, select_stack: SelectStack = _select_stack, root: Path = ROOT) -> None:
+    def __init__(self, select_stack: SelectStack = _select_stack, root: Path | None = None) -> None:
         if shutil.which("pulumi") is None:
             raise BackendUnavailable(
                 "the Pulumi CLI is not installed (https://www.pulumi.com/docs/install/); "
                 "install it, or use the local backend: --local or CODEX_BACKEND=local"
             )
-        self._select, self._root = select_stack, root
+        self._select, self._root = select_stack, root or desired.repo_dir()
 
     def _stack(self, stack: str) -> Any:
         return self._select(stack_name=stack, work_dir=str(self._root))
@@ -48,13 +49,18 @@ class PulumiBackend:
     def deploy(self, stack: str, release: Release, progress: Progress) -> DeployOutcome:
         if not release.image:
             return DeployOutcome(False, f"{release.id} has no image: build it where Docker runs")
-        from pulumi.automation import ConfigValue
         from pulumi.automation.errors import CommandError
 
+        named = desired.read(stack, self._root).image
+        if named != release.image:
+            return DeployOutcome(
+                False,
+                f"Pulumi.{stack}.yaml names image {named or '(none)'}, not {release.id}'s {release.image}: "
+                "commit it first",
+            )
         environment = load_spec(stack, self._root).environment.lower()
         try:
             target = self._stack(stack)
-            target.set_config(IMAGE_KEY, ConfigValue(release.image))
             progress(f"  pulumi up --stack {stack} with the policy pack ({environment})")
             result = target.up(
                 on_output=progress,
@@ -70,15 +76,36 @@ class PulumiBackend:
         outputs = ", ".join(f"{k}={v.value}" for k, v in result.outputs.items() if not v.secret)
         return DeployOutcome(True, f"pulumi up succeeded: {outputs or 'no outputs'}")
 
-    def current_release(self, stack: str) -> Release | None:
-        """The release whose image the stack's config names, if the release store knows it."""
+    def serving_image(self, stack: str) -> str | None:
+        """The image the stack's last deployment exported (None before the first `up`)."""
         from pulumi.automation.errors import CommandError
 
         try:
-            image = self._stack(stack).get_config(IMAGE_KEY).value
+            outputs = self._stack(stack).outputs()
         except CommandError:
             return None
-        return next((r for r in reversed(list_releases()) if r.image == image), None)
+        return str(outputs["image"].value) if "image" in outputs else None
+
+    def current_release(self, stack: str) -> Release | None:
+        """The release whose image the stack's last deployment exported, if the release store knows it."""
+        image = self.serving_image(stack)
+        return next((r for r in reversed(list_releases()) if image and r.image == image), None)
+
+    def drift(self, stack: str) -> str:
+        """What `pulumi preview --refresh --expect-no-changes` finds between the stack and its file ("" for nothing)."""
+        from pulumi.automation.errors import CommandError
+
+        environment = load_spec(stack, self._root).environment.lower()
+        try:
+            self._stack(stack).preview(
+                expect_no_changes=True,
+                refresh=True,  # resources changed outside Pulumi count too
+                policy_packs=[str(self._root / "policies")],
+                policy_pack_configs=[str(self._root / "policies" / "config" / f"{environment}.json")],
+            )
+        except CommandError as exc:
+            return str(exc).strip()[-2000:] or "pulumi preview reports changes"
+        return ""
 
     def restore_backup(self, stack: str, backup: Path, progress: Progress) -> None:
         raise BackendUnavailable(

@@ -1,7 +1,10 @@
 """Rollback: put the previous (or a named) release back on a stack.
 
-When the schema moved forward since that release served, the backup taken before the move is restored
-first (pg_restore): writes made since are discarded, so the command asks first (or takes --yes).
+`codexops rollback B` is a commit of Pulumi.B.yaml back to B's previous desired state (read from the
+file's git log) plus a sync; `git revert <promotion commit>` + `codexops sync B` does the same. When the
+schema moved forward since that release served, the backup taken before the move is restored first
+(pg_restore): writes made since are discarded, so the command asks first (or takes --yes). A rollback
+is PASS only when the checklist and smoke load pass afterwards.
 """
 
 from __future__ import annotations
@@ -9,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from codexops.releases import history
-from codexops.releases.backend import Backend, Progress
+from codexops.releases import desired, gitops, history
+from codexops.releases.backend import Backend, GateResult, Progress
 from codexops.releases.history import Event
 from codexops.releases.model import Release, load_release
 
@@ -27,20 +30,41 @@ class Plan:
     backup: Path | None  # restored first: the schema moved forward since target served
 
 
-def plan(backend: Backend, stack: str, to: str | None) -> Plan:
+def plan(backend: Backend, stack: str, to: str | None, say: Progress = print) -> Plan:
+    from codexops.releases.sync import release_named
+
     current = backend.current_release(stack)
     events = history.read(stack)
     if to is not None:
         target = find_release(to)
     else:
-        previous = history.previous_release(events, current.id if current else None)
+        previous = gitops.previous_state(stack)
         if previous is None:
-            raise NothingToRollBackTo(f"{stack}'s history names no release before {_id(current)}; use --to RELEASE")
-        target = load_release(previous.release)
-    if current is not None and target.id == current.id:
-        raise NothingToRollBackTo(f"{stack} already serves {target.id}")
+            named = desired.read(stack).release or "no release"
+            raise NothingToRollBackTo(
+                f"the git log of Pulumi.{stack}.yaml names no release before {named}; use --to RELEASE"
+            )
+        target = release_named(previous, say)
+    if current is not None and target.id == current.id and desired.read(stack).release == target.id:
+        raise NothingToRollBackTo(f"{stack} already serves {target.id}, as its file names")
     backup = history.backup_to_restore(events, target.id)
     return Plan(stack, current, target, Path(backup) if backup else None)
+
+
+def commit_rollback(stack: str, target: Release, reason: str) -> str:
+    """Pulumi.<stack>.yaml names `target` again, committed; the commit's id."""
+    path = desired.path_of(stack)
+    gitops.require_committed(stack)
+    desired.write(stack, desired.Desired(target.id, target.image))
+    trailers = {
+        "Stack": stack,
+        "Release": target.id,
+        "Release-Digest": target.digest,
+        "Release-Commit": target.commit,
+        "Actor": history.actor(),
+    }
+    text = gitops.message(f"rollback {stack} to {target.id}: {reason}", trailers)
+    return gitops.commit_file(desired.repo_dir(), path, text)
 
 
 def find_release(ref: str) -> Release:
@@ -49,12 +73,9 @@ def find_release(ref: str) -> Release:
     return load_release(ref)
 
 
-def _id(release: Release | None) -> str:
-    return release.id if release else "the one serving"
-
-
-def roll_back(backend: Backend, stack: str, target: Release, say: Progress, *, reason: str) -> Event:
-    """Restore the backup the history names (if any), deploy `target`, record the rollback."""
+def roll_back(backend: Backend, stack: str, target: Release, say: Progress, *, reason: str, reports: Path) -> Event:
+    """Restore the backup the history names (if any), deploy `target`, verify it with the checklist and a
+    smoke load, record the rollback: PASS only when the verification passes."""
     backup = history.backup_to_restore(history.read(stack), target.id)
     restored = ""
     if backup:
@@ -62,7 +83,32 @@ def roll_back(backend: Backend, stack: str, target: Release, say: Progress, *, r
         backend.restore_backup(stack, Path(backup), say)
         restored = f"; database restored from {backup}"
     outcome = backend.deploy(stack, target, say)
-    verdict = "PASS" if outcome.ok else "FAIL"
-    detail = f"{reason}{restored}; {outcome.detail}"
     taken = str(outcome.backup) if outcome.backup else None
-    return history.append(Event("rollback", stack, target.id, target.digest, verdict, detail, None, taken))
+    verdict, checked, report = ("PASS" if outcome.ok else "FAIL"), "", None
+    if outcome.ok:
+        verdict, checked, report = verify(backend, stack, reports, say)
+    detail = f"{reason}{restored}; {outcome.detail}{checked}"
+    return history.append(Event("rollback", stack, target.id, target.digest, verdict, detail, report, taken))
+
+
+def verify(backend: Backend, stack: str, reports: Path, say: Progress) -> tuple[str, str, str | None]:
+    """The checklist and a smoke load after a rollback: (verdict, what it found, report path)."""
+    say(f"==> checklist and smoke load on {stack} after the rollback")
+    try:
+        report = backend.gate(stack, "smoke", reports)
+    except Exception as exc:  # a verification that cannot run does not pass
+        return "FAIL", f"; the checklist could not run: {exc}", None
+    history.record_gate(stack, report)
+    verdict = "FAIL" if _failed(report) else "PASS"
+    found = "; ".join(report.reasons())[:300]
+    checked = f"; checklist and smoke load {verdict}, gate {report.verdict}" + (f": {found}" if found else "")
+    return verdict, checked, f"{report.directory}/report.json"
+
+
+def _failed(report: GateResult) -> bool:
+    """The rollback is judged by its checklist and smoke load. Its alert state is not: right after a
+    rollback, alerts are computed from the samples of the release rolled back from (5-minute windows)."""
+    steps = getattr(report, "steps", None)  # codexops.gate.GateReport; other results give a verdict only
+    if steps is None:
+        return report.verdict == "FAIL"
+    return any(step.status == "fail" for step in steps if step.name != "alerts")

@@ -134,21 +134,89 @@ def test_main_builds_deploys_by_digest_and_gates_staging() -> None:
     assert "-name history.jsonl" in runs and "cp -r .local" not in runs
 
 
-def test_production_is_reached_only_through_the_reviewed_environment() -> None:
+def test_promotion_is_a_pull_request_and_deploys_nothing() -> None:
     workflow = _workflow("promote.yml")
     assert set(workflow[True] if True in workflow else workflow["on"]) == {"workflow_dispatch"}
     job = workflow["jobs"]["production"]
-    assert job["environment"]["name"] == "production" and job["needs"] == "evidence"
-    assert "codexops promote --from staging --to production" in str(job["steps"])
+    assert job["needs"] == "evidence"
+    assert job["permissions"]["contents"] == "write" and job["permissions"]["pull-requests"] == "write"
+    runs = "\n".join(s.get("run", "") for s in job["steps"])
+    assert "codexops promote --from staging --to production --commit-only" in runs
+    assert 'git push origin "HEAD:refs/heads/$branch"' in runs and "gh pr create --base main" in runs
+    # the review of that pull request is the approval; nothing here deploys or sets config at run time
+    assert "pulumi up" not in runs and "config set" not in runs
+    assert not re.search(r"^\s*\S*codexops (sync|deploy)", runs, re.M)
     others = [p for p in WORKFLOWS.glob("*.yml") if p.name != "promote.yml"]
     assert others and not [p.name for p in others if "codexops promote" in p.read_text()]
 
 
-def test_drift_previews_each_stack_with_refresh_expecting_no_change() -> None:
+def test_main_syncs_every_stack_whose_file_the_push_changed() -> None:
+    jobs = _workflow("main.yml")["jobs"]
+    diff = next(s for s in jobs["changes"]["steps"] if s.get("id") == "diff")
+    assert diff["env"]["BEFORE"] == "${{ github.event.before }}"
+    assert 'git diff --name-only "$BEFORE" "$GITHUB_SHA"' in diff["run"]
+    sync = jobs["sync"]
+    assert sync["needs"] == "changes" and sync["strategy"]["matrix"]["stack"] == (
+        "${{ fromJSON(needs.changes.outputs.stacks) }}"
+    )
+    assert sync["environment"]["name"] == "${{ matrix.stack }}"
+    assert sync["concurrency"] == {"group": "sync-${{ matrix.stack }}", "cancel-in-progress": False}
+    assert 'codexops sync "$STACK"' in "\n".join(s.get("run", "") for s in sync["steps"])
+
+
+def _changed_stacks(repo: Path, before: str, after: str) -> list[str]:
+    """Run main.yml's "changes" step as Actions would (bash -e -o pipefail) in `repo`."""
+    step = next(s for s in _workflow("main.yml")["jobs"]["changes"]["steps"] if s.get("id") == "diff")
+    output = repo / "github_output"
+    output.unlink(missing_ok=True)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "BEFORE": before,
+        "GITHUB_SHA": after,
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(repo / "summary"),
+    }
+    subprocess.run(["bash", "-e", "-o", "pipefail", "-c", step["run"]], cwd=repo, env=env, check=True)
+    line = output.read_text().strip()
+    assert line.startswith("stacks=")
+    stacks = yaml.safe_load(line.removeprefix("stacks="))
+    assert isinstance(stacks, list)
+    return stacks
+
+
+def test_the_changes_step_lists_the_changed_stack_files_but_staging_and_kind(tmp_path: Path) -> None:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tmp_path), *args], capture_output=True, text=True, check=True).stdout
+
+    git("init", "--quiet")
+    git("config", "user.name", "t")
+    git("config", "user.email", "t@example.test")
+    for name in ("staging", "production", "kind", "eu"):
+        (tmp_path / f"Pulumi.{name}.yaml").write_text("config: {}\n")
+    (tmp_path / "README.md").write_text("x\n")
+    git("add", ".")
+    git("commit", "--quiet", "-m", "first")
+    first = git("rev-parse", "HEAD").strip()
+    for name in ("staging", "production", "kind"):
+        (tmp_path / f"Pulumi.{name}.yaml").write_text("config: {a: 1}\n")
+    git("commit", "--quiet", "-am", "promote")
+    second = git("rev-parse", "HEAD").strip()
+    (tmp_path / "README.md").write_text("y\n")
+    git("commit", "--quiet", "-am", "docs")
+    third = git("rev-parse", "HEAD").strip()
+    assert _changed_stacks(tmp_path, first, second) == ["production"]
+    assert _changed_stacks(tmp_path, second, third) == []  # no stack file: the sync job is skipped
+    assert _changed_stacks(tmp_path, "0" * 40, third) == ["eu", "production"]  # no "before": every file
+
+
+def test_drift_runs_codexops_diff_for_each_stack() -> None:
     job = _workflow("drift.yml")["jobs"]["drift"]
-    preview = next(s for s in job["steps"] if s.get("with", {}).get("command") == "preview")["with"]
-    assert preview["refresh"] is True and preview["expect-no-changes"] is True
     assert job["strategy"]["matrix"]["stack"] == ["staging", "production"]
+    runs = "\n".join(s.get("run", "") for s in job["steps"])
+    assert 'codexops diff "$STACK"' in runs
+    # only staging (which follows main's head) is compared against what it runs rather than its file
+    setting = next(s for s in job["steps"] if "config set" in s.get("run", ""))
+    assert setting["if"] == "matrix.stack == 'staging'"
 
 
 def test_end_to_end_deploys_the_production_program_on_kind_then_gates_it() -> None:

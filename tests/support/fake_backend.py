@@ -75,4 +75,25 @@ class FakeBackend:
         if verdict == "CANNOT RUN":
             raise RuntimeError(f"http://{stack}.test does not answer")
         why = ["load: p95 2100 ms above the critical 1000 ms"] if verdict == "FAIL" else []
-        return FakeReport(verdict, str(reports / f"{stack}-x"), {"id": release.id, "digest": release.digest}, why)
+        named = {"id": release.id, "digest": release.digest}
+        directory = reports / f"{stack}-{len(self.calls)}"
+        if shape == "gate":
+            write_full_gate(directory, stack, named, verdict)
+        return FakeReport(verdict, str(directory), named, why)
+
+
+def write_full_gate(directory: Path, stack: str, release: dict[str, str], verdict: str) -> None:
+    """What a full gate leaves: report.json at the spec's load and its attestation (signed when the
+    caller set up CODEX_SIGNING_KEY), written by the gate's own code."""
+    from dataclasses import asdict
+
+    from codexops.gate import GateReport
+    from codexops.releases import attestation, desired
+    from infra.spec import load_spec
+
+    directory.mkdir(parents=True, exist_ok=True)
+    report = GateReport(stack, stack, f"http://{stack}.test", "t", verdict, [], str(directory), release)
+    report.shape, report.scale = "gate", 1.0
+    report.target_rps = report.achieved_rps = load_spec(stack, desired.repo_dir()).load.targetRps
+    (directory / "report.json").write_text(json.dumps(asdict(report), default=str))
+    attestation.attest_gate(directory, lambda _: None)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from codexops.releases import history, promote, rollback
-from codexops.releases.history import Event
-from codexops.releases.model import AmbiguousRelease, Release, ReleaseNotFound
+from codexops import signing
+from codexops.releases import desired, gitops, history, promote, rollback
+from codexops.releases.model import AmbiguousRelease, ReleaseNotFound
 from codexops.releases.promote import Refused
 from tests.support.fake_backend import FakeBackend, make_release
+from tests.support.gitrepo import stack_repo
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
 
@@ -20,18 +21,16 @@ NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CODEX_STACKS_DIR", str(tmp_path / "stacks"))
     monkeypatch.setenv("CODEX_RELEASES_DIR", str(tmp_path / "releases"))
+    monkeypatch.setenv("CODEX_REPO_DIR", str(stack_repo(tmp_path / "repo")))
+    monkeypatch.setenv("GITHUB_ACTOR", "rules-test")
+    # Full gates are signed by a key the test trusts (evidence is a signed full gate; test_evidence.py
+    # covers each refusal).
+    monkeypatch.setenv("CODEX_SIGNING_KEY", str(tmp_path / "key" / "signing-key"))
+    monkeypatch.setenv("CODEX_TRUSTED_KEYS", str(tmp_path / "trusted-keys.txt"))
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    key = signing.create_key(signing.signing_key_path())
+    (tmp_path / "trusted-keys.txt").write_text(signing.public_line(key, "rules-test") + "\n")
     return tmp_path / "releases"
-
-
-def gate_event(release: Release, verdict: str, hours_ago: float, digest: str | None = None) -> Event:
-    at = (NOW - timedelta(hours=hours_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return Event("gate", "staging", release.id, digest or release.digest, verdict, report="r/report.json", at=at)
-
-
-def check(events: list[Event], release: Release | None, accept_warnings: bool = False) -> Event:
-    return promote.evidence(
-        events, release, source="staging", now=NOW, max_age=timedelta(hours=24), accept_warnings=accept_warnings
-    )
 
 
 @pytest.mark.parametrize(
@@ -45,25 +44,6 @@ def test_parse_age(text: str, seconds: int) -> None:
 def test_parse_age_refuses_nonsense(text: str) -> None:
     with pytest.raises(ValueError, match="--max-age"):
         promote.parse_age(text)
-
-
-def test_evidence_rules(store: Path) -> None:
-    r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
-    assert check([gate_event(r1, "PASS", 1)], r1).verdict == "PASS"
-    refusals = {
-        "no release is deployed on staging": ([], None, False),
-        "no gate has judged 1.0.2+bbbbbbbbbbbb": ([gate_event(r1, "PASS", 1)], r2, False),
-        "is FAIL": ([gate_event(r1, "PASS", 2), gate_event(r1, "FAIL", 1)], r1, False),
-        "is WARN: pass --accept-warnings": ([gate_event(r1, "WARN", 1)], r1, False),
-        "older than --max-age 24h00m": ([gate_event(r1, "PASS", 25)], r1, True),
-        "judged digest sha256:ffff": ([gate_event(r1, "PASS", 1, digest="sha256:ffff")], r1, False),
-    }
-    for reason, (events, release, accept) in refusals.items():
-        with pytest.raises(Refused, match=reason.replace("+", r"\+")):
-            check(events, release, accept)
-    assert check([gate_event(r1, "WARN", 1)], r1, accept_warnings=True).verdict == "WARN"
-    # the latest gate of the serving release counts, not a later gate of another one
-    assert check([gate_event(r1, "PASS", 3), gate_event(r2, "FAIL", 1)], r1).verdict == "PASS"
 
 
 def run_promote(backend: FakeBackend, tmp_path: Path) -> promote.Result:
@@ -89,13 +69,19 @@ def test_a_gated_release_is_promoted_and_recorded(store: Path, tmp_path: Path) -
     assert backend.calls[-2:] == ["deploy production 1.0.2+bbbbbbbbbbbb", "gate production smoke since-deploy"]
     kinds = [(e.kind, e.release, e.verdict, e.source) for e in history.read("production")]
     assert kinds == [("gate", r2.id, "PASS", None), ("promote", r2.id, "PASS", "staging")]
+    # the desired state: production's file names r2, in a commit carrying release, evidence and who
+    assert desired.read("production") == desired.Desired(r2.id, r2.image)
+    last = gitops.log("production")[0]
+    assert last.subject == f"promote {r2.id} to production (from staging)"
+    assert last.trailers["Release"] == r2.id and last.actor == "rules-test"
+    assert last.evidence.startswith("sha256:") and len(last.evidence) == 71
 
 
 def test_a_refused_promotion_leaves_the_destination_untouched(store: Path, tmp_path: Path) -> None:
     r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
     backend = FakeBackend(serving={"staging": r2, "production": r1}, verdicts={r2.id: "FAIL"})
     history.record_gate("staging", backend.gate("staging", "gate", tmp_path))
-    with pytest.raises(Refused, match="is FAIL: load: p95"):
+    with pytest.raises(Refused, match="FAIL"):
         run_promote(backend, tmp_path)
     assert backend.serving["production"] == r1
     assert not [c for c in backend.calls if "production" in c]
@@ -110,7 +96,8 @@ def test_a_release_failing_its_smoke_gate_is_rolled_back(store: Path, tmp_path: 
     assert "rolled back to 1.0.1+aaaaaaaaaaaa" in result.message
     assert backend.serving["production"] == r1
     kinds = [(e.kind, e.release, e.verdict) for e in history.read("production")]
-    assert kinds == [("gate", r2.id, "FAIL"), ("deploy", r2.id, "FAIL"), ("rollback", r1.id, "PASS")]
+    gates = [("gate", r2.id, "FAIL"), ("deploy", r2.id, "FAIL"), ("gate", r1.id, "PASS")]
+    assert kinds == [*gates, ("rollback", r1.id, "PASS")]  # the rollback passed its own checklist
 
 
 def test_a_failed_deploy_that_migrated_restores_the_backup(store: Path, tmp_path: Path) -> None:
@@ -118,19 +105,21 @@ def test_a_failed_deploy_that_migrated_restores_the_backup(store: Path, tmp_path
     backend = FakeBackend(serving={"production": r1}, failing_deploys={r2.id}, backup_dir=tmp_path)
     result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "database restored from" in result.message
-    assert [c.split()[0] for c in backend.calls] == ["deploy", "restore", "deploy"]
+    assert [c.split()[0] for c in backend.calls] == ["deploy", "restore", "deploy", "gate"]
     assert backend.serving["production"] == r1
 
 
-def test_rollback_plan_goes_to_the_previous_release_with_its_backup(store: Path, tmp_path: Path) -> None:
+def test_rollback_plan_goes_to_the_previous_desired_state_with_its_backup(store: Path, tmp_path: Path) -> None:
     r1, r2 = make_release(store, "1.0.1", "a", "0001"), make_release(store, "1.0.2", "b", "0002")
-    backend = FakeBackend(serving={"production": r1}, backup_dir=tmp_path)
-    history.append(Event("deploy", "production", r1.id, r1.digest, "PASS"))
-    assert promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print).exit_code == 0
-    plan = rollback.plan(backend, "production", None)
+    backend = FakeBackend(backup_dir=tmp_path)
+    for release in (r1, r2):
+        assert promote.change(backend, "production", release, kind="deploy", reports=tmp_path, say=print).exit_code == 0
+    plan = rollback.plan(backend, "production", None)  # from the git log of Pulumi.production.yaml
     assert plan.target == r1 and plan.backup is not None and plan.backup.exists()
-    event = rollback.roll_back(backend, "production", plan.target, print, reason="test")
-    assert event.verdict == "PASS" and "database restored" in event.detail
+    commit = rollback.commit_rollback("production", plan.target, "test")
+    assert desired.read("production").release == r1.id and gitops.log("production")[0].commit == commit
+    event = rollback.roll_back(backend, "production", plan.target, print, reason="test", reports=tmp_path)
+    assert event.verdict == "PASS" and "database restored" in event.detail and "smoke load PASS" in event.detail
     assert backend.serving["production"] == r1
     with pytest.raises(rollback.NothingToRollBackTo, match="already serves"):
         rollback.plan(backend, "production", r1.id)
@@ -138,10 +127,34 @@ def test_rollback_plan_goes_to_the_previous_release_with_its_backup(store: Path,
     assert rollback.plan(backend, "production", r2.id).backup is None
 
 
+def test_a_rollback_is_pass_only_when_the_checklist_passes_afterwards(store: Path, tmp_path: Path) -> None:
+    r1 = make_release(store, "1.0.1", "a")
+    backend = FakeBackend(verdicts={r1.id: "FAIL"})
+    event = rollback.roll_back(backend, "production", r1, print, reason="test", reports=tmp_path)
+    assert backend.serving["production"] == r1  # deployed, but it does not pass its checklist
+    assert event.verdict == "FAIL" and "checklist and smoke load FAIL" in event.detail
+
+
 def test_rollback_without_history_says_what_to_do(store: Path) -> None:
     r1 = make_release(store, "1.0.1", "a")
-    with pytest.raises(rollback.NothingToRollBackTo, match="--to RELEASE"):
+    with pytest.raises(rollback.NothingToRollBackTo, match="names no release before no release; use --to RELEASE"):
         rollback.plan(FakeBackend(serving={"production": r1}), "production", None)
+
+
+def test_promoting_what_serves_is_a_no_op_and_a_failure_commits_the_revert(store: Path, tmp_path: Path) -> None:
+    r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
+    backend = FakeBackend(verdicts={r2.id: "FAIL"})
+    assert promote.change(backend, "production", r1, kind="deploy", reports=tmp_path, say=print).exit_code == 0
+    commits, calls = len(gitops.log("production")), len(backend.calls)
+    same = promote.change(backend, "production", r1, kind="promote", reports=tmp_path, say=print)
+    assert (same.exit_code, same.verdict) == (0, "NO CHANGE") and "already serves" in same.message
+    assert len(gitops.log("production")) == commits and len(backend.calls) == calls  # no commit, no restart
+    failed = promote.change(backend, "production", r2, kind="promote", reports=tmp_path, say=print)
+    assert failed.exit_code == 1 and "reverted in" in failed.message
+    log = gitops.log("production")
+    assert [c.state.release for c in log[:3]] == [r1.id, r2.id, r1.id]
+    assert log[0].trailers["Reverts"] == log[1].commit
+    assert desired.read("production").release == r1.id and backend.serving["production"] == r1
 
 
 def test_rollback_to_a_version_built_once_finds_it_and_one_built_twice_is_refused(store: Path) -> None:
@@ -164,7 +177,8 @@ def test_a_release_whose_verification_cannot_run_is_rolled_back(store: Path, tmp
     result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "could not run: http://production.test does not answer" in result.message
     assert backend.serving["production"] == r1
-    assert [(e.kind, e.verdict) for e in history.read("production")] == [("deploy", "FAIL"), ("rollback", "PASS")]
+    events = [(e.kind, e.verdict) for e in history.read("production")]
+    assert events == [("deploy", "FAIL"), ("gate", "PASS"), ("rollback", "PASS")]
 
 
 def test_redeploying_the_serving_release_that_fails_is_not_rolled_back_onto_itself(store: Path, tmp_path: Path) -> None:
@@ -173,3 +187,36 @@ def test_redeploying_the_serving_release_that_fails_is_not_rolled_back_onto_itse
     result = promote.ship(backend, "production", r1, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "no earlier release on production" in result.message
     assert backend.calls == ["deploy production 1.0.1+aaaaaaaaaaaa", "gate production smoke since-deploy"]
+
+
+def test_promote_commit_only_commits_and_deploys_nothing(store: Path, tmp_path: Path) -> None:
+    r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
+    backend = FakeBackend(serving={"staging": r2, "production": r1})
+    history.record_gate("staging", backend.gate("staging", "gate", tmp_path))
+    result = promote.promote(
+        backend,
+        "staging",
+        "production",
+        now=datetime.now(UTC),
+        max_age=timedelta(hours=24),
+        accept_warnings=False,
+        reports=tmp_path,
+        say=print,
+        commit_only=True,
+    )
+    assert (result.exit_code, result.verdict) == (0, "COMMITTED") and "codexops sync production" in result.message
+    assert desired.read("production").release == r2.id and backend.serving["production"] == r1
+    assert not [c for c in backend.calls if "production" in c]  # the merge of its pull request deploys
+
+
+def test_a_rollback_is_judged_by_its_checklist_and_load_not_by_alerts_of_the_release_it_left() -> None:
+    from codexops.gate import GateReport, Step
+
+    def report(*statuses: tuple[str, str]) -> GateReport:
+        steps = [Step(name, status, 1.0) for name, status in statuses]
+        return GateReport("production", "production", "http://x", "t", verdict="FAIL", steps=steps)
+
+    firing = report(("checklist", "pass"), ("load", "pass"), ("alerts", "fail"))
+    assert not rollback._failed(firing)  # the alerts computed from the bad release's samples
+    assert rollback._failed(report(("checklist", "fail"), ("load", "pass"), ("alerts", "pass")))
+    assert rollback._failed(report(("checklist", "pass"), ("load", "fail"), ("alerts", "pass")))

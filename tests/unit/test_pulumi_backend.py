@@ -16,9 +16,11 @@ from pulumi.automation._cmd import CommandResult
 from pulumi.automation.errors import CommandError
 
 from codexops.releases import backend as backends
+from codexops.releases import desired, sync
 from codexops.releases.backend import BackendUnavailable
-from codexops.releases.pulumi_backend import IMAGE_KEY, PulumiBackend
-from tests.support.fake_backend import make_release
+from codexops.releases.pulumi_backend import PulumiBackend
+from tests.support.fake_backend import FakeReport, make_release
+from tests.support.gitrepo import git, stack_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 CODEXOPS = str(Path(sys.executable).with_name("codexops"))
@@ -37,10 +39,12 @@ def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 class FakeStack:
-    def __init__(self, result: str = "succeeded", error: bool = False) -> None:
-        self.result, self.error = result, error
+    def __init__(self, result: str = "succeeded", error: bool = False, changes: str = "") -> None:
+        self.result, self.error, self.changes = result, error, changes
         self.config: dict[str, ConfigValue] = {}
         self.up_args: dict[str, Any] = {}
+        self.preview_args: dict[str, Any] = {}
+        self.deployed: str | None = None  # the image output of the last `up`
 
     def set_config(self, key: str, value: ConfigValue) -> None:
         self.config[key] = value
@@ -53,7 +57,18 @@ class FakeStack:
         if self.error:
             raise CommandError(CommandResult("", "error: docker daemon not reachable", 255))
         outputs = {"gatewayUrl": OutputValue("http://staging.living-codex.local", False)}
+        if self.result == "succeeded":
+            self.deployed = "from-the-file"
         return SimpleNamespace(summary=SimpleNamespace(result=self.result), outputs=outputs)
+
+    def outputs(self) -> dict[str, OutputValue]:
+        return {"image": OutputValue(self.deployed, False)} if self.deployed else {}
+
+    def preview(self, **kwargs: Any) -> SimpleNamespace:
+        self.preview_args = kwargs
+        if self.changes:
+            raise CommandError(CommandResult("", f"error: {self.changes}", 255))
+        return SimpleNamespace(change_summary={"same": 30})
 
 
 def test_backend_choice(fake_pulumi: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,21 +108,70 @@ def test_deploy_command_without_the_cli_exits_2(tmp_path: Path) -> None:
     assert not (tmp_path / "stacks" / "staging" / "history.jsonl").exists()  # nothing recorded as deployed
 
 
-def test_deploy_sets_the_image_and_runs_up_with_the_policy_pack(fake_pulumi: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The stack files in a throw-away Git repository (the backend's work dir)."""
+    path = stack_repo(tmp_path / "repo")
+    monkeypatch.setenv("CODEX_REPO_DIR", str(path))
+    return path
+
+
+def test_deploy_runs_up_on_the_image_the_file_names_with_the_policy_pack(
+    fake_pulumi: Path, tmp_path: Path, repo: Path
+) -> None:
     release = make_release(tmp_path / "releases", "1.0.1", "a")
+    desired.write("production", desired.Desired(release.id, release.image))
     stack = FakeStack()
     outcome = PulumiBackend(select_stack=lambda **_: stack).deploy("production", release, print)
     assert outcome.ok and "gatewayUrl=http://staging.living-codex.local" in outcome.detail
-    assert stack.config[IMAGE_KEY].value == release.image
-    assert stack.up_args["policy_packs"] == [str(ROOT / "policies")]
-    assert stack.up_args["policy_pack_configs"] == [str(ROOT / "policies" / "config" / "production.json")]
+    assert stack.config == {}  # nothing set at run time: the committed file is the configuration
+    assert stack.up_args["policy_packs"] == [str(repo / "policies")]
+    assert stack.up_args["policy_pack_configs"] == [str(repo / "policies" / "config" / "production.json")]
     assert stack.up_args["refresh"] is True  # what really runs is read before it is changed
+    stack.deployed = release.image  # what the program exports as `image` after that up
     assert PulumiBackend(select_stack=lambda **_: stack).current_release("production") == release
 
 
-@pytest.mark.parametrize("stack", [FakeStack(result="failed"), FakeStack(error=True)])
-def test_a_failed_up_is_never_reported_as_a_deployment(fake_pulumi: Path, tmp_path: Path, stack: FakeStack) -> None:
+def test_deploy_refuses_a_release_the_file_does_not_name(fake_pulumi: Path, tmp_path: Path, repo: Path) -> None:
     release = make_release(tmp_path / "releases", "1.0.1", "a")
+    stack = FakeStack()
+    outcome = PulumiBackend(select_stack=lambda **_: stack).deploy("production", release, print)
+    assert not outcome.ok and "Pulumi.production.yaml names image (none), not" in outcome.detail
+    assert not stack.up_args
+
+
+def test_drift_is_preview_expect_no_changes(fake_pulumi: Path, repo: Path) -> None:
+    quiet, drifted = FakeStack(), FakeStack(changes="2 resources would change: ~ app-deployment")
+    assert PulumiBackend(select_stack=lambda **_: quiet).drift("production") == ""
+    assert quiet.preview_args["expect_no_changes"] is True and quiet.preview_args["refresh"] is True
+    assert quiet.preview_args["policy_packs"] == [str(repo / "policies")]
+    found = sync.diff(PulumiBackend(select_stack=lambda **_: drifted), "production")
+    assert found.exit_code == 1 and "~ app-deployment" in found.message
+    assert sync.diff(PulumiBackend(select_stack=lambda **_: quiet), "production").exit_code == 0
+
+
+def test_sync_runs_up_on_the_files_image_and_is_a_no_op_once_it_serves(
+    fake_pulumi: Path, tmp_path: Path, repo: Path
+) -> None:
+    image = "ghcr.io/living-codex/living-codex@sha256:" + "e" * 64
+    desired.write("production", desired.Desired("0.2.0+eeeeeeeeeeee", image))
+    git(repo, "commit", "--quiet", "-am", "promote")
+    stack = FakeStack()
+    backend = PulumiBackend(select_stack=lambda **_: stack)
+    backend.gate = lambda *_, **__: FakeReport("PASS", str(tmp_path), None)  # type: ignore[method-assign,assignment]
+    code, verdict, _ = sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=print)
+    assert (code, verdict) == (0, "PASS") and stack.up_args  # the release store is empty: the file's image
+    stack.up_args, stack.deployed = {}, image
+    again = sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=print)
+    assert again[:2] == (0, "IN SYNC") and not stack.up_args
+
+
+@pytest.mark.parametrize("stack", [FakeStack(result="failed"), FakeStack(error=True)])
+def test_a_failed_up_is_never_reported_as_a_deployment(
+    fake_pulumi: Path, tmp_path: Path, repo: Path, stack: FakeStack
+) -> None:
+    release = make_release(tmp_path / "releases", "1.0.1", "a")
+    desired.write("staging", desired.Desired(release.id, release.image))
     outcome = PulumiBackend(select_stack=lambda **_: stack).deploy("staging", release, print)
     assert not outcome.ok and ("failed" in outcome.detail)
 

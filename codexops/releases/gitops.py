@@ -1,0 +1,144 @@
+"""Git as the record of desired state: commits of a stack file, and its log read back.
+
+A commit codexops makes changes one stack file only and carries trailers that history reads back:
+
+    promote 0.1.0+0123456789ab to production (from staging)
+
+    Stack: production
+    Release: 0.1.0+0123456789ab
+    Release-Digest: sha256:...
+    Release-Commit: <the commit the release was built from>
+    Evidence: sha256:<digest of the evidence>
+    Actor: <who>
+
+A commit made by hand (an edit, a `git revert`) has no trailers: its release is read from the file as
+that commit left it, its author is who.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from codexops.releases import desired, history
+from codexops.releases.desired import Desired, StackFileError
+
+LOG_LIMIT = 200  # stack-file commits read back; enough for any rollback or history page
+
+
+class GitError(RuntimeError):
+    """A git command failed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One commit of a stack file, newest first in `log`."""
+
+    commit: str
+    at: str  # committer date, ISO 8601
+    author: str
+    subject: str
+    trailers: dict[str, str]
+    state: Desired  # what the file named after this commit
+
+    @property
+    def actor(self) -> str:
+        return self.trailers.get("Actor", self.author)
+
+    @property
+    def evidence(self) -> str:
+        return self.trailers.get("Evidence", "")
+
+
+def git(repo: Path, *args: str, check: bool = True) -> str:
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=60)
+    if check and result.returncode != 0:
+        raise GitError(f"git {' '.join(args[:3])} in {repo} failed: {(result.stderr or result.stdout).strip()[-400:]}")
+    return result.stdout
+
+
+def is_repository(repo: Path) -> bool:
+    return git(repo, "rev-parse", "--is-inside-work-tree", check=False).strip() == "true"
+
+
+def message(subject: str, trailers: dict[str, str]) -> str:
+    lines = [f"{key}: {value}" for key, value in trailers.items() if value]
+    return subject + "\n\n" + "\n".join(lines) + "\n"
+
+
+def parse_trailers(body: str) -> dict[str, str]:
+    """`Key: value` lines of the message's last paragraph."""
+    paragraphs = [p for p in body.strip().split("\n\n") if p.strip()]
+    if len(paragraphs) < 2:
+        return {}
+    found = {}
+    for line in paragraphs[-1].splitlines():
+        match = re.fullmatch(r"([A-Za-z][A-Za-z-]*): (.+)", line.strip())
+        if match:
+            found[match.group(1)] = match.group(2).strip()
+    return found
+
+
+def uncommitted(path: Path, repo: Path | None = None) -> bool:
+    """The file differs from what HEAD holds (edited, staged, or never committed)."""
+    repo = repo or desired.repo_dir()
+    return bool(git(repo, "status", "--porcelain", "--", str(path.resolve().relative_to(repo))).strip())
+
+
+def require_committed(stack: str) -> None:
+    """Desired state is what Git holds: refuse to act on a stack file with uncommitted edits."""
+    path = desired.path_of(stack)
+    if uncommitted(path):
+        raise StackFileError(
+            f"{path.name} has uncommitted changes: commit them (git commit {path.name}) or discard them "
+            f"(git checkout {path.name}); the desired state is what Git holds"
+        )
+
+
+def commit_file(repo: Path, path: Path, text: str) -> str:
+    """Commit only `path` (whatever else is staged stays staged); the new commit's id. Without a git
+    identity configured (a CI runner), the actor commits as <actor>@users.noreply.github.com."""
+    relative = str(path.resolve().relative_to(repo))
+    identity = []
+    if not git(repo, "config", "user.name", check=False).strip():
+        who = history.actor()
+        identity = ["-c", f"user.name={who}", "-c", f"user.email={who}@users.noreply.github.com"]
+    git(repo, *identity, "commit", "--quiet", "--no-verify", "-m", text, "--", relative)
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def log(stack: str, repo: Path | None = None, limit: int = LOG_LIMIT) -> list[Change]:
+    """Every commit of the stack file, newest first, with what the file named after it."""
+    repo = repo or desired.repo_dir()
+    path = desired.path_of(stack, repo)
+    relative = str(path.relative_to(repo))
+    raw = git(repo, "log", f"-n{limit}", "--format=%H%x00%cI%x00%an%x00%B%x1e", "--", relative)
+    changes = []
+    for record in filter(str.strip, raw.split("\x1e")):
+        commit, at, author, body = record.strip("\n").split("\x00", 3)
+        shown = git(repo, "show", f"{commit}:{relative}", check=False)
+        try:
+            state = desired.parse(shown, f"{relative} at {commit[:12]}")
+        except StackFileError:
+            state = Desired(None, None)  # the file was deleted or broken at that commit
+        changes.append(Change(commit, at, author, body.strip().splitlines()[0], parse_trailers(body), state))
+    return changes
+
+
+def previous_state(stack: str, repo: Path | None = None) -> Desired | None:
+    """B's previous desired state: the newest commit of the file naming another release than it does now."""
+    current = desired.read(stack, repo).release
+    return next((c.state for c in log(stack, repo) if c.state.release not in (current, None)), None)
+
+
+def release_commit(release: str, repo: Path | None = None) -> str | None:
+    """The source commit of `release`, from the trailers of any stack file's commit that named it."""
+    repo = repo or desired.repo_dir()
+    raw = git(repo, "log", "--format=%B%x1e", "--fixed-strings", f"--grep=Release: {release}", "--", "Pulumi.*.yaml")
+    for body in filter(str.strip, raw.split("\x1e")):
+        trailers = parse_trailers(body)
+        if trailers.get("Release") == release and trailers.get("Release-Commit"):
+            return trailers["Release-Commit"]
+    return None
