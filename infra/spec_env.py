@@ -29,14 +29,24 @@ def spec_env(spec: EnvironmentSpec, platform: Platform) -> dict[str, str]:
     thresholds = spec.thresholds
     # Kubernetes drains in the preStop pause before SIGTERM; elsewhere the app drains itself.
     drain = 0 if platform == "kubernetes" else spec.shutdown.drainSeconds
-    return {
-        "CODEX_ENVIRONMENT": spec.environment,
-        "TRUSTED_PROXIES": trusted_proxies(spec, platform),
-        "MEMORY_WARNING_PERCENT": str(thresholds.memoryUsagePercent.warning),
-        "MEMORY_CRITICAL_PERCENT": str(thresholds.memoryUsagePercent.critical),
-        "HEALTH_SCORE_WARNING": str(thresholds.healthScore.warning),
-        "HEALTH_SCORE_CRITICAL": str(thresholds.healthScore.critical),
-        "SHUTDOWN_DRAIN_SECONDS": str(drain),
-        "SHUTDOWN_GRACE_SECONDS": str(spec.shutdown.graceSeconds),
-        "GATE_USERNAME": GATE_USERNAME,
-    } | ({"HEAP_SIZE_LIMIT": str(spec.resources.memory_limit_bytes)} if spec.resources.memoryLimit else {})
+    return (
+        {
+            "CODEX_ENVIRONMENT": spec.environment,
+            "TRUSTED_PROXIES": trusted_proxies(spec, platform),
+            "MEMORY_WARNING_PERCENT": str(thresholds.memoryUsagePercent.warning),
+            "MEMORY_CRITICAL_PERCENT": str(thresholds.memoryUsagePercent.critical),
+            "HEALTH_SCORE_WARNING": str(thresholds.healthScore.warning),
+            "HEALTH_SCORE_CRITICAL": str(thresholds.healthScore.critical),
+            "SHUTDOWN_DRAIN_SECONDS": str(drain),
+            "SHUTDOWN_GRACE_SECONDS": str(spec.shutdown.graceSeconds),
+            "GATE_USERNAME": GATE_USERNAME,
+        }
+        | ({"HEAP_SIZE_LIMIT": str(spec.resources.memory_limit_bytes)} if spec.resources.memoryLimit else {})
+        | _release(spec, platform)
+    )
+
+
+def _release(spec: EnvironmentSpec, platform: Platform) -> dict[str, str]:
+    """The release id the stack file names, so /health, logs and history say the same id. Locally each
+    replica is told the release it actually runs (codexops/localenv.py): a rolling deploy mixes two."""
+    return {"CODEX_RELEASE": spec.release} if spec.release and platform != "local" else {}

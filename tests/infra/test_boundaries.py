@@ -302,7 +302,10 @@ def test_staging_is_reached_over_ssh_wherever_pulumi_or_the_checklist_touch_it()
 
 
 def test_production_gate_gets_the_kubeconfig_from_esc_with_a_private_file() -> None:
-    runs = "\n".join(s.get("run", "") for s in _workflow("promote.yml")["jobs"]["production"]["steps"])
+    # Production is deployed (and gated) where its file changes on main: main.yml's sync job.
+    job = _workflow("main.yml")["jobs"]["sync"]
+    assert "ADMIN_PASSWORD" not in str(job)  # the gate logs in with its own account from the outputs
+    runs = "\n".join(s.get("run", "") for s in job["steps"])
     assert "umask 077" in runs and 'pulumi env open "$PULUMI_ORG/living-codex/production"' in runs
     assert "KUBECONFIG=$RUNNER_TEMP/kubeconfig" in runs
 
@@ -328,3 +331,13 @@ def test_the_checklist_reaches_production_pods_in_the_stacks_context(monkeypatch
     checked = plugin.checked(remote_target("production", "production", None))
     assert calls[0][:3] == ["kubectl", "--context", "living-codex-production"]
     assert [h.backend.context for h in checked.hosts] == ["living-codex-production"] * 2
+
+
+def test_the_release_the_file_names_is_the_id_the_app_reports_on_every_platform() -> None:
+    production, staging = with_release(load_spec("production")), with_release(load_spec("staging"))
+    assert "CODEX_RELEASE" not in _kubernetes_env(production)  # no release named: the image's own version
+    named = "0.1.0.dev7+g0123456789ab+0123456789ab"
+    assert _kubernetes_env(_changed(production, "release", named))["CODEX_RELEASE"] == named
+    assert _docker_env(_changed(staging, "release", named))["CODEX_RELEASE"] == named
+    # Locally each replica is told the release it runs (a rolling deploy mixes two), not the file's.
+    assert "CODEX_RELEASE" not in _local_env(_changed(staging, "release", named))
