@@ -22,6 +22,7 @@ import yaml
 from codexops.releases import attestation
 from codexops.releases.evidence import Evidence, EvidenceRefused, check_evidence
 from codexops.releases.model import Release
+from tests.support.gitrepo import stack_repo
 from tests.support.releases import build
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -44,8 +45,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
     document["config"]["living-codex:load"] = LOAD
     stack_file = ROOT / f"Pulumi.{STACK}.yaml"
     stack_file.write_text(yaml.safe_dump(document))
+    repo = stack_repo(tmp / "repo")  # deploy commits the stack file: into a throw-away repository
     env = {
         **os.environ,
+        "CODEX_REPO_DIR": str(repo),
         "CODEX_STACKS_DIR": str(tmp / "stacks"),
         "CODEX_RELEASES_DIR": str(tmp / "store"),
         "CODEX_SIGNING_KEY": str(tmp / "key" / "signing-key"),
@@ -53,7 +56,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
         "CODEX_BACKEND": "local",
     }
     with pytest.MonkeyPatch.context() as patch:
-        for key in ("CODEX_STACKS_DIR", "CODEX_RELEASES_DIR", "CODEX_SIGNING_KEY", "CODEX_TRUSTED_KEYS"):
+        for key in (
+            "CODEX_REPO_DIR",
+            "CODEX_STACKS_DIR",
+            "CODEX_RELEASES_DIR",
+            "CODEX_SIGNING_KEY",
+            "CODEX_TRUSTED_KEYS",
+        ):
             patch.setenv(key, env[key])
         try:
             yield env, tmp
