@@ -206,7 +206,7 @@ def test_promoting_the_release_already_serving_is_a_no_op(world: World) -> None:
     pids = localenv.supervisorctl(
         "pid", *localenv.local_stack("production").apps, stack=localenv.local_stack("production")
     )
-    again = world.run("codexops", "promote", "--from", "staging", "--to", "production")
+    again = world.run("codexops", "promote", "--from", "staging", "--to", "production", "--accept-warnings")
     assert again.returncode == 0, again.stderr
     assert f"NO CHANGE: production already serves {world.good.id}" in again.stdout
     assert world.commits() == commits and len(world.history("production")) == events  # no commit, no deploy
