@@ -219,7 +219,9 @@ def gate(
     shape: Annotated[str, typer.Option(help="load shape: smoke, gate, soak, spike")] = "gate",
     scale: Annotated[float, typer.Option(help="stretch or shrink the load shape")] = 1.0,
     prometheus_url: Annotated[str | None, typer.Option(help="Prometheus of the target")] = None,
-    reports: Annotated[Path, typer.Option(help="reports go to REPORTS/<target>-<timestamp>/")] = ROOT / "reports",
+    reports: Annotated[
+        Path, typer.Option(envvar="CODEX_REPORTS_DIR", help="reports go to REPORTS/<target>-<timestamp>/")
+    ] = ROOT / "reports",
 ) -> None:
     """Checklist, load test, alert state: PASS, WARN or FAIL (exit 0, 0, 1; 2 when it cannot run)."""
     from codexops.gate import GateCannotRun, run_gate

@@ -8,6 +8,7 @@ in a verdict, never in a hung gate.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import subprocess
@@ -293,6 +294,20 @@ def verdict(steps: list[Step]) -> str:
     return "FAIL" if "fail" in statuses else "WARN" if "warn" in statuses else "PASS"
 
 
+def new_report_dir(reports: Path, name: str) -> Path:
+    """REPORTS/NAME, or NAME-2, -3...: two gates of one target started in the same second (two operators,
+    two CI jobs) never write into one folder, whose report and attestation would then mix."""
+    reports.mkdir(parents=True, exist_ok=True)
+    for attempt in itertools.count(1):
+        out = reports / (name if attempt == 1 else f"{name}-{attempt}")
+        try:
+            out.mkdir()
+        except FileExistsError:
+            continue
+        return out
+    raise AssertionError("unreachable")
+
+
 def run_gate(
     target: Target | str,
     spec: EnvironmentSpec | None = None,
@@ -323,8 +338,7 @@ def run_gate(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = target.name
     slug = name if not name.startswith("http") else name.split("//", 1)[1].replace(":", "-")
-    out = reports / f"{slug.replace('/', '_')}-{stamp}"
-    out.mkdir(parents=True, exist_ok=True)
+    out = new_report_dir(reports, f"{slug.replace('/', '_')}-{stamp}")
     target_file = target.save(out / "target.json")
     report = GateReport(
         name,

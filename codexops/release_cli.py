@@ -20,7 +20,9 @@ import typer
 from infra.spec import ROOT
 
 LocalOption = Annotated[bool, typer.Option("--local", help="use the local backend (else CODEX_BACKEND, else auto)")]
-ReportsOption = Annotated[Path, typer.Option(help="gate reports go to REPORTS/<stack>-<timestamp>/")]
+ReportsOption = Annotated[
+    Path, typer.Option(envvar="CODEX_REPORTS_DIR", help="gate reports go to REPORTS/<stack>-<timestamp>/")
+]
 
 
 def _fail(message: str, code: int) -> typer.Exit:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from infra.spec import ROOT
+from infra.spec import repo_root
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -40,11 +40,6 @@ class TrustedKey:
     keyid: str
     public: bytes  # raw 32-byte Ed25519 public key
     owner: str
-
-
-def repo_root() -> Path:
-    """The repository codexops works on (CODEX_REPO_DIR for tests and other checkouts)."""
-    return Path(os.environ.get("CODEX_REPO_DIR") or ROOT)
 
 
 def signing_key_path() -> Path:

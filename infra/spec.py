@@ -9,6 +9,7 @@ Keys of other namespaces (kubernetes:context, docker:host) are kept for the prov
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -370,12 +371,18 @@ def quantity_bytes(quantity: str) -> int:
     return int(float(match.group(1)) * units[match.group(2)])
 
 
-def stack_file(stack: str, root: Path = ROOT) -> Path:
-    return root / f"Pulumi.{stack}.yaml"
+def repo_root() -> Path:
+    """The repository whose stack files are the specs and the desired state: this checkout, or
+    CODEX_REPO_DIR (codexops working on another clone; the tests' throw-away repositories)."""
+    return Path(os.environ.get("CODEX_REPO_DIR") or ROOT)
 
 
-def available_stacks(root: Path = ROOT) -> list[str]:
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+def stack_file(stack: str, root: Path | None = None) -> Path:
+    return (root or repo_root()) / f"Pulumi.{stack}.yaml"
+
+
+def available_stacks(root: Path | None = None) -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in (root or repo_root()).glob("Pulumi.*.yaml"))
 
 
 def _allowed_keys() -> list[str]:
@@ -422,8 +429,8 @@ def spec_from_config(stack: str, config: Mapping[str, Any], source: str) -> Envi
 _from_config = spec_from_config  # the earlier private name, still used by tests
 
 
-def load_spec(stack: str, root: Path = ROOT) -> EnvironmentSpec:
-    """The spec of `stack`, from Pulumi.<stack>.yaml at the repository root."""
+def load_spec(stack: str, root: Path | None = None) -> EnvironmentSpec:
+    """The spec of `stack`, from Pulumi.<stack>.yaml at the repository root (repo_root())."""
     path = stack_file(stack, root)
     if not path.exists():
         raise SpecError(f"{path.name} not found; stacks here: {', '.join(available_stacks(root)) or 'none'}")

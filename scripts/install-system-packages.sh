@@ -3,8 +3,8 @@
 # Idempotent: installs only what is missing. Needs root (or sudo) on Debian 12.
 set -euo pipefail
 
-packages=(postgresql redis-server nginx prometheus prometheus-alertmanager curl jq wrk)
-commands=(/usr/lib/postgresql/*/bin/postgres redis-server nginx prometheus promtool prometheus-alertmanager amtool curl jq wrk)
+packages=(postgresql redis-server nginx prometheus prometheus-alertmanager curl jq wrk iproute2)
+commands=(/usr/lib/postgresql/*/bin/postgres redis-server nginx prometheus promtool prometheus-alertmanager amtool curl jq wrk ip)
 
 missing=0
 for cmd in "${commands[@]}"; do

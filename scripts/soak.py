@@ -27,7 +27,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from codexops import gate, localenv
-from infra.spec import ROOT, load_spec
+from codexops.targets import resolve_target
+from infra.spec import ROOT
 from loadtests.shapes import duration
 
 GROWTH_MB_PER_MIN = 1.0  # a second-half RSS slope above this is growth, not warm-up
@@ -42,10 +43,10 @@ class Samples:
         return [(r["t"], r[f"rss_{port}"]) for r in self.rows if f"rss_{port}" in r]
 
 
-def sample(samples: Samples, began: float, stop: threading.Event, interval: float) -> None:
+def sample(samples: Samples, ports: tuple[int, ...], began: float, stop: threading.Event, interval: float) -> None:
     while not stop.is_set():
         row: dict[str, Any] = {"t": round(time.monotonic() - began, 1)}
-        for port in localenv.APP_PORTS:
+        for port in ports:
             try:
                 memory = httpx.get(f"http://{localenv.HOST}:{port}/health/memory", timeout=5).json()
                 row[f"rss_{port}"] = memory["memoryUsage"]["rssMB"]
@@ -104,14 +105,14 @@ def p95_over_time(history: Path) -> list[tuple[int, float]]:
     return [(int(r["Timestamp"]) - start, float(r["95%"])) for r in rows]
 
 
-def chart(samples: Samples, p95: list[tuple[int, float]], path: Path) -> None:
+def chart(samples: Samples, ports: tuple[int, ...], p95: list[tuple[int, float]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, (memory, latency) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    for port in localenv.APP_PORTS:
+    for port in ports:
         points = samples.rss(port)
         memory.plot([t for t, _ in points], [y for _, y in points], label=f"replica :{port}")
     memory.set_ylabel("RSS (MB)")
@@ -129,13 +130,14 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=10, help="seconds between RSS samples")
     parser.add_argument("--attack", action="store_true", help="attack traffic alongside the load")
     args = parser.parse_args()
-    if not localenv.healthy(localenv.PROCESSES[-2]):
+    stack = localenv.local_stack()
+    if not all(localenv.healthy(process) for process in stack.processes):
         print("the local environment is not up: run `codexops up` first (under the shared-port lock)")
         return 2
-    spec = load_spec("staging")
+    ports = stack.ports.apps
     out = ROOT / "reports" / f"soak-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True)
-    target = gate.resolve_target("local", spec, None)
+    target = resolve_target("local")
     token = httpx.post(
         f"{target.url}/api/auth/login",
         json={"username": "admin", "password": target.admin_password},
@@ -143,20 +145,24 @@ def main() -> int:
     ).json()["accessToken"]
 
     samples, stop, began = Samples(), threading.Event(), time.monotonic()
-    threads = [threading.Thread(target=sample, args=(samples, began, stop, args.interval), daemon=True)]
+    threads = [threading.Thread(target=sample, args=(samples, ports, began, stop, args.interval), daemon=True)]
     if args.attack:
         threads.append(threading.Thread(target=attack, args=(samples, stop, token), daemon=True))
     for thread in threads:
         thread.start()
-    scale = args.minutes * 60 / duration("soak")
-    step = gate.run_load(target, spec, "soak", scale, out)
+    scale = args.minutes * 60 / duration("soak", target.spec.load)
+    target_file = target.save(out / "target.json")
+    try:
+        step = gate.run_load(target, target_file, "soak", scale, out)
+    finally:
+        target_file.unlink()  # it carries the admin password
     stop.set()
     for thread in threads:
         thread.join(timeout=15)
 
     p95 = p95_over_time(out / "locust_stats_history.csv")
     replicas: dict[str, dict[str, Any]] = {}
-    for port in localenv.APP_PORTS:
+    for port in ports:
         points = samples.rss(port)
         second_half = [p for p in points if p[0] >= points[-1][0] / 2] if points else []
         last_leak: dict[str, Any] = next((r[f"leak_{port}"] for r in reversed(samples.rows) if f"leak_{port}" in r), {})
@@ -199,7 +205,7 @@ def main() -> int:
             f"growth={leak.get('growthRateMBPerMinute')} |"
         )
     (out / "soak.md").write_text("\n".join(lines) + "\n")
-    chart(samples, p95, out / "soak.png")
+    chart(samples, ports, p95, out / "soak.png")
     print("\n".join(lines))
     print(f"report: {out}")
     return 1 if growing else 0

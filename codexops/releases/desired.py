@@ -7,14 +7,13 @@ checkout (ROOT), or CODEX_REPO_DIR (tests point it at a temporary clone).
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from infra.spec import NAMESPACE, ROOT, stack_file
+from infra.spec import NAMESPACE, repo_root, stack_file
 
 RELEASE_KEY = f"{NAMESPACE}:release"
 IMAGE_KEY = f"{NAMESPACE}:image"
@@ -34,7 +33,7 @@ class Desired:
 
 def repo_dir() -> Path:
     """The Git repository whose stack files are the desired state."""
-    return Path(os.environ.get("CODEX_REPO_DIR") or ROOT).resolve()
+    return repo_root().resolve()
 
 
 def path_of(stack: str, repo: Path | None = None) -> Path:

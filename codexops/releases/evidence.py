@@ -209,7 +209,7 @@ def _checked_predicate(document: dict[str, Any], release: Release, stack: str, w
 def _check_load(body: dict[str, Any], stack: str, where: str) -> None:
     """The gate ran at the target rate the stack's spec asks now."""
     try:
-        wanted = load_spec(stack, signing.repo_root()).load.targetRps
+        wanted = load_spec(stack).load.targetRps
     except SpecError as exc:
         raise EvidenceRefused(f"{where}: the spec of {stack} cannot be read to check the load: {exc}") from None
     if body.get("targetRps") != wanted:

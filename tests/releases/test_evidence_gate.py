@@ -1,8 +1,8 @@
 """Evidence on a real local stack: `deploy`'s smoke is not evidence; a real full gate of the release writes
 a signed attestation that check_evidence accepts; editing that gate's report makes it refused.
 
-The stack `evidencetest` is staging's file with a short load (20 RPS for 12 s), written at the repository
-root for the test and removed after it. Ports are staging's: run it in a private network namespace:
+The stack `evidencetest` is staging's file with a short load (20 RPS for 12 s), committed in a throw-away
+repository (CODEX_REPO_DIR). Ports are staging's: run it in a private network namespace:
   unshare --net bash -c 'ip link set lo up; .venv/bin/pytest tests/releases/test_evidence_gate.py -q'
 """
 
@@ -22,7 +22,7 @@ import yaml
 from codexops.releases import attestation
 from codexops.releases.evidence import Evidence, EvidenceRefused, check_evidence
 from codexops.releases.model import Release
-from tests.support.gitrepo import stack_repo
+from tests.support.gitrepo import git, stack_repo
 from tests.support.releases import build
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -43,9 +43,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
     tmp = tmp_path_factory.mktemp("evidence")
     document = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
     document["config"]["living-codex:load"] = LOAD
-    stack_file = ROOT / f"Pulumi.{STACK}.yaml"
-    stack_file.write_text(yaml.safe_dump(document))
-    repo = stack_repo(tmp / "repo")  # deploy commits the stack file: into a throw-away repository
+    # The stack exists only in a throw-away repository (its specs and desired state: CODEX_REPO_DIR),
+    # where deploy commits its file; the checkout, which other tests read, never sees it.
+    repo = stack_repo(tmp / "repo")
+    (repo / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(document))
+    git(repo, "add", ".")
+    git(repo, "commit", "--quiet", "-m", f"stack {STACK}")
     env = {
         **os.environ,
         "CODEX_REPO_DIR": str(repo),
@@ -68,7 +71,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
             yield env, tmp
         finally:
             codexops(env, "down", "--stack", STACK)
-            stack_file.unlink()
 
 
 def evidence(release: Release) -> Evidence:

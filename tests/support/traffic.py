@@ -10,7 +10,10 @@ import httpx
 
 class Traffic:
     """GETs of `paths` in a loop from a few threads until stopped, on keep-alive connections as clients
-    use them: every request counted, every failure kept (`is_failure` of the status, or no answer)."""
+    use them: every request counted, every failure kept (`is_failure` of the status, or no answer).
+
+    Each thread pauses `interval` seconds between requests: steady, not flat out, since `make test` runs
+    other shards on the same two cores and an unpaced loop would starve them (and the gates they judge)."""
 
     def __init__(
         self,
@@ -19,9 +22,11 @@ class Traffic:
         *,
         headers: dict[str, str] | None = None,
         threads: int = 4,
+        interval: float = 0.02,
         is_failure: Callable[[int], bool] = lambda status: status >= 500,
     ) -> None:
         self.url, self.paths, self.headers, self.is_failure = url, paths, headers or {}, is_failure
+        self.interval = interval
         self.requests = 0
         self.failures: list[str] = []
         self._lock = threading.Lock()
@@ -41,6 +46,7 @@ class Traffic:
                         self.requests += 1
                         if failure:
                             self.failures.append(failure)
+                    self._stop.wait(self.interval)
 
     def __enter__(self) -> Traffic:
         for thread in self._threads:

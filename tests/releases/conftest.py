@@ -1,0 +1,116 @@
+"""Two real local stacks (staging :5002, production on its own ports) for the release tests, with their
+desired state in a temporary clone of this checkout (CODEX_REPO_DIR) and their own release store,
+stacks folder, reports folder and signing key: nothing is written into the checkout.
+
+Fixed ports: each module that uses `two_stacks` needs the ports to itself. `make test` runs each such
+module in its own network namespace (scripts/run_tests.py); by hand:
+  unshare --net bash -c 'ip link set lo up; .venv/bin/pytest tests/releases/test_promotion.py -q'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from codexops import localenv, signing
+from codexops.releases import desired
+from codexops.releases.model import Release
+from tests.support.gitrepo import clone_checkout, git
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+STACKS = ("staging", "production")
+Builder = Callable[[Path], Release]  # builds a release, given the temporary clone
+WORLD_ENV = ("CODEX_REPO_DIR", "CODEX_STACKS_DIR", "CODEX_RELEASES_DIR", "CODEX_REPORTS_DIR", "GITHUB_ACTOR")
+
+
+@dataclass
+class World:
+    tmp: Path
+    env: dict[str, str]
+    repo: Path  # the temporary clone whose stack files are the specs and the desired state
+    releases: dict[str, Release]  # built for the module, by name ("good" is built from the clone's HEAD)
+
+    @property
+    def good(self) -> Release:
+        return self.releases["good"]
+
+    def run(self, *command: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """A codexops command or a runbook script, as an operator would run it."""
+        program = str(BIN / "codexops") if command[0] == "codexops" else str(ROOT / command[0])
+        began = time.monotonic()
+        result = subprocess.run(
+            [program, *command[1:]], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        took = time.monotonic() - began
+        print(f"$ {' '.join(command)} -> {result.returncode} in {took:.1f} s\n{result.stdout}{result.stderr}")
+        return result
+
+    def history(self, stack: str) -> list[dict[str, str]]:
+        """The events recorded here (gates, deploys, ...), without the stack file's commits."""
+        return [e for e in self.timeline(stack) if e["kind"] != "commit"]
+
+    def timeline(self, stack: str) -> list[dict[str, str]]:
+        listed = self.run("codexops", "history", stack, "--json")
+        return [json.loads(line) for line in listed.stdout.splitlines()]
+
+    def named(self, stack: str) -> str | None:
+        return desired.read(stack, self.repo).release
+
+    def commits(self) -> int:
+        return int(git(self.repo, "rev-list", "--count", "HEAD"))
+
+    def health(self, stack: str) -> httpx.Response:
+        return httpx.get(f"{localenv.local_stack(stack).gateway_url()}/health", timeout=10)
+
+
+@contextmanager
+def two_stacks(tmp: Path, builders: dict[str, Builder]) -> Iterator[World]:
+    """Build the releases side by side, start both stacks, yield; stop them and check the ports are free."""
+    repo = clone_checkout(tmp / "repo")
+    env = {
+        **os.environ,
+        "CODEX_REPO_DIR": str(repo),
+        "CODEX_STACKS_DIR": str(tmp / "stacks"),
+        "CODEX_RELEASES_DIR": str(tmp / "store"),
+        "CODEX_REPORTS_DIR": str(tmp / "reports"),
+        "CODEX_BACKEND": "local",
+        "GITHUB_ACTOR": "release-test",
+        # The operator's key signs full gates; the repository trusts it (evidence is a signed full gate).
+        "CODEX_SIGNING_KEY": str(tmp / "key" / "signing-key"),
+        "CODEX_TRUSTED_KEYS": str(tmp / "trusted-keys.txt"),
+    }
+    key = signing.create_key(Path(env["CODEX_SIGNING_KEY"]))
+    (tmp / "trusted-keys.txt").write_text(signing.public_line(key, "release-test") + "\n")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in (*WORLD_ENV, "CODEX_BACKEND"):
+            patch.setenv(name, env[name])
+        for stack in STACKS:
+            if localenv.port_taken(localenv.local_stack(stack).ports.gateway):
+                pytest.fail(f"the {stack} gateway port is taken: stop what listens there (runbooks/stop-servers.sh)")
+        with ThreadPoolExecutor(len(builders)) as pool:  # independent: the releases are built side by side
+            futures = {name: pool.submit(builder, repo) for name, builder in builders.items()}
+            world = World(tmp, env, repo, {name: future.result() for name, future in futures.items()})
+        try:
+            with ThreadPoolExecutor(len(STACKS)) as pool:
+                starts = [pool.submit(world.run, "runbooks/start-server.sh", f"--stack={stack}") for stack in STACKS]
+                assert [started.result().returncode for started in starts] == [0] * len(STACKS)
+            yield world
+        finally:
+            stopped = world.run("runbooks/stop-servers.sh")
+            shutil.rmtree(tmp / "store", ignore_errors=True)
+        assert stopped.returncode == 0
+        for stack in STACKS:
+            assert not localenv.port_taken(localenv.local_stack(stack).ports.gateway), f"{stack} still listens"

@@ -1,0 +1,120 @@
+"""The desired state in Git on two real local stacks (tests/releases/conftest.py): a fresh clone with an
+empty release store syncs a stack by building the named release from its commit; a schema-moving release
+is backed up and `rollback` (a commit back to the previous desired state) restores it; a hand-edited file
+is drift (`diff` 1) until synced, and `git revert` + `sync` rolls back.
+
+Both stacks start on the good release, committed as their desired state; the tests then run in order,
+each on the state the previous one left.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from codexops import localenv
+from codexops.releases import desired
+from codexops.releases.local_backend import LocalBackend
+from tests.releases.conftest import STACKS, Builder, World, two_stacks
+from tests.support.gitrepo import git
+from tests.support.releases import build, copy_with_migration
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("gitops")
+    builders: dict[str, Builder] = {
+        "good": build,  # from the clone's HEAD: a fresh clone can build it again from that commit
+        "other": lambda repo: build(repo, RELEASE_TEST_TAG="other"),  # like good, another digest
+        "migrating": lambda _: build(copy_with_migration(tmp / "tree", revision="9001")),  # one migration ahead
+    }
+    with two_stacks(tmp, builders) as world:
+        with ThreadPoolExecutor(len(STACKS)) as pool:
+            outcomes = list(pool.map(lambda stack: LocalBackend().deploy(stack, world.good, print), STACKS))
+        assert all(outcome.ok for outcome in outcomes), [outcome.detail for outcome in outcomes]
+        for stack in STACKS:
+            desired.write(stack, desired.Desired(world.good.id, None), world.repo)
+        git(world.repo, "commit", "--quiet", "-am", f"staging and production run {world.good.id}")
+        yield world
+
+
+def test_a_fresh_clone_syncs_a_stack_building_the_named_release_from_its_commit(world: World) -> None:
+    # staging serves another release, deployed outside Git; its file still names good
+    assert LocalBackend().deploy("staging", world.releases["other"], print).ok
+    assert world.named("staging") == world.good.id
+    fresh = world.tmp / "fresh"
+    subprocess.run(["git", "clone", "--quiet", str(world.repo), str(fresh)], check=True)
+    env = {**world.env, "CODEX_REPO_DIR": str(fresh), "CODEX_RELEASES_DIR": str(world.tmp / "empty-store")}
+    clone = World(world.tmp, env, fresh, world.releases)
+    assert clone.run("codexops", "diff", "staging").returncode == 1
+    synced = clone.run("codexops", "sync", "staging")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert f"building it from commit {world.good.commit}" in synced.stdout
+    assert (world.tmp / "empty-store" / f"{world.good.version}-{world.good.short_digest}").is_dir()
+    assert world.health("staging").json()["version"] == world.good.id
+    assert clone.run("codexops", "diff", "staging").returncode == 0
+
+
+def test_a_schema_moving_release_is_backed_up_and_rollback_restores_it(world: World) -> None:
+    production = localenv.local_stack("production")
+
+    def sql(statement: str) -> str:
+        return localenv.sql(production, statement, "livingcodex")
+
+    deployed = world.run("codexops", "deploy", "production", "--release", world.releases["migrating"].id)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert sql("SELECT version_num FROM alembic_version") == "9001"
+    backup = world.history("production")[-1]["backup"]
+    assert backup and Path(backup).stat().st_size > 0
+    sql("INSERT INTO release_probe_9001 (id) VALUES (1)")  # a write the rollback discards
+
+    unconfirmed = world.run("runbooks/rollback.sh")
+    assert unconfirmed.returncode == 1 and "--yes" in unconfirmed.stderr
+    assert sql("SELECT version_num FROM alembic_version") == "9001"
+
+    rolled = world.run("runbooks/rollback.sh", "--yes")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert f"database restored from {backup}" in rolled.stdout
+    assert sql("SELECT version_num FROM alembic_version") == world.good.schema_head
+    assert sql("SELECT to_regclass('public.release_probe_9001')") == ""
+    assert world.health("production").json()["version"] == world.good.id
+    last = world.history("production")[-1]
+    assert (last["kind"], last["release"], last["verdict"]) == ("rollback", world.good.id, "PASS")
+    assert "checklist and smoke load PASS" in last["detail"]
+    # the rollback is a commit back to production's previous desired state (from its git log)
+    assert world.named("production") == world.good.id
+    assert world.run("codexops", "diff", "production").returncode == 0
+
+
+def test_a_hand_edited_file_is_drift_until_synced_and_git_revert_plus_sync_rolls_back(world: World) -> None:
+    desired.write("production", desired.Desired(world.releases["other"].id, None), world.repo)  # as in an editor
+    uncommitted = world.run("codexops", "sync", "production")
+    assert uncommitted.returncode == 2 and "uncommitted changes: commit them" in uncommitted.stderr
+    git(world.repo, "commit", "--quiet", "-am", f"production runs {world.releases['other'].id}")
+    drift = world.run("codexops", "diff", "production")
+    assert drift.returncode == 1
+    assert (
+        f"Pulumi.production.yaml names {world.releases['other'].id}; production serves {world.good.id}" in drift.stdout
+    )
+    synced = world.run("codexops", "sync", "production")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert world.health("production").json()["version"] == world.releases["other"].id
+    assert world.run("codexops", "diff", "production").returncode == 0
+    idle = world.run("codexops", "sync", "production")  # idempotent
+    assert idle.returncode == 0 and "IN SYNC" in idle.stdout and "nothing to do" in idle.stdout
+
+    git(world.repo, "revert", "--no-edit", "HEAD")  # the manual rollback: revert the commit, sync
+    assert world.run("codexops", "diff", "production").returncode == 1
+    back = world.run("codexops", "sync", "production")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert world.health("production").json()["version"] == world.good.id
+    assert world.run("codexops", "diff", "production").returncode == 0
+    rows = world.timeline("production")
+    assert rows[-1]["kind"] == "sync" and rows[-1]["release"] == world.good.id
+    assert any(r["kind"] == "commit" and r["detail"].startswith('Revert "production runs') for r in rows)
