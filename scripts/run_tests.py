@@ -7,7 +7,7 @@ draining during rolling deploys. The modules that start local stacks use the sta
 suite uses free ports on the host's loopback and runs beside them, niced, so that the loads the gates
 judge are not starved of CPU. Without network namespaces the fixed-port shards run one after another.
 
-Usage: scripts/run_tests.py [--sequential]     (plain `pytest` still runs the whole suite in one process)
+Usage: scripts/run_tests.py [--sequential] [--only SHARD ...]   (plain `pytest` runs the suite in one process)
 Exit status: the first failing shard's (pytest's: 1 failures, 5 no test collected, ...), else 0.
 """
 
@@ -100,6 +100,7 @@ def command(shard: Shard, run_dir: Path, isolate: bool) -> list[str]:
 
 
 def start(shard: Shard, run_dir: Path, isolate: bool) -> None:
+    (run_dir / shard.name).mkdir()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if shard.isolated:  # its own local stacks and reports, whatever the checkout's .local holds
         env["CODEX_STACKS_DIR"] = str(run_dir / shard.name / "stacks")
@@ -113,10 +114,18 @@ def start(shard: Shard, run_dir: Path, isolate: bool) -> None:
     print(f"==> shard {shard.name}: {' '.join(shard.paths)}", flush=True)
 
 
+OUTCOMES = re.compile(r"^(?:tests/\S+ )?([.FEsxX]+)\s*(?:\[\s*\d+%\])?$", re.MULTILINE)
+
+
 def progress(shard: Shard) -> str:
+    """'done/collected' from pytest's progress lines (a test's letter appears when it ends)."""
     text = shard.log.read_text(errors="replace") if shard.log.exists() else ""
-    percents = re.findall(r"\[\s*(\d+)%\]", text)
-    return f"{percents[-1]}%" if percents else "starting"
+    collected = re.search(r"collected (\d+) items?", text)
+    if not collected:
+        return "collecting"
+    failed = sum(line.count("F") + line.count("E") for line in OUTCOMES.findall(text))
+    done = sum(len(line) for line in OUTCOMES.findall(text))
+    return f"{done}/{collected.group(1)}" + (f" ({failed} failed)" if failed else "")
 
 
 def finish(shard: Shard) -> None:
@@ -169,10 +178,17 @@ def run(shards: list[Shard], run_dir: Path, sequential: bool) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sequential", action="store_true", help="one shard at a time (a quiet machine's figures)")
+    parser.add_argument("--only", action="append", default=[], metavar="SHARD", help="run this shard (repeatable)")
     args = parser.parse_args()
-    run_dir = Path(tempfile.mkdtemp(prefix="codex-tests-"))
     shards = all_shards()
-    print(f"==> pytest in {len(shards)} shards (logs and temporary files in {run_dir})", flush=True)
+    if args.only:
+        unknown = set(args.only) - {shard.name for shard in shards}
+        if unknown:
+            parser.error(f"no shard {', '.join(sorted(unknown))}; shards: {', '.join(s.name for s in shards)}")
+        shards = [shard for shard in shards if shard.name in args.only]
+    run_dir = Path(tempfile.mkdtemp(prefix="codex-tests-"))
+    names = ", ".join(shard.name for shard in shards)
+    print(f"==> pytest in shards side by side: {names} (logs and temporary files in {run_dir})", flush=True)
     try:
         code = run(shards, run_dir, args.sequential)
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from codexops.releases import desired, history
 from codexops.releases.desired import Desired, StackFileError
+from codexops.releases.model import Release
 
 LOG_LIMIT = 200  # stack-file commits read back; enough for any rollback or history page
 
@@ -66,6 +67,19 @@ def is_repository(repo: Path) -> bool:
 def message(subject: str, trailers: dict[str, str]) -> str:
     lines = [f"{key}: {value}" for key, value in trailers.items() if value]
     return subject + "\n\n" + "\n".join(lines) + "\n"
+
+
+def release_trailers(stack: str, release: Release, **extra: str) -> dict[str, str]:
+    """The trailers of a commit that makes STACK's file name `release`: which build, from which
+    source commit (a fresh clone builds it from there), `extra` (e.g. Evidence), and who."""
+    return {
+        "Stack": stack,
+        "Release": release.id,
+        "Release-Digest": release.digest,
+        "Release-Commit": release.commit,
+        **extra,
+        "Actor": history.actor(),
+    }
 
 
 def parse_trailers(body: str) -> dict[str, str]:

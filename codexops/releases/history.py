@@ -119,11 +119,6 @@ def previous_release(events: list[Event], current: str | None) -> Event | None:
     return next((e for e in reversed(events) if e.in_service and e.release != current), None)
 
 
-def latest_gate(events: list[Event], release: str) -> Event | None:
-    """The last gate that judged this release on the stack."""
-    return next((e for e in reversed(events) if e.kind == "gate" and e.release == release), None)
-
-
 def record_gate(stack: str, report: GateResult) -> Event | None:
     """Record a gate run (a GateReport naming its release) in the stack's history; None without a release."""
     release = report.release or {}

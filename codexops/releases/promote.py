@@ -118,14 +118,7 @@ def change(
     if serving is not None and serving.id == release.id and named == release.id:
         return Result(0, "NO CHANGE", f"{stack} already serves {release.id}, as its file names: nothing to do")
     desired.write(stack, desired.Desired(release.id, release.image))
-    trailers = {
-        "Stack": stack,
-        "Release": release.id,
-        "Release-Digest": release.digest,
-        "Release-Commit": release.commit,
-        "Evidence": evidence,
-        "Actor": history.actor(),
-    }
+    trailers = gitops.release_trailers(stack, release, Evidence=evidence)
     subject = f"{kind} {release.id} to {stack}" + (f" (from {source})" if source else "")
     commit = gitops.commit_file(repo, path, gitops.message(subject, trailers))
     say(f"==> committed {commit[:12]}: {path.name} names {release.id}")

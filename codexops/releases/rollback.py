@@ -56,14 +56,7 @@ def commit_rollback(stack: str, target: Release, reason: str) -> str:
     path = desired.path_of(stack)
     gitops.require_committed(stack)
     desired.write(stack, desired.Desired(target.id, target.image))
-    trailers = {
-        "Stack": stack,
-        "Release": target.id,
-        "Release-Digest": target.digest,
-        "Release-Commit": target.commit,
-        "Actor": history.actor(),
-    }
-    text = gitops.message(f"rollback {stack} to {target.id}: {reason}", trailers)
+    text = gitops.message(f"rollback {stack} to {target.id}: {reason}", gitops.release_trailers(stack, target))
     return gitops.commit_file(desired.repo_dir(), path, text)
 
 

@@ -19,6 +19,7 @@ import pytest
 from codexops import localenv
 from codexops.releases import desired
 from codexops.releases.local_backend import LocalBackend
+from codexops.releases.promote import change
 from tests.releases.conftest import STACKS, Builder, World, two_stacks
 from tests.support.gitrepo import git
 from tests.support.releases import build, copy_with_migration
@@ -38,9 +39,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         with ThreadPoolExecutor(len(STACKS)) as pool:
             outcomes = list(pool.map(lambda stack: LocalBackend().deploy(stack, world.good, print), STACKS))
         assert all(outcome.ok for outcome in outcomes), [outcome.detail for outcome in outcomes]
-        for stack in STACKS:
-            desired.write(stack, desired.Desired(world.good.id, None), world.repo)
-        git(world.repo, "commit", "--quiet", "-am", f"staging and production run {world.good.id}")
+        for stack in STACKS:  # committed as deploy commits it: its trailers name the source commit
+            committed = change(
+                LocalBackend(), stack, world.good, kind="deploy", reports=tmp / "reports", say=print, commit_only=True
+            )
+            assert committed.verdict == "COMMITTED", committed.message
         yield world
 
 
