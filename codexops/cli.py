@@ -68,7 +68,9 @@ def serve(
 @cli.command()
 def preview(
     stack: Annotated[str, typer.Argument(help="a stack: Pulumi.<STACK>.yaml in --stacks")],
-    stacks: Annotated[Path, typer.Option(help="folder of the Pulumi.<stack>.yaml files")] = ROOT,
+    stacks: Annotated[
+        Path | None, typer.Option(help="folder of the Pulumi.<stack>.yaml files (default: the repository's)")
+    ] = None,
     out: Annotated[Path, typer.Option(help="manifests go to OUT/<STACK>/")] = ROOT / "build" / "manifests",
 ) -> None:
     """Evaluate STACK offline (Pulumi mocks): the plan, its Kubernetes manifests, schema validation."""

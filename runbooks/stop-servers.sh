@@ -11,8 +11,12 @@ for arg in "$@"; do
         *) bad_flag "$arg" "$USAGE" ;;
     esac
 done
-for file in "$ROOT"/Pulumi.*.yaml; do
+# The stack files codexops reads its specs from (CODEX_REPO_DIR, else the checkout); one stack that
+# cannot be stopped does not keep the others running.
+status=0
+for file in "${CODEX_REPO_DIR:-$ROOT}"/Pulumi.*.yaml; do
     stack="$(basename "$file" .yaml)"
     stack="${stack#Pulumi.}"
-    codexops down --stack "$stack"
+    codexops down --stack "$stack" || status=$?
 done
+exit "$status"

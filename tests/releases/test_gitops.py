@@ -20,9 +20,9 @@ from codexops import localenv
 from codexops.releases import desired
 from codexops.releases.local_backend import LocalBackend
 from codexops.releases.promote import change
-from tests.releases.conftest import STACKS, Builder, World, two_stacks
 from tests.support.gitrepo import git
 from tests.support.releases import build, copy_with_migration
+from tests.support.two_stacks import STACKS, Builder, World, two_stacks
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -20,9 +20,9 @@ import pytest
 
 from codexops import localenv
 from codexops.releases.local_backend import LocalBackend
-from tests.releases.conftest import ROOT, Builder, World, two_stacks
 from tests.support.releases import build
 from tests.support.traffic import Traffic
+from tests.support.two_stacks import ROOT, Builder, World, two_stacks
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

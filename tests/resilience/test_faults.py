@@ -1,5 +1,5 @@
 """Faults under load through nginx and two replicas (the local environment): what a client saw, and
-that nothing acknowledged was lost. Each case writes its figures to reports/faults/<case>.json; the
+that nothing acknowledged was lost. Each case writes its figures to reports/faults/<case>.json (CODEX_REPORTS_DIR moves it); the
 README's table quotes them. Timings are recorded, not asserted (except a hang bound).
 
 The cases on the default release come first; the last two set the replicas' environment whole (`up`
@@ -8,9 +8,11 @@ replaces it), and the module ends by stopping the stack, so no case restarts the
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +24,7 @@ from infra.spec import ROOT, EnvironmentSpec
 from tests.resilience.load import Load, stored_ids
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300), pytest.mark.usefixtures("local_env")]
-FIGURES = ROOT / "reports" / "faults"
+FIGURES = Path(os.environ.get("CODEX_REPORTS_DIR") or ROOT / "reports") / "faults"  # as the gate's reports
 HANG_SECONDS = 5.0
 
 

@@ -3,7 +3,7 @@ desired state in a temporary clone of this checkout (CODEX_REPO_DIR) and their o
 stacks folder, reports folder and signing key: nothing is written into the checkout.
 
 Fixed ports: each module that uses `two_stacks` needs the ports to itself. `make test` runs each such
-module in its own network namespace (scripts/run_tests.py); by hand:
+module in a network namespace of its own (scripts/run_tests.py); by hand:
   unshare --net bash -c 'ip link set lo up; .venv/bin/pytest tests/releases/test_promotion.py -q'
 """
 
@@ -29,7 +29,7 @@ from codexops.releases import desired
 from codexops.releases.model import Release
 from tests.support.gitrepo import clone_checkout, git
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: its codexops and runbooks run
 BIN = Path(sys.executable).parent
 STACKS = ("staging", "production")
 Builder = Callable[[Path], Release]  # builds a release, given the temporary clone

@@ -1,0 +1,92 @@
+"""make test's shard runner (scripts/run_tests.py): every fixed-port module in exactly one isolated
+shard, a signal or a stack left running fails the shard, progress read from pytest's lines."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.spec import ROOT
+
+
+def _runner() -> Any:
+    spec = importlib.util.spec_from_file_location("run_tests", ROOT / "scripts" / "run_tests.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["run_tests"] = module  # dataclasses resolve the module's annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+run_tests = _runner()
+
+
+def test_every_fixed_port_module_is_in_exactly_one_isolated_shard_and_rest_skips_their_folders() -> None:
+    shards = run_tests.all_shards()
+    rest, isolated = shards[0], shards[1:]
+    assert rest.name == "rest" and not rest.isolated and set(rest.ignore) == set(run_tests.FIXED_PORT_DIRS)
+    listed = [path for shard in isolated for path in shard.paths]
+    modules = {str(p.relative_to(ROOT)) for d in run_tests.FIXED_PORT_DIRS for p in (ROOT / d).rglob("test_*.py")}
+    assert sorted(listed) == sorted(modules) and len(listed) == len(set(listed))
+    assert all(shard.isolated for shard in isolated)
+
+
+def test_an_isolated_shard_runs_in_its_own_network_namespace_and_rest_is_niced(tmp_path: Path) -> None:
+    shards = run_tests.all_shards()
+    for shard in shards:
+        shard.folder = tmp_path / shard.name
+    assert run_tests.command(shards[0], isolate=True)[:3] == ["nice", "-n", "10"]
+    isolated = run_tests.command(shards[1], isolate=True)
+    assert isolated[:3] == ["unshare", "--net", "--"] and f"--basetemp={tmp_path / shards[1].name / 'tmp'}" in isolated
+    assert run_tests.command(shards[1], isolate=False)[0] == sys.executable  # the fallback: one at a time
+
+
+def _started(tmp_path: Path) -> Any:
+    shard = run_tests.Shard("faults", ("tests/resilience/test_faults.py",), folder=tmp_path / "faults")
+    shard.folder.mkdir()
+    shard.log.write_text("collected 3 items\n\ntests/resilience/test_faults.py .F\n")
+    shard.began = time.monotonic()
+    return shard
+
+
+def test_progress_counts_finished_tests_and_failures(tmp_path: Path) -> None:
+    assert run_tests.progress(_started(tmp_path)) == "2/3 (1 failed)"
+
+
+@pytest.mark.parametrize(("code", "expected"), [(0, 0), (1, 1), (5, 5), (-9, 137), (-15, 143)])
+def test_the_exit_code_of_a_shard_is_pytests_or_128_plus_the_signal(tmp_path: Path, code: int, expected: int) -> None:
+    shard = _started(tmp_path)
+    run_tests.finish(shard, code)
+    assert shard.code == expected
+
+
+def test_a_shard_that_leaves_a_stack_running_fails_and_the_stack_is_stopped(tmp_path: Path) -> None:
+    shard = _started(tmp_path)
+    stack = shard.folder / "stacks" / "staging"
+    stack.mkdir(parents=True)
+    # A stand-in for a forgotten supervisord: the runner checks the name in the process's command line.
+    daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "supervisord"])
+    (stack / "supervisord.pid").write_text(f"{daemon.pid}\n")
+    try:
+        run_tests.finish(shard, 0)
+        assert daemon.wait(10) != 0  # stopped by SIGTERM
+    finally:
+        daemon.kill()
+    assert shard.code == 1 and str(stack) in shard.note
+
+
+def test_a_pid_file_of_another_program_is_left_alone(tmp_path: Path) -> None:
+    shard = _started(tmp_path)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    (shard.folder / "supervisord.pid").write_text(f"{other.pid}\n")
+    try:
+        run_tests.finish(shard, 0)
+        assert other.poll() is None and shard.code == 0
+    finally:
+        other.kill()
