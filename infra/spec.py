@@ -377,8 +377,18 @@ def repo_root() -> Path:
     return Path(os.environ.get("CODEX_REPO_DIR") or ROOT)
 
 
+STACK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")  # Pulumi's stack names, never a path
+
+
+def check_stack_name(stack: str) -> str:
+    """`stack`, when it can name a stack (and so a file or folder of it); else a SpecError."""
+    if not STACK_NAME.fullmatch(stack):
+        raise SpecError(f"stack name {stack[:120]!r} is not a plain name (letters, digits, - _ .; at most 100)")
+    return stack
+
+
 def stack_file(stack: str, root: Path | None = None) -> Path:
-    return (root or repo_root()) / f"Pulumi.{stack}.yaml"
+    return (root or repo_root()) / f"Pulumi.{check_stack_name(stack)}.yaml"
 
 
 def available_stacks(root: Path | None = None) -> list[str]:

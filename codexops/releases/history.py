@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codexops.paths import local_root
+from infra.spec import check_stack_name
 
 if TYPE_CHECKING:
     from codexops.releases.backend import GateResult
@@ -31,9 +32,7 @@ def stacks_root() -> Path:
 
 
 def stack_dir(stack: str) -> Path:
-    if not stack or "/" in stack or stack.startswith("."):
-        raise ValueError(f"stack name {stack!r} is not a plain name")
-    return stacks_root() / stack
+    return stacks_root() / check_stack_name(stack)
 
 
 def actor() -> str:

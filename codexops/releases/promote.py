@@ -21,6 +21,7 @@ from codexops.releases.history import Event
 from codexops.releases.model import Release
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_AGE_LIMIT = timedelta(days=365)
 SMOKE = "smoke"
 
 
@@ -39,8 +40,11 @@ def parse_age(text: str) -> timedelta:
     """'24h', '90m', '2d', '45s' (a bare number is hours)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
     if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"--max-age {text!r}: a positive duration such as 24h, 90m, 2d")
-    return timedelta(seconds=float(match.group(1)) * UNITS[match.group(2) or "h"])
+        raise ValueError(f"--max-age {text[:40]!r}: a positive duration such as 24h, 90m, 2d")
+    seconds = float(match.group(1)) * UNITS[match.group(2) or "h"]
+    if seconds > MAX_AGE_LIMIT.total_seconds():
+        raise ValueError(f"--max-age {text[:40]!r}: at most {MAX_AGE_LIMIT.days}d (evidence that old proves nothing)")
+    return timedelta(seconds=seconds)
 
 
 def _human(delta: timedelta) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.spec import ROOT, SpecError, available_stacks, load_spec
+from infra.spec import ROOT, SpecError, available_stacks, load_spec, stack_file
 
 
 def _stack(tmp_path: Path, body: str, name: str = "trial") -> str:
@@ -82,3 +82,14 @@ def test_the_spec_imports_without_pulumi() -> None:
     code = "import sys; sys.modules['pulumi'] = None; from infra.spec import load_spec; load_spec('production')"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("name", ["", "../etc", ".hidden", "a/b", "staging\n", "a\x00b", "a" * 101, "é"])
+def test_a_stack_name_that_is_not_plain_is_refused_before_any_path_is_made(name: str) -> None:
+    with pytest.raises(SpecError, match="is not a plain name"):
+        load_spec(name)
+
+
+@pytest.mark.parametrize("name", ["staging", "prod-2.eu", "a_b", "a" * 100])
+def test_plain_stack_names_name_their_file(name: str) -> None:
+    assert stack_file(name).name == f"Pulumi.{name}.yaml"

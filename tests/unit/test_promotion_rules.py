@@ -40,13 +40,13 @@ def test_parse_age(text: str, seconds: int) -> None:
     assert promote.parse_age(text).total_seconds() == seconds
 
 
-@pytest.mark.parametrize("text", ["", "0h", "-1h", "24x", "soon"])
+@pytest.mark.parametrize("text", ["", "0h", "-1h", "24x", "soon", "366d", "99999999999999999999h"])
 def test_parse_age_refuses_nonsense(text: str) -> None:
     with pytest.raises(ValueError, match="--max-age"):
         promote.parse_age(text)
 
 
-def run_promote(backend: FakeBackend, tmp_path: Path) -> promote.Result:
+def run_promote(backend: FakeBackend, tmp_path: Path, commit_only: bool = False) -> promote.Result:
     return promote.promote(
         backend,
         "staging",
@@ -56,6 +56,7 @@ def run_promote(backend: FakeBackend, tmp_path: Path) -> promote.Result:
         accept_warnings=False,
         reports=tmp_path,
         say=print,
+        commit_only=commit_only,
     )
 
 
@@ -193,17 +194,7 @@ def test_promote_commit_only_commits_and_deploys_nothing(store: Path, tmp_path: 
     r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
     backend = FakeBackend(serving={"staging": r2, "production": r1})
     history.record_gate("staging", backend.gate("staging", "gate", tmp_path))
-    result = promote.promote(
-        backend,
-        "staging",
-        "production",
-        now=datetime.now(UTC),
-        max_age=timedelta(hours=24),
-        accept_warnings=False,
-        reports=tmp_path,
-        say=print,
-        commit_only=True,
-    )
+    result = run_promote(backend, tmp_path, commit_only=True)
     assert (result.exit_code, result.verdict) == (0, "COMMITTED") and "codexops sync production" in result.message
     assert desired.read("production").release == r2.id and backend.serving["production"] == r1
     assert not [c for c in backend.calls if "production" in c]  # the merge of its pull request deploys
