@@ -90,7 +90,7 @@ def load_key(path: Path) -> Ed25519PrivateKey:
         raise SigningError(f"no signing key at {path}: run `codexops keys init`")
     try:
         key = load_pem_private_key(path.read_bytes(), password=None)
-    except (ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         raise SigningError(f"{path} is not an unencrypted PEM private key: {exc}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise SigningError(f"{path} is not an Ed25519 key: create one with `codexops keys init`")
@@ -102,8 +102,12 @@ def read_trusted(path: Path | None = None) -> list[TrustedKey]:
     path = path or trusted_keys_path()
     if not path.exists():
         return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SigningError(f"{path} cannot be read as a list of trusted keys: {exc}") from None
     keys = []
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -201,6 +201,13 @@ def test_a_malformed_trusted_keys_line_is_a_clear_error(world: Path) -> None:
     refused(good, r"trusted-keys.txt:1: expected `ed25519 <base64 public key> <owner>`")
 
 
+def test_a_trusted_keys_file_of_binary_bytes_is_a_clear_error(world: Path) -> None:
+    good = release()
+    gate(world, good)
+    (world / "trusted-keys.txt").write_bytes(b"ed25519 \xc0\xff\x00 bob\n")
+    refused(good, r"trusted-keys.txt cannot be read as a list of trusted keys")
+
+
 def test_another_releases_gate_is_refused(world: Path) -> None:
     mine, other = release("mine"), release("other")
     report = gate(world, other)
