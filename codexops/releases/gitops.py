@@ -65,8 +65,9 @@ def is_repository(repo: Path) -> bool:
 
 
 def message(subject: str, trailers: dict[str, str]) -> str:
-    lines = [f"{key}: {value}" for key, value in trailers.items() if value]
-    return subject + "\n\n" + "\n".join(lines) + "\n"
+    """Each trailer on one line: a value with a newline (an odd GITHUB_ACTOR) cannot add trailers."""
+    lines = [f"{key}: {' '.join(value.split())}" for key, value in trailers.items() if value.strip()]
+    return " ".join(subject.split()) + "\n\n" + "\n".join(lines) + "\n"
 
 
 def release_trailers(stack: str, release: Release, **extra: str) -> dict[str, str]:

@@ -47,13 +47,6 @@ def parse_age(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def _human(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-
-
 def promote(
     backend: Backend,
     source: str,

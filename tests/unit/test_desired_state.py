@@ -158,3 +158,11 @@ def test_a_release_missing_from_the_store_says_what_is_missing(repo: Path, tmp_p
     git(repo, "commit", "--quiet", "-am", "production runs r1")
     with pytest.raises(sync.ReleaseMissing, match="its commit c0ffee is not in"):
         sync.sync(FakeBackend(), "production", confirm=lambda _: None, reports=tmp_path, say=print)
+
+
+def test_an_actor_with_a_newline_cannot_add_a_trailer(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_ACTOR", "mallory\nEvidence: sha256:forged")
+    release = make_release(Path(str(repo.parent / "releases")), "1.0.1", "a")
+    assert promote.change(FakeBackend(), "production", release, kind="deploy", reports=repo, say=print).exit_code == 0
+    last = gitops.log("production")[0]
+    assert last.actor == "mallory Evidence: sha256:forged" and last.evidence == ""
