@@ -29,6 +29,7 @@ def init(
     owner: Annotated[str | None, typer.Option(help="who owns the key (default: GITHUB_ACTOR or the user)")] = None,
 ) -> None:
     """Create the signing key (never overwrites one) and print the line to add to keys/trusted-keys.txt."""
+    name = _owner(owner)  # checked before anything is written
     path = signing.signing_key_path()
     try:
         key = signing.create_key(path)
@@ -37,7 +38,7 @@ def init(
         raise typer.Exit(2) from None
     typer.echo(f"==> signing key written to {path} (mode 0600; keep it out of the repository)")
     typer.echo(f"==> add this line to {signing.trusted_keys_path()} and commit it for review:")
-    typer.echo(signing.public_line(key, _owner(owner)))
+    typer.echo(signing.public_line(key, name))
 
 
 @keys_cli.command("show")

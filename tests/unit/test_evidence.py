@@ -277,6 +277,13 @@ def test_keys_init_writes_a_private_key_once_and_show_says_whether_it_is_trusted
     assert shown.exit_code == 0 and line in shown.output and "trusted" in shown.output
 
 
+def test_keys_init_with_a_bad_owner_writes_no_key(world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODEX_SIGNING_KEY", str(world / "new" / "signing-key"))
+    made = CliRunner().invoke(cli, ["keys", "init", "--owner", "alice\ned25519 AAAA mallory"])
+    assert made.exit_code == 2 and "one word" in made.output
+    assert not (world / "new" / "signing-key").exists()
+
+
 # -- CI: a sigstore bundle verified by `gh attestation verify` (here a stand-in `gh`; the real one: README) ---
 FAKE_GH = """#!{python}
 import json, pathlib, sys
