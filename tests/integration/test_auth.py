@@ -114,10 +114,11 @@ async def test_a_remembered_token_is_still_refused_once_expired(make_settings) -
 
     from tests.conftest import running
 
-    async for app in running(make_settings(jwt_expiration_hours=1.5 / 3600)):
+    # 3 s: the expiry is whole seconds, so the token may live only 2 s of them, time enough to be used once.
+    async for app in running(make_settings(jwt_expiration_hours=3 / 3600)):
         headers = await app.bearer()
         assert (await app.client.get("/api/auth/me", headers=headers)).status_code == 200  # now remembered
-        await asyncio.sleep(2.6)
+        await asyncio.sleep(4.1)
         expired = await app.client.get("/api/auth/me", headers=headers)
         assert expired.status_code == 401 and expired.json()["error"] == "token_expired"
         token = headers["Authorization"].removeprefix("Bearer ")

@@ -62,16 +62,19 @@ def served(tmp_path: Path) -> Iterator[int]:
 
 def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None:
     port = free_port()
-    process = _start(tmp_path, port, CHAOS_LATENCY_MS="1500")
+    # The probe below must land inside the drain: 3 s, where 1 s left it only 0.7 s on a busy machine.
+    process = _start(tmp_path, port, CHAOS_LATENCY_MS="1500", SHUTDOWN_DRAIN_SECONDS="3")
     base = f"http://127.0.0.1:{port}"
-    assert httpx.get(f"{base}/health/ready").status_code == 200
+    probe = httpx.Client(base_url=base, timeout=10)
+    assert probe.get("/health/ready").status_code == 200
     slow: dict[str, int] = {}
     thread = threading.Thread(target=lambda: slow.update(status=httpx.get(f"{base}/api/nodes", timeout=10).status_code))
     thread.start()
     time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
     time.sleep(0.3)
-    assert httpx.get(f"{base}/health/ready").status_code == 503  # draining, still serving
+    assert probe.get("/health/ready").status_code == 503  # draining, still serving
+    probe.close()
     thread.join(timeout=10)
     assert slow["status"] == 401  # the in-flight request got its answer (no token), not a reset
     assert process.wait(timeout=30) == 0
