@@ -78,7 +78,7 @@ async def test_changes_on_one_replica_hold_on_the_other_at_the_next_request(
         assert await _write(b, editor) == 201  # b caches the account as an editor
         method, path, body = change
         assert (await a.client.request(method, path, headers=admin, json=body)).is_success
-        assert b.services.identity.view.trusted  # answered from the view, not the fallback
+        assert b.services.identity.view.trusted, b.services.identity.view.health()  # from the view, not SQL
         assert await _write(b, editor) in (401, 403), username
 
 
@@ -115,14 +115,25 @@ async def test_a_subscriber_that_never_acknowledges_costs_at_most_the_ack_timeou
     assert ACK_TIMEOUT_SECONDS <= waited < ACK_TIMEOUT_SECONDS + 1.0, waited
 
 
-async def test_a_lost_message_is_repaired_within_the_staleness_bound(replicas: tuple[RunningApp, RunningApp]) -> None:
+async def test_a_lost_message_is_repaired_within_the_staleness_bound(
+    replicas: tuple[RunningApp, RunningApp], redis_server: Redis
+) -> None:
+    """No message reaches b: its resync repairs the view, or, when a busy machine delays the resync past
+    the bound, b stops trusting the view and asks SQL. Either way the bound holds (a CI run saw the
+    second: refused with no resync since the first)."""
     a, b = replicas
     editor = await _editor(a, "lost")
     assert await _write(b, editor) == 201
-    a.services.identity.view.publish_ok = False  # a's message never leaves: only b's resync can repair
-    await a.client.put("/api/admin/users/lost/role", headers=await a.bearer(), json={"role": "viewer"})
-    await _until_refused(b, editor, STALENESS + 0.5)  # the documented bound, with room for the request
-    assert b.services.identity.view.resyncs > 1
+    a.services.identity.view.publish_ok = False  # a's message never leaves
+    admin = await a.bearer()
+    listener = aioredis.from_url(redis_server.url)
+    async with listener.pubsub() as pubsub:
+        await pubsub.subscribe(CHANNEL)
+        assert await pubsub.get_message(timeout=2.0)  # the subscribe confirmation
+        await a.client.put("/api/admin/users/lost/role", headers=admin, json={"role": "viewer"})
+        await _until_refused(b, editor, STALENESS + 0.5)  # the documented bound, with room for the request
+        assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2) is None  # really lost
+    await listener.aclose()
 
 
 async def _until_refused(app: RunningApp, headers: dict[str, str], timeout: float) -> None:
@@ -172,7 +183,7 @@ async def test_a_read_with_a_trusted_view_makes_no_redis_round_trip(replicas: tu
     store_redis.execute_command = counting  # type: ignore[method-assign]
     for _ in range(20):
         assert (await b.client.get("/api/nodes", headers=headers)).status_code == 200
-    assert b.services.identity.view.trusted
+    assert b.services.identity.view.trusted, b.services.identity.view.health()
     assert calls == 0, calls
 
 
