@@ -4,19 +4,28 @@ client addresses only from trusted proxies (issue 8, 2 and 3)."""
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select, update
 
+from app import throttle
 from app.storage.schema import login_throttle, users
 from tests.conftest import RunningApp, SettingsFactory, running
 from tests.support.servers import Postgres
 
 pytestmark = pytest.mark.integration
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def _clock_stands_still(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No delay (1, 2, 4 ... s) runs out while a test runs, however slowly this machine runs it: what
+    each test counts does not depend on its speed. Running out is tested by setting next_at."""
+    now = time.time()
+    monkeypatch.setattr(throttle, "time", SimpleNamespace(time=lambda: now))
 
 
 @pytest.fixture
@@ -39,14 +48,11 @@ async def _failed_logins(app: RunningApp, username: str = "victim") -> int:
 
 
 async def test_a_parallel_burst_is_counted_before_any_password_is_checked(pg_codex: RunningApp) -> None:
-    began = time.monotonic()
     statuses = await asyncio.gather(*(_login(pg_codex, "wrong-guess", "203.0.113.5") for _ in range(140)))
-    elapsed = time.monotonic() - began
     checked = statuses.count(401)
-    # At most `free` checks at a time, each admitted while fewer than `free` failures were counted,
-    # plus one more each time a delay (1, 2, 4 ... s) ran out while the burst lasted.
+    # At most `free` checks at a time, each admitted while fewer than `free` failures were counted.
     free = pg_codex.services.settings.auth_max_failed_logins
-    assert free <= checked <= 2 * free - 1 + math.floor(math.log2(elapsed + 1)), (statuses, elapsed)
+    assert free <= checked <= 2 * free - 1, statuses
     assert statuses.count(429) == 140 - checked
     assert await _failed_logins(pg_codex) == checked  # every checked failure counted, none lost
 
@@ -97,6 +103,10 @@ async def test_forwarded_addresses_count_only_from_a_trusted_proxy(make_settings
         assert clients == {"127.0.0.1"}
 
 
-async def test_parallel_correct_logins_from_one_address_all_succeed(pg_codex: RunningApp) -> None:
+async def test_parallel_correct_logins_from_one_address_all_succeed(
+    pg_codex: RunningApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 40 argon2 checks share 5 slots: on a busy machine the last ones may wait past the app's 10 s.
+    monkeypatch.setattr(throttle, "SLOT_WAIT_SECONDS", 120.0)
     statuses = await asyncio.gather(*(_login(pg_codex, PASSWORD, "203.0.113.5") for _ in range(40)))
     assert statuses == [200] * 40  # a load test's many sessions behind one gateway address
