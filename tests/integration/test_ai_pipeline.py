@@ -109,6 +109,9 @@ async def test_jobs_left_at_shutdown_are_persisted_and_resumed(make_settings) ->
             (await app.client.post("/api/ai/extract", headers=h, json={"text": f"w{i} x"})).json()["id"]
             for i in range(3)
         ]
+        async with asyncio.timeout(10):  # the worker claims the first job when the loop lets it
+            while gated.started < 1:
+                await asyncio.sleep(0.02)
         await asyncio.sleep(0.05)
         assert gated.started == 1  # one running (held), two queued
     # Shutdown cancelled the held job after the grace period and put it back in the queue.
