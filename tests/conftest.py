@@ -10,6 +10,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+from app import authview
 from app.config import Settings
 from app.main import create_app
 from app.services import Services
@@ -90,3 +91,12 @@ def redis_server() -> Iterator[Redis]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def patient_announcements(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Announcements get 10 s to publish and to be acknowledged: the app's 0.3 s and 0.5 s are meant for
+    a sick Redis, and a busy machine must not trip them in a test of a change reaching another replica.
+    A stopped Redis still refuses at once; a test of a frozen one puts the app's values back."""
+    monkeypatch.setattr(authview, "PUBLISH_TIMEOUT_SECONDS", 10.0)
+    monkeypatch.setattr(authview, "ACK_TIMEOUT_SECONDS", 10.0)

@@ -9,20 +9,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from app import authview
 from tests.conftest import RunningApp, running
 from tests.support.servers import Postgres, Redis
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _patient_announcements(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A logout on one replica holds on the other at once because its announce waits for the other's
-    acknowledgement; the app's 0.3 s publish and 0.5 s ack timeouts, meant for a sick Redis, must not
-    fire because the machine is busy. A stopped Redis still refuses at once."""
-    monkeypatch.setattr(authview, "PUBLISH_TIMEOUT_SECONDS", 10.0)
-    monkeypatch.setattr(authview, "ACK_TIMEOUT_SECONDS", 10.0)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("patient_announcements")]
 
 
 async def _replicas(stack: AsyncExitStack, settings: Any) -> tuple[RunningApp, RunningApp]:
