@@ -82,7 +82,8 @@ def preview(
     except SpecError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
-    if not spec.image:
+    stand_in = not spec.image
+    if stand_in:
         from infra.mock_runtime import with_release
 
         spec = with_release(spec)
@@ -91,7 +92,7 @@ def preview(
             f"stand-in digest, {spec.image}; `pulumi up` refuses the stack until a release is promoted",
             fg="yellow",
         )
-    result = run_preview(spec, out)
+    result = run_preview(spec, out, stand_in=stand_in)
     print_plan(result)
     print_validation(result)
     print_policies(result)

@@ -13,6 +13,8 @@ from infra.manifests import Finding, kubernetes_manifests, validate, write_manif
 from infra.mock_runtime import Declaration, declare
 from infra.spec import ROOT, EnvironmentSpec
 from policies.evaluate import Violation, evaluate
+from policies.pack import ALL_POLICIES
+from policies.release import EVIDENCE_POLICY
 
 
 @dataclass
@@ -23,6 +25,7 @@ class PreviewResult:
     findings: list[Finding] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     seconds: float = 0.0
+    not_evaluated: dict[str, str] = field(default_factory=dict)  # policy -> why it could not be judged here
 
     @property
     def errors(self) -> list[Finding]:
@@ -33,7 +36,11 @@ class PreviewResult:
         return [v for v in self.violations if v.mandatory]
 
 
-def run_preview(spec: EnvironmentSpec, out_root: Path = ROOT / "build" / "manifests") -> PreviewResult:
+def run_preview(
+    spec: EnvironmentSpec, out_root: Path = ROOT / "build" / "manifests", *, stand_in: bool = False
+) -> PreviewResult:
+    """`stand_in`: the image is a stand-in digest (nothing promoted yet), which no evidence can cover: the
+    evidence policy is listed as not evaluated rather than reported against it."""
     began = time.perf_counter()
     declaration = declare(spec)
     manifests = kubernetes_manifests(declaration)
@@ -41,8 +48,11 @@ def run_preview(spec: EnvironmentSpec, out_root: Path = ROOT / "build" / "manife
     files = write_manifests(manifests, directory)
     findings = validate(manifests, spec.kubernetesVersion) if manifests else []
     resources = [(r.type, r.name, r.inputs) for r in declaration.custom()]
-    violations = evaluate(resources, spec.environment)
-    return PreviewResult(declaration, directory, files, findings, violations, time.perf_counter() - began)
+    skipped = {EVIDENCE_POLICY: "the stand-in digest has no evidence by construction"} if stand_in else {}
+    policies = [p for p in ALL_POLICIES if p.name not in skipped]
+    violations = evaluate(resources, spec.environment, policies, stack=spec.stack)
+    took = time.perf_counter() - began
+    return PreviewResult(declaration, directory, files, findings, violations, took, skipped)
 
 
 def print_plan(result: PreviewResult) -> None:
@@ -104,6 +114,8 @@ def print_validation(result: PreviewResult) -> None:
 
 def print_policies(result: PreviewResult) -> None:
     environment = result.declaration.spec.environment
+    for policy, why in result.not_evaluated.items():
+        typer.secho(f"Policy {policy}: not evaluated ({why}); `pulumi up` evaluates it", fg="yellow")
     if not result.violations:
         typer.secho(f"Policy pack (policies/, {environment} enforcement): no violations", fg="green")
         return

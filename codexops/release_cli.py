@@ -20,6 +20,15 @@ import typer
 from infra.spec import ROOT
 
 LocalOption = Annotated[bool, typer.Option("--local", help="use the local backend (else CODEX_BACKEND, else auto)")]
+BreakGlassOption = Annotated[
+    str | None,
+    typer.Option(
+        "--break-glass",
+        metavar="REASON",
+        help="emergency only: run the release without the evidence the stack requires, for REASON "
+        "(written into the stack file, shown by history, reported by diff until a promotion replaces it)",
+    ),
+]
 ReportsOption = Annotated[
     Path, typer.Option(envvar="CODEX_REPORTS_DIR", help="gate reports go to REPORTS/<stack>-<timestamp>/")
 ]
@@ -36,6 +45,7 @@ def _errors() -> Iterator[None]:
     from subprocess import CalledProcessError
 
     from codexops.localenv import LocalEnvError
+    from codexops.releases.admission import NotAdmitted
     from codexops.releases.backend import BackendUnavailable
     from codexops.releases.gitops import GitError
     from codexops.releases.lock import StackBusy
@@ -46,7 +56,7 @@ def _errors() -> Iterator[None]:
 
     try:
         yield
-    except (Refused, StackBusy, NothingToRollBackTo, AmbiguousRelease) as exc:
+    except (Refused, NotAdmitted, StackBusy, NothingToRollBackTo, AmbiguousRelease) as exc:
         raise _fail(f"refused: {exc}", 1) from None
     except (BackendUnavailable, ReleaseNotFound, ReleaseMissing, GitError) as exc:
         raise _fail(f"could not run: {exc}", 2) from None
@@ -63,11 +73,13 @@ def _finish(exit_code: int, verdict: str, message: str) -> None:
 def deploy(
     stack: Annotated[str, typer.Argument(help="the stack to deploy to")],
     release: Annotated[str, typer.Option(help="release id, digest prefix or 'latest'")] = "latest",
+    break_glass: BreakGlassOption = None,
     local: LocalOption = False,
     reports: ReportsOption = ROOT / "reports",
 ) -> None:
     """Commit STACK's file naming a release, deploy it (rolling), verify it with the checklist and a smoke
-    load; on FAIL roll back and commit the revert."""
+    load; on FAIL roll back and commit the revert. Refused where the stack's spec requires evidence
+    (production: `codexops promote`), unless --break-glass says why."""
     from codexops.releases.backend import select_backend
     from codexops.releases.lock import stack_lock
     from codexops.releases.model import load_release
@@ -77,7 +89,9 @@ def deploy(
         chosen = load_release(release)
         backend = select_backend(local)
         with stack_lock(stack, f"deploy {chosen.id}"):
-            result = change(backend, stack, chosen, kind="deploy", reports=reports, say=typer.echo)
+            result = change(
+                backend, stack, chosen, kind="deploy", reports=reports, say=typer.echo, break_glass=break_glass
+            )
     _finish(result.exit_code, result.verdict, result.message)
 
 
@@ -122,11 +136,13 @@ def rollback(
     stack: Annotated[str, typer.Argument(help="the stack to roll back")],
     to: Annotated[str | None, typer.Option(help="release id, digest prefix or version (default: the previous)")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="restore a database backup without asking")] = False,
+    break_glass: BreakGlassOption = None,
     local: LocalOption = False,
     reports: ReportsOption = ROOT / "reports",
 ) -> None:
     """Commit STACK's file back to its previous desired state (its git log) or --to, and sync: restores
-    the database backup if the schema moved since; PASS only when the checklist passes afterwards."""
+    the database backup if the schema moved since; PASS only when the checklist passes afterwards. The
+    target needs its evidence committed (or ran here by break-glass before, or --break-glass)."""
     from codexops.releases import rollback as rolling
     from codexops.releases.backend import select_backend
     from codexops.releases.lock import stack_lock
@@ -134,12 +150,14 @@ def rollback(
     with _errors():
         backend = select_backend(local)
         with stack_lock(stack, "rollback"):
-            plan = rolling.plan(backend, stack, to, typer.echo)
+            plan = rolling.plan(backend, stack, to, typer.echo, break_glass=break_glass)
             current = plan.current.id if plan.current else "nothing recorded"
             typer.echo(f"==> {stack}: {current} -> {plan.target.id}")
             if plan.backup is not None:
                 _confirm_restore(plan.backup, yes)
-            commit = rolling.commit_rollback(stack, plan.target, "rollback requested")
+            if plan.break_glass is not None:
+                typer.secho(f"==> BREAK-GLASS: {plan.break_glass.reason} ({plan.break_glass.by})", fg="yellow")
+            commit = rolling.commit_rollback(stack, plan.target, "rollback requested", plan.break_glass)
             typer.echo(f"==> committed {commit[:12]}: Pulumi.{stack}.yaml names {plan.target.id}")
             event = rolling.roll_back(
                 backend, stack, plan.target, typer.echo, reason="rollback requested", reports=reports

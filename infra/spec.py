@@ -270,6 +270,28 @@ class Load(Model):
         return self
 
 
+STACK_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$"
+RELEASE_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$"
+ONE_LINE = r"^[^\x00-\x1f\x7f]+$"  # no newline or other control character
+
+
+class Promotion(Model):
+    """What a release needs before it may run on this stack: a signed full gate of its exact digest on
+    the stack `from`, committed under evidence/<this stack>/<release>/ (codexops/releases/doors.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    source: str = Field(alias="from", pattern=STACK_PATTERN, description="the stack whose full gate is evidence")
+
+
+class BreakGlass(Model):
+    """An explicit override: `release` runs without its evidence, for `reason`, decided by `by`. Written
+    by `codexops deploy|rollback --break-glass REASON`; removed by the next promotion with evidence."""
+
+    release: str = Field(pattern=RELEASE_PATTERN)
+    reason: str = Field(min_length=1, max_length=500, pattern=ONE_LINE)
+    by: str = Field(min_length=1, max_length=100, pattern=ONE_LINE)
+
+
 class EnvironmentSpec(Model):
     stack: str
     platform: Literal["docker", "kubernetes"]
@@ -281,7 +303,10 @@ class EnvironmentSpec(Model):
     registry: Registry | None = Field(None, description="pull credentials for the app's image")
     # The desired state in Git: the release this stack runs (codexops sync/diff/promote). None: nothing
     # promoted to it yet.
-    release: str | None = Field(None, pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
+    release: str | None = Field(None, pattern=RELEASE_PATTERN)
+    # Evidence a release needs to run here (None: none, the stack where gates run); the override, if any.
+    promotion: Promotion | None = None
+    breakGlass: BreakGlass | None = None
     tls: bool = False
     domain: str = "localhost"
     # Host names the gateway serves; empty means just `domain`. Any other Host is refused.
@@ -377,7 +402,7 @@ def repo_root() -> Path:
     return Path(os.environ.get("CODEX_REPO_DIR") or ROOT)
 
 
-STACK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")  # Pulumi's stack names, never a path
+STACK_NAME = re.compile(STACK_PATTERN.strip("^$"))  # Pulumi's stack names, never a path
 
 
 def check_stack_name(stack: str) -> str:

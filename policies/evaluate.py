@@ -44,9 +44,14 @@ def resource_args(resource_type: str, name: str, props: Mapping[str, Any]) -> Re
     return ResourceValidationArgs(resource_type, props, f"urn:{resource_type}::{name}", name, _options(), None)
 
 
-def stack_args(resources: Iterable[tuple[str, str, Mapping[str, Any]]]) -> StackValidationArgs:
+def urn(stack: str, resource_type: str, name: str) -> str:
+    """A URN of the engine's form: the stack is in it (the release policy reads it there)."""
+    return f"urn:pulumi:{stack}::living-codex::{resource_type}::{name}"
+
+
+def stack_args(resources: Iterable[tuple[str, str, Mapping[str, Any]]], stack: str = "") -> StackValidationArgs:
     return StackValidationArgs(
-        [PolicyResource(t, p, f"urn:{t}::{n}", n, _options(), None, None, [], {}) for t, n, p in resources]
+        [PolicyResource(t, p, urn(stack, t, n), n, _options(), None, None, [], {}) for t, n, p in resources]
     )
 
 
@@ -61,6 +66,7 @@ def evaluate(
     resources: Sequence[tuple[str, str, Mapping[str, Any]]],
     environment: str,
     policies: list[Policy] | None = None,
+    stack: str = "",
 ) -> list[Violation]:
     levels = enforcement(environment)
     violations: list[Violation] = []
@@ -86,7 +92,7 @@ def evaluate(
                 for message in messages(policy, resource_args(type_, name, props)):
                     add(name, message)
         elif isinstance(policy, StackValidationPolicy):
-            for message in messages(policy, stack_args(resources)):
+            for message in messages(policy, stack_args(resources, stack)):
                 resource, _, text = message.partition(": ")
                 add(resource, text)
     return violations

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from policies import alerting, docker, kubernetes, security, stack
+from policies import alerting, docker, kubernetes, release, security, stack
 
 ALL_POLICIES: list[Policy] = [
     *security.POLICIES,
@@ -15,6 +15,7 @@ ALL_POLICIES: list[Policy] = [
     *docker.POLICIES,
     *stack.POLICIES,
     *alerting.POLICIES,
+    *release.POLICIES,
 ]
 CONFIG_DIR = Path(__file__).with_name("config")
 

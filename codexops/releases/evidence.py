@@ -60,9 +60,9 @@ def check_evidence(
     gate = _latest_full_gate(source_stack, release)
     directory = Path(gate.report or "").parent
     where = f"the full gate of {release.id} on {source_stack} ({gate.at}, report {gate.report})"
-    document, signer, signed = _verified_statement(directory, release, where)
-    body = _checked_predicate(document, release, source_stack, where)
-    _check_report(directory / attestation.REPORT, body, where)
+    document, signer, signed = verified_statement(directory, release, where)
+    body = checked_predicate(document, release, source_stack, where)
+    check_report(directory / attestation.REPORT, body, where)
     verdict, at = str(body["verdict"]), _signed_time(body, where)
     edited = f" (its history line says {gate.verdict}: edited; the signed verdict counts)" * (gate.verdict != verdict)
     if verdict == "WARN" and not accept_warnings:
@@ -114,7 +114,7 @@ def _latest_full_gate(stack: str, release: Release) -> Event:
 
 
 # -- is it signed, and by whom ---------------------------------------------------------------------------
-def _verified_statement(directory: Path, release: Release, where: str) -> tuple[dict[str, Any], str, Path]:
+def verified_statement(directory: Path, release: Release, where: str) -> tuple[dict[str, Any], str, Path]:
     envelope, bundle = directory / attestation.ENVELOPE, directory / attestation.BUNDLE
     if envelope.exists():
         return (*_verify_envelope(envelope, where), envelope)
@@ -182,7 +182,9 @@ def _statement(payload: bytes, where: str) -> dict[str, Any]:
 
 
 # -- what it says ----------------------------------------------------------------------------------------
-def _checked_predicate(document: dict[str, Any], release: Release, stack: str, where: str) -> dict[str, Any]:
+def checked_predicate(
+    document: dict[str, Any], release: Release, stack: str, where: str, *, check_load: bool = True
+) -> dict[str, Any]:
     if document.get("predicateType") != attestation.PREDICATE_TYPE:
         raise EvidenceRefused(f"{where}: the attestation is a {document.get('predicateType')}, not a gate")
     digests = [str(s.get("digest", {}).get("sha256", "")) for s in document.get("subject", [])]
@@ -202,7 +204,8 @@ def _checked_predicate(document: dict[str, Any], release: Release, stack: str, w
         )
     if body.get("stack") != stack:
         raise EvidenceRefused(f"{where}: the attestation is of a gate on {body.get('stack')}, not on {stack}")
-    _check_load(body, stack, where)
+    if check_load:
+        _check_load(body, stack, where)
     return body
 
 
@@ -219,7 +222,7 @@ def _check_load(body: dict[str, Any], stack: str, where: str) -> None:
         )
 
 
-def _check_report(path: Path, body: dict[str, Any], where: str) -> None:
+def check_report(path: Path, body: dict[str, Any], where: str) -> None:
     signed = str(body.get("report", {}).get("sha256", ""))
     if not path.exists():
         raise EvidenceRefused(f"{where}: {path} is missing; the attestation signs a report that is gone")

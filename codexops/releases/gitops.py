@@ -113,14 +113,20 @@ def require_committed(stack: str) -> None:
 
 
 def commit_file(repo: Path, path: Path, text: str) -> str:
-    """Commit only `path` (whatever else is staged stays staged); the new commit's id. Without a git
-    identity configured (a CI runner), the actor commits as <actor>@users.noreply.github.com."""
-    relative = str(path.resolve().relative_to(repo))
+    """Commit only `path` (whatever else is staged stays staged); the new commit's id."""
+    return commit_files(repo, [path], text)
+
+
+def commit_files(repo: Path, paths: list[Path], text: str) -> str:
+    """Commit only `paths` (new files are added; whatever else is staged stays staged); the new commit's
+    id. Without a git identity configured (a CI runner), the actor commits as <actor>@users.noreply...."""
+    relative = [str(path.resolve().relative_to(repo.resolve())) for path in paths]
     identity = []
     if not git(repo, "config", "user.name", check=False).strip():
-        who = history.actor()
+        who = "-".join(history.actor().split()) or "codexops"
         identity = ["-c", f"user.name={who}", "-c", f"user.email={who}@users.noreply.github.com"]
-    git(repo, *identity, "commit", "--quiet", "--no-verify", "-m", text, "--", relative)
+    git(repo, "add", "--", *relative)
+    git(repo, *identity, "commit", "--quiet", "--no-verify", "-m", text, "--", *relative)
     return git(repo, "rev-parse", "HEAD").strip()
 
 

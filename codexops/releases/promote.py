@@ -2,10 +2,12 @@
 
 `promote`: the source stack's latest gate for the release serving there must be PASS (WARN with
 --accept-warnings) and younger than the bound; then `change` makes the destination's desired state name
-that exact release: it writes Pulumi.<stack>.yaml, commits it (release, evidence digest, who), ships it,
-and on FAIL commits the revert (the stack is rolled back to what served before).
-`ship` (promote, `codexops deploy`, sync): deploy, run the checklist and a smoke load on the stack, and on
-FAIL roll back to the release that served before. Every step is an event in the stack's history.
+that exact release: it writes Pulumi.<stack>.yaml and the evidence (evidence/<stack>/<release>/), commits
+them (release, evidence digest, who), ships it, and on FAIL commits the revert (the stack is rolled back
+to what served before).
+`ship` (promote, `codexops deploy`, sync): the door first (admission.py: the evidence the stack's spec
+requires, or a break-glass in its file), then deploy, run the checklist and a smoke load on the stack, and
+on FAIL roll back to the release that served before. Every step is an event in the stack's history.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from codexops.releases import desired, gitops, history
+from codexops.releases import admission, desired, gitops, history
 from codexops.releases.backend import Backend, Progress
 from codexops.releases.history import Event
 from codexops.releases.model import Release
+from infra.spec import BreakGlass
+
+if TYPE_CHECKING:
+    from codexops.releases.evidence import Evidence
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_AGE_LIMIT = timedelta(days=365)
@@ -84,7 +91,8 @@ def promote(
         destination,
         release,
         kind="promote",
-        evidence=proof.digest,
+        evidence=proof,
+        accept_warnings=accept_warnings,
         reports=reports,
         say=say,
         source=source,
@@ -100,25 +108,32 @@ def change(
     kind: str,
     reports: Path,
     say: Progress,
-    evidence: str = "",
+    evidence: Evidence | None = None,
+    accept_warnings: bool = False,
+    break_glass: str | None = None,
     source: str | None = None,
     commit_only: bool = False,
 ) -> Result:
-    """Make Pulumi.<stack>.yaml name `release`, commit it, ship it; on FAIL commit the revert.
+    """Make Pulumi.<stack>.yaml name `release` (with its evidence, or `break_glass`: the reason it runs
+    without), commit it, ship it; on FAIL commit the revert. Refused before anything is written when
+    the stack's door would refuse it.
 
     Nothing happens (no commit, no restart) when the stack serves `release` and its file names it."""
     repo, path = desired.repo_dir(), desired.path_of(stack)
     gitops.require_committed(stack)
     before = path.read_text()
-    named = desired.read(stack).release
+    named = desired.read(stack)
     serving = backend.current_release(stack)
-    if serving is not None and serving.id == release.id and named == release.id:
+    if serving is not None and serving.id == release.id and named.release == release.id and not break_glass:
         return Result(0, "NO CHANGE", f"{stack} already serves {release.id}, as its file names: nothing to do")
-    desired.write(stack, desired.Desired(release.id, release.image))
-    trailers = gitops.release_trailers(stack, release, Evidence=evidence)
+    glass = admission.override(release, break_glass) if break_glass else None
+    admitted, files = _admitted_with(stack, release, evidence, accept_warnings, glass)
+    desired.write(stack, desired.Desired(release.id, release.image, glass if admitted.loud else None))
+    glass_reason = glass.reason if glass and admitted.loud else ""
+    trailers = gitops.release_trailers(stack, release, Evidence=admitted.evidence, **{"Break-Glass": glass_reason})
     subject = f"{kind} {release.id} to {stack}" + (f" (from {source})" if source else "")
-    commit = gitops.commit_file(repo, path, gitops.message(subject, trailers))
-    say(f"==> committed {commit[:12]}: {path.name} names {release.id}")
+    commit = gitops.commit_files(repo, [path, *files], gitops.message(subject, trailers))
+    say(f"==> committed {commit[:12]}: {path.name} names {release.id}" + (" (BREAK-GLASS)" if glass_reason else ""))
     if commit_only:
         return Result(
             0, "COMMITTED", f"{path.name} names {release.id} in {commit[:12]}; `codexops sync {stack}` deploys it"
@@ -129,9 +144,9 @@ def change(
     if result.exit_code == 0:
         return result
     path.write_text(before)
-    back = {"Stack": stack, "Release": named or "", "Reverts": commit, "Actor": history.actor()}
+    back = {"Stack": stack, "Release": named.release or "", "Reverts": commit, "Actor": history.actor()}
     reverted = gitops.commit_file(repo, path, gitops.message(f"revert {kind} of {release.id} to {stack}", back))
-    say(f"==> committed the revert {reverted[:12]}: {path.name} names {named or 'no release'} again")
+    say(f"==> committed the revert {reverted[:12]}: {path.name} names {named.release or 'no release'} again")
     return Result(result.exit_code, result.verdict, f"{result.message}; {path.name} reverted in {reverted[:12]}")
 
 
@@ -145,7 +160,9 @@ def ship(
     say: Progress,
     source: str | None = None,
 ) -> Result:
-    """Deploy, verify with the checklist and a smoke load, roll back on failure. Hold the stack's lock."""
+    """The door, then deploy, verify with the checklist and a smoke load, roll back on failure. Hold the
+    stack's lock."""
+    admitted = door(stack, release, kind, say, source)
     previous = backend.current_release(stack)
     say(f"==> {kind} {release.id} to {stack} ({backend.name}); serving now: {previous.id if previous else 'nothing'}")
     outcome = backend.deploy(stack, release, say)
@@ -165,12 +182,40 @@ def ship(
         return _roll_back_after(backend, stack, release, previous, why, say, reports)
     history.record_gate(stack, report)
     path = f"{report.directory}/report.json"
-    reasons = "; ".join(report.reasons())[:500]
+    loud = f"{admitted.detail}; " if admitted.loud else ""  # a break-glass shows in every line it caused
+    reasons = (loud + "; ".join(report.reasons()))[:500]
     history.append(Event(kind, stack, release.id, release.digest, report.verdict, reasons, path, backup, source))
     if report.verdict == "FAIL":
         why = f"{release.id} failed on {stack}: {reasons}"
         return _roll_back_after(backend, stack, release, previous, why, say, reports)
     return Result(0, report.verdict, f"{stack} serves {release.id} ({report.verdict}; report {path})")
+
+
+def door(stack: str, release: Release, kind: str, say: Progress, source: str | None = None) -> admission.Admission:
+    """What the stack's spec requires, checked from the repository before anything starts; a refusal is
+    recorded and raised as Refused."""
+    try:
+        admitted = admission.admit(stack, release)
+    except admission.NotAdmitted as refusal:
+        history.append(Event(kind, stack, release.id, release.digest, "REFUSED", str(refusal)[:500], source=source))
+        raise Refused(str(refusal)) from None
+    if admitted.how != "not required":
+        say(f"==> admitted to {stack} by {admitted.how}: {admitted.detail}")
+    return admitted
+
+
+def _admitted_with(
+    stack: str, release: Release, proof: Evidence | None, accept_warnings: bool, glass: BreakGlass | None
+) -> tuple[admission.Admission, list[Path]]:
+    """The door's answer for the change, with the evidence files it commits (promote's, written first so
+    the door checks what will be committed); refused here, before anything is committed."""
+    files = admission.store(stack, proof, accept_warnings=accept_warnings) if proof else []
+    try:
+        return admission.admit(stack, release, break_glass=glass), files
+    except admission.NotAdmitted as refusal:
+        for file in files:
+            file.unlink(missing_ok=True)
+        raise Refused(str(refusal)) from None
 
 
 def _roll_back_after(

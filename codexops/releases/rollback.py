@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from codexops.releases import desired, gitops, history
+from codexops.releases import admission, desired, gitops, history
 from codexops.releases.backend import Backend, GateResult, Progress
 from codexops.releases.history import Event
 from codexops.releases.model import Release, load_release
+from infra.spec import BreakGlass
 
 
 class NothingToRollBackTo(RuntimeError):
@@ -28,9 +29,14 @@ class Plan:
     current: Release | None
     target: Release
     backup: Path | None  # restored first: the schema moved forward since target served
+    break_glass: BreakGlass | None = None  # committed with it: target runs without evidence, and why
 
 
-def plan(backend: Backend, stack: str, to: str | None, say: Progress = print) -> Plan:
+def plan(
+    backend: Backend, stack: str, to: str | None, say: Progress = print, *, break_glass: str | None = None
+) -> Plan:
+    """What a rollback would do; NotAdmitted when the target may not run on the stack (no evidence
+    committed for it, no break-glass it ran under before, none given)."""
     from codexops.releases.sync import release_named
 
     current = backend.current_release(stack)
@@ -47,16 +53,19 @@ def plan(backend: Backend, stack: str, to: str | None, say: Progress = print) ->
         target = release_named(previous, say)
     if current is not None and target.id == current.id and desired.read(stack).release == target.id:
         raise NothingToRollBackTo(f"{stack} already serves {target.id}, as its file names")
+    glass = admission.rollback_override(stack, target, break_glass)
     backup = history.backup_to_restore(events, target.id)
-    return Plan(stack, current, target, Path(backup) if backup else None)
+    return Plan(stack, current, target, Path(backup) if backup else None, glass)
 
 
-def commit_rollback(stack: str, target: Release, reason: str) -> str:
-    """Pulumi.<stack>.yaml names `target` again, committed; the commit's id."""
+def commit_rollback(stack: str, target: Release, reason: str, glass: BreakGlass | None = None) -> str:
+    """Pulumi.<stack>.yaml names `target` again (with its break-glass, if it runs by one), committed; the
+    commit's id."""
     path = desired.path_of(stack)
     gitops.require_committed(stack)
-    desired.write(stack, desired.Desired(target.id, target.image))
-    text = gitops.message(f"rollback {stack} to {target.id}: {reason}", gitops.release_trailers(stack, target))
+    desired.write(stack, desired.Desired(target.id, target.image, glass))
+    trailers = gitops.release_trailers(stack, target, **{"Break-Glass": glass.reason if glass else ""})
+    text = gitops.message(f"rollback {stack} to {target.id}: {reason}", trailers)
     return gitops.commit_file(desired.repo_dir(), path, text)
 
 

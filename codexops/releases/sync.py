@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from codexops.releases import desired, gitops, history
+from codexops.releases import admission, desired, gitops, history
 from codexops.releases.backend import Backend, Progress
 from codexops.releases.desired import Desired
 from codexops.releases.model import Release, ReleaseNotFound, load_release
@@ -46,7 +46,11 @@ def diff(backend: Backend, stack: str) -> Drift:
         if changes:
             found = f"(pulumi preview --expect-no-changes):\n{changes}"
             return Drift(1, f"{stack} differs from Pulumi.{stack}.yaml {found}")
-        return Drift(0, f"{stack} matches Pulumi.{stack}.yaml (release {want.release or 'not named'}, {want.image})")
+        matches = Drift(0, f"{stack} matches Pulumi.{stack}.yaml (release {want.release or 'not named'}, {want.image})")
+        if want.release is None or want.image is None:
+            return matches
+        named = admission.named_release(want.release, want.image.rpartition("@")[2], want.image)
+        return admitted(stack, named, matches)
     current = backend.current_release(stack)
     serving = current.id if current else "no release (not running, or the checkout's code)"
     if want.release is None:
@@ -54,7 +58,19 @@ def diff(backend: Backend, stack: str) -> Drift:
     if current is None or current.id != want.release:
         edited = " (uncommitted: commit it, then sync)" if gitops.uncommitted(desired.path_of(stack)) else ""
         return Drift(1, f"{stack} differs: Pulumi.{stack}.yaml names {want.release}{edited}; {stack} serves {serving}")
-    return Drift(0, f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names")
+    return admitted(stack, current, Drift(0, f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names"))
+
+
+def admitted(stack: str, serving: Release, drift: Drift) -> Drift:
+    """`drift`, unless what serves would not pass the stack's door now, or passed it only by break-glass:
+    that is reported (exit 1) until a promotion with evidence replaces it."""
+    try:
+        door = admission.admit(stack, serving)
+    except admission.NotAdmitted as refusal:
+        return Drift(1, f"{stack} serves {serving.id} without the evidence its spec requires: {refusal}")
+    if door.loud:
+        return Drift(1, f"{stack} serves {serving.id} by {door.detail}; promote a release with evidence to end it")
+    return drift
 
 
 def release_named(want: Desired, say: Progress, *, pulumi: bool = False) -> Release:

@@ -34,6 +34,8 @@ def test_an_advisory_violation_does_not_block(staging: Declaration) -> None:
         )
         for r in staging.custom()
     ]
-    found = evaluate(resources, "Staging")
+    found = evaluate(resources, "Staging", stack="staging")
     assert [(v.policy, v.level) for v in found] == [("docker-healthcheck", "advisory")]
-    assert [(v.policy, v.level) for v in evaluate(resources, "Production")] == [("docker-healthcheck", "mandatory")]
+    assert [(v.policy, v.level) for v in evaluate(resources, "Production", stack="staging")] == [
+        ("docker-healthcheck", "mandatory")
+    ]

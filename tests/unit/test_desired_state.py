@@ -3,14 +3,16 @@ against a backend without processes (the real-process flow is tests/releases/tes
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from codexops.releases import desired, gitops, history, promote, sync, timeline
+from codexops.releases import admission, attestation, desired, gitops, history, promote, sync, timeline
 from codexops.releases.desired import Desired, StackFileError
 from codexops.releases.history import Event
 from infra.spec import ROOT, load_spec
+from tests.support.evidence import commit_evidence, trust_a_signer
 from tests.support.fake_backend import FakeBackend, make_release
 from tests.support.gitrepo import git, stack_repo
 
@@ -22,6 +24,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CODEX_STACKS_DIR", str(tmp_path / "stacks"))
     monkeypatch.setenv("CODEX_RELEASES_DIR", str(tmp_path / "releases"))
     monkeypatch.setenv("GITHUB_ACTOR", "desired-test")
+    trust_a_signer(tmp_path, monkeypatch)  # production admits a release on its committed, signed evidence
     path = stack_repo(tmp_path / "repo")
     monkeypatch.setenv("CODEX_REPO_DIR", str(path))
     return path
@@ -70,22 +73,22 @@ def test_the_git_log_gives_release_evidence_and_who_and_a_hand_revert_counts(rep
     r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
     backend = FakeBackend()
     for release in (r1, r2):
-        result = promote.change(
-            backend, "production", release, kind="promote", reports=repo, say=print, evidence="sha256:e"
-        )
+        commit_evidence("production", release)
+        result = promote.change(backend, "production", release, kind="promote", reports=repo, say=print)
         assert result.exit_code == 0
     git(repo, "revert", "--no-edit", "HEAD")  # by hand: no trailers
     log = gitops.log("production")
     assert [c.state.release for c in log] == [r1.id, r2.id, r1.id, None]
     assert log[0].subject.startswith('Revert "promote 1.0.2') and log[0].actor == "Test Operator"
-    assert (log[1].evidence, log[1].actor, log[1].trailers["Release-Commit"]) == ("sha256:e", "desired-test", "c0ffee")
+    signed = "sha256:" + attestation.sha256_file(admission.evidence_dir("production", r2.id) / attestation.ENVELOPE)
+    assert (log[1].evidence, log[1].actor, log[1].trailers["Release-Commit"]) == (signed, "desired-test", "c0ffee")
     assert gitops.release_commit(r2.id) == "c0ffee"
     assert gitops.release_commit("9.9.9+000000000000") is None
     assert gitops.previous_state("production") == Desired(r2.id, r2.image)
     rows = timeline.merged("production")
     commits = [r for r in rows if r["kind"] == "commit"]
     assert [r["release"] for r in commits] == [r1.id, r2.id, r1.id]  # oldest first, release changes only
-    assert commits[1]["evidence"] == "sha256:e" and "evidence sha256:e" in timeline.note(commits[1])
+    assert commits[1]["evidence"] == signed and f"evidence {signed}" in timeline.note(commits[1])
     assert {r["kind"] for r in rows} == {"commit", "promote", "gate"}
 
 
@@ -107,6 +110,12 @@ def test_sync_and_diff_follow_the_file(repo: Path, tmp_path: Path) -> None:
     with pytest.raises(StackFileError, match="uncommitted changes"):
         promote.change(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     git(repo, "commit", "--quiet", "-am", "production runs r1")
+    # a committed hand edit naming a release without its evidence: the door refuses it, nothing starts
+    with pytest.raises(promote.Refused, match=re.escape(f"{r1.id} may not run on production: the evidence of")):
+        sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=said.append)
+    assert not backend.calls and history.read("production")[-1].verdict == "REFUSED"
+    commit_evidence("production", r1)
+    commit_evidence("production", r2)
     code, verdict, _ = sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=said.append)
     assert (code, verdict) == (0, "PASS") and backend.serving["production"] == r1
     assert sync.diff(backend, "production").exit_code == 0
@@ -125,6 +134,7 @@ def test_sync_and_diff_follow_the_file(repo: Path, tmp_path: Path) -> None:
 def test_sync_asks_before_restoring_a_backup(repo: Path, tmp_path: Path) -> None:
     store = tmp_path / "releases"
     r1 = make_release(store, "1.0.1", "a", "0001")
+    commit_evidence("production", r1)
     backup = tmp_path / "before-0002.dump"
     backup.write_text("dump")
     history.append(Event("deploy", "production", r1.id, r1.digest, "PASS"))
@@ -137,6 +147,7 @@ def test_sync_asks_before_restoring_a_backup(repo: Path, tmp_path: Path) -> None
     assert asked == [backup] and backend.calls[0] == f"restore production {backup.name}"
     # forward to a release that never served here: nothing restored, nothing asked
     r3 = make_release(store, "1.0.3", "e", "0003")
+    commit_evidence("production", r3)
     desired.write("production", Desired(r3.id, r3.image))
     git(repo, "commit", "--quiet", "-am", "production runs r3")
     history.append(Event("deploy", "production", "1.0.2+bbbbbbbbbbbb", "sha256:b", "PASS", backup=str(backup)))
@@ -163,6 +174,7 @@ def test_a_release_missing_from_the_store_says_what_is_missing(repo: Path, tmp_p
 def test_an_actor_with_a_newline_cannot_add_a_trailer(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_ACTOR", "mallory\nEvidence: sha256:forged")
     release = make_release(Path(str(repo.parent / "releases")), "1.0.1", "a")
+    commit_evidence("production", release)
     assert promote.change(FakeBackend(), "production", release, kind="deploy", reports=repo, say=print).exit_code == 0
     last = gitops.log("production")[0]
-    assert last.actor == "mallory Evidence: sha256:forged" and last.evidence == ""
+    assert last.actor == "mallory Evidence: sha256:forged" and "forged" not in last.evidence  # the real digest

@@ -11,6 +11,7 @@ from codexops import signing
 from codexops.releases import desired, gitops, history, promote, rollback
 from codexops.releases.model import AmbiguousRelease, ReleaseNotFound
 from codexops.releases.promote import Refused
+from tests.support.evidence import commit_evidence
 from tests.support.fake_backend import FakeBackend, make_release
 from tests.support.gitrepo import stack_repo
 
@@ -91,6 +92,8 @@ def test_a_refused_promotion_leaves_the_destination_untouched(store: Path, tmp_p
 
 def test_a_release_failing_its_smoke_gate_is_rolled_back(store: Path, tmp_path: Path) -> None:
     r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
+    commit_evidence("production", r1)
+    commit_evidence("production", r2)
     backend = FakeBackend(serving={"production": r1}, verdicts={r2.id: "FAIL"})
     result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     assert (result.exit_code, result.verdict) == (1, "FAIL")
@@ -103,6 +106,8 @@ def test_a_release_failing_its_smoke_gate_is_rolled_back(store: Path, tmp_path: 
 
 def test_a_failed_deploy_that_migrated_restores_the_backup(store: Path, tmp_path: Path) -> None:
     r1, r2 = make_release(store, "1.0.1", "a", "0001"), make_release(store, "1.0.2", "b", "0002")
+    commit_evidence("production", r1)
+    commit_evidence("production", r2)
     backend = FakeBackend(serving={"production": r1}, failing_deploys={r2.id}, backup_dir=tmp_path)
     result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "database restored from" in result.message
@@ -112,6 +117,8 @@ def test_a_failed_deploy_that_migrated_restores_the_backup(store: Path, tmp_path
 
 def test_rollback_plan_goes_to_the_previous_desired_state_with_its_backup(store: Path, tmp_path: Path) -> None:
     r1, r2 = make_release(store, "1.0.1", "a", "0001"), make_release(store, "1.0.2", "b", "0002")
+    commit_evidence("production", r1)
+    commit_evidence("production", r2)
     backend = FakeBackend(backup_dir=tmp_path)
     for release in (r1, r2):
         assert promote.change(backend, "production", release, kind="deploy", reports=tmp_path, say=print).exit_code == 0
@@ -144,6 +151,8 @@ def test_rollback_without_history_says_what_to_do(store: Path) -> None:
 
 def test_promoting_what_serves_is_a_no_op_and_a_failure_commits_the_revert(store: Path, tmp_path: Path) -> None:
     r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
+    commit_evidence("production", r1)
+    commit_evidence("production", r2)
     backend = FakeBackend(verdicts={r2.id: "FAIL"})
     assert promote.change(backend, "production", r1, kind="deploy", reports=tmp_path, say=print).exit_code == 0
     commits, calls = len(gitops.log("production")), len(backend.calls)
@@ -174,6 +183,8 @@ def test_rollback_to_a_version_built_once_finds_it_and_one_built_twice_is_refuse
 
 def test_a_release_whose_verification_cannot_run_is_rolled_back(store: Path, tmp_path: Path) -> None:
     r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
+    commit_evidence("production", r1)
+    commit_evidence("production", r2)
     backend = FakeBackend(serving={"production": r1}, verdicts={r2.id: "CANNOT RUN"})
     result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "could not run: http://production.test does not answer" in result.message
@@ -184,6 +195,7 @@ def test_a_release_whose_verification_cannot_run_is_rolled_back(store: Path, tmp
 
 def test_redeploying_the_serving_release_that_fails_is_not_rolled_back_onto_itself(store: Path, tmp_path: Path) -> None:
     r1 = make_release(store, "1.0.1", "a")
+    commit_evidence("production", r1)
     backend = FakeBackend(serving={"production": r1}, verdicts={r1.id: "FAIL"})
     result = promote.ship(backend, "production", r1, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "no earlier release on production" in result.message

@@ -17,8 +17,10 @@ from pulumi.automation.errors import CommandError
 
 from codexops.releases import backend as backends
 from codexops.releases import desired, sync
+from codexops.releases.admission import named_release
 from codexops.releases.backend import BackendUnavailable
 from codexops.releases.pulumi_backend import PulumiBackend
+from tests.support.evidence import commit_evidence, trust_a_signer
 from tests.support.fake_backend import FakeReport, make_release
 from tests.support.gitrepo import git, stack_repo
 
@@ -113,6 +115,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The stack files in a throw-away Git repository (the backend's work dir)."""
     path = stack_repo(tmp_path / "repo")
     monkeypatch.setenv("CODEX_REPO_DIR", str(path))
+    trust_a_signer(tmp_path, monkeypatch)
     return path
 
 
@@ -154,6 +157,7 @@ def test_sync_runs_up_on_the_files_image_and_is_a_no_op_once_it_serves(
     fake_pulumi: Path, tmp_path: Path, repo: Path
 ) -> None:
     image = "ghcr.io/living-codex/living-codex@sha256:" + "e" * 64
+    commit_evidence("production", named_release("0.2.0+eeeeeeeeeeee", "sha256:" + "e" * 64, image))
     desired.write("production", desired.Desired("0.2.0+eeeeeeeeeeee", image))
     git(repo, "commit", "--quiet", "-am", "promote")
     stack = FakeStack()
