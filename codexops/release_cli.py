@@ -229,11 +229,15 @@ def history(
     if not rows:
         typer.echo(f"no history for stack {stack} yet")
         return
-    typer.echo(f"{'when':<20}  {'kind':<8}  {'release':<26}  {'verdict':<9}  {'who':<12}  report / detail")
+    typer.echo(f"{'when':<20}  {'kind':<8}  {'release':<26}  {'verdict':<11}  {'who':<12}  report / detail")
     for row in rows:
-        typer.echo(
-            f"{row['at']:<20}  {row['kind']:<8}  {row['release'] or '-':<26}  {row['verdict']:<9}  "
-            f"{row['actor']:<12}  {timeline.note(row)}"
+        line = timeline.one_line  # every field is shown as one line: a crafted value cannot add a row
+        colour = {"UNVERIFIED": "red", "BREAK-GLASS": "yellow"}.get(str(row["verdict"]))
+        typer.secho(
+            f"{line(row['at']):<20}  {line(row['kind']):<8}  {line(row['release'] or '-'):<26}  "
+            f"{line(row['verdict']):<11}  {line(row['actor']):<12}  {line(timeline.note(row))}",
+            fg=colour,
+            bold=colour is not None,
         )
 
 

@@ -103,6 +103,11 @@ def verify_committed(stack: str, release: Release, repo: Path | None = None) -> 
         return Admission("not required", f"{stack} needs no evidence (its spec names no promotion source)")
     folder = evidence_dir(stack, release.id, repo)
     where = f"the evidence of {release.id} for {stack} ({folder.relative_to(folder.parents[2])}/)"
+    return verify_folder(folder, release, source, where)
+
+
+def verify_folder(folder: Path, release: Release, source: str, where: str) -> Admission:
+    """Admission by the evidence files in `folder` (a checkout's, or extracted from a commit)."""
     if not any((folder / name).exists() for name in (ENVELOPE, BUNDLE)):
         raise EvidenceRefused(f"{where} is not in the repository: no signed full gate of it on {source} was committed")
     document, signer, signed = verified_statement(folder, release, where)

@@ -60,6 +60,14 @@ def git(repo: Path, *args: str, check: bool = True) -> str:
     return result.stdout
 
 
+def git_bytes(repo: Path, *args: str) -> bytes:
+    """A git command's output as bytes (a file's content at a commit)."""
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=60)
+    if result.returncode != 0:
+        raise GitError(f"git {' '.join(args[:3])} in {repo} failed: {result.stderr.decode(errors='replace')[-400:]}")
+    return result.stdout
+
+
 def is_repository(repo: Path) -> bool:
     return git(repo, "rev-parse", "--is-inside-work-tree", check=False).strip() == "true"
 
