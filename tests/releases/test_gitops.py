@@ -1,10 +1,12 @@
-"""The desired state in Git on two real local stacks (tests/releases/conftest.py): a fresh clone with an
+"""The desired state in Git on two real local stacks (tests/support/two_stacks.py): a fresh clone with an
 empty release store syncs a stack by building the named release from its commit; a schema-moving release
-is backed up and `rollback` (a commit back to the previous desired state) restores it; a hand-edited file
-is drift (`diff` 1) until synced, and `git revert` + `sync` rolls back.
+forced onto production by break-glass is backed up and `rollback` (a commit back to the previous desired
+state) restores it; a hand-edited production file naming a release without evidence is refused by `sync`
+and `deploy`, and synced once its evidence is committed; `git revert` + `sync` rolls back.
 
-Both stacks start on the good release, committed as their desired state; the tests then run in order,
-each on the state the previous one left.
+Both stacks start on the good release, committed as their desired state (production's with evidence, as
+`promote` commits it: a signed full-gate attestation; the real gate-and-promote flow is
+test_promotion.py); the tests then run in order, each on the state the previous one left.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from codexops import localenv
 from codexops.releases import desired
 from codexops.releases.local_backend import LocalBackend
 from codexops.releases.promote import change
+from tests.support.evidence import commit_evidence
 from tests.support.gitrepo import git
 from tests.support.releases import build, copy_with_migration
 from tests.support.two_stacks import STACKS, Builder, World, two_stacks
@@ -39,6 +42,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         with ThreadPoolExecutor(len(STACKS)) as pool:
             outcomes = list(pool.map(lambda stack: LocalBackend().deploy(stack, world.good, print), STACKS))
         assert all(outcome.ok for outcome in outcomes), [outcome.detail for outcome in outcomes]
+        commit_evidence("production", world.good)
         for stack in STACKS:  # committed as deploy commits it: its trailers name the source commit
             committed = change(
                 LocalBackend(), stack, world.good, kind="deploy", reports=tmp / "reports", say=print, commit_only=True
@@ -70,8 +74,15 @@ def test_a_schema_moving_release_is_backed_up_and_rollback_restores_it(world: Wo
     def sql(statement: str) -> str:
         return localenv.sql(production, statement, "livingcodex")
 
-    deployed = world.run("codexops", "deploy", "production", "--release", world.releases["migrating"].id)
+    migrating = world.releases["migrating"].id
+    refused = world.run("codexops", "deploy", "production", "--release", migrating)
+    assert refused.returncode == 1 and f"refused: {migrating} may not run on production" in refused.stderr
+    why = "the release test forces a schema change onto production"
+    deployed = world.run("codexops", "deploy", "production", "--release", migrating, "--break-glass", why)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "(BREAK-GLASS)" in deployed.stdout and desired.read("production", world.repo).break_glass is not None
+    glass = world.run("codexops", "diff", "production")  # reported until a release with evidence replaces it
+    assert glass.returncode == 1 and f"by BREAK-GLASS by release-test: {why}" in glass.stdout
     assert sql("SELECT version_num FROM alembic_version") == "9001"
     backup = world.history("production")[-1]["backup"]
     assert backup and Path(backup).stat().st_size > 0
@@ -90,29 +101,44 @@ def test_a_schema_moving_release_is_backed_up_and_rollback_restores_it(world: Wo
     last = world.history("production")[-1]
     assert (last["kind"], last["release"], last["verdict"]) == ("rollback", world.good.id, "PASS")
     assert "checklist and smoke load PASS" in last["detail"]
-    # the rollback is a commit back to production's previous desired state (from its git log)
+    # the rollback is a commit back to production's previous desired state (from its git log), whose
+    # evidence is committed: the break-glass ends with it
     assert world.named("production") == world.good.id
+    assert desired.read("production", world.repo).break_glass is None
     assert world.run("codexops", "diff", "production").returncode == 0
 
 
-def test_a_hand_edited_file_is_drift_until_synced_and_git_revert_plus_sync_rolls_back(world: World) -> None:
-    desired.write("production", desired.Desired(world.releases["other"].id, None), world.repo)  # as in an editor
+def test_a_hand_edited_file_without_evidence_is_refused_and_synced_once_its_evidence_is_committed(
+    world: World,
+) -> None:
+    other = world.releases["other"]
+    desired.write("production", desired.Desired(other.id, None), world.repo)  # as in an editor
     uncommitted = world.run("codexops", "sync", "production")
     assert uncommitted.returncode == 2 and "uncommitted changes: commit them" in uncommitted.stderr
-    git(world.repo, "commit", "--quiet", "-am", f"production runs {world.releases['other'].id}")
+    git(world.repo, "commit", "--quiet", "-am", f"production runs {other.id}")
     drift = world.run("codexops", "diff", "production")
     assert drift.returncode == 1
-    assert (
-        f"Pulumi.production.yaml names {world.releases['other'].id}; production serves {world.good.id}" in drift.stdout
-    )
+    assert f"Pulumi.production.yaml names {other.id}; production serves {world.good.id}" in drift.stdout
+    # the everyday GitOps path (edit, merge, sync) passes the same door as promote: no evidence, no deploy
+    commits = world.commits()
+    for command in (("sync", "production"), ("deploy", "production", "--release", other.id)):
+        refused = world.run("codexops", *command)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"refused: {other.id} may not run on production: the evidence of {other.id}" in refused.stderr
+        assert "codexops promote --from staging --to production" in refused.stderr
+    assert world.commits() == commits and world.health("production").json()["version"] == world.good.id
+    assert world.history("production")[-1]["verdict"] == "REFUSED"
+
+    commit_evidence("production", other)  # what `promote` commits: then the same sync deploys it
     synced = world.run("codexops", "sync", "production")
     assert synced.returncode == 0, synced.stdout + synced.stderr
-    assert world.health("production").json()["version"] == world.releases["other"].id
+    assert "admitted to production by evidence: PASS full gate on staging" in synced.stdout
+    assert world.health("production").json()["version"] == other.id
     assert world.run("codexops", "diff", "production").returncode == 0
     idle = world.run("codexops", "sync", "production")  # idempotent
     assert idle.returncode == 0 and "IN SYNC" in idle.stdout and "nothing to do" in idle.stdout
 
-    git(world.repo, "revert", "--no-edit", "HEAD")  # the manual rollback: revert the commit, sync
+    git(world.repo, "revert", "--no-edit", "HEAD~1")  # the manual rollback: revert the edit, sync
     assert world.run("codexops", "diff", "production").returncode == 1
     back = world.run("codexops", "sync", "production")
     assert back.returncode == 0, back.stdout + back.stderr

@@ -20,6 +20,7 @@ import pytest
 
 from codexops import localenv
 from codexops.releases.local_backend import LocalBackend
+from tests.support.gitrepo import git
 from tests.support.releases import build
 from tests.support.traffic import Traffic
 from tests.support.two_stacks import ROOT, Builder, World, two_stacks
@@ -110,6 +111,12 @@ def test_a_good_release_is_promoted_under_load_and_a_second_promotion_is_refused
     # ... whose evidence digest is the signed attestation's, and production serves what its file names.
     signed = sorted(world.tmp.glob("staging-*/attestation.json"))[-1]
     assert commit["evidence"] == "sha256:" + hashlib.sha256(signed.read_bytes()).hexdigest()
+    # ... committed with it under evidence/production/<release>/, so any clone can verify it (history does)
+    committed = world.repo / "evidence" / "production" / world.good.id
+    assert (committed / "attestation.json").read_bytes() == signed.read_bytes()
+    assert commit["verdict"] == "VERIFIED" and "full gate on staging, signed by release-test" in commit["evidenceCheck"]
+    files = git(world.repo, "show", "--name-only", "--format=", commit["commit"]).split()
+    assert f"evidence/production/{world.good.id}/attestation.json" in files and "Pulumi.production.yaml" in files
     diff = world.run("codexops", "diff", "production")
     assert diff.returncode == 0 and f"production serves {world.good.id}, as Pulumi.production.yaml" in diff.stdout
 
@@ -143,7 +150,8 @@ def test_a_release_with_injected_latency_is_refused_promotion(world: World) -> N
 
 def test_a_bad_release_forced_onto_production_is_rolled_back(world: World) -> None:
     forced = world.run(
-        "codexops", "deploy", "production", "--release", world.releases["bad"].id, "--reports", str(world.tmp)
+        *("codexops", "deploy", "production", "--release", world.releases["bad"].id, "--reports", str(world.tmp)),
+        *("--break-glass", "the release test forces a bad release onto production"),
     )
     assert forced.returncode == 1
     assert f"rolled back to {world.good.id}" in forced.stdout
@@ -153,9 +161,10 @@ def test_a_bad_release_forced_onto_production_is_rolled_back(world: World) -> No
     events = [(e["kind"], e["release"], e["verdict"]) for e in world.history("production") if e["kind"] != "gate"]
     assert events[-2:] == [("deploy", world.releases["bad"].id, "FAIL"), ("rollback", world.good.id, "PASS")]
     assert world.history("production")[-2]["kind"] == "gate"  # the rollback passed its own checklist
-    # the deploy was committed, and its revert: production's file names good again
+    # the deploy was committed (as a break-glass, shown so), and its revert: production's file names good again
     commits = [e for e in world.timeline("production") if e["kind"] == "commit"]
     assert [c["release"] for c in commits[-2:]] == [world.releases["bad"].id, world.good.id]
+    assert [c["verdict"] for c in commits[-2:]] == ["BREAK-GLASS", "VERIFIED"]
     assert world.named("production") == world.good.id
     printed = world.run("codexops", "history", "production").stdout
     assert world.releases["bad"].id in printed and "rollback" in printed and "release-test" in printed

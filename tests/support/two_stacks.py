@@ -33,7 +33,10 @@ ROOT = Path(__file__).resolve().parents[2]  # the checkout: its codexops and run
 BIN = Path(sys.executable).parent
 STACKS = ("staging", "production")
 Builder = Callable[[Path], Release]  # builds a release, given the temporary clone
-WORLD_ENV = ("CODEX_REPO_DIR", "CODEX_STACKS_DIR", "CODEX_RELEASES_DIR", "CODEX_REPORTS_DIR", "GITHUB_ACTOR")
+WORLD_ENV = (
+    *("CODEX_REPO_DIR", "CODEX_STACKS_DIR", "CODEX_RELEASES_DIR", "CODEX_REPORTS_DIR", "GITHUB_ACTOR"),
+    *("CODEX_SIGNING_KEY", "CODEX_TRUSTED_KEYS"),  # the test's own calls sign and verify as the commands do
+)
 
 
 @dataclass
