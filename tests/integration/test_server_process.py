@@ -84,13 +84,28 @@ def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None
     assert "module stopped: storage" in log
 
 
-@pytest.mark.parametrize("secret", ["", "your-secure-jwt-secret-key", "too-short"])
-def test_production_refuses_a_weak_jwt_secret(tmp_path: Path, secret: str) -> None:
-    env = _environment(tmp_path, free_port(), CODEX_ENVIRONMENT="Production", JWT_SECRET=secret)
+STRONG_JWT = "q7Vw-2LmZx9RtY4bNc8KjH3pFs6DgA1e"
+
+
+@pytest.mark.parametrize(
+    ("name", "secrets"),
+    [
+        ("JWT_SECRET", {"JWT_SECRET": ""}),
+        ("JWT_SECRET", {"JWT_SECRET": "your-secure-jwt-secret-key"}),
+        ("JWT_SECRET", {"JWT_SECRET": "too-short"}),
+        ("JWT_SECRET", {"JWT_SECRET": "password1234567890password123456"}),  # issue 19: words and digits
+        ("JWT_SECRET", {"JWT_SECRET": "your-secure-jwt-secret-key-2024!!"}),  # the default with a suffix
+        ("ADMIN_PASSWORD", {"JWT_SECRET": STRONG_JWT, "ADMIN_PASSWORD": "admin"}),
+        ("GATE_PASSWORD", {"JWT_SECRET": STRONG_JWT, "GATE_PASSWORD": "qwertyuiop1234567890"}),
+    ],
+)
+def test_production_refuses_a_weak_secret(tmp_path: Path, name: str, secrets: dict[str, str]) -> None:
+    env = _environment(tmp_path, free_port(), CODEX_ENVIRONMENT="Production", **secrets)
     result = subprocess.run([CODEXOPS, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
-    assert "JWT_SECRET" in result.stderr and "secrets.token_urlsafe" in result.stderr
+    assert f"{name} is " in result.stderr and "secrets.token_urlsafe" in result.stderr
     assert "Traceback" not in result.stderr
+    assert all(value not in result.stderr for value in secrets.values() if len(value) > 8)  # never echoed
 
 
 def test_a_taken_port_is_a_clear_error(tmp_path: Path, served: int) -> None:
