@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from infra.render import SECURITY_HEADERS
 from tests.support.gateway import Nginx, Replica, ReplicaSettings, start_nginx, start_replica
 from tests.support.servers import Postgres, free_port
 
@@ -277,3 +278,32 @@ def test_a_rotating_x_forwarded_for_is_throttled_after_the_free_attempts(gateway
             statuses.append((answer.status_code, answer.json()["error"]))
     # The sixth comes within the 1 s delay the fifth failure set (on main: 401, and every later one too).
     assert statuses == [(401, "invalid_credentials")] * 5 + [(429, "login_throttled")], statuses
+
+
+SECURITY_HEADER_NAMES = [name.lower() for name, _ in SECURITY_HEADERS]
+
+
+def _security_headers(answer: httpx.Response) -> dict[str, list[str]]:
+    return {name: answer.headers.get_list(name) for name in [*SECURITY_HEADER_NAMES, "strict-transport-security"]}
+
+
+def test_security_headers_are_sent_once_through_the_gateway_and_by_a_replica_reached_directly(
+    gateway: Nginx, replicas: list[Replica]
+) -> None:
+    """Issue 19: nginx added its set on top of the replica's, so proxied answers carried every header
+    twice. nginx owns them at the edge; a replica reached directly still sends the same set."""
+    direct = httpx.get(f"{replicas[0].url}/health/live", timeout=5)
+    expected = {name.lower(): [value] for name, value in SECURITY_HEADERS}
+    assert {k: v for k, v in _security_headers(direct).items() if v} == expected  # the app's set is nginx's
+    answers = [
+        httpx.get(f"{gateway.url}/health/live", timeout=5),  # proxied
+        httpx.get(f"{gateway.url}/api/nodes", timeout=5),  # proxied, the app's own 401
+        httpx.get(f"{gateway.url}/api/nodes", headers={"X-Forwarded-Proto": "https"}, timeout=5),
+        httpx.request("QZXWVUTS", f"{gateway.url}/api/nodes", timeout=5),  # nginx's own 405
+        httpx.get(f"{gateway.url}/health/live", headers={"Host": "evil.example"}, timeout=5),  # the default server
+    ]
+    for answer in answers:
+        assert _security_headers(answer) == {**expected, "strict-transport-security": []}, (
+            answer.request.url,
+            answer.status_code,
+        )
