@@ -170,7 +170,8 @@ class IdentityModule(Module):
             if row.role == "admin" and role != "admin":
                 await _keep_an_admin(conn)
         await self.throttle.forget_account(username)
-        await self.view.user_changed(row.id)
+        # Only a demotion takes access away: anything else is not waited out (a start with Redis down).
+        await self.view.user_changed(row.id, takes_access=not role_at_least(role, row.role))
         if row.role != role or row.disabled:
             log.warning("%r re-enabled as %s from %s", username, role, source)
 
@@ -201,7 +202,7 @@ class IdentityModule(Module):
                 f"username {username!r} is taken (names are compared ignoring case and Unicode form)",
                 field="username",
             ) from exc
-        await self.view.user_changed(user_id)  # a cached "deleted" for a reused id must go
+        await self.view.user_changed(user_id, takes_access=False)  # a cached "deleted" for a reused id must go
         return {"id": user_id, "username": username, "role": role}
 
     async def _change_account(self, username: str, values: dict[str, Any] | None) -> int:
