@@ -5,12 +5,13 @@ logout, a session ended for theft) is applied here at once by the replica that m
 on CHANNEL; the other replicas apply the message on receipt and acknowledge it, and the replica
 that made the change waits (at most ACK_TIMEOUT_SECONDS) until every subscriber has, so the change
 holds on whichever replica the client's next request reaches; a change not every subscriber
-acknowledged is answered only once no other view can still trust itself (see _announce). A full resync from SQL and Redis runs on
-every (re)subscribe and every third of AUTH_VIEW_MAX_STALENESS_SECONDS, and the view is trusted only
-while it is subscribed and its last successful resync began less than AUTH_VIEW_MAX_STALENESS_SECONDS
-ago. So a change whose message was lost is honoured everywhere within that bound; while the view is
-not trusted (no Redis configured, Redis down or frozen, resync failing) every request checks SQL and
-the session store itself, and nothing stale is trusted.
+acknowledged is answered only once no other view can still trust itself (see _announce). A full
+resync from SQL and Redis runs on every (re)subscribe and every third of
+AUTH_VIEW_MAX_STALENESS_SECONDS, and the view is trusted only while it is subscribed and its last
+successful resync began less than AUTH_VIEW_MAX_STALENESS_SECONDS ago. So a change whose message was
+lost is honoured everywhere within that bound; while the view is not trusted (no Redis configured,
+Redis down or frozen, resync failing) every request checks SQL and the session store itself, and
+nothing stale is trusted.
 """
 
 from __future__ import annotations

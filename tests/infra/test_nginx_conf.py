@@ -137,8 +137,7 @@ def test_replica_503s_are_never_retried_nor_counted_and_names_come_from_the_spec
 def test_every_security_header_nginx_adds_is_hidden_from_the_replicas(stack: str) -> None:
     """One set per answer: a header nginx adds and a replica also sends would otherwise go out twice."""
     spec = load_spec(stack)
-    tls = {"tls_cert": "/c", "tls_key": "/k"} if spec.tls else {}
-    conf = render_nginx(spec, ["127.0.0.1:5101"], **tls)
+    conf = render_nginx(spec, ["127.0.0.1:5101"], tls_cert="/c" if spec.tls else "", tls_key="/k" if spec.tls else "")
     added = set(re.findall(r"^\s*add_header (\S+) ", conf, re.M)) - {"Retry-After"}  # Retry-After: see its map
     hidden = set(re.findall(r"^\s*proxy_hide_header (\S+);", conf, re.M))
     assert added == {name for name, _ in SECURITY_HEADERS} | ({"Strict-Transport-Security"} if spec.tls else set())
