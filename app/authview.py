@@ -4,12 +4,14 @@ The per-request auth check reads this view instead of Redis. A change (role, dis
 logout, a session ended for theft) is applied here at once by the replica that made it and published
 on CHANNEL; the other replicas apply the message on receipt and acknowledge it, and the replica
 that made the change waits (at most ACK_TIMEOUT_SECONDS) until every subscriber has, so the change
-holds on whichever replica the client's next request reaches. A full resync from SQL and Redis runs on
-every (re)subscribe and every third of AUTH_VIEW_MAX_STALENESS_SECONDS, and the view is trusted only
-while it is subscribed and its last successful resync began less than AUTH_VIEW_MAX_STALENESS_SECONDS
-ago. So a change whose message was lost is honoured everywhere within that bound; while the view is
-not trusted (no Redis configured, Redis down or frozen, resync failing) every request checks SQL and
-the session store itself, and nothing stale is trusted.
+holds on whichever replica the client's next request reaches; a change not every subscriber
+acknowledged is answered only once no other view can still trust itself (see _announce). A full
+resync from SQL and Redis runs on every (re)subscribe and every third of
+AUTH_VIEW_MAX_STALENESS_SECONDS, and the view is trusted only while it is subscribed and its last
+successful resync began less than AUTH_VIEW_MAX_STALENESS_SECONDS ago. So a change whose message was
+lost is honoured everywhere within that bound; while the view is not trusted (no Redis configured,
+Redis down or frozen, resync failing) every request checks SQL and the session store itself, and
+nothing stale is trusted.
 """
 
 from __future__ import annotations
@@ -104,19 +106,40 @@ class AuthView:
         return await self.store.is_revoked(jti) or await self.store.get(sid) is None
 
     # -- changes made here ---------------------------------------------------------------
-    async def user_changed(self, user_id: int) -> None:
-        await self._announce(f"user:{user_id}")
+    async def user_changed(self, user_id: int, *, takes_access: bool = True) -> None:
+        """takes_access=False for a change that grants nothing away (a new account): never waited out."""
+        await self._announce(f"user:{user_id}", outlast_views=takes_access)
 
     async def session_ended_now(self, sid: str, until: float) -> None:
         await self._announce(f"session:{sid}:{until}")
 
-    async def _announce(self, message: str) -> None:
+    async def _announce(self, message: str, *, outlast_views: bool = True) -> None:
         """Apply here, publish, and wait until every subscribed replica has applied it, before the
-        change is answered. After a failed publish, skip until a resync proves Redis answers again:
-        a down Redis costs no wait; the resync covers what was skipped."""
+        change is answered. After a failed publish, skip until a resync proves Redis answers again;
+        the resync covers what was skipped.
+
+        A change no replica confirmed (Redis frozen or down, a replica silent or of the previous
+        release) is answered only once every other view has either applied it or stopped trusting
+        itself: a view is trusted for max_staleness after a resync began, and a resync that began
+        after the change (already in SQL and the session store) reads it. So the client's next
+        request meets the change on any replica, at the price of a wait of up to max_staleness."""
+        began = time.monotonic()
         self._apply(message)
+        if self._redis is None:
+            return  # no channel: no replica's view is ever trusted, each checks SQL
+        if not await self._publish(message) and outlast_views:
+            await self._outlast_other_views(began)
+
+    async def _outlast_other_views(self, began: float) -> None:
+        left = self.max_staleness - (time.monotonic() - began)
+        if left > 0:
+            log.warning("auth change unconfirmed: answered in %.1f s, once no other view can trust itself", left)
+            await asyncio.sleep(left)
+
+    async def _publish(self, message: str) -> bool:
+        """Publish the change and an ack request; True when every subscriber acknowledged it."""
         if self._redis is None or not self.publish_ok:
-            return
+            return False
         ack_id = secrets.token_hex(8)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -128,10 +151,10 @@ class AuthView:
         except REDIS_ERRORS as exc:
             self.publish_ok = False
             log.warning("auth change not published; replicas pick it up at their next resync: %s", exc)
-            return
-        await self._await_acks(ack_id, int(receivers))
+            return False
+        return await self._await_acks(ack_id, int(receivers))
 
-    async def _await_acks(self, ack_id: str, receivers: int) -> None:
+    async def _await_acks(self, ack_id: str, receivers: int) -> bool:
         """PUBLISH only says how many sockets got the message; the ack says the view applied it.
         A replica that does not ack in time still honours the change within the staleness bound.
         Bounded by the loop's own deadline, not by cancelling a Redis call alone: redis-py can turn a
@@ -143,11 +166,12 @@ class AuthView:
                 acked = int(await asyncio.wait_for(self._redis.get(ACK_KEY + ack_id), timeout=left) or 0)
             except REDIS_ERRORS as exc:  # includes the timeout
                 log.warning("auth change acknowledgements unreadable: %r", exc)
-                return
+                return False
             if acked >= receivers:
-                return
+                return True
             await asyncio.sleep(0.002)
         log.warning("auth change applied by %d of %d replicas before answering", acked, receivers)
+        return False
 
     async def _receive(self, message: str) -> None:
         kind, _, ack_id = message.partition(":")

@@ -11,7 +11,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Secrets that appear in docs and samples; production must never run with one of them.
+# Secrets that appear in docs and samples; production must never run with one of them, nor with one of
+# them plus a suffix (they are also words of the strength estimate below).
 KNOWN_DEFAULT_SECRETS = frozenset(
     {
         "your-secure-jwt-secret-key",
@@ -22,32 +23,70 @@ KNOWN_DEFAULT_SECRETS = frozenset(
         "development-secret",
     }
 )
+# Words an attacker of this service tries first, besides zxcvbn's own dictionaries.
+SERVICE_WORDS = ("living-codex", "livingcodex", "codex", "jwt", "admin", "codex-gate", "gate", "staging", "production")
 MIN_SECRET_LENGTH = 32
 MIN_SECRET_DISTINCT_CHARS = 10
+# The strength estimate's floor, as log10 of the guesses zxcvbn estimates. JWT_SECRET signs tokens, so a
+# captured token lets it be guessed offline at hash speed: 10^30 (a random 32-character secret estimates
+# about 10^31). The passwords are argon2-hashed and throttled: 10^20 (20 random characters).
+MIN_GUESSES_LOG10 = {"JWT_SECRET": 30, "ADMIN_PASSWORD": 20, "GATE_PASSWORD": 20}
+ZXCVBN_MAX_LENGTH = 72  # zxcvbn refuses longer input; the first 72 characters must be strong on their own
+GENERATE_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 ENVIRONMENTS = ("development", "staging", "production")
+
+_PATTERN_NAMES = {
+    "dictionary": "a dictionary word or common password",
+    "spatial": "a keyboard run",
+    "repeat": "a repetition",
+    "sequence": "a sequence",
+    "regex": "a year or digit run",
+    "date": "a date",
+}
 
 
 class ConfigError(ValueError):
     """A setting is wrong; the message says which variable and how to fix it."""
 
 
-def weak_secret_reason(secret: str) -> str | None:
-    """Why a JWT secret is too guessable for a shared deployment, or None when it is acceptable.
+def weak_secret_reason(secret: str, *, min_length: int = MIN_SECRET_LENGTH, min_guesses_log10: float = 0) -> str | None:
+    """Why a secret is too guessable for a shared deployment, or None when it is acceptable.
 
-    The rule: at least 32 characters, at least 10 distinct characters, not a known default, and not a
-    shorter string repeated (so neither 32 x 'a' nor a default written twice passes).
+    Not a known default, at least `min_length` characters and 10 distinct ones, not a shorter string
+    repeated, and zxcvbn's estimate at least 10^min_guesses_log10 guesses. The reason never quotes the
+    secret: it names the kinds of pattern found, so it can be logged.
     """
     if not secret:
         return "missing"
     if secret.lower() in KNOWN_DEFAULT_SECRETS:
         return "a known default"
-    if len(secret) < MIN_SECRET_LENGTH:
-        return f"shorter than {MIN_SECRET_LENGTH} characters"
+    if len(secret) < min_length:
+        return f"shorter than {min_length} characters"
     if len(set(secret)) < MIN_SECRET_DISTINCT_CHARS:
         return f"made of fewer than {MIN_SECRET_DISTINCT_CHARS} distinct characters"
     if secret in (secret + secret)[1:-1]:  # true exactly when secret is a shorter string repeated
         return "a shorter string repeated"
-    return None
+    return _guessable(secret, min_guesses_log10) if min_guesses_log10 else None
+
+
+def _guessable(secret: str, min_guesses_log10: float) -> str | None:
+    from zxcvbn import zxcvbn  # imported when needed: its dictionaries take a moment to load
+
+    estimate = zxcvbn(secret[:ZXCVBN_MAX_LENGTH], user_inputs=[*KNOWN_DEFAULT_SECRETS, *SERVICE_WORDS])
+    if estimate["guesses_log10"] >= min_guesses_log10:
+        return None
+    found = sorted({_PATTERN_NAMES[m["pattern"]] for m in estimate["sequence"] if m["pattern"] in _PATTERN_NAMES})
+    made_of = f": it contains {', '.join(found)}" if found else ""
+    return (
+        f"guessable (about 10^{estimate['guesses_log10']:.0f} guesses by a zxcvbn strength estimate, "
+        f"at least 10^{min_guesses_log10:.0f} needed{made_of})"
+    )
+
+
+def secret_weakness(name: str, secret: str) -> str | None:
+    """weak_secret_reason under the rule for the variable `name` (MIN_GUESSES_LOG10)."""
+    min_length = MIN_SECRET_LENGTH if name == "JWT_SECRET" else 0
+    return weak_secret_reason(secret, min_length=min_length, min_guesses_log10=MIN_GUESSES_LOG10[name])
 
 
 def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -187,15 +226,7 @@ class Settings(BaseSettings):
             parse_size(self.heap_size_limit)
         if self.is_development:
             return self
-        weakness = weak_secret_reason(self.jwt_secret or "")
-        if weakness:
-            raise ConfigError(
-                f"JWT_SECRET is {weakness}, and CODEX_ENVIRONMENT is {self.environment}. Set a random one, e.g. "
-                "export JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
-            )
-        gate_weakness = weak_secret_reason(self.gate_password) if self.gate_password else None
-        if gate_weakness:
-            raise ConfigError(f"GATE_PASSWORD is {gate_weakness}, and CODEX_ENVIRONMENT is {self.environment}")
+        self._refuse_weak_secrets()
         if self.is_production and self.chaos_requested and not self.chaos_allow_in_production:
             named = ", ".join(f"{name}={value!r}" for name, value in self.chaos_variables.items())
             raise ConfigError(
@@ -204,6 +235,19 @@ class Settings(BaseSettings):
                 "or set CHAOS_ALLOW_IN_PRODUCTION=true for a deliberate game day"
             )
         return self
+
+    def _refuse_weak_secrets(self) -> None:
+        """JWT_SECRET always, ADMIN_PASSWORD and GATE_PASSWORD when set: outside Development each must be
+        strong (ADMIN_PASSWORD resets the bootstrap admin at every start, so a weak one is a weak admin)."""
+        named = {"JWT_SECRET": self.jwt_secret or "", "ADMIN_PASSWORD": self.admin_password or None}
+        named["GATE_PASSWORD"] = self.gate_password or None  # unset or empty: no such account
+        for name, value in named.items():
+            weakness = secret_weakness(name, value) if value is not None else None
+            if weakness:
+                raise ConfigError(
+                    f"{name} is {weakness}, and CODEX_ENVIRONMENT is {self.environment}. Set a random one, e.g. "
+                    f"export {name}=$({GENERATE_HINT})"
+                )
 
     @property
     def is_development(self) -> bool:

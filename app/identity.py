@@ -36,6 +36,7 @@ from app.storage.module import StorageModule
 from app.storage.schema import sessions, users
 from app.throttle import LoginThrottle
 from app.timeutil import utcnow
+from app.usernames import username_key
 
 log = logging.getLogger("codex.identity")
 ROLES = ("viewer", "editor", "admin")
@@ -153,7 +154,7 @@ class IdentityModule(Module):
         """An account a deployment provisions (the bootstrap admin, the gate's editor): created, or made
         enabled and unthrottled with exactly that role and password again."""
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(users).where(users.c.username == username))).first()
+            row = (await conn.execute(select(users).where(users.c.username_key == username_key(username)))).first()
         if row is None:
             try:
                 await self.register(username, password, role=role)
@@ -169,7 +170,8 @@ class IdentityModule(Module):
             if row.role == "admin" and role != "admin":
                 await _keep_an_admin(conn)
         await self.throttle.forget_account(username)
-        await self.view.user_changed(row.id)
+        # Only a demotion takes access away: anything else is not waited out (a start with Redis down).
+        await self.view.user_changed(row.id, takes_access=not role_at_least(role, row.role))
         if row.role != role or row.disabled:
             log.warning("%r re-enabled as %s from %s", username, role, source)
 
@@ -182,6 +184,7 @@ class IdentityModule(Module):
                     insert(users)
                     .values(
                         username=username,
+                        username_key=username_key(username),
                         password_hash=password_hash,
                         role=role,
                         failed_logins=0,
@@ -193,8 +196,13 @@ class IdentityModule(Module):
                 )
                 user_id = result.scalar_one()
         except IntegrityError as exc:
-            raise ApiError(409, "username_taken", f"username {username!r} is taken", field="username") from exc
-        await self.view.user_changed(user_id)  # a cached "deleted" for a reused id must go
+            raise ApiError(
+                409,
+                "username_taken",
+                f"username {username!r} is taken (names are compared ignoring case and Unicode form)",
+                field="username",
+            ) from exc
+        await self.view.user_changed(user_id, takes_access=False)  # a cached "deleted" for a reused id must go
         return {"id": user_id, "username": username, "role": role}
 
     async def _change_account(self, username: str, values: dict[str, Any] | None) -> int:
@@ -205,7 +213,7 @@ class IdentityModule(Module):
         """
         async with self.engine.begin() as conn:
             await conn.execute(select(users.c.id).where(*_enabled_admin()).with_for_update())
-            user_id = await conn.scalar(select(users.c.id).where(users.c.username == username))
+            user_id = await conn.scalar(select(users.c.id).where(users.c.username_key == username_key(username)))
             if user_id is None:
                 raise ApiError(404, "user_not_found", f"user {username!r} not found", field="username")
             if values is None:
@@ -236,7 +244,9 @@ class IdentityModule(Module):
     async def unlock(self, username: str) -> None:
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                update(users).where(users.c.username == username).values(failed_logins=0, locked_until=None)
+                update(users)
+                .where(users.c.username_key == username_key(username))
+                .values(failed_logins=0, locked_until=None)
             )
         if result.rowcount == 0:
             raise ApiError(404, "user_not_found", f"user {username!r} not found", field="username")
@@ -259,7 +269,7 @@ class IdentityModule(Module):
     # -- login, refresh, logout ----------------------------------------------------------
     async def login(self, username: str, password: str, client: str) -> dict[str, Any]:
         async with self.engine.connect() as conn:
-            user = (await conn.execute(select(users).where(users.c.username == username))).first()
+            user = (await conn.execute(select(users).where(users.c.username_key == username_key(username)))).first()
         under_attack = user is not None and user.failed_logins >= self.settings.auth_account_ceiling
         free = 1 if under_attack else self.settings.auth_max_failed_logins
         async with self.throttle.checking(username, client, free) as wait:

@@ -1,6 +1,7 @@
 """Request bodies: size limits and shapes, so a client's mistake is a 422 that names the field.
 
-Everything the database would refuse is refused here first: NUL characters (PostgreSQL text cannot
+Types are strict (no "1" for 1, no true for 1), and everything the database would refuse is refused
+here first: NUL characters (PostgreSQL text cannot
 hold them), integers outside a 32-bit column, NaN/Infinity and deep nesting inside `meta`.
 """
 
@@ -59,7 +60,9 @@ def _bounded_meta(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # strict: a number must be a JSON number ("version": "1", true or 1.0 is a 422, never coerced to 1);
+    # a float field still takes an integer.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     @field_validator("*", mode="after")
     @classmethod

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.storage.schema import login_throttle as throttle
+from app.usernames import username_key
 
 STALE_AFTER_SECONDS = 24 * 3600  # rows quiet this long are forgotten
 SLOT_WAIT_SECONDS = 10.0  # a check waiting longer than this for a slot is told to retry
@@ -43,19 +44,25 @@ def _delay_sql(attempts: ColumnElement[int], free: int, max_delay: float) -> Col
     return case(*whens, else_=float(max_delay))
 
 
+def _account(username: str) -> str:
+    """The account a login names, as users.username_key compares it: `Admin` and `admin` share their
+    delays. Cut to the column's 64 characters (NFKC can lengthen a name); a longer one names no account."""
+    return username_key(username)[:64]
+
+
 class LoginThrottle:
     def __init__(self, engine: AsyncEngine, max_delay_seconds: float) -> None:
         self.engine, self.max_delay = engine, max_delay_seconds
         self._slots: dict[tuple[str, str], tuple[asyncio.Semaphore, list[int]]] = {}
 
     def _key(self, username: str, client: str) -> ColumnElement[bool]:
-        return and_(throttle.c.username == username, throttle.c.client == client)
+        return and_(throttle.c.username == _account(username), throttle.c.client == client)
 
     @asynccontextmanager
     async def checking(self, username: str, client: str, free: int) -> AsyncIterator[int | None]:
         """Hold one of `free` check slots of this (account, address), then yield None when the password
         may be checked, else the seconds until it may."""
-        key = (username, client)
+        key = (_account(username), client)
         semaphore, users = self._slots.setdefault(key, (asyncio.Semaphore(max(1, free)), [0]))
         users[0] += 1
         try:
@@ -99,7 +106,7 @@ class LoginThrottle:
         return int(counted or 0)
 
     async def _ensure_row(self, conn: AsyncConnection, username: str, client: str, now: float) -> None:
-        values = {"username": username, "client": client, "attempts": 0, "next_at": 0.0, "updated_at": now}
+        values = {"username": _account(username), "client": client, "attempts": 0, "next_at": 0.0, "updated_at": now}
         if conn.dialect.name == "postgresql":
             await conn.execute(pg_insert(throttle).values(**values).on_conflict_do_nothing())
         else:
@@ -111,7 +118,7 @@ class LoginThrottle:
 
     async def forget_account(self, username: str) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(delete(throttle).where(throttle.c.username == username))
+            await conn.execute(delete(throttle).where(throttle.c.username == _account(username)))
 
     async def cleanup(self) -> int:
         now = time.time()

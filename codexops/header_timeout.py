@@ -22,6 +22,8 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from codexops.wire_errors import BoundedHttpTools, JsonWireErrors
+
 HEADER_TIMEOUT_SECONDS = 10.0
 KEEP_ALIVE_SECONDS = 15  # above nginx's upstream keepalive_timeout (10 s): nginx closes first
 
@@ -79,7 +81,7 @@ class HeaderDeadline:
             self.transport.close()
 
 
-class HeaderTimeoutH11Protocol(HeaderDeadline, LeaveIdleToClient, H11Protocol):
+class HeaderTimeoutH11Protocol(JsonWireErrors, HeaderDeadline, LeaveIdleToClient, H11Protocol):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self._waiting_for_headers():  # a request has begun but its headers are incomplete
@@ -95,7 +97,7 @@ class HeaderTimeoutH11Protocol(HeaderDeadline, LeaveIdleToClient, H11Protocol):
         return self.conn.their_state is h11.IDLE
 
 
-class HeaderTimeoutHttpToolsProtocol(HeaderDeadline, LeaveIdleToClient, HttpToolsProtocol):
+class HeaderTimeoutHttpToolsProtocol(BoundedHttpTools, HeaderDeadline, LeaveIdleToClient, HttpToolsProtocol):
     """The same deadline on httptools (what `codexops serve` runs): armed when a connection opens and
     when a request's first byte arrives, cancelled when its headers are complete."""
 

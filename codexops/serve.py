@@ -75,7 +75,9 @@ def run(settings: Settings) -> None:
         access_log=False,  # logs/request-tracker.log has every request
         log_level=settings.log_level.lower(),
         server_header=False,
-        proxy_headers=True,
+        # The app reads the client address itself (app/routes/deps.py, TRUSTED_PROXIES): uvicorn's own
+        # rewrite believed a client-sent X-Forwarded-For entry that nginx had passed on.
+        proxy_headers=False,
         # uvicorn[standard]: uvloop and httptools (benchmarks/RESULTS.md). Slow clients cannot hold
         # connections: headers within 10 s, idle keep-alive 15 s.
         loop="uvloop",

@@ -24,6 +24,19 @@ _jinja = Environment(
     keep_trailing_newline=True,
 )
 ALERT_RULES_FILE = "alert-rules.yml"
+# The security headers of every answer through the gateway, its own errors included. nginx owns them at
+# the edge (a 429, 502 or 504 of its own never reaches a replica); the replicas send the same set
+# (app/middleware/observe.py) for whoever reaches one directly, and nginx hides theirs, so each header
+# is sent once. Strict-Transport-Security is added with TLS only.
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("Permissions-Policy", "geolocation=(), camera=(), microphone=()"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
+HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 # nginx's own errors, answered as JSON like the app's: (status, error code, message).
 GATEWAY_ERRORS = (
     (400, "bad_request", "the request could not be parsed"),
@@ -73,6 +86,8 @@ def render_nginx(
         spec=spec,
         server_names=spec.server_names,
         gateway_errors=GATEWAY_ERRORS,
+        security_headers=SECURITY_HEADERS,
+        hsts=HSTS,
         upstreams=list(upstreams),
         tls=spec.tls,
         tls_cert=tls_cert,

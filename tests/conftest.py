@@ -16,7 +16,7 @@ from app.main import create_app
 from app.services import Services
 from tests.support.servers import Postgres, Redis, remove_postgres, start_postgres, start_redis
 
-ADMIN_PASSWORD = "admin-password-for-tests"
+ADMIN_PASSWORD = "tests-admin-Vq7nR2xKp9Lw4Zt"  # strong enough for Staging and Production too
 SettingsFactory = Callable[..., Settings]
 
 

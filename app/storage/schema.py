@@ -51,6 +51,8 @@ users = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("username", String(64), nullable=False, unique=True),
+    # app.usernames.username_key(username), unique (0005): `Admin` cannot register beside `admin`.
+    Column("username_key", Text, nullable=False, unique=True),
     Column("password_hash", String(255), nullable=False),
     Column("role", String(16), nullable=False),
     Column("failed_logins", Integer, nullable=False, default=0),

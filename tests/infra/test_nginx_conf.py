@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from infra.render import render_nginx
+from infra.render import SECURITY_HEADERS, render_nginx
 from infra.spec import load_spec
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # installed by make setup; a missing one fails
@@ -130,3 +131,14 @@ def test_replica_503s_are_never_retried_nor_counted_and_names_come_from_the_spec
     assert "default_server" in conf and "return 421" in conf
     production = render_nginx(load_spec("production"), ["app:5002"], tls_cert="/c", tls_key="/k")
     assert "server_name codex.living-codex.org;" in production and "ssl_reject_handshake on" in production
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_every_security_header_nginx_adds_is_hidden_from_the_replicas(stack: str) -> None:
+    """One set per answer: a header nginx adds and a replica also sends would otherwise go out twice."""
+    spec = load_spec(stack)
+    conf = render_nginx(spec, ["127.0.0.1:5101"], tls_cert="/c" if spec.tls else "", tls_key="/k" if spec.tls else "")
+    added = set(re.findall(r"^\s*add_header (\S+) ", conf, re.M)) - {"Retry-After"}  # Retry-After: see its map
+    hidden = set(re.findall(r"^\s*proxy_hide_header (\S+);", conf, re.M))
+    assert added == {name for name, _ in SECURITY_HEADERS} | ({"Strict-Transport-Security"} if spec.tls else set())
+    assert added <= hidden

@@ -8,6 +8,8 @@ import re
 from typing import Any
 
 from infra.mock_runtime import Declaration
+from infra.render import render_nginx
+from infra.spec import load_spec
 from policies import security
 from tests.infra.conftest import Variant, container, deployment
 from tests.policies.conftest import check
@@ -97,6 +99,16 @@ def test_trusted_proxies_give_nginx_the_real_client_address(variant: Variant) ->
     declaration = variant("production", append="  living-codex:gateway:\n    trustedProxies: [10.0.0.0/8]\n")
     conf = _gateway_conf(declaration)
     assert "set_real_ip_from 10.0.0.0/8;" in conf and "real_ip_header X-Forwarded-For;" in conf
+
+
+def test_every_gateway_forwards_the_address_it_saw_never_the_clients_header(
+    staging: Declaration, production: Declaration, variant: Variant
+) -> None:
+    behind_a_balancer = variant("production", append="  living-codex:gateway:\n    trustedProxies: [10.0.0.0/8]\n")
+    local = render_nginx(load_spec("staging"), ["127.0.0.1:5101"], runtime_dir="/tmp/x", listen_host="127.0.0.1:")
+    for conf in (_gateway_conf(staging), _gateway_conf(production), _gateway_conf(behind_a_balancer), local):
+        assert "proxy_set_header X-Forwarded-For $remote_addr;" in conf
+        assert "$proxy_add_x_forwarded_for" not in conf  # it appends whatever the client sent
 
 
 def test_nginx_re_resolves_upstreams_and_logs_to_stdio(staging: Declaration, production: Declaration) -> None:

@@ -101,6 +101,30 @@ async def test_duplicate_username_is_a_conflict_naming_the_field(codex: RunningA
     assert response.status_code == 409 and response.json()["field"] == "username"
 
 
+async def test_a_username_differing_only_in_case_is_taken(codex: RunningApp) -> None:
+    """Issue 19: `Admin` registered beside `admin` (201), a second account a user or an admin would take
+    for the first."""
+    for name in ("Admin", "ADMIN"):
+        response = await codex.client.post("/api/auth/register", json={"username": name, "password": PASSWORD})
+        assert response.status_code == 409, response.text
+        assert response.json()["error"] == "username_taken" and response.json()["field"] == "username"
+    await _register(codex, "Carol.Case")
+    taken = await codex.client.post("/api/auth/register", json={"username": "carol.CASE", "password": PASSWORD})
+    assert taken.status_code == 409 and taken.json()["field"] == "username"
+
+
+async def test_login_matches_the_normalised_name_and_shares_its_throttle(codex: RunningApp) -> None:
+    await _register(codex, "Dana")
+    for name in ("dana", "DANA", "\uff24\uff41\uff4e\uff41"):  # the last: fullwidth, NFKC makes it Dana
+        answer = await codex.client.post("/api/auth/login", json={"username": name, "password": PASSWORD})
+        assert answer.status_code == 200, (name, answer.text)
+    for name in ("dana", "Dana", "dAna", "daNa", "danA"):  # five free failures in all, not five per spelling
+        answer = await codex.client.post("/api/auth/login", json={"username": name, "password": "wrong-guess"})
+        assert answer.status_code == 401
+    throttled = await codex.client.post("/api/auth/login", json={"username": "DANA", "password": "wrong-guess"})
+    assert throttled.status_code == 429 and throttled.json()["error"] == "login_throttled"
+
+
 async def test_sessions_are_counted(codex: RunningApp) -> None:
     await codex.login()
     tokens = await codex.login()

@@ -30,6 +30,36 @@ async def test_bad_node_names_the_field(codex: RunningApp, payload: dict[str, ob
     assert body["requestId"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "payload", "field"),
+    [  # issue 19: pydantic's lax mode took "1" (and true, and 1.0) for the version 1
+        ("PUT", "/api/nodes/strict", {"title": "x", "version": "1"}, "body.version"),
+        ("PUT", "/api/nodes/strict", {"title": "x", "version": True}, "body.version"),
+        ("PUT", "/api/nodes/strict", {"title": "x", "version": 1.0}, "body.version"),
+        ("POST", "/api/edges", {"fromId": "strict", "toId": "strict", "role": "r", "weight": "0.5"}, "body.weight"),
+        ("POST", "/api/edges", {"fromId": "strict", "toId": "strict", "role": "r", "weight": True}, "body.weight"),
+    ],
+)
+async def test_numbers_must_be_json_numbers(
+    codex: RunningApp, method: str, path: str, payload: dict[str, object], field: str
+) -> None:
+    h = await codex.bearer()
+    await codex.client.post("/api/nodes", headers=h, json={"id": "strict", "typeId": "t", "title": "kept"})
+    response = await codex.client.request(method, path, headers=h, json=payload)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "validation_failed" and response.json()["field"] == field
+    assert (await codex.client.get("/api/nodes/strict", headers=h)).json()["title"] == "kept"
+
+
+async def test_integers_and_floats_still_pass_where_numbers_are_due(codex: RunningApp) -> None:
+    h = await codex.bearer()
+    await codex.client.post("/api/nodes", headers=h, json={"id": "n1", "typeId": "t", "title": "x"})
+    patched = await codex.client.put("/api/nodes/n1", headers=h, json={"title": "y", "version": 1})
+    assert patched.status_code == 200 and patched.json()["version"] == 2
+    edge = {"fromId": "n1", "toId": "n1", "role": "self", "weight": 2}  # an int where a float is due
+    assert (await codex.client.post("/api/edges", headers=h, json=edge)).status_code == 201
+
+
 async def test_malformed_json_is_422(codex: RunningApp) -> None:
     h = await codex.bearer()
     response = await codex.client.post(

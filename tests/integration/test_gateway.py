@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from infra.render import SECURITY_HEADERS
 from tests.support.gateway import Nginx, Replica, ReplicaSettings, start_nginx, start_replica
 from tests.support.servers import Postgres, free_port
 
@@ -257,3 +258,52 @@ def test_slow_headers_are_cut_off_by_nginx_and_by_the_replicas(gateway: Nginx, r
     assert set(results) == set(ports)
     for port in ports:
         assert results[port] < 30, f"port {port} kept a slow-header connection for {results[port]:.0f} s"
+
+
+def test_a_rotating_x_forwarded_for_is_throttled_after_the_free_attempts(gateway: Nginx) -> None:
+    """Issue 19: nginx used to append the client's X-Forwarded-For and uvicorn believed it, so each new
+    forged hop was a new address with five free guesses."""
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        created = client.post(
+            "/api/auth/register", json={"username": "xff-victim", "password": "rotating-hops-password"}
+        )
+        assert created.status_code == 201, created.text
+        statuses = []
+        for n in range(6):  # one at a time: the gateway's own login limit (burst 20) is never what answers
+            answer = client.post(
+                "/api/auth/login",
+                json={"username": "xff-victim", "password": f"wrong-{n}"},
+                headers={"X-Forwarded-For": f"198.51.100.{n + 1}", "X-Real-IP": f"203.0.113.{n + 1}"},
+            )
+            statuses.append((answer.status_code, answer.json()["error"]))
+    # The sixth comes within the 1 s delay the fifth failure set (on main: 401, and every later one too).
+    assert statuses == [(401, "invalid_credentials")] * 5 + [(429, "login_throttled")], statuses
+
+
+SECURITY_HEADER_NAMES = [name.lower() for name, _ in SECURITY_HEADERS]
+
+
+def _security_headers(answer: httpx.Response) -> dict[str, list[str]]:
+    return {name: answer.headers.get_list(name) for name in [*SECURITY_HEADER_NAMES, "strict-transport-security"]}
+
+
+def test_security_headers_are_sent_once_through_the_gateway_and_by_a_replica_reached_directly(
+    gateway: Nginx, replicas: list[Replica]
+) -> None:
+    """Issue 19: nginx added its set on top of the replica's, so proxied answers carried every header
+    twice. nginx owns them at the edge; a replica reached directly still sends the same set."""
+    direct = httpx.get(f"{replicas[0].url}/health/live", timeout=5)
+    expected = {name.lower(): [value] for name, value in SECURITY_HEADERS}
+    assert {k: v for k, v in _security_headers(direct).items() if v} == expected  # the app's set is nginx's
+    answers = [
+        httpx.get(f"{gateway.url}/health/live", timeout=5),  # proxied
+        httpx.get(f"{gateway.url}/api/nodes", timeout=5),  # proxied, the app's own 401
+        httpx.get(f"{gateway.url}/api/nodes", headers={"X-Forwarded-Proto": "https"}, timeout=5),
+        httpx.request("QZXWVUTS", f"{gateway.url}/api/nodes", timeout=5),  # nginx's own 405
+        httpx.get(f"{gateway.url}/health/live", headers={"Host": "evil.example"}, timeout=5),  # the default server
+    ]
+    for answer in answers:
+        assert _security_headers(answer) == {**expected, "strict-transport-security": []}, (
+            answer.request.url,
+            answer.status_code,
+        )

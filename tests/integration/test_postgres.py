@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.storage import migrate
@@ -105,5 +106,66 @@ async def test_concurrent_upserts_of_one_concept_never_conflict(fresh_postgres: 
         async with engine.connect() as conn:
             count = await conn.scalar(text("SELECT count(*) FROM nodes WHERE id = 'concept-glacier'"))
         assert count == 1
+    finally:
+        await engine.dispose()
+
+
+WIDE_BOB = "\uff22\uff2f\uff22"  # fullwidth BOB: NFKC makes it BOB
+
+
+async def _add_user(engine: AsyncEngine, username: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO users (username, password_hash, role, failed_logins, created_at, disabled,"
+                " security_stamp) VALUES (:name, 'h', 'viewer', 0, CURRENT_TIMESTAMP, false, 's')"
+            ),
+            {"name": username},
+        )
+
+
+async def _usernames(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(text("SELECT username FROM users ORDER BY id"))).scalars())
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_usernames_colliding_ignoring_case_stop_the_migration_and_lose_nothing(
+    backend: str, request: pytest.FixtureRequest, make_settings, tmp_path
+) -> None:
+    from app.storage.database import sqlite_target
+
+    if backend == "postgresql":
+        target = postgres_target(request.getfixturevalue("fresh_postgres").url)
+    else:
+        target = sqlite_target(f"Data Source={tmp_path}/m.db")
+    engine = create_engine(target, make_settings())
+    try:
+        await migrate.upgrade(engine, "0004")  # accounts made before usernames were compared ignoring case
+        for name in ("admin", "Admin", "bob", WIDE_BOB, "carol"):
+            await _add_user(engine, name)
+        with pytest.raises(RuntimeError) as refused:
+            await migrate.upgrade(engine)
+        message = str(refused.value)
+        assert "'admin' (id 1) and 'Admin' (id 2)" in message and f"'bob' (id 3) and {WIDE_BOB!r} (id 4)" in message
+        assert "carol" not in message and "Nothing was changed" in message and "DELETE /api/admin/users/" in message
+        assert await migrate.current_revision(engine) == "0004"
+        assert await _usernames(engine) == ["admin", "Admin", "bob", WIDE_BOB, "carol"]
+        async with engine.begin() as conn:  # what the message says to do: keep one of each
+            await conn.execute(text("DELETE FROM users WHERE username IN ('Admin', :bob)"), {"bob": WIDE_BOB})
+        await migrate.upgrade(engine)
+        assert await migrate.current_revision(engine) == migrate.head_revision()
+        async with engine.connect() as conn:
+            keys = (await conn.execute(text("SELECT username, username_key FROM users ORDER BY id"))).all()
+        assert [tuple(row) for row in keys] == [("admin", "admin"), ("bob", "bob"), ("carol", "carol")]
+        with pytest.raises(IntegrityError):  # the index holds for any writer, not only the app
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO users (username, username_key, password_hash, role, failed_logins,"
+                        " created_at, disabled, security_stamp)"
+                        " VALUES ('BOB', 'bob', 'h', 'viewer', 0, CURRENT_TIMESTAMP, false, 's')"
+                    )
+                )
     finally:
         await engine.dispose()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -84,13 +87,28 @@ def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None
     assert "module stopped: storage" in log
 
 
-@pytest.mark.parametrize("secret", ["", "your-secure-jwt-secret-key", "too-short"])
-def test_production_refuses_a_weak_jwt_secret(tmp_path: Path, secret: str) -> None:
-    env = _environment(tmp_path, free_port(), CODEX_ENVIRONMENT="Production", JWT_SECRET=secret)
+STRONG_JWT = "q7Vw-2LmZx9RtY4bNc8KjH3pFs6DgA1e"
+
+
+@pytest.mark.parametrize(
+    ("name", "secrets"),
+    [
+        ("JWT_SECRET", {"JWT_SECRET": ""}),
+        ("JWT_SECRET", {"JWT_SECRET": "your-secure-jwt-secret-key"}),
+        ("JWT_SECRET", {"JWT_SECRET": "too-short"}),
+        ("JWT_SECRET", {"JWT_SECRET": "password1234567890password123456"}),  # issue 19: words and digits
+        ("JWT_SECRET", {"JWT_SECRET": "your-secure-jwt-secret-key-2024!!"}),  # the default with a suffix
+        ("ADMIN_PASSWORD", {"JWT_SECRET": STRONG_JWT, "ADMIN_PASSWORD": "admin"}),
+        ("GATE_PASSWORD", {"JWT_SECRET": STRONG_JWT, "GATE_PASSWORD": "qwertyuiop1234567890"}),
+    ],
+)
+def test_production_refuses_a_weak_secret(tmp_path: Path, name: str, secrets: dict[str, str]) -> None:
+    env = _environment(tmp_path, free_port(), CODEX_ENVIRONMENT="Production", **secrets)
     result = subprocess.run([CODEXOPS, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
-    assert "JWT_SECRET" in result.stderr and "secrets.token_urlsafe" in result.stderr
+    assert f"{name} is " in result.stderr and "secrets.token_urlsafe" in result.stderr
     assert "Traceback" not in result.stderr
+    assert all(value not in result.stderr for value in secrets.values() if len(value) > 8)  # never echoed
 
 
 def test_a_taken_port_is_a_clear_error(tmp_path: Path, served: int) -> None:
@@ -98,3 +116,40 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path, served: int) -> None:
     result = subprocess.run([CODEXOPS, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "address already in use" in (result.stdout + result.stderr).lower()
+
+
+def _exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read until the replica closes: (status, headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    return int(status_line.split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+CLOSE = b"Connection: close\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [  # issue 19: uvicorn answered these with a plain-text 400 before the app saw them
+        (b"GET /api/nodes?q=" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n" + CLOSE, 414, "uri_too_long"),
+        (b"GET /health/live HTTP/1.1\r\nX-Big: " + b"b" * 100_000 + b"\r\n" + CLOSE, 431, "headers_too_large"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n" + CLOSE, 400, "bad_request"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40, 400, "bad_request"),  # TLS to plain HTTP
+        (b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 8000 + b"\r\n" + CLOSE, 200, None),  # allowed
+    ],
+)
+def test_the_replicas_own_protocol_errors_are_json(
+    served: int, request_bytes: bytes, status: int, code: str | None
+) -> None:
+    answered, headers, body = _exchange(served, request_bytes)
+    assert answered == status, (headers, body[:200])
+    assert headers["content-type"].startswith("application/json")
+    assert headers["x-content-type-options"] == "nosniff" and headers["x-request-id"]
+    if code is not None:
+        assert json.loads(body) == {"error": code, "message": ANY, "requestId": headers["x-request-id"]}

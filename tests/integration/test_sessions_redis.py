@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from tests.conftest import RunningApp, running
+from tests.conftest import ADMIN_PASSWORD, RunningApp, running
 from tests.support.servers import Postgres, Redis
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("patient_announcements")]
@@ -81,9 +81,7 @@ async def test_redis_only_sessions_revoke_across_replicas(
         try:
             refused = await a.client.post("/api/auth/login", json={"username": "admin", "password": "x"})
             assert refused.status_code in (401, 503)
-            login = await a.client.post(
-                "/api/auth/login", json={"username": "admin", "password": "admin-password-for-tests"}
-            )
+            login = await a.client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
             assert login.status_code == 503 and login.json()["error"] == "sessions_unavailable"
         finally:
             redis_server.start()

@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
-from app.config import ConfigError, Settings, parse_size, parse_urls
+from app.config import ConfigError, Settings, parse_size, parse_urls, secret_weakness
+from codexops import localenv
+from infra.spec import load_spec
+from tests.conftest import ADMIN_PASSWORD
+from tests.support.gateway import ReplicaSettings
 
 STRONG = "q7Vw-2LmZx9RtY4bNc8KjH3pFs6DgA1e"  # 32 characters, 32 distinct
 
@@ -47,6 +55,53 @@ def test_production_refuses_missing_default_short_or_low_entropy_secret(secret: 
 
 def test_production_accepts_a_strong_secret() -> None:
     assert Settings(environment="Production", jwt_secret=STRONG).is_production
+
+
+@pytest.mark.parametrize("environment", ["Staging", "Production"])
+@pytest.mark.parametrize(
+    ("name", "value", "found"),
+    [  # issue 19: each of these started in Production
+        ("jwt_secret", "01234567890123456789012345678901", "a sequence"),
+        ("jwt_secret", "abcdefghijklmnopqrstuvwxyz012345", "a sequence"),
+        ("jwt_secret", "password1234567890password123456", "dictionary word"),
+        ("jwt_secret", "your-secure-jwt-secret-key-2024!!", "dictionary word"),  # a default with a suffix
+        ("jwt_secret", "qwertyuiopasdfghjkl;zxcvbnm,./12", "keyboard run"),
+        ("admin_password", "admin", ""),
+        ("admin_password", "a", ""),
+        ("admin_password", "Admin2024!", ""),
+        ("admin_password", "admin-password-for-tests", "dictionary word"),
+        ("gate_password", "correct-horse", ""),
+        ("gate_password", "codex-gate-password-2024", "dictionary word"),
+    ],
+)
+def test_guessable_secrets_are_refused_naming_the_variable_and_a_generator(
+    environment: str, name: str, value: str, found: str
+) -> None:
+    values: dict[str, Any] = {"jwt_secret": STRONG, name: value}
+    with pytest.raises(ValidationError) as refused:
+        Settings(environment=environment, **values)
+    message = refused.value.errors()[0]["msg"]  # what `codexops serve` prints (codexops/cli.py)
+    variable = name.upper()
+    assert f"{variable} is " in message and found in message
+    assert f"export {variable}=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')" in message
+    assert len(value) < 6 or value not in message  # the reason names patterns, never the secret
+
+
+def test_development_takes_any_secret() -> None:
+    assert Settings(environment="Development", jwt_secret="a", admin_password="a", gate_password="a")
+
+
+def test_generated_secrets_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the local environment and the test fixtures generate is strong enough, every time."""
+    monkeypatch.setenv("CODEX_STACKS_DIR", str(tmp_path))
+    for n in range(20):
+        local = localenv.local_secrets(localenv.LocalStack(load_spec("staging")))
+        for key in ("JWT_SECRET", "ADMIN_PASSWORD", "GATE_PASSWORD"):
+            assert secret_weakness(key, local[key]) is None, key
+        shutil.rmtree(tmp_path / "staging")
+        replica = ReplicaSettings(f"postgresql://unused/{n}")
+        assert Settings(environment="Production", jwt_secret=replica.jwt_secret, admin_password=replica.admin_password)
+    assert Settings(environment="Production", jwt_secret=STRONG, admin_password=ADMIN_PASSWORD)
 
 
 def test_development_runs_without_a_secret() -> None:
