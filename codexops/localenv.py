@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from codexops.paths import local_root
-from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql
+from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql, restrict_access
 from infra import spec_env as app_env
 from infra.alerts import render_alert_rules
 from infra.render import render_alertmanager, render_nginx, render_prometheus
@@ -297,7 +297,8 @@ def supervisor_config(stack: LocalStack, bins: dict[str, str], values: dict[str,
         _supervisor_program(
             stack,
             "postgres",
-            f"{bins['postgres']} -D {pg / 'data'} -p {ports.postgres} -k {pg} -c listen_addresses={HOST}",
+            f"{bins['postgres']} -D {pg / 'data'} -p {ports.postgres} -k {pg} -c listen_addresses={HOST} "
+            "-c unix_socket_permissions=0700",
             directory=pg,
             user=postgres_user,
             stopsignal="INT",
@@ -472,11 +473,16 @@ def wait_until(
 
 # -- PostgreSQL ----------------------------------------------------------------------------------------
 def init_postgres(stack: LocalStack, say: Callable[[str], None]) -> None:
+    """The data directory, initialised once; its socket folder (postgres_dir) open to the cluster's
+    owner only, and its pg_hba.conf restricted, at every `up` (a cluster from an older version trusted
+    every local account)."""
+    stack.postgres_dir.mkdir(parents=True, exist_ok=True)
+    stack.postgres_dir.chmod(0o700)
+    give_to_postgres(stack.postgres_dir)
     if (stack.postgres_dir / "data" / "PG_VERSION").exists():
+        restrict_access(stack.postgres_dir / "data")
         return
     say("  initialising PostgreSQL data directory")
-    stack.postgres_dir.mkdir(parents=True, exist_ok=True)
-    give_to_postgres(stack.postgres_dir)
     initdb(stack.postgres_dir / "data")
 
 
@@ -536,8 +542,8 @@ def up(
     if running:
         say("  supervisord already running: reloading configuration")
         supervisorctl("update", stack=stack)  # restarts programs whose command or environment changed
-        # re-read rendered files
-        supervisorctl("signal", "HUP", "nginx", "prometheus", "alertmanager", check=False, stack=stack)
+        # re-read rendered files (PostgreSQL: pg_hba.conf)
+        supervisorctl("signal", "HUP", "postgres", "nginx", "prometheus", "alertmanager", check=False, stack=stack)
     else:
         say(f"  starting supervisord for stack {stack.name}")
         subprocess.run(
