@@ -370,8 +370,7 @@ def supervisor_config(stack: LocalStack, bins: dict[str, str], state: dict[str, 
             "prometheus",
             f"{bins['prometheus']} --config.file={run / 'prometheus' / 'prometheus.yml'} "
             f"--storage.tsdb.path={run / 'prometheus' / 'data'} "
-            f"--web.listen-address={HOST}:{ports.prometheus} "
-            "--web.enable-lifecycle",
+            f"--web.listen-address={HOST}:{ports.prometheus}",  # no --web.enable-lifecycle: reload is SIGHUP
             directory=run / "prometheus",
             autostart=False,
         )
