@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -418,7 +419,6 @@ def render_files(stack: LocalStack, state: dict[str, Any]) -> None:
     run = stack.runtime
     for sub in ("logs", "nginx", "prometheus", "alertmanager", "redis", *stack.apps):
         (run / sub).mkdir(parents=True, exist_ok=True)
-    stack.scratch.mkdir(parents=True, exist_ok=True)
     upstreams = [f"{HOST}:{port}" for port in stack.ports.apps]
     write_nginx_conf(stack)
     (run / "prometheus" / "prometheus.yml").write_text(
@@ -505,6 +505,20 @@ def wait_until(
     )
 
 
+def make_scratch(stack: LocalStack) -> None:
+    """The scratch folder's name in the shared temporary folder is predictable: one another local user
+    made first (who could then swap what we create in it, PostgreSQL's data as root, for symlinks) is
+    refused."""
+    stack.scratch.mkdir(mode=0o755, exist_ok=True)
+    info = stack.scratch.lstat()
+    if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise LocalEnvError(
+            f"{stack.scratch} is not this account's own folder (owner uid {info.st_uid}, "
+            f"{stat.filemode(info.st_mode)}): another local user may have made it. Remove it "
+            f"(rm -rf {stack.scratch}) and run `codexops up --stack {stack.name}` again."
+        )
+
+
 # -- PostgreSQL ----------------------------------------------------------------------------------------
 def init_postgres(stack: LocalStack, say: Callable[[str], None]) -> None:
     """The data directory, initialised once; its socket folder (postgres_dir) open to the cluster's
@@ -571,6 +585,7 @@ def up(
             say(f"  {app}: release {release['id']} is gone from the release store; it serves this checkout")
             del state["releases"][app]
     write_state(stack, state)
+    make_scratch(stack)
     init_postgres(stack, say)
     render_files(stack, state)
     if running:

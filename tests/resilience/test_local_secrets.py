@@ -54,10 +54,15 @@ print(json.dumps(found))
 """
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[localenv.LocalStack]:
+def _open_folder() -> Path:
     parent = Path(tempfile.mkdtemp(prefix="codex-secrets-", dir="/tmp"))
     parent.chmod(0o755)  # what a checkout's .local/ usually is: open to every local user
+    return parent
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[localenv.LocalStack]:
+    parent = _open_folder()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CODEX_STACKS_DIR", str(parent / "stacks"))
         try:
@@ -182,3 +187,20 @@ def test_prometheus_refuses_quit_and_reload_over_http_and_reloads_on_sighup(stac
     while _reloads(stack) <= before:
         assert time.monotonic() - began < 30, "Prometheus did not reload its configuration on SIGHUP"
         time.sleep(0.2)
+
+
+def test_a_scratch_folder_another_user_made_first_is_refused() -> None:
+    """Its name under /tmp is predictable; nobody makes it before the stack's first `up`."""
+    parent = _open_folder()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CODEX_STACKS_DIR", str(parent / "stacks"))
+        production = localenv.local_stack("production")  # its own ports: the module's staging runs
+        production.scratch.mkdir()
+        os.chown(production.scratch, 65534, 65534)
+        try:
+            with pytest.raises(localenv.LocalEnvError, match="not this account's own folder"):
+                localenv.up(production.spec, print)
+            assert localenv.supervisord_pid(production) is None
+        finally:
+            localenv.down(print, purge=True, stack=production)
+            shutil.rmtree(parent, ignore_errors=True)
