@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from typing import Any
 import httpx
 
 from codexops.paths import local_root
-from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql
+from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql, restrict_access
 from infra import spec_env as app_env
 from infra.alerts import render_alert_rules
 from infra.render import render_alertmanager, render_nginx, render_prometheus
@@ -88,6 +89,16 @@ class LocalStack:
     @property
     def runtime(self) -> Path:
         return stacks_root() / self.name
+
+    @property
+    def private(self) -> Path:
+        """Mode 0700: the only place a secret is written (secrets.env, the replicas' environment, Redis'
+        configuration). The rest of the stack's folder may be open to every local user."""
+        return self.runtime / "private"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.private / "secrets.env"
 
     @property
     def scratch(self) -> Path:
@@ -175,24 +186,34 @@ def port_taken(port: int) -> bool:
 LOCAL_SECRET_KEYS = ("JWT_SECRET", "ADMIN_PASSWORD", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "GATE_PASSWORD")
 
 
-def local_secrets(stack: LocalStack | None = None) -> dict[str, str]:
-    """Generated once per stack, kept in its secrets.env (mode 0600), never in the repository. A key an
-    older file lacks (GATE_PASSWORD) is added; the values already there are kept."""
-    stack = stack or local_stack()
-    path = stack.runtime / "secrets.env"
-    values: dict[str, str] = {}
-    if path.exists():
-        values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    missing = [key for key in LOCAL_SECRET_KEYS if key not in values]
-    if not missing:
-        return values
-    values |= {key: secrets.token_urlsafe(36) for key in missing}
-    stack.runtime.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    temporary = path.with_suffix(".tmp")
-    temporary.touch(mode=0o600)
-    temporary.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+def write_private(path: Path, text: str) -> None:
+    """`text` in a file only its owner reads (0600), in a folder only its owner opens (0700), whatever
+    the umask or the modes an earlier version left; replaced whole, never seen half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        os.fchmod(descriptor, 0o600)  # an older temporary file keeps its mode through O_CREAT
+        file.write(text)
     temporary.replace(path)
+
+
+def local_secrets(stack: LocalStack | None = None) -> dict[str, str]:
+    """Generated once per stack, kept in private/secrets.env, never in the repository. A key an older
+    file lacks (GATE_PASSWORD) is added; the values already there are kept, also those of the
+    secrets.env that older versions kept beside supervisord.conf (moved into private/)."""
+    stack = stack or local_stack()
+    path, legacy = stack.secrets_file, stack.runtime / "secrets.env"
+    source = path if path.exists() else legacy
+    values: dict[str, str] = {}
+    if source.exists():
+        values = dict(line.split("=", 1) for line in source.read_text().splitlines() if "=" in line)
+    missing = [key for key in LOCAL_SECRET_KEYS if key not in values]
+    if missing or source == legacy:
+        values |= {key: secrets.token_urlsafe(36) for key in missing}
+        write_private(path, "".join(f"{k}={v}\n" for k, v in values.items()))
+        legacy.unlink(missing_ok=True)
     return values
 
 
@@ -252,7 +273,6 @@ def _supervisor_program(
     *,
     directory: Path,
     user: str | None = None,
-    environment: dict[str, str] | None = None,
     autostart: bool = True,
     stopsignal: str = "TERM",
     stopwaitsecs: int = 30,
@@ -275,13 +295,26 @@ def _supervisor_program(
     ]
     if user:
         lines.append(f"user={user}")
-    if environment:
-        quoted = ",".join(f'{k}="{v}"' for k, v in environment.items())
-        lines.append(f"environment={quoted}")
     return "\n".join(lines) + "\n"
 
 
-def supervisor_config(stack: LocalStack, bins: dict[str, str], values: dict[str, str], state: dict[str, Any]) -> str:
+def _supervisor_environment(environments: dict[str, dict[str, str]]) -> str:
+    """The programs' `environment=` lines, for the private file supervisord.conf includes: supervisord
+    (as the stack's owner) reads it and merges each into the program's section of the same name."""
+    sections = []
+    for name, environment in environments.items():
+        quoted = ",".join(f'{k}="{v}"' for k, v in environment.items())
+        sections.append(f"[program:{name}]\nenvironment={quoted}\n")
+    return "\n".join(sections)
+
+
+def redis_config(stack: LocalStack, values: dict[str, str]) -> str:
+    """In a private file rather than on the command line, which every local user can read (/proc)."""
+    return f'port {stack.ports.redis}\nbind {HOST}\nrequirepass {values["REDIS_PASSWORD"]}\nsave ""\nappendonly no\n'
+
+
+def supervisor_config(stack: LocalStack, bins: dict[str, str], state: dict[str, Any]) -> str:
+    """Holds no secret: the replicas' environment comes from the included private file."""
     run, ports, pg = stack.runtime, stack.ports, stack.postgres_dir
     postgres_user = "postgres" if os.geteuid() == 0 else None
     sock = stack.scratch / "supervisor.sock"
@@ -292,12 +325,14 @@ def supervisor_config(stack: LocalStack, bins: dict[str, str], values: dict[str,
         "[rpcinterface:supervisor]\n"
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
         f"[supervisorctl]\nserverurl=unix://{sock}\n\n"
+        f"[include]\nfiles={stack.private / 'environment.conf'}\n\n"
     )
     programs = [
         _supervisor_program(
             stack,
             "postgres",
-            f"{bins['postgres']} -D {pg / 'data'} -p {ports.postgres} -k {pg} -c listen_addresses={HOST}",
+            f"{bins['postgres']} -D {pg / 'data'} -p {ports.postgres} -k {pg} -c listen_addresses={HOST} "
+            "-c unix_socket_permissions=0700",
             directory=pg,
             user=postgres_user,
             stopsignal="INT",
@@ -305,19 +340,17 @@ def supervisor_config(stack: LocalStack, bins: dict[str, str], values: dict[str,
         _supervisor_program(
             stack,
             "redis",
-            f"{bins['redis-server']} --port {ports.redis} --bind {HOST} --requirepass "
-            f"{values['REDIS_PASSWORD']} --save '' --appendonly no",
+            f"{bins['redis-server']} {stack.private / 'redis.conf'}",
             directory=run / "redis",
         ),
     ]
-    for index, name in enumerate(stack.apps, start=1):
+    for name in stack.apps:
         programs.append(
             _supervisor_program(
                 stack,
                 name,
                 app_command(state["releases"].get(name)),
                 directory=run / name,
-                environment=app_environment(stack, index, values, state),
                 autostart=False,
                 stopwaitsecs=int(stack.spec.shutdown.drainSeconds + stack.spec.shutdown.graceSeconds + 5),
             )
@@ -338,8 +371,7 @@ def supervisor_config(stack: LocalStack, bins: dict[str, str], values: dict[str,
             "prometheus",
             f"{bins['prometheus']} --config.file={run / 'prometheus' / 'prometheus.yml'} "
             f"--storage.tsdb.path={run / 'prometheus' / 'data'} "
-            f"--web.listen-address={HOST}:{ports.prometheus} "
-            "--web.enable-lifecycle",
+            f"--web.listen-address={HOST}:{ports.prometheus}",  # no --web.enable-lifecycle: reload is SIGHUP
             directory=run / "prometheus",
             autostart=False,
         )
@@ -376,14 +408,17 @@ def write_nginx_conf(stack: LocalStack) -> None:
 
 
 def write_supervisor_conf(stack: LocalStack, state: dict[str, Any]) -> None:
-    (stack.runtime / "supervisord.conf").write_text(supervisor_config(stack, binaries(), local_secrets(stack), state))
+    values = local_secrets(stack)
+    environments = {name: app_environment(stack, i, values, state) for i, name in enumerate(stack.apps, start=1)}
+    write_private(stack.private / "environment.conf", _supervisor_environment(environments))
+    write_private(stack.private / "redis.conf", redis_config(stack, values))
+    (stack.runtime / "supervisord.conf").write_text(supervisor_config(stack, binaries(), state))
 
 
 def render_files(stack: LocalStack, state: dict[str, Any]) -> None:
     run = stack.runtime
     for sub in ("logs", "nginx", "prometheus", "alertmanager", "redis", *stack.apps):
         (run / sub).mkdir(parents=True, exist_ok=True)
-    stack.scratch.mkdir(parents=True, exist_ok=True)
     upstreams = [f"{HOST}:{port}" for port in stack.ports.apps]
     write_nginx_conf(stack)
     (run / "prometheus" / "prometheus.yml").write_text(
@@ -470,13 +505,32 @@ def wait_until(
     )
 
 
+def make_scratch(stack: LocalStack) -> None:
+    """The scratch folder's name in the shared temporary folder is predictable: one another local user
+    made first (who could then swap what we create in it, PostgreSQL's data as root, for symlinks) is
+    refused."""
+    stack.scratch.mkdir(mode=0o755, exist_ok=True)
+    info = stack.scratch.lstat()
+    if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise LocalEnvError(
+            f"{stack.scratch} is not this account's own folder (owner uid {info.st_uid}, "
+            f"{stat.filemode(info.st_mode)}): another local user may have made it. Remove it "
+            f"(rm -rf {stack.scratch}) and run `codexops up --stack {stack.name}` again."
+        )
+
+
 # -- PostgreSQL ----------------------------------------------------------------------------------------
 def init_postgres(stack: LocalStack, say: Callable[[str], None]) -> None:
+    """The data directory, initialised once; its socket folder (postgres_dir) open to the cluster's
+    owner only, and its pg_hba.conf restricted, at every `up` (a cluster from an older version trusted
+    every local account)."""
+    stack.postgres_dir.mkdir(parents=True, exist_ok=True)
+    stack.postgres_dir.chmod(0o700)
+    give_to_postgres(stack.postgres_dir)
     if (stack.postgres_dir / "data" / "PG_VERSION").exists():
+        restrict_access(stack.postgres_dir / "data")
         return
     say("  initialising PostgreSQL data directory")
-    stack.postgres_dir.mkdir(parents=True, exist_ok=True)
-    give_to_postgres(stack.postgres_dir)
     initdb(stack.postgres_dir / "data")
 
 
@@ -531,13 +585,14 @@ def up(
             say(f"  {app}: release {release['id']} is gone from the release store; it serves this checkout")
             del state["releases"][app]
     write_state(stack, state)
+    make_scratch(stack)
     init_postgres(stack, say)
     render_files(stack, state)
     if running:
         say("  supervisord already running: reloading configuration")
         supervisorctl("update", stack=stack)  # restarts programs whose command or environment changed
-        # re-read rendered files
-        supervisorctl("signal", "HUP", "nginx", "prometheus", "alertmanager", check=False, stack=stack)
+        # re-read rendered files (PostgreSQL: pg_hba.conf)
+        supervisorctl("signal", "HUP", "postgres", "nginx", "prometheus", "alertmanager", check=False, stack=stack)
     else:
         say(f"  starting supervisord for stack {stack.name}")
         subprocess.run(

@@ -100,8 +100,8 @@ def local_target(stack_name: str, asked: str, prometheus_url: str | None = None)
     from codexops import localenv
 
     stack = localenv.local_stack(stack_name)
-    secrets_file = stack.runtime / "secrets.env"
-    values = localenv.local_secrets(stack) if secrets_file.exists() else {}
+    known = stack.secrets_file.exists() or (stack.runtime / "secrets.env").exists()  # the latter: older versions'
+    values = localenv.local_secrets(stack) if known else {}
     return Target(
         name=asked,
         kind="local",

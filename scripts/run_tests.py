@@ -72,6 +72,7 @@ def fixed_port_shards() -> list[Shard]:
                 "tests/resilience/test_faults.py",
                 "tests/resilience/test_bad_releases.py",
                 "tests/resilience/test_local_env.py",
+                "tests/resilience/test_local_secrets.py",
             ),
         ),
     ]

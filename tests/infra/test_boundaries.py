@@ -194,7 +194,8 @@ def test_the_local_environment_provisions_the_gate_account(tmp_path: Path, monke
     )
     values = localenv.local_secrets(stack)  # an older file: the gate's password is added, nothing lost
     assert values["JWT_SECRET"] == "kept" and len(values["GATE_PASSWORD"]) >= 32
-    assert (tmp_path / "staging" / "secrets.env").stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "staging" / "secrets.env").exists()  # moved into the private folder
+    assert stack.secrets_file.stat().st_mode & 0o777 == 0o600 and stack.private.stat().st_mode & 0o777 == 0o700
     assert localenv.local_secrets(stack) == values
     env = localenv.app_environment(stack, 1, values, localenv.read_state(stack))
     assert env["GATE_USERNAME"] == "codex-gate" and env["GATE_PASSWORD"] == values["GATE_PASSWORD"]

@@ -69,9 +69,9 @@ class Postgres:
 
 
 def start_postgres() -> Postgres:
-    data_dir = Path(tempfile.mkdtemp(prefix="codex-pg-"))
+    data_dir = Path(tempfile.mkdtemp(prefix="codex-pg-"))  # 0700: the socket's folder, closed to others
     give_to_postgres(data_dir)
-    initdb(data_dir)
+    initdb(data_dir, trust_local=True)  # the container's trusted socket, which infra/pg_scripts.py uses
     server = Postgres(free_port(), data_dir)
     server.start()
     server.psql(f"CREATE ROLE {server.user} LOGIN PASSWORD '{server.password}'")
