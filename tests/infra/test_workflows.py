@@ -273,4 +273,7 @@ def test_dependency_updates_cover_actions_images_and_python() -> None:
     text = (ROOT / "infra" / "images.py").read_text()
     found = {m.group("depName") for m in pattern.finditer(text)}
     assert found == {value.split("@")[0].rsplit(":", 1)[0] for value in constants.values()}
+    # A pinned constant is rewritten whole (tag and digest); one without a digest gets one.
+    assert images["autoReplaceStringTemplate"] == '"{{depName}}:{{newValue}}{{#if newDigest}}@{{newDigest}}{{/if}}"'
+    assert {"matchManagers": ["custom.regex"], "pinDigests": True} in config["packageRules"]
     assert (ROOT / "app" / "Dockerfile").exists() and (ROOT / "uv.lock").exists()
