@@ -328,6 +328,12 @@ def run_gate(
             target = resolve_target(target, stack=spec.stack if spec else None, prometheus_url=prometheus_url)
         except TargetError as exc:
             raise GateCannotRun(str(exc)) from None
+    if target.spec.environment == "Production" and not target.prometheus_url and not alertmanager_url(target):
+        # A gate that cannot see alerts would pass a production release unchecked: it cannot run.
+        raise GateCannotRun(
+            f"{target.spec.stack} is a Production stack and its gate must check alerts: give --prometheus-url or "
+            "CODEX_ALERTMANAGER_URL (in-cluster services: kubectl port-forward, as main.yml's sync does)"
+        )
     try:
         live = httpx.get(f"{target.url}/health/live", timeout=HTTP_TIMEOUT)
     except httpx.HTTPError as exc:

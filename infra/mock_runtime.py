@@ -76,6 +76,11 @@ def normalise(value: Any) -> Any:
 class _Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         outputs = dict(args.inputs)
+        metadata = outputs.get("metadata")
+        if args.typ.startswith("kubernetes:") and isinstance(metadata, dict) and not metadata.get("name"):
+            # Pulumi autonames it <name>-<random suffix>, new at each replacement: here a suffix from the
+            # content, so a change of data is a new name, as it is for the engine.
+            outputs["metadata"] = {**metadata, "name": f"{args.name}-{stand_in_digest(repr(args.inputs))[7:15]}"}
         if args.typ == RANDOM_PASSWORD:  # stands for the engine's generated value
             outputs["result"] = f"generated-{args.name}-" + "x" * 24
         if args.typ == SERVICE and (args.inputs.get("spec") or {}).get("type") == "LoadBalancer":

@@ -86,6 +86,8 @@ def build(spec: EnvironmentSpec) -> Environment:
     gateway = Gateway("gateway", target, [f"{h}:{app_port}" for h in target.gateway_upstreams], opts(app, issuers))
     pulumi.export("platform", spec.platform)
     pulumi.export("image", app.image_ref)
+    # With the image, what a drift check or a preview sets to compare staging with what it runs (CODEX_RELEASE).
+    pulumi.export("release", spec.release or "")
     pulumi.export("url", f"{'https' if spec.tls else 'http'}://{spec.domain}")
     pulumi.export("prerequisites", target.prerequisites)
     if gateway.address is not None:

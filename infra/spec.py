@@ -320,7 +320,8 @@ class EnvironmentSpec(Model):
 
     # Kubernetes: the cluster's pod network. NetworkPolicies let only the gateway (and Prometheus) reach
     # the app, so it trusts X-Forwarded-For from this range (TRUSTED_PROXIES): the gateway's pods live in it.
-    podNetwork: str = Field("10.244.0.0/16", description="the cluster's pod CIDR (kind's default)")
+    # No default: a wrong range (another cluster's, kind's) lets pods spoof clients or throttles everyone.
+    podNetwork: str | None = Field(None, description="the cluster's pod CIDR, as the cluster reports it")
     # Docker: the stack network's subnet; the gateway container is the only proxy on it.
     dockerSubnet: str = Field("172.30.0.0/24", description="the Docker network's subnet")
     tlsSecretName: str | None = None
@@ -360,7 +361,15 @@ class EnvironmentSpec(Model):
             store: Datastore = getattr(self, name)
             if store.mode == "external" and not store.externalHost:
                 raise ValueError(f"{name}: mode external needs externalHost")
+        if self.platform == "kubernetes" and self.podNetwork is None:
+            raise ValueError(
+                f"podNetwork: set {NAMESPACE}:podNetwork to the cluster's pod CIDR (the app trusts X-Forwarded-For "
+                "from it): kubectl get nodes -o jsonpath='{.items[*].spec.podCIDR}' shows each node's range, "
+                "the cluster's --cluster-cidr (kube-controller-manager) the whole"
+            )
         for key in ("podNetwork", "dockerSubnet"):
+            if getattr(self, key) is None:  # Docker stacks have no pod network
+                continue
             try:
                 ipaddress.ip_network(getattr(self, key), strict=False)
             except ValueError as exc:

@@ -18,6 +18,7 @@ def trusted_proxies(spec: EnvironmentSpec, platform: Platform) -> str:
     """Whose X-Forwarded-For the app believes: the gateway's addresses on each platform. Anyone else's
     header is ignored, so login throttling counts real clients, never the gateway."""
     if platform == "kubernetes":
+        assert spec.podNetwork, "the spec refuses a Kubernetes stack without podNetwork"
         return spec.podNetwork  # NetworkPolicies let only the gateway's (and Prometheus') pods reach the app
     if platform == "docker":
         return spec.dockerSubnet  # the stack's network: the gateway is the only proxy on it

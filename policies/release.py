@@ -43,7 +43,9 @@ def _env_of_deployment(props: Mapping[str, Any], config_maps: Mapping[str, Mappi
     container = next(iter(containers(props)), {})
     env: dict[str, str] = {}
     for source in container.get("envFrom", []) or []:
-        env.update(config_maps.get(str((source.get("configMapRef") or {}).get("name")), {}))
+        # An autonamed ConfigMap's new name is unknown at preview: then the app's own ConfigMap ("").
+        name = (source.get("configMapRef") or {}).get("name")
+        env.update(config_maps.get(str(name), {}) or config_maps.get("", {}))
     env.update({str(e.get("name")): str(e["value"]) for e in container.get("env", []) or [] if "value" in e})
     return env
 
@@ -53,6 +55,9 @@ def app_releases(resources: list[tuple[str, str, Mapping[str, Any]]]) -> Iterabl
     config_maps = {
         str(p.get("metadata", {}).get("name")): dict(p.get("data") or {}) for t, _, p in resources if t == CONFIGMAP
     }
+    config_maps[""] = next(
+        (dict(p.get("data") or {}) for t, _, p in resources if t == CONFIGMAP and component(p) == APP), {}
+    )
     for type_, name, props in resources:
         if type_ == DEPLOYMENT and component(props) == APP:
             image = str(next(iter(containers(props)), {}).get("image", ""))

@@ -142,6 +142,8 @@ def sync(
     served = current is not None and current.id == want.release
     if isinstance(backend, PulumiBackend) and want.image is not None:  # a fresh runner's store is empty
         served = served or backend.serving_image(stack) == want.image
+    if served and isinstance(backend, PulumiBackend) and backend.drift(stack):  # program or file changed
+        served = False
     if served:
         return 0, "IN SYNC", f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names: nothing to do"
     release = release_named(want, say, pulumi=pulumi)

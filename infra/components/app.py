@@ -144,9 +144,12 @@ class App(pulumi.ComponentResource):
         self.image_ref = target.pinned(released(spec))
         pull_secrets = self._pull_secret(target)
         self.hosts = target.app_hosts
-        self.config_map = k8s.core.v1.ConfigMap(
-            "app-config", metadata=metadata(target, component), data=env, opts=child(self)
-        )
+        # Autonamed (app-config-<suffix>): a release changes its data (CODEX_RELEASE), and a fixed name would
+        # make Pulumi delete the immutable ConfigMap before creating it again, a gap in which starting pods
+        # fail. A new name per content is created first, and the Deployment rolls onto it.
+        named = metadata(target, component)
+        del named["name"]
+        self.config_map = k8s.core.v1.ConfigMap("app-config", metadata=named, data=env, opts=child(self))
         drain, grace = spec.shutdown.drainSeconds, spec.shutdown.graceSeconds
         http = {"port": "http"}
         container: dict[str, Any] = {
@@ -154,7 +157,7 @@ class App(pulumi.ComponentResource):
             "image": self.image_ref,
             "imagePullPolicy": "IfNotPresent",
             "ports": [{"containerPort": self.port, "name": "http"}],
-            "envFrom": [{"configMapRef": {"name": f"{self.host}"}}],
+            "envFrom": [{"configMapRef": {"name": self.config_map.metadata.name}}],
             "env": [
                 {"name": key, "valueFrom": {"secretKeyRef": {"name": target.secret_name, "key": key}}}
                 for key in secret_keys

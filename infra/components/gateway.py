@@ -161,6 +161,8 @@ class Gateway(pulumi.ComponentResource):
                                 "securityContext": restricted_container(),
                                 "readinessProbe": probe,
                                 "livenessProbe": probe,
+                                # The LoadBalancer and kube-proxy drop this pod before nginx is stopped.
+                                "lifecycle": {"preStop": {"sleep": {"seconds": spec.shutdown.drainSeconds}}},
                                 "volumeMounts": mounts,
                             }
                         ],

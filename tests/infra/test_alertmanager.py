@@ -32,6 +32,7 @@ SLACK_CIPHERTEXT = "v1:slack-url-ciphertext"
 def _spec(alerting: dict[str, Any], **secrets: str) -> EnvironmentSpec:
     config: dict[str, Any] = {
         "living-codex:platform": "kubernetes",
+        "living-codex:podNetwork": "10.244.0.0/16",
         "living-codex:image": "ghcr.io/living-codex/living-codex@sha256:" + "a" * 64,
         "living-codex:alerting": alerting,
     }

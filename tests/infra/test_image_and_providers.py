@@ -94,6 +94,7 @@ def test_config_is_read_as_the_engine_passes_it() -> None:
     runtime_config.set_all_config(
         {
             "living-codex:platform": "kubernetes",
+            "living-codex:podNetwork": "10.244.0.0/16",
             "living-codex:image": f"codex@{DIGEST}",
             "living-codex:replicas": "4",
             "living-codex:autoscaling": '{"minReplicas": 4, "maxReplicas": 8}',

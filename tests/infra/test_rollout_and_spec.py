@@ -113,3 +113,22 @@ def test_the_autoscaler_alone_owns_the_app_replicas(production: Declaration) -> 
     assert check_stack(stack.pdb_coverage, resources) == []
     without_pdb = [(t, n, p) for t, n, p in resources if not (t.endswith("PodDisruptionBudget") and n == "app")]
     assert check_stack(stack.pdb_coverage, without_pdb) == ["app: replicated Deployment without a PodDisruptionBudget"]
+
+
+def _app_config_map(declaration: Declaration) -> tuple[dict[str, Any], str]:
+    """The app's ConfigMap inputs and the name its Deployment reads (envFrom)."""
+    config_map = dict(declaration.one("kubernetes:core/v1:ConfigMap", "app-config").inputs)
+    (source,) = deployment(declaration, "app")["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+    return config_map, str(source["configMapRef"]["name"])
+
+
+def test_a_release_rolls_onto_a_new_app_config_map_without_a_gap(variant: Variant, production: Declaration) -> None:
+    # No fixed name: Pulumi autonames it and creates the new one before deleting the old (a fixed name on an
+    # immutable ConfigMap is delete-then-create). The Deployment reads the name Pulumi gave.
+    config_map, used = _app_config_map(production)
+    assert "name" not in config_map["metadata"] and config_map["metadata"]["namespace"] == "living-codex"
+    assert used.startswith("app-config-")
+    releases = [variant("production", append=f"  living-codex:release: {r}\n") for r in ("1.0.0", "1.0.1")]
+    (before, used), (after, used_after) = (_app_config_map(declaration) for declaration in releases)
+    assert (before["data"]["CODEX_RELEASE"], after["data"]["CODEX_RELEASE"]) == ("1.0.0", "1.0.1")
+    assert used_after != used  # another ConfigMap: the pod template changes and the Deployment rolls onto it

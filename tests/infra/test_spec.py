@@ -93,3 +93,13 @@ def test_a_stack_name_that_is_not_plain_is_refused_before_any_path_is_made(name:
 @pytest.mark.parametrize("name", ["staging", "prod-2.eu", "a_b", "a" * 100])
 def test_plain_stack_names_name_their_file(name: str) -> None:
     assert stack_file(name).name == f"Pulumi.{name}.yaml"
+
+
+def test_a_kubernetes_stack_without_its_pod_network_is_refused_with_how_to_find_it(tmp_path: Path) -> None:
+    # No default (it was kind's 10.244.0.0/16): trusting another range breaks throttling or lets pods spoof.
+    text = (ROOT / "Pulumi.production.yaml").read_text()
+    line = next(line for line in text.splitlines() if line.startswith("  living-codex:podNetwork:"))
+    with pytest.raises(SpecError, match=r"podNetwork: set living-codex:podNetwork .*spec\.podCIDR"):
+        load_spec(_stack(tmp_path, text.replace(line + "\n", "")), tmp_path)
+    assert load_spec("kind").podNetwork == "10.244.0.0/16"  # kind's own file names kind's range
+    assert load_spec("staging").podNetwork is None  # Docker: the stack network's subnet instead

@@ -130,3 +130,9 @@ def test_workers_follow_the_container_cpu_limit(production: Declaration, variant
     assert "worker_processes 2;" in _gateway_conf(two)
     limits = deployment(two, "gateway")["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert limits["cpu"] == "2"
+
+
+def test_the_gateway_pauses_before_it_stops(production: Declaration) -> None:
+    # Endpoints and the LoadBalancer drop a terminating pod only after a moment: nginx keeps serving meanwhile.
+    (nginx,) = deployment(production, "gateway")["spec"]["template"]["spec"]["containers"]
+    assert nginx["lifecycle"] == {"preStop": {"sleep": {"seconds": production.spec.shutdown.drainSeconds}}}

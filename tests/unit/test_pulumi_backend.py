@@ -168,6 +168,11 @@ def test_sync_runs_up_on_the_files_image_and_is_a_no_op_once_it_serves(
     stack.up_args, stack.deployed = {}, image
     again = sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=print)
     assert again[:2] == (0, "IN SYNC") and not stack.up_args
+    assert stack.preview_args["expect_no_changes"] is True  # in sync: preview of file and program is empty
+    # The same image, but the program (or the file beyond the image) changed: preview shows changes, so up.
+    stack.preview_args, stack.changes = {}, "1 resource would change: ~ gateway-deployment"
+    changed = sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=print)
+    assert changed[:2] == (0, "PASS") and stack.up_args
 
 
 @pytest.mark.parametrize("stack", [FakeStack(result="failed"), FakeStack(error=True)])
