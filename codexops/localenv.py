@@ -232,7 +232,11 @@ def app_environment(stack: LocalStack, index: int, values: dict[str, str], state
         "LOG_DIR": str(stack.runtime / name / "logs"),
         "MEMORY_SAMPLE_INTERVAL_SECONDS": "2",
         "ENABLE_MEMORY_OPTIMIZATION": "true",
-        **({"CODEX_RELEASE": release["id"], **release.get("env", {})} if release else {}),
+        **(
+            {"CODEX_RELEASE": release["id"], "CODEX_RELEASE_DIGEST": release["digest"], **release.get("env", {})}
+            if release
+            else {}
+        ),
         **state["app_env"],
     }
 
@@ -241,7 +245,9 @@ def app_command(release: dict[str, Any] | None) -> str:
     """The replica runs its release's own virtualenv; with no release deployed, this checkout's."""
     if release is None:
         return f"{BIN / 'codexops'} serve"
-    return f"{Path(release['path']) / 'venv' / 'bin' / 'codexops'} serve"
+    # Verified at every start, supervisord's restarts included, by this checkout's code (launch.py).
+    folder, digest = Path(release["path"]), release.get("manifest_digest") or "none"
+    return f"{BIN / 'python'} -I -m codexops.releases.launch {folder} {digest} serve"
 
 
 # -- rendering ---------------------------------------------------------------------------------------
