@@ -9,13 +9,15 @@ that was never sent is retried whatever its method), so clients see no failure. 
 a reload closes the clients' idle keep-alive connections, and a client sending on one at that instant
 gets no answer. A replica that does not become ready is put back on its previous release and the
 deploy stops there.
+
+What a stack serves is asked of its replicas (`serving`), not read from state.json: state.json is what
+the deployer last wrote, before it knew whether the replica would serve.
 """
 
 from __future__ import annotations
 
 import subprocess
 import time
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,8 +26,11 @@ import httpx
 from codexops import localenv
 from codexops.gate import GateReport, run_gate
 from codexops.postgres_cluster import as_postgres, postgres_bin
-from codexops.releases.backend import DeployOutcome, Progress
-from codexops.releases.model import Release
+from codexops.releases import manifest
+from codexops.releases.backend import DeployOutcome, Progress, ReleaseTampered
+from codexops.releases.build import release_differences
+from codexops.releases.model import MANIFEST, Release, ReleaseNotFound, load_release, read_release
+from codexops.releases.serving import Replica, Serving
 from codexops.targets import local_target
 
 READY_TIMEOUT = 90.0
@@ -40,6 +45,10 @@ class LocalBackend:
         entry = None if release.path is None else release.path / "venv" / "bin" / "codexops"
         if entry is None or not entry.exists():
             return DeployOutcome(False, f"release {release.id} has no local build: run `codexops release build`")
+        try:
+            self.check_release(release)
+        except ReleaseTampered as exc:
+            return DeployOutcome(False, str(exc))
         local = localenv.local_stack(stack)
         if localenv.supervisord_pid(local) is None:
             progress(f"  stack {stack} is not running: starting it on its current release first")
@@ -51,7 +60,11 @@ class LocalBackend:
             backup = backup_if_schema_moves_forward(local, release, progress)
         except (subprocess.SubprocessError, OSError) as exc:
             return DeployOutcome(False, f"the backup before a schema change failed, nothing deployed: {exc}")
+        asked = {replica.name: replica for replica in self.serving(stack).replicas}
         for app, port in zip(local.apps, local.ports.apps, strict=True):
+            if asked[app].sound and asked[app].release == release.id:  # e.g. the half a killed deploy did
+                progress(f"  {app} (:{port}) serves {release.id} already, verified: kept")
+                continue
             progress(f"  {app} (:{port}) -> {release.id}")
             try:
                 problem = replace_replica(local, app, port, release, progress)
@@ -65,20 +78,109 @@ class LocalBackend:
         return DeployOutcome(True, detail + (f"; backup {backup}" if backup else ""), backup)
 
     def current_release(self, stack: str) -> Release | None:
-        """The release most replicas serve (all of them, except during or after a failed deploy)."""
-        local = localenv.local_stack(stack)
-        releases = localenv.read_state(local)["releases"]
-        served = Counter(releases[app]["id"] for app in local.apps if app in releases)
-        if not served:
+        """The release every replica serves, as they say (None when one is down, differs or is edited)."""
+        uniform = self.serving(stack).uniform
+        if uniform is None:
             return None
-        most = served.most_common(1)[0][0]
-        return Release.from_json(next(r for r in releases.values() if r["id"] == most))
+        try:
+            return load_release(uniform)
+        except ReleaseNotFound:  # served, but gone from the store: what the deployer recorded of it
+            records = localenv.read_state(localenv.local_stack(stack))["releases"].values()
+            return next((Release.from_json(r) for r in records if r["id"] == uniform), None)
+
+    def serving(self, stack: str) -> Serving:
+        """Each replica as it is now: supervisord's state, its /health, the folder its pid runs from."""
+        local = localenv.local_stack(stack)
+        states = localenv.process_states(local)
+        checked: dict[Path, list[str]] = {}  # a folder both replicas run is hashed once
+        replicas = tuple(
+            ask_replica(local, app, port, states.get(app, "STOPPED" if states else "NOT RUNNING"), checked)
+            for app, port in zip(local.apps, local.ports.apps, strict=True)
+        )
+        return Serving(replicas)
+
+    def check_release(self, release: Release) -> None:
+        """Refuse (ReleaseTampered) a release whose folder no longer holds what was built."""
+        found = release_differences(release)
+        if found:
+            raise ReleaseTampered(tampered_message(release, found))
 
     def restore_backup(self, stack: str, backup: Path, progress: Progress) -> None:
         restore(localenv.local_stack(stack), backup, progress)
 
     def gate(self, stack: str, shape: str, reports: Path, since: datetime | None = None) -> GateReport:
         return run_gate(local_target(stack, stack), shape=shape, reports=reports, alert_wait=1.0, since=since)
+
+
+def tampered_message(release: Release, found: list[str]) -> str:
+    return (
+        f"release {release.id} in {release.path} no longer matches what was built ({len(found)} differ: "
+        f"{manifest.summary(found)}); rebuild it: `codexops release build` at commit {release.commit} "
+        "(the edited folder is moved aside), then deploy or sync again"
+    )
+
+
+# -- what each replica serves ---------------------------------------------------------------------
+def ask_replica(local: localenv.LocalStack, app: str, port: int, state: str, checked: dict[Path, list[str]]) -> Replica:
+    if state != "RUNNING":
+        return Replica(app, state, None, problem=state.lower().replace("_", " "))
+    answer = _health(port)
+    release, digest = (answer.get("version"), answer.get("digest")) if answer else (None, None)
+    folder = executing_folder(_pid(local, app))
+    base = Replica(app, state, release, digest, str(folder) if folder else None)
+    if answer is None:
+        return _with(base, "does not answer /health")
+    if folder is None or not (folder / MANIFEST).is_file():
+        return _with(base, "runs no release from the store (a checkout's code)")
+    built = read_release(folder)
+    if (built.id, built.digest) != (release, digest):
+        return _with(base, f"runs {folder.name} but reports {release} ({digest}): not what its folder holds")
+    if folder not in checked:
+        checked[folder] = release_differences(built)
+    found = checked[folder]
+    return _with(base, f"its release folder's content drifted: {manifest.summary(found)}") if found else base
+
+
+def stack_release(serving: Serving) -> dict[str, str] | None:
+    """`status --json`'s release: {id, digest} when every replica serves it soundly; "mixed: ..." naming
+    each replica otherwise; None when no replica reports a release (this checkout's code, or stopped)."""
+    if serving.uniform:
+        return {"id": serving.uniform, "digest": serving.replicas[0].digest or ""}
+    if not any(replica.release for replica in serving.replicas):
+        return None
+    return {"id": "mixed: " + serving.describe(), "digest": ""}
+
+
+def _with(replica: Replica, problem: str) -> Replica:
+    return Replica(replica.name, replica.state, replica.release, replica.digest, replica.folder, problem)
+
+
+def _health(port: int) -> dict[str, str] | None:
+    try:  # 503 (unhealthy) still says which release it runs
+        body = httpx.get(f"http://{localenv.HOST}:{port}/health", timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _pid(local: localenv.LocalStack, app: str) -> int:
+    text = localenv.supervisorctl("pid", app, check=False, stack=local).strip()
+    return int(text) if text.isdigit() else 0
+
+
+def executing_folder(pid: int) -> Path | None:
+    """The release folder the process runs from: `<folder>/venv/bin/python <folder>/venv/bin/codexops`
+    in its command line (the launcher execs the release's entry point; /proc/<pid>/exe is the base
+    interpreter the venv links to, the same for every release)."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if pid > 0 else []
+    except OSError:
+        return None
+    for raw in arguments:
+        path = Path(raw.decode(errors="replace"))
+        if path.parent.name == "bin" and path.parent.parent.name == "venv":
+            return path.parents[2]
+    return None
 
 
 # -- the rolling replacement ----------------------------------------------------------------------

@@ -111,9 +111,15 @@ def change(
     gitops.require_committed(stack)
     before = path.read_text()
     named = desired.read(stack).release
-    serving = backend.current_release(stack)
+    backend.check_release(release)  # edited bytes are refused before the commit
+    serving = backend.current_release(stack)  # every replica asked; None when one is down or differs
     if serving is not None and serving.id == release.id and named == release.id:
         return Result(0, "NO CHANGE", f"{stack} already serves {release.id}, as its file names: nothing to do")
+    if named == release.id:  # named, not served by every replica (e.g. a killed deploy): repair, no commit
+        say(f"==> {path.name} names {release.id} already; {stack} serves {backend.serving(stack).describe()}")
+        if commit_only:
+            return Result(0, "COMMITTED", f"{path.name} names {release.id} already; `codexops sync {stack}` deploys it")
+        return ship(backend, stack, release, kind=kind, reports=reports, say=say, source=source)
     desired.write(stack, desired.Desired(release.id, release.image))
     trailers = gitops.release_trailers(stack, release, Evidence=evidence)
     subject = f"{kind} {release.id} to {stack}" + (f" (from {source})" if source else "")

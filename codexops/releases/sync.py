@@ -47,13 +47,14 @@ def diff(backend: Backend, stack: str) -> Drift:
             found = f"(pulumi preview --expect-no-changes):\n{changes}"
             return Drift(1, f"{stack} differs from Pulumi.{stack}.yaml {found}")
         return Drift(0, f"{stack} matches Pulumi.{stack}.yaml (release {want.release or 'not named'}, {want.image})")
-    current = backend.current_release(stack)
-    serving = current.id if current else "no release (not running, or the checkout's code)"
+    serving = backend.serving(stack)  # asked of every replica, not remembered
     if want.release is None:
-        return Drift(0, f"{nothing_named(stack)}: nothing to compare; {stack} serves {serving}")
-    if current is None or current.id != want.release:
+        return Drift(0, f"{nothing_named(stack)}: nothing to compare; {stack} serves {serving.describe()}")
+    differing = serving.differences(want.release)
+    if differing:
         edited = " (uncommitted: commit it, then sync)" if gitops.uncommitted(desired.path_of(stack)) else ""
-        return Drift(1, f"{stack} differs: Pulumi.{stack}.yaml names {want.release}{edited}; {stack} serves {serving}")
+        found = f"{stack} serves {serving.uniform}" if serving.uniform else "; ".join(differing)
+        return Drift(1, f"{stack} differs: Pulumi.{stack}.yaml names {want.release}{edited}; {found}")
     return Drift(0, f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names")
 
 
@@ -115,20 +116,18 @@ def sync(
 ) -> tuple[int, str, str]:
     """(exit code, verdict, message): make STACK serve its file's release, verified like any deploy."""
     from codexops.releases.promote import ship
-    from codexops.releases.pulumi_backend import PulumiBackend
 
     gitops.require_committed(stack)
     want = desired.read(stack)
     if want.release is None:
         return 0, "NOTHING TO SYNC", f"{nothing_named(stack)}: nothing to sync"
-    current = backend.current_release(stack)
-    pulumi = isinstance(backend, PulumiBackend)
-    served = current is not None and current.id == want.release
-    if isinstance(backend, PulumiBackend) and want.image is not None:  # a fresh runner's store is empty
-        served = served or backend.serving_image(stack) == want.image
-    if served:
+    serving = backend.serving(stack)  # every replica asked: a stopped or mixed stack is not in sync
+    # A fresh runner's store is empty: the Pulumi stack's exported image names the release too.
+    if serving.uniform == want.release or (want.image is not None and serving.image == want.image):
         return 0, "IN SYNC", f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names: nothing to do"
-    release = release_named(want, say, pulumi=pulumi)
+    say(f"==> {stack} serves {serving.describe()}; Pulumi.{stack}.yaml names {want.release}")
+    release = release_named(want, say, pulumi=backend.name == "pulumi")
+    backend.check_release(release)  # edited bytes are refused before anything stops
     restore_backup_for(backend, stack, release, confirm, say)
     result = ship(backend, stack, release, kind="sync", reports=reports, say=say)
     if result.exit_code != 0:  # put back what served; the file still names the failed release
