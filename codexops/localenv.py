@@ -233,7 +233,12 @@ def app_environment(stack: LocalStack, index: int, values: dict[str, str], state
         "MEMORY_SAMPLE_INTERVAL_SECONDS": "2",
         "ENABLE_MEMORY_OPTIMIZATION": "true",
         **(
-            {"CODEX_RELEASE": release["id"], "CODEX_RELEASE_DIGEST": release["digest"], **release.get("env", {})}
+            {
+                "CODEX_RELEASE": release["id"],
+                "CODEX_RELEASE_DIGEST": release["digest"],
+                "CODEX_RELEASE_MANIFEST": release.get("manifest_digest", ""),  # which build of the id
+                **release.get("env", {}),
+            }
             if release
             else {}
         ),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -125,20 +126,34 @@ def ask_replica(local: localenv.LocalStack, app: str, port: int, state: str, che
     if state != "RUNNING":
         return Replica(app, state, None, problem=state.lower().replace("_", " "))
     answer = _health(port)
-    release, digest = (answer.get("version"), answer.get("digest")) if answer else (None, None)
-    folder = executing_folder(_pid(local, app))
-    base = Replica(app, state, release, digest, str(folder) if folder else None)
-    if answer is None:
-        return _with(base, "does not answer /health")
+    pid = _pid(local, app)
+    folder = executing_folder(pid)
+    replica = Replica(
+        app,
+        state,
+        _text(answer.get("version")),
+        _text(answer.get("digest")),
+        str(folder) if folder else None,
+        "" if answer else "does not answer /health",
+        _seconds(answer.get("startedAt")),
+    )
+    if not answer:
+        return replica
+    return replace(replica, problem=_problem(replica, pid, folder, checked))
+
+
+def _problem(replica: Replica, pid: int, folder: Path | None, checked: dict[Path, list[str]]) -> str:
+    """What is wrong with a replica that answers ("" when it runs its release as built)."""
     if folder is None or not (folder / MANIFEST).is_file():
-        return _with(base, "runs no release from the store (a checkout's code)")
+        return "runs no release from the store (a checkout's code)"
     built = read_release(folder)
-    if (built.id, built.digest) != (release, digest):
-        return _with(base, f"runs {folder.name} but reports {release} ({digest}): not what its folder holds")
+    if (built.id, built.digest) != (replica.release, replica.digest):
+        return f"runs {folder.name} but reports {replica.release} ({replica.digest}): not what its folder holds"
+    if started_with(pid, "CODEX_RELEASE_MANIFEST") not in (None, built.manifest_digest):
+        return f"started from another build of {built.id} (since moved aside): restart it"
     if folder not in checked:
         checked[folder] = release_differences(built)
-    found = checked[folder]
-    return _with(base, f"its release folder's content drifted: {manifest.summary(found)}") if found else base
+    return f"its release folder's content drifted: {manifest.summary(checked[folder])}" if checked[folder] else ""
 
 
 def stack_release(serving: Serving) -> dict[str, str] | None:
@@ -151,16 +166,31 @@ def stack_release(serving: Serving) -> dict[str, str] | None:
     return {"id": "mixed: " + serving.describe(), "digest": ""}
 
 
-def _with(replica: Replica, problem: str) -> Replica:
-    return Replica(replica.name, replica.state, replica.release, replica.digest, replica.folder, problem)
+def _text(value: object) -> str | None:
+    return str(value) if value else None
 
 
-def _health(port: int) -> dict[str, str] | None:
-    try:  # 503 (unhealthy) still says which release it runs
+def _seconds(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def started_with(pid: int, name: str) -> str | None:
+    """The value of `name` in the process's environment as it started (None when unset or unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes() if pid > 0 else b""
+    except OSError:
+        return None
+    prefix = name.encode() + b"="
+    return next((item[len(prefix) :].decode() for item in raw.split(b"\0") if item.startswith(prefix)), None)
+
+
+def _health(port: int) -> dict[str, object]:
+    """The replica's /health body ({} when it does not answer); a 503 (unhealthy) still names its release."""
+    try:
         body = httpx.get(f"http://{localenv.HOST}:{port}/health", timeout=5).json()
     except (httpx.HTTPError, ValueError):
-        return None
-    return body if isinstance(body, dict) else None
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _pid(local: localenv.LocalStack, app: str) -> int:

@@ -19,6 +19,7 @@ from codexops.releases import desired, gitops, history
 from codexops.releases.backend import Backend, Progress
 from codexops.releases.history import Event
 from codexops.releases.model import Release
+from codexops.releases.serving import unverified
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_AGE_LIMIT = timedelta(days=365)
@@ -113,9 +114,10 @@ def change(
     named = desired.read(stack).release
     backend.check_release(release)  # edited bytes are refused before the commit
     serving = backend.current_release(stack)  # every replica asked; None when one is down or differs
-    if serving is not None and serving.id == release.id and named == release.id:
+    served = serving is not None and serving.id == release.id
+    if served and named == release.id and not unverified(stack, release.id, backend.serving(stack)):
         return Result(0, "NO CHANGE", f"{stack} already serves {release.id}, as its file names: nothing to do")
-    if named == release.id:  # named, not served by every replica (e.g. a killed deploy): repair, no commit
+    if named == release.id:  # named, not served (verified) by every replica, e.g. a killed deploy: no commit
         say(f"==> {path.name} names {release.id} already; {stack} serves {backend.serving(stack).describe()}")
         if commit_only:
             return Result(0, "COMMITTED", f"{path.name} names {release.id} already; `codexops sync {stack}` deploys it")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from codexops.releases import history
+
 
 @dataclass(frozen=True)
 class Replica:
@@ -20,6 +22,7 @@ class Replica:
     digest: str | None = None  # the release digest it reports (/health `digest`)
     folder: str | None = None  # the release folder its process executes
     problem: str = ""  # what is wrong with it ("" when it serves `release` as built)
+    started_at: float | None = None  # when its process started (epoch seconds), when it says
 
     @property
     def sound(self) -> bool:
@@ -49,9 +52,32 @@ class Serving:
             [] if self.replicas else ["no replica runs"]
         )
 
+    @property
+    def started(self) -> float | None:
+        """When the newest replica started, if the replicas say."""
+        times = [r.started_at for r in self.replicas if r.started_at is not None]
+        return max(times) if times else None
+
     def describe(self) -> str:
         if self.uniform:
             return self.uniform
         if not self.replicas:
             return "nothing (no replica runs)"
         return "; ".join(r.describe() for r in self.replicas)
+
+
+def unverified(stack: str, release: str, serving: Serving) -> str:
+    """Why the stack's replicas serve `release` unverified ("" when verified): no checklist and smoke (or
+    gate) of it passed on the stack since its newest replica started, e.g. a deploy killed during its
+    verification, or a replica restarted since. Backends whose replicas give no start time are not judged."""
+    started = serving.started
+    if started is None:
+        return ""
+    for event in history.read(stack):  # history's times are whole seconds
+        passed = event.release == release and event.verdict in ("PASS", "WARN")
+        if passed and event.at_time.timestamp() + 1 >= started:
+            return ""
+    return (
+        f"no verification of {release} passed on {stack} since its replicas started "
+        "(a deploy stopped before its checklist ended?)"
+    )

@@ -19,6 +19,7 @@ from codexops.releases import desired, gitops, history
 from codexops.releases.backend import Backend, Progress
 from codexops.releases.desired import Desired
 from codexops.releases.model import Release, ReleaseNotFound, load_release
+from codexops.releases.serving import unverified
 
 Confirm = Callable[[Path], None]  # asked before a database backup is restored; raises to refuse
 
@@ -55,6 +56,11 @@ def diff(backend: Backend, stack: str) -> Drift:
         edited = " (uncommitted: commit it, then sync)" if gitops.uncommitted(desired.path_of(stack)) else ""
         found = f"{stack} serves {serving.uniform}" if serving.uniform else "; ".join(differing)
         return Drift(1, f"{stack} differs: Pulumi.{stack}.yaml names {want.release}{edited}; {found}")
+    why = unverified(stack, want.release, serving)
+    if why:
+        return Drift(
+            1, f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names, but {why}: `codexops sync {stack}`"
+        )
     return Drift(0, f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names")
 
 
@@ -123,7 +129,8 @@ def sync(
         return 0, "NOTHING TO SYNC", f"{nothing_named(stack)}: nothing to sync"
     serving = backend.serving(stack)  # every replica asked: a stopped or mixed stack is not in sync
     # A fresh runner's store is empty: the Pulumi stack's exported image names the release too.
-    if serving.uniform == want.release or (want.image is not None and serving.image == want.image):
+    verified = serving.uniform == want.release and not unverified(stack, want.release, serving)
+    if verified or (want.image is not None and serving.image == want.image):
         return 0, "IN SYNC", f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names: nothing to do"
     say(f"==> {stack} serves {serving.describe()}; Pulumi.{stack}.yaml names {want.release}")
     release = release_named(want, say, pulumi=backend.name == "pulumi")

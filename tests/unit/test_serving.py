@@ -1,19 +1,23 @@
 """What a stack serves, from its replicas' own answers: uniform only when every replica serves one release
 soundly; the folder a replica's process runs from, read from /proc; a stack whose file names the release
-but that does not serve it everywhere is repaired without a commit."""
+but that does not serve it everywhere is repaired without a commit; a release serving is unverified
+until a verification of it passes after the newest replica started."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from codexops.releases import gitops, promote
+from codexops.releases import gitops, history, promote
+from codexops.releases.history import Event
 from codexops.releases.local_backend import executing_folder, stack_release
-from codexops.releases.serving import Replica, Serving
+from codexops.releases.serving import Replica, Serving, unverified
 from tests.support.fake_backend import FakeBackend, make_release
 from tests.support.gitrepo import stack_repo
 
@@ -95,3 +99,19 @@ def test_a_named_release_not_served_everywhere_is_deployed_without_a_commit(stor
     assert len(gitops.log("production")) == commits  # the file named it already: nothing to commit
     again = promote.change(backend, "production", r1, kind="deploy", reports=tmp_path, say=print)
     assert again.verdict == "NO CHANGE"
+
+
+def test_a_release_serving_is_unverified_until_a_verification_passes_after_its_newest_start(store: Path) -> None:
+    started = time.time() - 60
+    asked = Serving(
+        (replace(running("app-1", A), started_at=started - 30), replace(running("app-2", A), started_at=started))
+    )
+    assert "no verification of " + A + " passed on production" in unverified("production", A, asked)
+    at = datetime.fromtimestamp(started - 10, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    history.append(Event("deploy", "production", A, "sha256:a", "PASS", at=at))  # before app-2 restarted
+    history.append(Event("deploy", "production", A, "sha256:a", "FAIL"))  # after, but failed
+    history.append(Event("gate", "production", B, "sha256:b", "PASS"))  # after, another release
+    assert unverified("production", A, asked)
+    history.append(Event("sync", "production", A, "sha256:a", "WARN"))
+    assert unverified("production", A, asked) == ""
+    assert unverified("production", B, Serving((running("app-1", B),))) == ""  # no start time: not judged
