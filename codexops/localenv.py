@@ -267,13 +267,15 @@ def _supervisor_program(
     autostart: bool = True,
     stopsignal: str = "TERM",
     stopwaitsecs: int = 30,
+    final_exit: str | None = None,
 ) -> str:
     lines = [
         f"[program:{name}]",
         f"command={command}",
         f"directory={directory}",
         f"autostart={'true' if autostart else 'false'}",
-        "autorestart=true",
+        # final_exit: an exit code that is not restarted (a replica's launcher refusing an edited release)
+        *(["autorestart=unexpected", f"exitcodes={final_exit}"] if final_exit else ["autorestart=true"]),
         "startsecs=1",
         f"stopsignal={stopsignal}",
         f"stopwaitsecs={stopwaitsecs}",
@@ -331,6 +333,7 @@ def supervisor_config(stack: LocalStack, bins: dict[str, str], values: dict[str,
                 environment=app_environment(stack, index, values, state),
                 autostart=False,
                 stopwaitsecs=int(stack.spec.shutdown.drainSeconds + stack.spec.shutdown.graceSeconds + 5),
+                final_exit="78",  # launch.REFUSED: hashing may outlast startsecs, and then it would loop
             )
         )
     programs.append(
