@@ -4,9 +4,11 @@ the database probe, whose "up" answer is reused for up to PROBE_TTL_SECONDS."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -58,6 +60,13 @@ class ProbeCache:
         answer = await probe()
         self.answer, self.at = (answer, time.monotonic()) if answer.get("status") == "up" else (None, 0.0)
         return answer
+
+
+@cache
+def release_digest() -> str | None:
+    """The digest of the release this process runs, as its deployer set it (CODEX_RELEASE_DIGEST, beside
+    CODEX_RELEASE): `codexops diff` and `sync` ask each replica what it serves rather than remember it."""
+    return os.environ.get("CODEX_RELEASE_DIGEST") or None
 
 
 _probes: WeakKeyDictionary[StorageModule, ProbeCache] = WeakKeyDictionary()
@@ -142,6 +151,7 @@ async def overall(services: Services) -> tuple[dict[str, Any], int]:
         "memoryUsageMB": round(services.memory.rss() / 1024 / 1024, 2),
         "memoryPressure": services.memory.pressure(),
         "version": running_version(services.settings.release),
+        "digest": release_digest(),
         "environment": services.settings.environment,
         "observability": {
             "prometheus": services.settings.prometheus_enabled,

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from app.config import ConfigError, Settings
 from codexops.keys_cli import keys_cli
 from codexops.release_cli import register as register_release_commands
+from codexops.releases.serving import Replica
 from infra.spec import EnvironmentSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,38 +181,44 @@ def status(
     import json
 
     from codexops import localenv
-    from codexops.targets import served_release
+    from codexops.releases.local_backend import LocalBackend, stack_release
 
     local = localenv.LocalStack(_spec_or_exit(stack))
     rows = localenv.status(local)
-    releases = localenv.read_state(local)["releases"]
+    serving = LocalBackend().serving(stack)  # each replica asked what it runs, not state.json
+    replicas = {replica.name: replica for replica in serving.replicas}
     if as_json:
         document = {
             "stack": stack,
             "gateway": local.gateway_url(),
             "prometheus": local.prometheus_url(),
-            "release": served_release(releases, local.apps),
+            "release": stack_release(serving),
             "processes": [
                 {
                     "name": name,
                     "state": state,
                     "port": port,
                     "health": health,
-                    "release": releases.get(name, {}).get("id"),
+                    **(replica_json(replicas[name]) if name in replicas else {"release": None}),
                 }
                 for name, state, port, health in rows
             ],
         }
         typer.echo(json.dumps(document, indent=2))
     else:
-        typer.echo(f"stack {stack}: gateway {local.gateway_url()}")
+        typer.echo(f"stack {stack}: gateway {local.gateway_url()}; serves {serving.describe()}")
         typer.echo(f"{'process':<12} {'state':<12} {'port':>5}  {'health':<10} release")
         for name, state, port, health in rows:
-            release = releases.get(name, {}).get("id", "")
-            colour = "green" if health == "healthy" else "red"
+            replica = replicas.get(name)
+            release = replica.describe().partition(" ")[2] if replica else ""  # "serves X (problem)"
+            colour = "green" if health == "healthy" and not (replica and replica.problem) else "red"
             typer.secho(f"{name:<12} {state:<12} {port:>5}  {health:<10} {release}", fg=colour)
     if any(health != "healthy" for *_, health in rows):
         raise typer.Exit(1)
+
+
+def replica_json(replica: Replica) -> dict[str, str | None]:
+    return {"release": replica.release, "digest": replica.digest, "folder": replica.folder, "problem": replica.problem}
 
 
 @cli.command()

@@ -253,7 +253,16 @@ def app_environment(stack: LocalStack, index: int, values: dict[str, str], state
         "LOG_DIR": str(stack.runtime / name / "logs"),
         "MEMORY_SAMPLE_INTERVAL_SECONDS": "2",
         "ENABLE_MEMORY_OPTIMIZATION": "true",
-        **({"CODEX_RELEASE": release["id"], **release.get("env", {})} if release else {}),
+        **(
+            {
+                "CODEX_RELEASE": release["id"],
+                "CODEX_RELEASE_DIGEST": release["digest"],
+                "CODEX_RELEASE_MANIFEST": release.get("manifest_digest", ""),  # which build of the id
+                **release.get("env", {}),
+            }
+            if release
+            else {}
+        ),
         **state["app_env"],
     }
 
@@ -262,7 +271,9 @@ def app_command(release: dict[str, Any] | None) -> str:
     """The replica runs its release's own virtualenv; with no release deployed, this checkout's."""
     if release is None:
         return f"{BIN / 'codexops'} serve"
-    return f"{Path(release['path']) / 'venv' / 'bin' / 'codexops'} serve"
+    # Verified at every start, supervisord's restarts included, by this checkout's code (launch.py).
+    folder, digest = Path(release["path"]), release.get("manifest_digest") or "none"
+    return f"{BIN / 'python'} -I -m codexops.releases.launch {folder} {digest} serve"
 
 
 # -- rendering ---------------------------------------------------------------------------------------
@@ -276,13 +287,15 @@ def _supervisor_program(
     autostart: bool = True,
     stopsignal: str = "TERM",
     stopwaitsecs: int = 30,
+    final_exit: str | None = None,
 ) -> str:
     lines = [
         f"[program:{name}]",
         f"command={command}",
         f"directory={directory}",
         f"autostart={'true' if autostart else 'false'}",
-        "autorestart=true",
+        # final_exit: an exit code that is not restarted (a replica's launcher refusing an edited release)
+        *(["autorestart=unexpected", f"exitcodes={final_exit}"] if final_exit else ["autorestart=true"]),
         "startsecs=1",
         f"stopsignal={stopsignal}",
         f"stopwaitsecs={stopwaitsecs}",
@@ -353,6 +366,7 @@ def supervisor_config(stack: LocalStack, bins: dict[str, str], state: dict[str, 
                 directory=run / name,
                 autostart=False,
                 stopwaitsecs=int(stack.spec.shutdown.drainSeconds + stack.spec.shutdown.graceSeconds + 5),
+                final_exit="78",  # launch.REFUSED: hashing may outlast startsecs, and then it would loop
             )
         )
     programs.append(
@@ -390,21 +404,47 @@ def supervisor_config(stack: LocalStack, bins: dict[str, str], state: dict[str, 
     return header + "\n".join(programs)
 
 
-def write_nginx_conf(stack: LocalStack) -> None:
+def nginx_conf(stack: LocalStack) -> str:
     """nginx.conf routing to every replica. No TLS on loopback, and the loopback names are the ones served."""
     ports = stack.ports
-    upstreams = [f"{HOST}:{port}" for port in ports.apps]
-    (stack.runtime / "nginx" / "nginx.conf").write_text(
-        render_nginx(
-            stack.spec.model_copy(update={"tls": False, "serverNames": LOOPBACK_NAMES}),
-            upstreams,
-            runtime_dir=str(stack.runtime / "nginx"),
-            listen_host=f"{HOST}:",
-            http_port=ports.gateway,
-            api_rate=LOCAL_API_RATE,
-            api_burst=LOCAL_API_BURST,
-        )
+    return render_nginx(
+        stack.spec.model_copy(update={"tls": False, "serverNames": LOOPBACK_NAMES}),
+        [f"{HOST}:{port}" for port in ports.apps],
+        runtime_dir=str(stack.runtime / "nginx"),
+        listen_host=f"{HOST}:",
+        http_port=ports.gateway,
+        api_rate=LOCAL_API_RATE,
+        api_burst=LOCAL_API_BURST,
     )
+
+
+# Which process reads each rendered file (it re-reads it on SIGHUP).
+READERS = {"nginx.conf": "nginx", "prometheus.yml": "prometheus", "alert-rules.yml": "prometheus"}
+READERS["alertmanager.yml"] = "alertmanager"
+
+
+def rendered_files(stack: LocalStack) -> dict[Path, str]:
+    """The gateway's, Prometheus' and Alertmanager's files as the spec renders them now."""
+    run = stack.runtime
+    upstreams = [f"{HOST}:{port}" for port in stack.ports.apps]
+    prometheus = render_prometheus(
+        stack.spec,
+        upstreams,
+        rules_path=str(run / "prometheus" / "alert-rules.yml"),
+        scrape_interval="5s",
+        alertmanagers=[f"{HOST}:{stack.ports.alertmanager}"],
+    )
+    return {
+        run / "nginx" / "nginx.conf": nginx_conf(stack),
+        run / "prometheus" / "prometheus.yml": prometheus,
+        run / "prometheus" / "alert-rules.yml": render_alert_rules(stack.spec),
+        run / "alertmanager" / "alertmanager.yml": render_alertmanager(stack.spec, group_wait="5s"),
+    }
+
+
+def stale_files(stack: LocalStack) -> list[Path]:
+    """Rendered files whose text on disk is not what the spec renders now."""
+    return [path for path, text in rendered_files(stack).items() if not path.exists() or path.read_text() != text]
 
 
 def write_supervisor_conf(stack: LocalStack, state: dict[str, Any]) -> None:
@@ -419,19 +459,8 @@ def render_files(stack: LocalStack, state: dict[str, Any]) -> None:
     run = stack.runtime
     for sub in ("logs", "nginx", "prometheus", "alertmanager", "redis", *stack.apps):
         (run / sub).mkdir(parents=True, exist_ok=True)
-    upstreams = [f"{HOST}:{port}" for port in stack.ports.apps]
-    write_nginx_conf(stack)
-    (run / "prometheus" / "prometheus.yml").write_text(
-        render_prometheus(
-            stack.spec,
-            upstreams,
-            rules_path=str(run / "prometheus" / "alert-rules.yml"),
-            scrape_interval="5s",
-            alertmanagers=[f"{HOST}:{stack.ports.alertmanager}"],
-        )
-    )
-    (run / "alertmanager" / "alertmanager.yml").write_text(render_alertmanager(stack.spec, group_wait="5s"))
-    (run / "prometheus" / "alert-rules.yml").write_text(render_alert_rules(stack.spec))
+    for path, text in rendered_files(stack).items():
+        path.write_text(text)
     write_supervisor_conf(stack, state)
 
 

@@ -46,7 +46,7 @@ def _errors() -> Iterator[None]:
 
     from codexops.localenv import LocalEnvError
     from codexops.releases.admission import NotAdmitted
-    from codexops.releases.backend import BackendUnavailable
+    from codexops.releases.backend import BackendUnavailable, ReleaseTampered
     from codexops.releases.gitops import GitError
     from codexops.releases.lock import StackBusy
     from codexops.releases.model import AmbiguousRelease, ReleaseNotFound
@@ -56,7 +56,7 @@ def _errors() -> Iterator[None]:
 
     try:
         yield
-    except (Refused, NotAdmitted, StackBusy, NothingToRollBackTo, AmbiguousRelease) as exc:
+    except (Refused, NotAdmitted, StackBusy, NothingToRollBackTo, AmbiguousRelease, ReleaseTampered) as exc:
         raise _fail(f"refused: {exc}", 1) from None
     except (BackendUnavailable, ReleaseNotFound, ReleaseMissing, GitError) as exc:
         raise _fail(f"could not run: {exc}", 2) from None

@@ -65,6 +65,7 @@ def fixed_port_shards() -> list[Shard]:
     return [
         Shard("promotion", ("tests/releases/test_promotion.py",)),
         Shard("gitops", ("tests/releases/test_gitops.py",)),
+        Shard("integrity", ("tests/releases/test_integrity.py",)),
         Shard("stacks", ("tests/resilience/test_stacks_and_deploy.py", "tests/releases/test_evidence_gate.py")),
         Shard(
             "faults",

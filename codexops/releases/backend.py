@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from codexops.releases.model import Release
+from codexops.releases.serving import Serving
 
 Progress = Callable[[str], None]
 BACKENDS = ("local", "pulumi")
@@ -23,6 +24,10 @@ BACKENDS = ("local", "pulumi")
 
 class BackendUnavailable(RuntimeError):
     """The chosen backend cannot run here (exit 2); the message says what is missing."""
+
+
+class ReleaseTampered(RuntimeError):
+    """The release's files no longer match what was built (refused, exit 1); the message names them."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,23 @@ class Backend(Protocol):
 
     def deploy(self, stack: str, release: Release, progress: Progress) -> DeployOutcome: ...
 
-    def current_release(self, stack: str) -> Release | None: ...
+    def current_release(self, stack: str) -> Release | None:
+        """The release the whole stack serves, as `serving(stack).uniform` (None when it is not uniform)."""
+        ...
+
+    def serving(self, stack: str) -> Serving:
+        """What each replica serves, asked of the stack now (never a record of the last deploy)."""
+        ...
+
+    def drift(self, stack: str) -> str:
+        """What differs from the stack's whole desired state (its file and the program) beyond the release
+        each replica serves: settings, replicas, rendered configuration; "" when nothing. Pulumi: `preview
+        --expect-no-changes`; local: the spec rendered now against what runs."""
+        ...
+
+    def check_release(self, release: Release) -> None:
+        """Raise ReleaseTampered when the release's content no longer matches its digest."""
+        ...
 
     def restore_backup(self, stack: str, backup: Path, progress: Progress) -> None: ...
 

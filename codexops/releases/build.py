@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.version import describe_version
+from codexops.releases import manifest
 from codexops.releases.model import MANIFEST, Release, read_release, release_id, store_root
 from infra.spec import ROOT
 
@@ -127,8 +128,15 @@ def build_release(
         rid = release_id(version, digest)
         final = store / f"{version}-{digest.removeprefix('sha256:')[:12]}"
         if (final / MANIFEST).exists():
-            progress(f"  release {rid} exists already (same content): kept as built")
-            return read_release(final)
+            found = release_differences(read_release(final))
+            if not found:
+                progress(f"  release {rid} exists already (same content, verified): kept as built")
+                return read_release(final)
+            aside = quarantine(final)
+            progress(
+                f"  release {rid} in the store differs from its manifest ({manifest.summary(found)}): "
+                f"moved to {aside}, building it again"
+            )
         staging = work / "release"
         staging.mkdir()
         (staging / "requirements.txt").write_text(requirements)
@@ -147,6 +155,8 @@ def build_release(
             env={"UV_PROJECT_ENVIRONMENT": str(staging / "venv")},
         )
         _run_uv(["pip", "install", "--quiet", "--no-deps", "--python", python, str(staging / wheel.name)], cwd=source)
+        progress("  byte-compiling the release and importing app.main in its virtualenv")
+        check_code(staging)
         release = Release(
             id=rid,
             version=version,
@@ -157,16 +167,74 @@ def build_release(
             image=None,
             schema_head=schema_head(source),
             env=env,
+            manifest_digest=manifest.write(staging),  # every file, as built, before it can run once
         )
         (staging / MANIFEST).write_text(json.dumps(release.to_json(), indent=2) + "\n")
-        (staging / MANIFEST).chmod(0o444)
+        manifest.make_read_only(staging, top=False)  # the folder itself keeps its write bit to be renamed
         try:
             os.rename(staging, final)  # atomic; a concurrent build of the same content wins once
         except OSError:
             if not (final / MANIFEST).exists():
                 raise
             progress(f"  release {rid} was built concurrently: kept that one")
+        final.chmod(0o555)
         return read_release(final)
+
+
+def release_differences(release: Release) -> list[str]:
+    """What no longer matches in a local release's folder ([] when every byte does): release.json,
+    the wheel and requirements.txt against the id's digest, every other file against files.sha256."""
+    if release.path is None:
+        return []  # an image release: its registry digest is its content
+    wheels = sorted(release.path.glob("*.whl"))
+    requirements = release.path / "requirements.txt"
+    if len(wheels) != 1 or not requirements.is_file():
+        return ["the wheel or requirements.txt (missing)"]
+    if wheel_digest(wheels[0], requirements.read_text(), release.env) != release.digest:
+        return [f"release.json, {wheels[0].name} or requirements.txt (changed: they no longer give {release.digest})"]
+    return manifest.differences(release.path, release.manifest_digest)
+
+
+def quarantine(folder: Path) -> Path:
+    """Move a tampered release out of the store's names (kept for inspection), so it can be built again."""
+    aside = folder.parent / ".tampered" / f"{folder.name}-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
+    aside.parent.mkdir(exist_ok=True)
+    folder.chmod(0o755)  # renaming a folder into another one needs its own write bit
+    os.rename(folder, aside)
+    return aside
+
+
+def check_code(release: Path) -> None:
+    """Byte-compile every module of the release's virtualenv (hash-checked .pyc, valid wherever the folder
+    is copied) and import app.main with it: a syntax error or a broken import is refused here, naming the
+    file and line, before the release has a name."""
+    python = str(release / "venv" / "bin" / "python")
+    compiled = subprocess.run(
+        [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "checked-hash", str(release / "venv")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if compiled.returncode != 0:
+        raise BuildError(f"the source does not compile: {_compile_error(compiled.stdout + compiled.stderr)}")
+    # From the release's folder, so the checkout's own code cannot be imported instead.
+    imported = subprocess.run(
+        [python, "-c", "import app.main"], cwd=release, capture_output=True, text=True, timeout=120
+    )
+    if imported.returncode != 0:
+        raise BuildError(f"`import app.main` fails in the release's virtualenv: {_last_lines(imported.stderr, 6)}")
+
+
+def _compile_error(output: str) -> str:
+    """compileall's report as `<file relative to site-packages>, line N: <error>`."""
+    file = re.search(r'File "([^"]+)", line (\d+)', output)
+    error = re.search(r"^(\w*Error: .*)$", output, re.MULTILINE)
+    if not file:
+        return _last_lines(output, 6)
+    path = Path(file.group(1))
+    parts = path.parts
+    relative = Path(*parts[parts.index("site-packages") + 1 :]) if "site-packages" in parts else path
+    return f"{relative}, line {file.group(2)}: {error.group(1) if error else 'see compileall'}"
 
 
 def _docker_running() -> bool:

@@ -9,13 +9,16 @@ that was never sent is retried whatever its method), so clients see no failure. 
 a reload closes the clients' idle keep-alive connections, and a client sending on one at that instant
 gets no answer. A replica that does not become ready is put back on its previous release and the
 deploy stops there.
+
+What a stack serves is asked of its replicas (`serving`), not read from state.json: state.json is what
+the deployer last wrote, before it knew whether the replica would serve.
 """
 
 from __future__ import annotations
 
 import subprocess
 import time
-from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,8 +27,11 @@ import httpx
 from codexops import localenv
 from codexops.gate import GateReport, run_gate
 from codexops.postgres_cluster import as_postgres, postgres_bin
-from codexops.releases.backend import DeployOutcome, Progress
-from codexops.releases.model import Release
+from codexops.releases import manifest
+from codexops.releases.backend import DeployOutcome, Progress, ReleaseTampered
+from codexops.releases.build import release_differences
+from codexops.releases.model import MANIFEST, Release, ReleaseNotFound, load_release, read_release
+from codexops.releases.serving import Replica, Serving
 from codexops.targets import local_target
 
 READY_TIMEOUT = 90.0
@@ -40,6 +46,10 @@ class LocalBackend:
         entry = None if release.path is None else release.path / "venv" / "bin" / "codexops"
         if entry is None or not entry.exists():
             return DeployOutcome(False, f"release {release.id} has no local build: run `codexops release build`")
+        try:
+            self.check_release(release)
+        except ReleaseTampered as exc:
+            return DeployOutcome(False, str(exc))
         local = localenv.local_stack(stack)
         if localenv.supervisord_pid(local) is None:
             progress(f"  stack {stack} is not running: starting it on its current release first")
@@ -51,7 +61,15 @@ class LocalBackend:
             backup = backup_if_schema_moves_forward(local, release, progress)
         except (subprocess.SubprocessError, OSError) as exc:
             return DeployOutcome(False, f"the backup before a schema change failed, nothing deployed: {exc}")
+        apply_settings(local, progress)
+        asked = {replica.name: replica for replica in self.serving(stack).replicas}
         for app, port in zip(local.apps, local.ports.apps, strict=True):
+            settings = environment_drift(local, app)
+            if asked[app].sound and asked[app].release == release.id and not settings:  # e.g. a killed deploy's half
+                progress(f"  {app} (:{port}) serves {release.id} already, verified, with the spec's settings: kept")
+                continue
+            if settings and asked[app].release == release.id:
+                progress(f"  {app}: settings changed ({'; '.join(settings)})")
             progress(f"  {app} (:{port}) -> {release.id}")
             try:
                 problem = replace_replica(local, app, port, release, progress)
@@ -60,25 +78,205 @@ class LocalBackend:
             if problem:
                 _await_scrapes(local, progress)
                 return DeployOutcome(False, f"{app} did not serve {release.id}: {problem}; put back", backup)
+        remove_extra_replicas(local, progress)
         _await_scrapes(local, progress)
         detail = f"{len(local.apps)} replicas of stack {stack} serve {release.id}"
         return DeployOutcome(True, detail + (f"; backup {backup}" if backup else ""), backup)
 
     def current_release(self, stack: str) -> Release | None:
-        """The release most replicas serve (all of them, except during or after a failed deploy)."""
-        local = localenv.local_stack(stack)
-        releases = localenv.read_state(local)["releases"]
-        served = Counter(releases[app]["id"] for app in local.apps if app in releases)
-        if not served:
+        """The release every replica serves, as they say (None when one is down, differs or is edited)."""
+        uniform = self.serving(stack).uniform
+        if uniform is None:
             return None
-        most = served.most_common(1)[0][0]
-        return Release.from_json(next(r for r in releases.values() if r["id"] == most))
+        try:
+            return load_release(uniform)
+        except ReleaseNotFound:  # served, but gone from the store: what the deployer recorded of it
+            records = localenv.read_state(localenv.local_stack(stack))["releases"].values()
+            return next((Release.from_json(r) for r in records if r["id"] == uniform), None)
+
+    def serving(self, stack: str) -> Serving:
+        """Each replica as it is now: supervisord's state, its /health, the folder its pid runs from."""
+        local = localenv.local_stack(stack)
+        states = localenv.process_states(local)
+        checked: dict[Path, list[str]] = {}  # a folder both replicas run is hashed once
+        replicas = tuple(
+            ask_replica(local, app, port, states.get(app, "STOPPED" if states else "NOT RUNNING"), checked)
+            for app, port in zip(local.apps, local.ports.apps, strict=True)
+        )
+        return Serving(replicas)
+
+    def drift(self, stack: str) -> str:
+        """What runs with other settings than the committed spec renders now (the gateway's, Prometheus'
+        and Alertmanager's files, each replica's environment as it started, replicas beyond the spec's
+        count); "" when none. The release each replica serves is `serving`'s concern."""
+        local = localenv.local_stack(stack)
+        if localenv.supervisord_pid(local) is None:
+            return ""
+        lines = [f"  {path.name}: not what the spec renders now" for path in localenv.stale_files(local)]
+        lines += [f"  {app}: {change}" for app in local.apps for change in environment_drift(local, app)]
+        extra = extra_replicas(local)
+        if extra:
+            lines.append(f"  {', '.join(extra)}: beyond the spec's {len(local.apps)} replicas")
+        return "\n".join(lines)
+
+    def check_release(self, release: Release) -> None:
+        """Refuse (ReleaseTampered) a release whose folder no longer holds what was built."""
+        found = release_differences(release)
+        if found:
+            raise ReleaseTampered(tampered_message(release, found))
 
     def restore_backup(self, stack: str, backup: Path, progress: Progress) -> None:
         restore(localenv.local_stack(stack), backup, progress)
 
     def gate(self, stack: str, shape: str, reports: Path, since: datetime | None = None) -> GateReport:
         return run_gate(local_target(stack, stack), shape=shape, reports=reports, alert_wait=1.0, since=since)
+
+
+def tampered_message(release: Release, found: list[str]) -> str:
+    return (
+        f"release {release.id} in {release.path} no longer matches what was built ({len(found)} differ: "
+        f"{manifest.summary(found)}); rebuild it: `codexops release build` at commit {release.commit} "
+        "(the edited folder is moved aside), then deploy or sync again"
+    )
+
+
+# -- what each replica serves ---------------------------------------------------------------------
+def ask_replica(local: localenv.LocalStack, app: str, port: int, state: str, checked: dict[Path, list[str]]) -> Replica:
+    if state != "RUNNING":
+        return Replica(app, state, None, problem=state.lower().replace("_", " "))
+    answer = _health(port)
+    pid = _pid(local, app)
+    folder = executing_folder(pid)
+    replica = Replica(
+        app,
+        state,
+        _text(answer.get("version")),
+        _text(answer.get("digest")),
+        str(folder) if folder else None,
+        "" if answer else "does not answer /health",
+        _seconds(answer.get("startedAt")),
+    )
+    if not answer:
+        return replica
+    return replace(replica, problem=_problem(replica, pid, folder, checked))
+
+
+def _problem(replica: Replica, pid: int, folder: Path | None, checked: dict[Path, list[str]]) -> str:
+    """What is wrong with a replica that answers ("" when it runs its release as built)."""
+    if folder is None or not (folder / MANIFEST).is_file():
+        return "runs no release from the store (a checkout's code)"
+    built = read_release(folder)
+    if (built.id, built.digest) != (replica.release, replica.digest):
+        return f"runs {folder.name} but reports {replica.release} ({replica.digest}): not what its folder holds"
+    if started_with(pid, "CODEX_RELEASE_MANIFEST") not in (None, built.manifest_digest):
+        return f"started from another build of {built.id} (since moved aside): restart it"
+    if folder not in checked:
+        checked[folder] = release_differences(built)
+    return f"its release folder's content drifted: {manifest.summary(checked[folder])}" if checked[folder] else ""
+
+
+def stack_release(serving: Serving) -> dict[str, str] | None:
+    """`status --json`'s release: {id, digest} when every replica serves it soundly; "mixed: ..." naming
+    each replica otherwise; None when no replica reports a release (this checkout's code, or stopped)."""
+    if serving.uniform:
+        return {"id": serving.uniform, "digest": serving.replicas[0].digest or ""}
+    if not any(replica.release for replica in serving.replicas):
+        return None
+    return {"id": "mixed: " + serving.describe(), "digest": ""}
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def _seconds(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def started_with(pid: int, name: str) -> str | None:
+    """The value of `name` in the process's environment as it started (None when unset or unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes() if pid > 0 else b""
+    except OSError:
+        return None
+    prefix = name.encode() + b"="
+    return next((item[len(prefix) :].decode() for item in raw.split(b"\0") if item.startswith(prefix)), None)
+
+
+def _health(port: int) -> dict[str, object]:
+    """The replica's /health body ({} when it does not answer); a 503 (unhealthy) still names its release."""
+    try:
+        body = httpx.get(f"http://{localenv.HOST}:{port}/health", timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _pid(local: localenv.LocalStack, app: str) -> int:
+    text = localenv.supervisorctl("pid", app, check=False, stack=local).strip()
+    return int(text) if text.isdigit() else 0
+
+
+def executing_folder(pid: int) -> Path | None:
+    """The release folder the process runs from: `<folder>/venv/bin/python <folder>/venv/bin/codexops`
+    in its command line (the launcher execs the release's entry point; /proc/<pid>/exe is the base
+    interpreter the venv links to, the same for every release)."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if pid > 0 else []
+    except OSError:
+        return None
+    for raw in arguments:
+        path = Path(raw.decode(errors="replace"))
+        if path.parent.name == "bin" and path.parent.parent.name == "venv":
+            return path.parents[2]
+    return None
+
+
+# -- the spec's settings ---------------------------------------------------------------------------
+def environment_drift(local: localenv.LocalStack, app: str) -> list[str]:
+    """The spec's settings (thresholds, proxies, drain: localenv.spec_env) a running replica started
+    with other values of; asked of the process (/proc/<pid>/environ). Empty for a replica not running."""
+    pid = _pid(local, app)
+    if pid <= 0:
+        return []
+    changed = []
+    for key, value in localenv.spec_env(local.spec).items():
+        started = started_with(pid, key)
+        if started != value:
+            changed.append(f"{key}={started if started is not None else '(unset)'} running, {value} in the spec")
+    return changed
+
+
+def extra_replicas(local: localenv.LocalStack) -> list[str]:
+    """Replica programs supervisord runs beyond the spec's count (after `replicas` went down)."""
+    states = localenv.process_states(local)
+    return sorted(n for n in states if n.startswith("app-") and n not in local.apps)
+
+
+def apply_settings(local: localenv.LocalStack, progress: Progress) -> None:
+    """Write the rendered files that changed and have their processes re-read them (SIGHUP: nginx keeps
+    its connections; a replica removed from the spec leaves the gateway before it stops)."""
+    stale = localenv.stale_files(local)
+    if not stale:
+        return
+    texts = localenv.rendered_files(local)
+    for path in stale:
+        path.write_text(texts[path])
+    readers = sorted({localenv.READERS[path.name] for path in stale})
+    progress(f"  settings changed in {', '.join(p.name for p in stale)}: reloading {', '.join(readers)}")
+    localenv.supervisorctl("signal", "HUP", *readers, check=False, stack=local)
+
+
+def remove_extra_replicas(local: localenv.LocalStack, progress: Progress) -> None:
+    extra = extra_replicas(local)
+    if extra:
+        progress(f"  {', '.join(extra)}: beyond the spec's {len(local.apps)} replicas, stopped and removed")
+        state = localenv.read_state(local)
+        for app in extra:
+            state["releases"].pop(app, None)
+        localenv.write_state(local, state)
+        localenv.write_supervisor_conf(local, state)
+        localenv.supervisorctl("update", *extra, stack=local)  # a group gone from the config is removed
 
 
 # -- the rolling replacement ----------------------------------------------------------------------
@@ -98,7 +296,8 @@ def _set_release(local: localenv.LocalStack, app: str, release: dict[str, object
         state["releases"][app] = release
     localenv.write_state(local, state)
     localenv.write_supervisor_conf(local, state)
-    localenv.supervisorctl("update", stack=local)  # re-reads only this replica's changed program
+    # Only this replica's program: a changed setting in the others' environment waits for their turn.
+    localenv.supervisorctl("update", app, stack=local)
 
 
 def _serving(port: int, release_id: str | None) -> bool:

@@ -38,6 +38,7 @@ class Release:
     env: dict[str, str] = field(
         default_factory=dict
     )  # baked into the release, set on every replica (tests' bad releases)
+    manifest_digest: str = ""  # "sha256:<hex>" of the release folder's files.sha256 (local builds)
 
     @property
     def short_digest(self) -> str:
@@ -61,6 +62,7 @@ class Release:
             image=data.get("image"),
             schema_head=str(data["schema_head"]),
             env={str(k): str(v) for k, v in (data.get("env") or {}).items()},
+            manifest_digest=str(data.get("manifest_digest") or ""),
         )
 
 

@@ -22,6 +22,7 @@ from codexops.releases import admission, desired, gitops, history
 from codexops.releases.backend import Backend, Progress
 from codexops.releases.history import Event
 from codexops.releases.model import Release
+from codexops.releases.serving import unverified
 from infra.spec import BreakGlass
 
 if TYPE_CHECKING:
@@ -122,14 +123,23 @@ def change(
     repo, path = desired.repo_dir(), desired.path_of(stack)
     gitops.require_committed(stack)
     before = path.read_text()
-    named = desired.read(stack)
-    serving = backend.current_release(stack)
-    if serving is not None and serving.id == release.id and named.release == release.id and not break_glass:
+    named = desired.read(stack).release
+    backend.check_release(release)  # edited bytes are refused before the commit
+    serving = backend.current_release(stack)  # every replica asked; None when one is down or differs
+    served = serving is not None and serving.id == release.id
+    fresh = served and not unverified(stack, release.id, backend.serving(stack))
+    if fresh and named == release.id and not break_glass:
         return Result(0, "NO CHANGE", f"{stack} already serves {release.id}, as its file names: nothing to do")
     glass = admission.override(release, break_glass) if break_glass else None
     admitted, files = _admitted_with(stack, release, evidence, accept_warnings, glass)
-    desired.write(stack, desired.Desired(release.id, release.image, glass if admitted.loud else None))
-    glass_reason = glass.reason if glass and admitted.loud else ""
+    glass = glass if admitted.loud else None
+    if named == release.id and not files and glass is None:  # named, not served (verified) everywhere: no commit
+        say(f"==> {path.name} names {release.id} already; {stack} serves {backend.serving(stack).describe()}")
+        if commit_only:
+            return Result(0, "COMMITTED", f"{path.name} names {release.id} already; `codexops sync {stack}` deploys it")
+        return ship(backend, stack, release, kind=kind, reports=reports, say=say, source=source)
+    desired.write(stack, desired.Desired(release.id, release.image, glass))
+    glass_reason = glass.reason if glass else ""
     trailers = gitops.release_trailers(stack, release, Evidence=admitted.evidence, **{"Break-Glass": glass_reason})
     subject = f"{kind} {release.id} to {stack}" + (f" (from {source})" if source else "")
     commit = gitops.commit_files(repo, [path, *files], gitops.message(subject, trailers))
@@ -144,9 +154,9 @@ def change(
     if result.exit_code == 0:
         return result
     path.write_text(before)
-    back = {"Stack": stack, "Release": named.release or "", "Reverts": commit, "Actor": history.actor()}
+    back = {"Stack": stack, "Release": named or "", "Reverts": commit, "Actor": history.actor()}
     reverted = gitops.commit_file(repo, path, gitops.message(f"revert {kind} of {release.id} to {stack}", back))
-    say(f"==> committed the revert {reverted[:12]}: {path.name} names {named.release or 'no release'} again")
+    say(f"==> committed the revert {reverted[:12]}: {path.name} names {named or 'no release'} again")
     return Result(result.exit_code, result.verdict, f"{result.message}; {path.name} reverted in {reverted[:12]}")
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from codexops.releases import desired
 from codexops.releases.backend import BackendUnavailable, DeployOutcome, Progress
 from codexops.releases.model import Release, list_releases
+from codexops.releases.serving import Replica, Serving
 from infra.spec import load_spec
 
 if TYPE_CHECKING:
@@ -90,6 +91,23 @@ class PulumiBackend:
         """The release whose image the stack's last deployment exported, if the release store knows it."""
         image = self.serving_image(stack)
         return next((r for r in reversed(list_releases()) if image and r.image == image), None)
+
+    def serving(self, stack: str) -> Serving:
+        """The stack's last deployment, as its outputs say: one entry, the image it exported (the
+        platform keeps every replica on it; `diff` adds `preview --refresh` for what changed outside)."""
+        image = self.serving_image(stack)
+        if image is None:
+            return Serving((Replica("deployment", "NOT DEPLOYED", None, problem="no image exported"),))
+        known = next((r for r in reversed(list_releases()) if r.image == image), None)
+        digest = image.rpartition("@")[2] or None
+        if known is None:
+            return Serving(
+                (Replica("deployment", "DEPLOYED", None, digest, problem=f"{image} is no known release"),), image
+            )
+        return Serving((Replica("deployment", "DEPLOYED", known.id, digest),), image)
+
+    def check_release(self, release: Release) -> None:
+        """Nothing to check here: an image is named by its registry digest, which is its content."""
 
     def drift(self, stack: str) -> str:
         """What `pulumi preview --refresh --expect-no-changes` finds between the stack and its file ("" for nothing)."""

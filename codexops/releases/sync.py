@@ -19,6 +19,7 @@ from codexops.releases import admission, desired, gitops, history
 from codexops.releases.backend import Backend, Progress
 from codexops.releases.desired import Desired
 from codexops.releases.model import Release, ReleaseNotFound, load_release
+from codexops.releases.serving import unverified
 
 Confirm = Callable[[Path], None]  # asked before a database backup is restored; raises to refuse
 
@@ -51,14 +52,25 @@ def diff(backend: Backend, stack: str) -> Drift:
             return matches
         named = admission.named_release(want.release, want.image.rpartition("@")[2], want.image)
         return admitted(stack, named, matches)
-    current = backend.current_release(stack)
-    serving = current.id if current else "no release (not running, or the checkout's code)"
+    serving = backend.serving(stack)  # asked of every replica, not remembered
     if want.release is None:
-        return Drift(0, f"{nothing_named(stack)}: nothing to compare; {stack} serves {serving}")
-    if current is None or current.id != want.release:
+        return Drift(0, f"{nothing_named(stack)}: nothing to compare; {stack} serves {serving.describe()}")
+    differing = serving.differences(want.release)
+    if differing:
         edited = " (uncommitted: commit it, then sync)" if gitops.uncommitted(desired.path_of(stack)) else ""
-        return Drift(1, f"{stack} differs: Pulumi.{stack}.yaml names {want.release}{edited}; {stack} serves {serving}")
-    return admitted(stack, current, Drift(0, f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names"))
+        found = f"{stack} serves {serving.uniform}" if serving.uniform else "; ".join(differing)
+        return Drift(1, f"{stack} differs: Pulumi.{stack}.yaml names {want.release}{edited}; {found}")
+    why = unverified(stack, want.release, serving)
+    if why:
+        return Drift(
+            1, f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names, but {why}: `codexops sync {stack}`"
+        )
+    config = backend.drift(stack)
+    if config:
+        return Drift(1, f"{stack} serves {want.release}, but its settings differ from Pulumi.{stack}.yaml:\n{config}")
+    in_sync = Drift(0, f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names")
+    current = backend.current_release(stack)
+    return admitted(stack, current, in_sync) if current is not None else in_sync
 
 
 def admitted(stack: str, serving: Release, drift: Drift) -> Drift:
@@ -131,22 +143,21 @@ def sync(
 ) -> tuple[int, str, str]:
     """(exit code, verdict, message): make STACK serve its file's release, verified like any deploy."""
     from codexops.releases.promote import ship
-    from codexops.releases.pulumi_backend import PulumiBackend
 
     gitops.require_committed(stack)
     want = desired.read(stack)
     if want.release is None:
         return 0, "NOTHING TO SYNC", f"{nothing_named(stack)}: nothing to sync"
-    current = backend.current_release(stack)
-    pulumi = isinstance(backend, PulumiBackend)
-    served = current is not None and current.id == want.release
-    if isinstance(backend, PulumiBackend) and want.image is not None:  # a fresh runner's store is empty
-        served = served or backend.serving_image(stack) == want.image
-    if served and isinstance(backend, PulumiBackend) and backend.drift(stack):  # program or file changed
-        served = False
-    if served:
+    serving = backend.serving(stack)  # every replica asked: a stopped or mixed stack is not in sync
+    # A fresh runner's store is empty: the Pulumi stack's exported image names the release too.
+    verified = serving.uniform == want.release and not unverified(stack, want.release, serving)
+    same_release = verified or (want.image is not None and serving.image == want.image)
+    # The desired state is the whole file and the program: settings that changed are applied too.
+    if same_release and not backend.drift(stack):
         return 0, "IN SYNC", f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names: nothing to do"
-    release = release_named(want, say, pulumi=pulumi)
+    say(f"==> {stack} serves {serving.describe()}; Pulumi.{stack}.yaml names {want.release}")
+    release = release_named(want, say, pulumi=backend.name == "pulumi")
+    backend.check_release(release)  # edited bytes are refused before anything stops
     restore_backup_for(backend, stack, release, confirm, say)
     result = ship(backend, stack, release, kind="sync", reports=reports, say=say)
     if result.exit_code != 0:  # put back what served; the file still names the failed release

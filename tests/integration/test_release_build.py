@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,9 +16,11 @@ from typer.testing import CliRunner
 
 from app.version import describe_version
 from codexops.cli import cli
+from codexops.releases import manifest
+from codexops.releases.build import BuildError, release_differences
 from codexops.releases.model import ReleaseNotFound, load_release, split_release_id
 from infra.spec import ROOT
-from tests.support.releases import build, copy_with_migration
+from tests.support.releases import build, copy_checkout, copy_with_migration
 
 runner = CliRunner()
 BIN = Path(sys.executable).parent
@@ -106,3 +110,41 @@ def test_without_the_index_and_with_an_empty_cache_the_build_says_what_to_run(st
     assert "from uv's cache and from the package index" in built.stderr
     assert "run `make setup` once with network access" in built.stderr
     assert "Traceback" not in built.stderr and not list(store.glob("*/release.json"))
+
+
+def test_a_syntax_error_is_refused_with_its_file_and_line(store: Path, tmp_path: Path) -> None:
+    tree = copy_checkout(tmp_path / "tree")
+    (tree / "app" / "broken_module.py").write_text("ok = 1\ndef broken(:\n    pass\n")
+    with pytest.raises(BuildError, match=r"does not compile: app/broken_module\.py, line 2: SyntaxError"):
+        build(tree)
+    assert not list(store.glob("*/release.json"))  # no release was named
+
+
+def test_a_broken_import_is_refused(store: Path, tmp_path: Path) -> None:
+    tree = copy_checkout(tmp_path / "tree")
+    main = tree / "app" / "main.py"
+    main.write_text(main.read_text() + "\nimport app.no_such_module  # noqa: E402\n")
+    with pytest.raises(BuildError, match=r"`import app.main` fails.*No module named 'app.no_such_module'"):
+        build(tree)
+    assert not list(store.glob("*/release.json"))
+
+
+def test_a_release_is_read_only_verified_in_well_under_a_second_and_rebuilt_when_edited(store: Path) -> None:
+    release = build()
+    assert release.path is not None and release.manifest_digest.startswith("sha256:")
+    listed = len((release.path / manifest.MANIFEST_FILE).read_text().splitlines())
+    began = time.monotonic()
+    assert release_differences(release) == []
+    took = time.monotonic() - began
+    print(f"verified {listed} files of {release.id} in {took:.2f} s")
+    assert listed > 3000 and took < 5  # hashing the whole virtualenv, on a shared machine
+    assert list(release.path.rglob("__pycache__/*.cpython-*.pyc"))  # byte-compiled at build
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in release.path.rglob("*") if not p.is_symlink()}
+    assert modes <= {0o444, 0o555} and stat.S_IMODE(release.path.stat().st_mode) == 0o555
+    edited = next(release.path.glob("venv/lib/python*/site-packages/app/health.py"))
+    with edited.open("a") as handle:  # as root, or after a chmod: the mode bits stop mistakes only
+        handle.write("\nprint('injected')\n")
+    assert [d for d in release_differences(release) if d.endswith("app/health.py (changed)")]
+    again = build()  # the edited folder is moved aside, the release built again under its id
+    assert again.id == release.id and release_differences(again) == []
+    assert next(p.name for p in (store / ".tampered").iterdir()).startswith(release.path.name)

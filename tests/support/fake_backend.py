@@ -9,6 +9,7 @@ from pathlib import Path
 
 from codexops.releases.backend import DeployOutcome, Progress
 from codexops.releases.model import MANIFEST, Release, read_release, release_id
+from codexops.releases.serving import Replica, Serving
 
 
 def make_release(store: Path, version: str, digest_char: str, schema_head: str = "0001") -> Release:
@@ -44,32 +45,45 @@ class FakeReport:
 @dataclass
 class FakeBackend:
     name: str = "fake"
-    serving: dict[str, Release] = field(default_factory=dict)
+    served: dict[str, Release] = field(default_factory=dict)
     verdicts: dict[str, str] = field(default_factory=dict)  # release id -> gate verdict on deploy
     failing_deploys: set[str] = field(default_factory=set)  # release ids whose deploy fails
     backup_dir: Path | None = None  # set: a deploy that moves schema_head forward "takes" a backup here
     calls: list[str] = field(default_factory=list)
+    settings_drift: dict[str, str] = field(default_factory=dict)  # stack -> what `drift` reports
 
     def deploy(self, stack: str, release: Release, progress: Progress) -> DeployOutcome:
         self.calls.append(f"deploy {stack} {release.id}")
-        before = self.serving.get(stack)
+        before = self.served.get(stack)
         backup = None
         if self.backup_dir and before and release.schema_head > before.schema_head:
             backup = self.backup_dir / f"{stack}-{len(self.calls)}.dump"
             backup.write_text("dump")
         if release.id in self.failing_deploys:
             return DeployOutcome(False, "replica 1 never became ready", backup)
-        self.serving[stack] = release
+        self.served[stack] = release
         return DeployOutcome(True, "2 replicas replaced", backup)
 
     def current_release(self, stack: str) -> Release | None:
-        return self.serving.get(stack)
+        return self.served.get(stack)
+
+    def serving(self, stack: str) -> Serving:
+        release = self.served.get(stack)
+        if release is None:
+            return Serving((Replica("fake", "STOPPED", None, problem="stopped"),))
+        return Serving((Replica("fake", "RUNNING", release.id, release.digest),))
+
+    def drift(self, stack: str) -> str:
+        return self.settings_drift.get(stack, "")
+
+    def check_release(self, release: Release) -> None:
+        """A record in the store has no files to check."""
 
     def restore_backup(self, stack: str, backup: Path, progress: Progress) -> None:
         self.calls.append(f"restore {stack} {backup.name}")
 
     def gate(self, stack: str, shape: str, reports: Path, since: datetime | None = None) -> FakeReport:
-        release = self.serving[stack]
+        release = self.served[stack]
         self.calls.append(f"gate {stack} {shape}" + (" since-deploy" if since else ""))
         verdict = self.verdicts.get(release.id, "PASS")
         if verdict == "CANNOT RUN":

@@ -11,19 +11,8 @@ from pathlib import Path
 import pytest
 
 from codexops.releases import admission, desired, gitops, history, promote, rollback
-from tests.support.evidence import commit_evidence, trust_a_signer
+from tests.support.evidence import commit_evidence
 from tests.support.fake_backend import FakeBackend, make_release
-from tests.support.gitrepo import stack_repo
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CODEX_STACKS_DIR", str(tmp_path / "stacks"))
-    monkeypatch.setenv("CODEX_RELEASES_DIR", str(tmp_path / "releases"))
-    monkeypatch.setenv("CODEX_REPO_DIR", str(stack_repo(tmp_path / "repo")))
-    monkeypatch.setenv("GITHUB_ACTOR", "door-test")
-    trust_a_signer(tmp_path, monkeypatch)
-    return tmp_path / "releases"
 
 
 def deploy(backend: FakeBackend, release: object, tmp_path: Path, **extra: object) -> promote.Result:
@@ -72,17 +61,17 @@ def test_break_glass_says_why_is_written_into_the_file_and_shipped(store: Path, 
         deploy(FakeBackend(), release, tmp_path, break_glass="   now ")
     backend = FakeBackend()
     result = deploy(backend, release, tmp_path, break_glass="payments down,\nhotfix cannot wait")
-    assert result.exit_code == 0 and backend.serving["production"] == release
+    assert result.exit_code == 0 and backend.served["production"] == release
     glass = desired.read("production").break_glass
     assert glass is not None and (glass.release, glass.reason, glass.by) == (
         release.id,
         "payments down, hotfix cannot wait",  # one line
-        "door-test",
+        "unit-test",
     )
     last = gitops.log("production")[0]
     assert last.trailers["Break-Glass"] == "payments down, hotfix cannot wait" and not last.evidence
     shipped = [e for e in history.read("production") if e.kind == "deploy"][-1]
-    assert shipped.detail.startswith("BREAK-GLASS by door-test: payments down")  # loud in every line it caused
+    assert shipped.detail.startswith("BREAK-GLASS by unit-test: payments down")  # loud in every line it caused
 
 
 def test_a_promotion_with_evidence_ends_a_break_glass(store: Path, tmp_path: Path) -> None:
@@ -110,6 +99,6 @@ def test_rollback_needs_evidence_or_the_break_glass_it_ran_under(store: Path, tm
     forced = rollback.plan(backend, "production", r3.id, break_glass="r3 is the only build without the bug")
     assert forced.break_glass is not None and forced.break_glass.reason == "r3 is the only build without the bug"
     # to r2, whose evidence is committed: no override
-    backend.serving["production"] = r1
+    backend.served["production"] = r1
     desired.write("production", desired.Desired(r1.id, r1.image))
     assert rollback.plan(backend, "production", r2.id).break_glass is None

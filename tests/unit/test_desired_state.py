@@ -117,7 +117,7 @@ def test_sync_and_diff_follow_the_file(repo: Path, tmp_path: Path) -> None:
     commit_evidence("production", r1)
     commit_evidence("production", r2)
     code, verdict, _ = sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=said.append)
-    assert (code, verdict) == (0, "PASS") and backend.serving["production"] == r1
+    assert (code, verdict) == (0, "PASS") and backend.served["production"] == r1
     assert sync.diff(backend, "production").exit_code == 0
     calls = len(backend.calls)
     again = sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=said.append)
@@ -128,7 +128,7 @@ def test_sync_and_diff_follow_the_file(repo: Path, tmp_path: Path) -> None:
     backend.verdicts[r2.id] = "FAIL"  # a sync failing its verification puts back what served, and says so
     failed = sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=said.append)
     assert failed[:2] == (1, "FAIL") and f"still names {r2.id}: revert that commit" in failed[2]
-    assert backend.serving["production"] == r1 and sync.diff(backend, "production").exit_code == 1
+    assert backend.served["production"] == r1 and sync.diff(backend, "production").exit_code == 1
 
 
 def test_sync_asks_before_restoring_a_backup(repo: Path, tmp_path: Path) -> None:
@@ -153,7 +153,7 @@ def test_sync_asks_before_restoring_a_backup(repo: Path, tmp_path: Path) -> None
     history.append(Event("deploy", "production", "1.0.2+bbbbbbbbbbbb", "sha256:b", "PASS", backup=str(backup)))
     asked.clear()
     assert sync.sync(backend, "production", confirm=asked.append, reports=tmp_path, say=print)[0] == 0
-    assert asked == [] and backend.serving["production"] == r3
+    assert asked == [] and backend.served["production"] == r3
 
 
 def test_a_release_missing_from_the_store_says_what_is_missing(repo: Path, tmp_path: Path) -> None:

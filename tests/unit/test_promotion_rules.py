@@ -7,31 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from codexops import signing
 from codexops.releases import desired, gitops, history, promote, rollback
 from codexops.releases.model import AmbiguousRelease, ReleaseNotFound
 from codexops.releases.promote import Refused
 from tests.support.evidence import commit_evidence
 from tests.support.fake_backend import FakeBackend, make_release
-from tests.support.gitrepo import stack_repo
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CODEX_STACKS_DIR", str(tmp_path / "stacks"))
-    monkeypatch.setenv("CODEX_RELEASES_DIR", str(tmp_path / "releases"))
-    monkeypatch.setenv("CODEX_REPO_DIR", str(stack_repo(tmp_path / "repo")))
-    monkeypatch.setenv("GITHUB_ACTOR", "rules-test")
-    # Full gates are signed by a key the test trusts (evidence is a signed full gate; test_evidence.py
-    # covers each refusal).
-    monkeypatch.setenv("CODEX_SIGNING_KEY", str(tmp_path / "key" / "signing-key"))
-    monkeypatch.setenv("CODEX_TRUSTED_KEYS", str(tmp_path / "trusted-keys.txt"))
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    key = signing.create_key(signing.signing_key_path())
-    (tmp_path / "trusted-keys.txt").write_text(signing.public_line(key, "rules-test") + "\n")
-    return tmp_path / "releases"
 
 
 @pytest.mark.parametrize(
@@ -63,11 +45,11 @@ def run_promote(backend: FakeBackend, tmp_path: Path, commit_only: bool = False)
 
 def test_a_gated_release_is_promoted_and_recorded(store: Path, tmp_path: Path) -> None:
     r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
-    backend = FakeBackend(serving={"staging": r2, "production": r1})
+    backend = FakeBackend(served={"staging": r2, "production": r1})
     history.record_gate("staging", backend.gate("staging", "gate", tmp_path))
     result = run_promote(backend, tmp_path)
     assert (result.exit_code, result.verdict) == (0, "PASS")
-    assert backend.serving["production"] == r2
+    assert backend.served["production"] == r2
     assert backend.calls[-2:] == ["deploy production 1.0.2+bbbbbbbbbbbb", "gate production smoke since-deploy"]
     kinds = [(e.kind, e.release, e.verdict, e.source) for e in history.read("production")]
     assert kinds == [("gate", r2.id, "PASS", None), ("promote", r2.id, "PASS", "staging")]
@@ -75,17 +57,17 @@ def test_a_gated_release_is_promoted_and_recorded(store: Path, tmp_path: Path) -
     assert desired.read("production") == desired.Desired(r2.id, r2.image)
     last = gitops.log("production")[0]
     assert last.subject == f"promote {r2.id} to production (from staging)"
-    assert last.trailers["Release"] == r2.id and last.actor == "rules-test"
+    assert last.trailers["Release"] == r2.id and last.actor == "unit-test"
     assert last.evidence.startswith("sha256:") and len(last.evidence) == 71
 
 
 def test_a_refused_promotion_leaves_the_destination_untouched(store: Path, tmp_path: Path) -> None:
     r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
-    backend = FakeBackend(serving={"staging": r2, "production": r1}, verdicts={r2.id: "FAIL"})
+    backend = FakeBackend(served={"staging": r2, "production": r1}, verdicts={r2.id: "FAIL"})
     history.record_gate("staging", backend.gate("staging", "gate", tmp_path))
     with pytest.raises(Refused, match="FAIL"):
         run_promote(backend, tmp_path)
-    assert backend.serving["production"] == r1
+    assert backend.served["production"] == r1
     assert not [c for c in backend.calls if "production" in c]
     assert [(e.kind, e.verdict) for e in history.read("production")] == [("promote", "REFUSED")]
 
@@ -94,11 +76,11 @@ def test_a_release_failing_its_smoke_gate_is_rolled_back(store: Path, tmp_path: 
     r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
     commit_evidence("production", r1)
     commit_evidence("production", r2)
-    backend = FakeBackend(serving={"production": r1}, verdicts={r2.id: "FAIL"})
+    backend = FakeBackend(served={"production": r1}, verdicts={r2.id: "FAIL"})
     result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     assert (result.exit_code, result.verdict) == (1, "FAIL")
     assert "rolled back to 1.0.1+aaaaaaaaaaaa" in result.message
-    assert backend.serving["production"] == r1
+    assert backend.served["production"] == r1
     kinds = [(e.kind, e.release, e.verdict) for e in history.read("production")]
     gates = [("gate", r2.id, "FAIL"), ("deploy", r2.id, "FAIL"), ("gate", r1.id, "PASS")]
     assert kinds == [*gates, ("rollback", r1.id, "PASS")]  # the rollback passed its own checklist
@@ -108,11 +90,11 @@ def test_a_failed_deploy_that_migrated_restores_the_backup(store: Path, tmp_path
     r1, r2 = make_release(store, "1.0.1", "a", "0001"), make_release(store, "1.0.2", "b", "0002")
     commit_evidence("production", r1)
     commit_evidence("production", r2)
-    backend = FakeBackend(serving={"production": r1}, failing_deploys={r2.id}, backup_dir=tmp_path)
+    backend = FakeBackend(served={"production": r1}, failing_deploys={r2.id}, backup_dir=tmp_path)
     result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "database restored from" in result.message
     assert [c.split()[0] for c in backend.calls] == ["deploy", "restore", "deploy", "gate"]
-    assert backend.serving["production"] == r1
+    assert backend.served["production"] == r1
 
 
 def test_rollback_plan_goes_to_the_previous_desired_state_with_its_backup(store: Path, tmp_path: Path) -> None:
@@ -128,7 +110,7 @@ def test_rollback_plan_goes_to_the_previous_desired_state_with_its_backup(store:
     assert desired.read("production").release == r1.id and gitops.log("production")[0].commit == commit
     event = rollback.roll_back(backend, "production", plan.target, print, reason="test", reports=tmp_path)
     assert event.verdict == "PASS" and "database restored" in event.detail and "smoke load PASS" in event.detail
-    assert backend.serving["production"] == r1
+    assert backend.served["production"] == r1
     with pytest.raises(rollback.NothingToRollBackTo, match="already serves"):
         rollback.plan(backend, "production", r1.id)
     # and forward again by name: no restore needed
@@ -139,14 +121,14 @@ def test_a_rollback_is_pass_only_when_the_checklist_passes_afterwards(store: Pat
     r1 = make_release(store, "1.0.1", "a")
     backend = FakeBackend(verdicts={r1.id: "FAIL"})
     event = rollback.roll_back(backend, "production", r1, print, reason="test", reports=tmp_path)
-    assert backend.serving["production"] == r1  # deployed, but it does not pass its checklist
+    assert backend.served["production"] == r1  # deployed, but it does not pass its checklist
     assert event.verdict == "FAIL" and "checklist and smoke load FAIL" in event.detail
 
 
 def test_rollback_without_history_says_what_to_do(store: Path) -> None:
     r1 = make_release(store, "1.0.1", "a")
     with pytest.raises(rollback.NothingToRollBackTo, match="names no release before no release; use --to RELEASE"):
-        rollback.plan(FakeBackend(serving={"production": r1}), "production", None)
+        rollback.plan(FakeBackend(served={"production": r1}), "production", None)
 
 
 def test_promoting_what_serves_is_a_no_op_and_a_failure_commits_the_revert(store: Path, tmp_path: Path) -> None:
@@ -164,7 +146,7 @@ def test_promoting_what_serves_is_a_no_op_and_a_failure_commits_the_revert(store
     log = gitops.log("production")
     assert [c.state.release for c in log[:3]] == [r1.id, r2.id, r1.id]
     assert log[0].trailers["Reverts"] == log[1].commit
-    assert desired.read("production").release == r1.id and backend.serving["production"] == r1
+    assert desired.read("production").release == r1.id and backend.served["production"] == r1
 
 
 def test_rollback_to_a_version_built_once_finds_it_and_one_built_twice_is_refused(store: Path) -> None:
@@ -185,10 +167,10 @@ def test_a_release_whose_verification_cannot_run_is_rolled_back(store: Path, tmp
     r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
     commit_evidence("production", r1)
     commit_evidence("production", r2)
-    backend = FakeBackend(serving={"production": r1}, verdicts={r2.id: "CANNOT RUN"})
+    backend = FakeBackend(served={"production": r1}, verdicts={r2.id: "CANNOT RUN"})
     result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "could not run: http://production.test does not answer" in result.message
-    assert backend.serving["production"] == r1
+    assert backend.served["production"] == r1
     events = [(e.kind, e.verdict) for e in history.read("production")]
     assert events == [("deploy", "FAIL"), ("gate", "PASS"), ("rollback", "PASS")]
 
@@ -196,7 +178,7 @@ def test_a_release_whose_verification_cannot_run_is_rolled_back(store: Path, tmp
 def test_redeploying_the_serving_release_that_fails_is_not_rolled_back_onto_itself(store: Path, tmp_path: Path) -> None:
     r1 = make_release(store, "1.0.1", "a")
     commit_evidence("production", r1)
-    backend = FakeBackend(serving={"production": r1}, verdicts={r1.id: "FAIL"})
+    backend = FakeBackend(served={"production": r1}, verdicts={r1.id: "FAIL"})
     result = promote.ship(backend, "production", r1, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "no earlier release on production" in result.message
     assert backend.calls == ["deploy production 1.0.1+aaaaaaaaaaaa", "gate production smoke since-deploy"]
@@ -204,11 +186,11 @@ def test_redeploying_the_serving_release_that_fails_is_not_rolled_back_onto_itse
 
 def test_promote_commit_only_commits_and_deploys_nothing(store: Path, tmp_path: Path) -> None:
     r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
-    backend = FakeBackend(serving={"staging": r2, "production": r1})
+    backend = FakeBackend(served={"staging": r2, "production": r1})
     history.record_gate("staging", backend.gate("staging", "gate", tmp_path))
     result = run_promote(backend, tmp_path, commit_only=True)
     assert (result.exit_code, result.verdict) == (0, "COMMITTED") and "codexops sync production" in result.message
-    assert desired.read("production").release == r2.id and backend.serving["production"] == r1
+    assert desired.read("production").release == r2.id and backend.served["production"] == r1
     assert not [c for c in backend.calls if "production" in c]  # the merge of its pull request deploys
 
 

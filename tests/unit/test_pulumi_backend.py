@@ -133,6 +133,19 @@ def test_deploy_runs_up_on_the_image_the_file_names_with_the_policy_pack(
     assert stack.up_args["refresh"] is True  # what really runs is read before it is changed
     stack.deployed = release.image  # what the program exports as `image` after that up
     assert PulumiBackend(select_stack=lambda **_: stack).current_release("production") == release
+    serving = PulumiBackend(select_stack=lambda **_: stack).serving("production")
+    assert serving.uniform == release.id and serving.image == release.image
+
+
+def test_serving_is_the_exported_image_and_an_unknown_one_is_named(fake_pulumi: Path, repo: Path) -> None:
+    assert PulumiBackend(select_stack=lambda **_: FakeStack()).serving("production").differences("1.0.1+a") == [
+        "deployment serves no release (no image exported)"
+    ]
+    stack = FakeStack()
+    stack.deployed = "ghcr.io/x/living-codex@sha256:" + "f" * 64
+    serving = PulumiBackend(select_stack=lambda **_: stack).serving("production")
+    assert serving.uniform is None and serving.image == stack.deployed
+    assert "is no known release" in serving.describe()
 
 
 def test_deploy_refuses_a_release_the_file_does_not_name(fake_pulumi: Path, tmp_path: Path, repo: Path) -> None:

@@ -1,0 +1,195 @@
+"""Releases verified at every start and what serves asked of the replicas, on two real local stacks
+(tests/support/two_stacks.py): a file edited in a built release is refused by deploy, sync and the
+replica's own start, reported by diff, and repaired by a rebuild plus sync; a promotion SIGKILLed before
+its commit, mid-rollout and during its verification leaves a stack that diff calls what it is and that
+sync (or promote again) repairs, with the stack file, the history and PostgreSQL's data intact.
+
+The tests run in order, each on the state the previous one left. Fixed ports: run in a network namespace
+  unshare --net bash -c 'ip link set lo up; .venv/bin/pytest tests/releases/test_integrity.py -q'
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+from codexops import localenv
+from codexops.releases.model import Release
+from tests.support.gitrepo import git
+from tests.support.releases import build
+from tests.support.two_stacks import BIN, ROOT, STACKS, Builder, World, two_stacks
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+SHORT_GATE = {"targetRps": 20, "durationSeconds": 12, "rampSeconds": 2, "users": 4}  # evidence, quickly
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    builders: dict[str, Builder] = {"good": build, "next": lambda repo: build(repo, RELEASE_TEST_TAG="next")}
+    with two_stacks(tmp_path_factory.mktemp("integrity"), builders) as world:
+        spec = world.repo / "Pulumi.staging.yaml"
+        document = yaml.safe_load(spec.read_text())
+        document["config"]["living-codex:load"] = SHORT_GATE
+        spec.write_text(yaml.safe_dump(document))
+        git(world.repo, "commit", "--quiet", "-am", "staging: a short full gate")
+        with ThreadPoolExecutor(len(STACKS)) as pool:
+            deploys = list(pool.map(lambda s: world.run("codexops", "deploy", s, "--release", world.good.id), STACKS))
+        assert [d.returncode for d in deploys] == [0, 0], [d.stdout + d.stderr for d in deploys]
+        localenv.sql(
+            localenv.local_stack("production"),
+            "CREATE TABLE kill_probe (id int); INSERT INTO kill_probe VALUES (42)",
+            "livingcodex",
+        )
+        yield world
+
+
+def site_file(release: Release, name: str) -> Path:
+    assert release.path is not None
+    return next((release.path / "venv" / "lib").glob(f"python*/site-packages/{name}"))
+
+
+def replica_log(stack: str, app: str) -> str:
+    return (localenv.local_stack(stack).runtime / "logs" / f"{app}.out.log").read_text(errors="replace")
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout:.0f} s: {what}")
+
+
+def test_a_file_edited_in_a_built_release_is_refused_reported_and_repaired_by_a_rebuild(world: World) -> None:
+    assert world.run("codexops", "diff", "staging").returncode == 0
+    edited = site_file(world.good, "app/health.py")
+    with edited.open("a") as handle:  # root ignores the 0444: the edit an attacker with the account makes
+        handle.write("\nprint('INJECTED')\n")
+    named = "site-packages/app/health.py (changed)"
+    drift = world.run("codexops", "diff", "staging")
+    assert drift.returncode == 1 and named in drift.stdout and "content drifted" in drift.stdout
+    commits = world.commits()
+    for command in (("deploy", "staging", "--release", world.good.id), ("sync", "staging")):
+        refused = world.run("codexops", *command)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert named in refused.stderr and "codexops release build" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert world.commits() == commits  # refused before any commit
+    # supervisord restarting a replica goes through the launcher, which hashes the folder first
+    localenv.supervisorctl("restart", "app-1", check=False, stack="staging")
+    staging = localenv.local_stack("staging")
+    ended = ("FATAL", "EXITED")  # FATAL when refused within startsecs, else EXITED (exit 78 is not restarted)
+    wait_for(lambda: localenv.process_states(staging).get("app-1") in ended, "app-1 refused to start")
+    log = replica_log("staging", "app-1")
+    assert "refused to start" in log and "app/health.py (changed)" in log and "INJECTED" not in log
+    stopped = world.run("codexops", "diff", "staging")
+    assert stopped.returncode == 1 and "app-1 serves no release (" in stopped.stdout
+
+    tree = world.tmp / "rebuild"  # `codexops release build` at the release's commit, as the refusal says
+    git(world.repo, "worktree", "add", "--detach", "--quiet", str(tree), world.good.commit)
+    rebuilt = build(tree)  # the edited folder is moved aside
+    assert rebuilt.id == world.good.id and rebuilt.manifest_digest != world.good.manifest_digest
+    assert list((rebuilt.path.parent / ".tampered").iterdir())  # type: ignore[union-attr]
+    synced = world.run("codexops", "sync", "staging")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "started from another build" in synced.stdout  # app-2 still ran the edited build's code
+    assert world.run("codexops", "diff", "staging").returncode == 0
+    # The store is shared: production's replicas ran the edited folder too, and are drift until synced.
+    production = world.run("codexops", "diff", "production")
+    assert production.returncode == 1 and "started from another build" in production.stdout
+    assert world.run("codexops", "sync", "production").returncode == 0
+    assert world.run("codexops", "diff", "production").returncode == 0
+    status = json.loads(world.run("codexops", "status", "--stack", "staging", "--json").stdout)
+    assert status["release"] == {"id": world.good.id, "digest": world.good.digest}
+
+
+def promote_killed_at(world: World, marker: str) -> str:
+    """`codexops promote --from staging --to production`, SIGKILLed the moment a line with `marker` appears."""
+    process = subprocess.Popen(
+        [str(BIN / "codexops"), "promote", "--from", "staging", "--to", "production", "--accept-warnings"],
+        cwd=ROOT,
+        env={**world.env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if marker in line:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    output = "".join(seen)
+    print(f"$ codexops promote (killed at {marker!r}) -> {process.returncode}\n{output}")
+    assert process.returncode == -signal.SIGKILL, f"promote ended before {marker!r}:\n{output}"
+    return output
+
+
+def intact(world: World, commits: int) -> None:
+    """Nothing lost: the stack files committed (no half-written file), the history readable, the data there."""
+    assert git(world.repo, "status", "--porcelain", "--untracked-files=no").strip() == ""
+    assert world.commits() == commits
+    assert all(row["kind"] for row in world.timeline("production"))
+    probe = localenv.sql(localenv.local_stack("production"), "SELECT id FROM kill_probe", "livingcodex")
+    assert probe == "42"
+
+
+def test_the_release_to_promote_is_deployed_and_gated_on_staging(world: World) -> None:
+    deployed = world.run("codexops", "deploy", "staging", "--release", world.releases["next"].id)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    gated = world.run("codexops", "gate", "--target", "staging")
+    assert gated.returncode == 0 and "attestation signed" in gated.stdout, gated.stdout + gated.stderr
+
+
+def test_a_promotion_killed_before_its_commit_leaves_production_as_it_was(world: World) -> None:
+    commits = world.commits()
+    promote_killed_at(world, "==> evidence:")
+    intact(world, commits)
+    assert world.named("production") == world.good.id
+    same = world.run("codexops", "diff", "production")
+    assert same.returncode == 0 and f"serves {world.good.id}" in same.stdout
+
+
+def test_a_promotion_killed_mid_rollout_is_drift_and_sync_repairs_it(world: World) -> None:
+    after = world.releases["next"]
+    commits = world.commits()
+    promote_killed_at(world, f"app-1 serves {after.id}")
+    intact(world, commits + 1)  # the promotion's commit, whole
+    assert world.named("production") == after.id
+    drift = world.run("codexops", "diff", "production")
+    assert drift.returncode == 1, drift.stdout
+    assert "app-2 serves" in drift.stdout and f"app-2 serves {after.id}" not in drift.stdout
+    synced = world.run("codexops", "sync", "production")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert f"app-1 (:{localenv.local_stack('production').ports.apps[0]}) serves {after.id} already" in synced.stdout
+    assert world.run("codexops", "diff", "production").returncode == 0
+    assert world.health("production").json()["version"] == after.id
+    intact(world, commits + 1)
+
+
+def test_a_promotion_killed_during_its_verification_is_drift_and_promote_verifies_it(world: World) -> None:
+    back = world.run("codexops", "deploy", "production", "--release", world.good.id)
+    assert back.returncode == 0, back.stdout + back.stderr
+    commits = world.commits()
+    promote_killed_at(world, "==> checklist and smoke load")
+    intact(world, commits + 1)
+    after = world.releases["next"]
+    drift = world.run("codexops", "diff", "production")
+    assert drift.returncode == 1 and f"no verification of {after.id} passed" in drift.stdout, drift.stdout
+    again = world.run("codexops", "promote", "--from", "staging", "--to", "production", "--accept-warnings")
+    assert again.returncode == 0 and "NO CHANGE" not in again.stdout, again.stdout + again.stderr
+    assert world.run("codexops", "diff", "production").returncode == 0
+    idle = world.run("codexops", "sync", "production")
+    assert idle.returncode == 0 and "IN SYNC" in idle.stdout
+    intact(world, commits + 1)
