@@ -2,7 +2,8 @@
 empty release store syncs a stack by building the named release from its commit; a schema-moving release
 forced onto production by break-glass is backed up and `rollback` (a commit back to the previous desired
 state) restores it; a hand-edited production file naming a release without evidence is refused by `sync`
-and `deploy`, and synced once its evidence is committed; `git revert` + `sync` rolls back.
+and `deploy`, and synced once its evidence is committed; `git revert` + `sync` rolls back; a committed settings change
+(thresholds, replicas) is drift that `sync` applies, two commits at once after a missed run.
 
 Both stacks start on the good release, committed as their desired state (production's with evidence, as
 `promote` commits it: a signed full-gate attestation; the real gate-and-promote flow is
@@ -147,3 +148,34 @@ def test_a_hand_edited_file_without_evidence_is_refused_and_synced_once_its_evid
     rows = world.timeline("production")
     assert rows[-1]["kind"] == "sync" and rows[-1]["release"] == world.good.id
     assert any(r["kind"] == "commit" and r["detail"].startswith('Revert "production runs') for r in rows)
+
+
+def test_a_committed_settings_change_is_drift_and_sync_applies_it_even_after_a_missed_run(world: World) -> None:
+    path = world.repo / "Pulumi.staging.yaml"
+    original = path.read_text()
+    threshold = "  living-codex:thresholds:\n    memoryUsagePercent: {warning: 75, critical: 88}\n"
+    path.write_text(original + threshold)
+    git(world.repo, "commit", "--quiet", "-am", "staging: memory warning at 75%")
+    drift = world.run("codexops", "diff", "staging")
+    assert drift.returncode == 1 and "its settings differ from Pulumi.staging.yaml" in drift.stdout
+    assert "alert-rules.yml: not what the spec renders now" in drift.stdout
+    assert "app-1: MEMORY_WARNING_PERCENT=80.0 running, 75.0 in the spec" in drift.stdout
+    # a second commit before any sync ran (a missed run): the next sync applies both, desired vs running
+    path.write_text(path.read_text().replace("  living-codex:replicas: 2\n", "  living-codex:replicas: 3\n"))
+    git(world.repo, "commit", "--quiet", "-am", "staging: 3 replicas")
+    synced = world.run("codexops", "sync", "staging")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "app-1: settings changed" in synced.stdout and "app-3 (:" in synced.stdout
+    local = localenv.local_stack("staging")
+    assert local.apps == ("app-1", "app-2", "app-3")
+    assert all(localenv.process_states(local)[app] == "RUNNING" for app in local.apps)
+    assert LocalBackend().drift("staging") == "" and world.run("codexops", "diff", "staging").returncode == 0
+    assert "75" in (local.runtime / "prometheus" / "alert-rules.yml").read_text()
+    assert world.health("staging").json()["version"] == world.good.id
+
+    git(world.repo, "revert", "--no-edit", "HEAD", "HEAD~1")  # both settings back: app-3 leaves
+    back = world.run("codexops", "sync", "staging")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "app-3: beyond the spec's 2 replicas, stopped and removed" in back.stdout
+    assert "app-3" not in localenv.process_states(localenv.local_stack("staging"))
+    assert world.run("codexops", "diff", "staging").returncode == 0
