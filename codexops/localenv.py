@@ -455,10 +455,14 @@ def write_supervisor_conf(stack: LocalStack, state: dict[str, Any]) -> None:
     (stack.runtime / "supervisord.conf").write_text(supervisor_config(stack, binaries(), state))
 
 
-def render_files(stack: LocalStack, state: dict[str, Any]) -> None:
-    run = stack.runtime
+def make_folders(stack: LocalStack) -> None:
+    """Every process's working folder (a replica added to the spec gets its own)."""
     for sub in ("logs", "nginx", "prometheus", "alertmanager", "redis", *stack.apps):
-        (run / sub).mkdir(parents=True, exist_ok=True)
+        (stack.runtime / sub).mkdir(parents=True, exist_ok=True)
+
+
+def render_files(stack: LocalStack, state: dict[str, Any]) -> None:
+    make_folders(stack)
     for path, text in rendered_files(stack).items():
         path.write_text(text)
     write_supervisor_conf(stack, state)

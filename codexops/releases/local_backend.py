@@ -256,6 +256,7 @@ def extra_replicas(local: localenv.LocalStack) -> list[str]:
 def apply_settings(local: localenv.LocalStack, progress: Progress) -> None:
     """Write the rendered files that changed and have their processes re-read them (SIGHUP: nginx keeps
     its connections; a replica removed from the spec leaves the gateway before it stops)."""
+    localenv.make_folders(local)
     stale = localenv.stale_files(local)
     if not stale:
         return
