@@ -26,7 +26,11 @@ GRAFANA = "grafana/grafana:11.2.2@sha256:d5133220d770aba5cb655147b619fa8770b90f4
 JAEGER = "jaegertracing/all-in-one:1.62.0@sha256:836e9b69c88afbedf7683ea7162e179de63b1f981662e83f5ebb68badadc710f"
 ALERTMANAGER = "prom/alertmanager:v0.27.0@sha256:e13b6ed5cb929eeaee733479dce55e10eb3bc2e9c4586c705a4e8da41e5eacf5"
 AWS_CLI = "amazon/aws-cli:2.17.9"  # copies verified backups to S3-compatible storage
-KUBE_STATE_METRICS = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0"  # backup and pod state
+# backup and pod state; the index digest from one public repository's pin table (Renovate re-checks it)
+KUBE_STATE_METRICS = (
+    "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0"
+    "@sha256:639a1e2da549210adddc0391ff91e270e83f7873014aec53258462812f741e6f"
+)
 
 THIRD_PARTY = (POSTGRES, REDIS, NGINX, PROMETHEUS, GRAFANA, JAEGER, ALERTMANAGER, AWS_CLI, KUBE_STATE_METRICS)
 
