@@ -44,6 +44,7 @@ class DeclaredResource:
     protect: bool = False
     retain_on_delete: bool = False
     dependencies: tuple[str, ...] = ()  # URNs given in depends_on
+    secrets: tuple[str, ...] = ()  # inputs sent as Pulumi secrets (the engine lifts a nested one to its property)
 
 
 @dataclass
@@ -118,12 +119,25 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     bool(request.protect),
                     bool(request.retainOnDelete),
                     tuple(request.dependencies),
+                    tuple(_secret_paths(inputs)),
                 )
             )
         return response
 
 
 _SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's special-signature key for wrapped values
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # ...and its value for a secret
+
+
+def _secret_paths(value: Any, path: str = "") -> list[str]:
+    """The paths of the values Pulumi sends as secrets (the engine encrypts them in the state)."""
+    if isinstance(value, dict) and value.get(_SIG) == _SECRET_SIG:
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _secret_paths(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _secret_paths(v, f"{path}[{i}]")]
+    return []
 
 
 def _unwrap(value: Any) -> Any:
@@ -145,8 +159,11 @@ def with_release(spec: EnvironmentSpec) -> EnvironmentSpec:
     return spec.model_copy(update={"image": f"{APP_REPOSITORY}@{stand_in_digest('release', spec.stack)}"})
 
 
-def declare(spec: EnvironmentSpec) -> Declaration:
-    """Evaluate the program for `spec` and return every resource it declares, in order."""
+def declare(spec: EnvironmentSpec, *, unsupplied: tuple[str, ...] = ()) -> Declaration:
+    """Evaluate the program for `spec` and return every resource it declares, in order.
+
+    What the stack's ESC environment supplies (registryPassword, a Docker gateway's certificate and key)
+    is stood in for unless the stack file sets it, or the key is in `unsupplied` (an ESC without it)."""
     declaration = Declaration(spec)
     asyncio.set_event_loop(asyncio.new_event_loop())  # Pulumi drives its own loop; give it a fresh one
     mocks = _Mocks()
@@ -159,11 +176,19 @@ def declare(spec: EnvironmentSpec) -> Declaration:
     )
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
+    pulumi.runtime.config.set_all_config({})  # only this stack's config: none left from a stack declared before
     for key, value in spec.secrets.items():  # the engine would decrypt; the mock stands in for it
         plain = value if key in spec.plaintext_secrets else f"decrypted-{key}-by-the-engine"
         pulumi.runtime.set_config(f"{NAMESPACE}:{key}", plain)
-    if spec.registry and "registryPassword" not in spec.secrets:  # the stack's ESC environment supplies it
-        pulumi.runtime.set_config(f"{NAMESPACE}:registryPassword", "registry-password-from-the-esc-environment")
+    docker_tls = spec.platform == "docker" and spec.tls
+    from_esc = (  # (key, needed, stand-in value)
+        ("registryPassword", spec.registry is not None, "registry-password-from-the-esc-environment"),
+        ("tlsCertificate", docker_tls, "tls-certificate-from-the-esc-environment"),
+        ("tlsKey", docker_tls, "tls-key-from-the-esc-environment"),
+    )
+    for key, needed, value in from_esc:
+        if needed and key not in spec.secrets and key not in unsupplied:
+            pulumi.runtime.set_config(f"{NAMESPACE}:{key}", value)
     for key, value in spec.providers.items():  # kubernetes:context, docker:host, ...
         secure = isinstance(value, dict) and "secure" in value
         pulumi.runtime.set_config(key, f"decrypted-{key}-by-the-engine" if secure else value)

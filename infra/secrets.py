@@ -37,6 +37,10 @@ def _secret(spec: EnvironmentSpec, key: str, name: str, sources: dict[str, str])
 
 def stack_secrets(spec: EnvironmentSpec) -> StackSecrets:
     sources: dict[str, str] = {}
+    # Secrets that are only ever given (registryPassword, tlsCertificate, tlsKey, ...) are read where they
+    # are used; their sources are recorded here too, so the policy pack refuses one left in plaintext.
+    for key in spec.secrets:
+        sources[key] = "plaintext-config" if key in spec.plaintext_secrets else "encrypted-config"
     return StackSecrets(
         jwt_secret=_secret(spec, "jwtSecret", "jwt-secret", sources),
         postgres_password=_secret(spec, "postgresPassword", "postgres-password", sources),

@@ -29,6 +29,10 @@ SECRET_KEYS = (
     "alertingSmtpPassword",  # SMTP password, for receivers with email
     "registryPassword",  # a token that reads the app's image (GHCR: read:packages), with `registry`
     "gatePassword",  # the gate's own account (GATE_USERNAME); generated unless given
+    # A Docker stack's gateway certificate (PEM, chain included) and its key, with tls: Docker has no
+    # cert-manager (infra/components/gateway.py docker_tls)
+    "tlsCertificate",
+    "tlsKey",
 )
 ALERTING_SECRETS = ("alertingSlackUrl", "alertingSmtpPassword")  # never generated: given or absent
 

@@ -1,4 +1,5 @@
-"""The Nginx gateway: the one nginx.conf template, TLS in production (cert-manager or a given secret)."""
+"""The Nginx gateway: the one nginx.conf template; TLS from cert-manager (or a given Secret) on Kubernetes,
+from the stack's secrets tlsCertificate/tlsKey on Docker."""
 
 from __future__ import annotations
 
@@ -27,11 +28,38 @@ from infra.components.target import (
 )
 from infra.reload_scripts import nginx_with_reload
 from infra.render import Container, render_nginx
+from infra.spec import NAMESPACE, EnvironmentSpec
 
 # The unprivileged nginx image cannot bind ports below 1024; the Service or the host maps 80/443.
 HTTP, HTTPS = 8080, 8443
 TLS_DIR = "/etc/nginx/tls"
 CONF_DIR = "/etc/nginx/living-codex"  # a directory mount (not subPath), so a changed ConfigMap reaches it
+NGINX_UID = "101"  # the nginx-unprivileged image's user: it alone may read the uploaded key
+DOCKER_TLS_KEYS = ("tlsCertificate", "tlsKey")
+
+
+class MissingTlsCertificate(pulumi.RunError):
+    """A Docker stack with tls on but no certificate or key among its secrets."""
+
+
+def docker_tls(spec: EnvironmentSpec) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """The certificate (PEM, chain included) and key of a Docker stack's gateway, from its secrets.
+
+    A Docker host has no cert-manager, and an ACME client beside nginx would be one more daemon holding
+    DNS credentials; a certificate given as two secrets (set with --secret or by the stack's ESC
+    environment) works with any CA. Renewing it is setting them again and running `pulumi up`.
+    """
+    config = pulumi.Config(NAMESPACE)
+    missing = [key for key in DOCKER_TLS_KEYS if config.get_secret(key) is None]
+    if missing:
+        raise MissingTlsCertificate(
+            f"stack {spec.stack}: living-codex:tls is on, and a Docker gateway's certificate comes from the "
+            f"stack's secrets, but {', '.join(f'{NAMESPACE}:{key}' for key in missing)} is not set. Set both "
+            f"(PEM files): pulumi config set --secret --stack {spec.stack} {NAMESPACE}:tlsCertificate < fullchain.pem; "
+            f"pulumi config set --secret --stack {spec.stack} {NAMESPACE}:tlsKey < privkey.pem "
+            f"(or add them as secrets to the stack's ESC environment)"
+        )
+    return config.require_secret("tlsCertificate"), config.require_secret("tlsKey")
 
 
 def _load_balancer_address(status: Any) -> str:
@@ -80,16 +108,27 @@ class Gateway(pulumi.ComponentResource):
         self.register_outputs({})
 
     def _docker(self, target: Target) -> None:
-        host = target.host("gateway")
+        spec, host = target.spec, target.host("gateway")
+        ports = [{"internal": HTTP, "external": spec.ports.http}]
+        uploads: list[dict[str, object]] = [{"file": "/etc/nginx/nginx.conf", "content": self.nginx_conf}]
+        if spec.tls:
+            # Secrets stay secrets in the state; a new certificate is new uploads, so `pulumi up` replaces
+            # the container (no reload loop to watch files, as on Kubernetes).
+            certificate, key = docker_tls(spec)
+            ports.append({"internal": HTTPS, "external": spec.ports.https})
+            uploads += [
+                {"file": f"{TLS_DIR}/tls.crt", "content": certificate, "permissions": "0444"},
+                {"file": f"{TLS_DIR}/tls.key", "content": key, "owner": NGINX_UID, "permissions": "0400"},
+            ]
         self.container = docker.Container(
             "gateway",
             name=host,
             image=target.pinned(images.NGINX),
             restart="unless-stopped",
-            memory=megabytes(target.spec.gateway.resources.memoryLimit),
+            memory=megabytes(spec.gateway.resources.memoryLimit),
             networks_advanced=docker_network(target, host),
-            ports=[{"internal": HTTP, "external": target.spec.ports.http}],
-            uploads=[{"file": "/etc/nginx/nginx.conf", "content": self.nginx_conf}],
+            ports=ports,
+            uploads=uploads,
             healthcheck=docker_healthcheck(["CMD-SHELL", f"wget -qO- http://127.0.0.1:{HTTP}/health/live"]),
             opts=child(self),
         )

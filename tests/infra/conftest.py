@@ -30,13 +30,13 @@ def production() -> Declaration:
 def variant(tmp_path: Path) -> Variant:
     """declare() a committed stack file with lines replaced or appended (under `config:`)."""
 
-    def make(stack: str, *replace: tuple[str, str], append: str = "") -> Declaration:
+    def make(stack: str, *replace: tuple[str, str], append: str = "", unsupplied: tuple[str, ...] = ()) -> Declaration:
         text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
         for old, new in replace:
             assert old in text, old
             text = text.replace(old, new, 1)
         (tmp_path / "Pulumi.variant.yaml").write_text(text + append)
-        return declare(with_release(load_spec("variant", tmp_path)))
+        return declare(with_release(load_spec("variant", tmp_path)), unsupplied=unsupplied)
 
     return make
 

@@ -45,6 +45,15 @@ def _nginx_version() -> tuple[int, ...]:
     return tuple(int(part) for part in banner.strip().rsplit("/", 1)[-1].split("."))
 
 
+def _for_this_nginx(conf: str) -> str:
+    """A config written for the gateway image's nginx 1.28, without what this machine's older one lacks."""
+    if _nginx_version() < (1, 27, 3):  # this machine's nginx predates `resolve` on upstream servers
+        conf = conf.replace(" resolve;", ";")
+    if _nginx_version() < (1, 25, 1):  # ...and the `http2` directive (Debian 12 ships 1.22)
+        conf = conf.replace("http2 on;", "")
+    return conf
+
+
 def _nginx_t(conf: str, directory: Path) -> subprocess.CompletedProcess[str]:
     path = directory / "nginx.conf"
     path.write_text(conf)
@@ -71,9 +80,14 @@ def test_production_has_tls_hsts_and_a_redirect(tmp_path: Path) -> None:
     assert "return 301 https://$host$request_uri" in conf
 
 
-def test_staging_has_no_hsts_and_every_common_part() -> None:
-    conf = render_nginx(load_spec("staging"), ["app-1:5002", "app-2:5002"])
-    assert "Strict-Transport-Security" not in conf
+def test_staging_has_tls_hsts_a_redirect_and_every_common_part() -> None:
+    staging = load_spec("staging")
+    conf = render_nginx(staging, ["app-1:5002", "app-2:5002"], tls_cert="/c", tls_key="/k")
+    assert "listen 443 ssl" in conf and "Strict-Transport-Security" in conf
+    assert "return 301 https://$host$request_uri" in conf
+    # Plain HTTP (the local environment's loopback) never sends HSTS: browsers ignore it there anyway.
+    plain = render_nginx(staging.model_copy(update={"tls": False}), ["app-1:5002"])
+    assert "Strict-Transport-Security" not in plain and "return 301" not in plain
     for part in (
         "limit_req_zone",
         "client_max_body_size 1m",
@@ -109,16 +123,28 @@ def test_the_deployed_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
         .replace("/etc/nginx/tls/tls.key", key)
     )
     assert "http2 on;" in conf and " http2;" not in conf  # the image's nginx 1.28: no deprecated listen flag
-    if _nginx_version() < (1, 27, 3):  # this machine's nginx predates `resolve` on upstream servers
-        conf = conf.replace(" resolve;", ";")
-    if _nginx_version() < (1, 25, 1):  # ...and the `http2` directive (Debian 12 ships 1.22)
-        conf = conf.replace("http2 on;", "")
-    result = _nginx_t(conf, tmp_path)
+    result = _nginx_t(_for_this_nginx(conf), tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_deployed_docker_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
+    """The exact nginx.conf the staging program uploads into the gateway container (TLS from the uploaded
+    certificate), with only the Docker network's names and the upload paths pointed at this machine."""
+    from infra.mock_runtime import declare, with_release
+
+    declaration = declare(with_release(load_spec("staging")))
+    gateway = declaration.one("docker:index/container:Container", "gateway")
+    conf = next(u["content"] for u in gateway.inputs["uploads"] if u["file"] == "/etc/nginx/nginx.conf")
+    cert, key = _self_signed(tmp_path)
+    assert "ssl_certificate /etc/nginx/tls/tls.crt;" in conf and "return 301 https://" in conf
+    conf = re.sub(r"living-codex-app-\d+:5002", "127.0.0.1:5002", conf.replace(" /tmp/", f" {tmp_path}/"))
+    conf = conf.replace("/etc/nginx/tls/tls.crt", cert).replace("/etc/nginx/tls/tls.key", key)
+    result = _nginx_t(_for_this_nginx(conf), tmp_path)
     assert result.returncode == 0, result.stderr
 
 
 def test_replica_503s_are_never_retried_nor_counted_and_names_come_from_the_spec() -> None:
-    conf = render_nginx(load_spec("staging"), ["app-1:5002"])
+    conf = render_nginx(load_spec("staging"), ["app-1:5002"], tls_cert="/c", tls_key="/k")
     retries = [line.strip() for line in conf.splitlines() if line.strip().startswith("proxy_next_upstream ")]
     # Only readiness, which no client input can fail, moves on past a replica's 503 (one draining).
     assert retries == ["proxy_next_upstream error timeout;", "proxy_next_upstream error timeout http_503;"], retries
@@ -128,7 +154,7 @@ def test_replica_503s_are_never_retried_nor_counted_and_names_come_from_the_spec
     probe_upstream = conf.split("upstream living_codex_readiness {", 1)[1].split("}", 1)[0]
     assert "server app-1:5002 max_fails=0;" in probe_upstream
     assert "server_name staging.living-codex.org localhost 127.0.0.1;" in conf
-    assert "default_server" in conf and "return 421" in conf
+    assert "default_server" in conf and "return 421" in conf and "ssl_reject_handshake on" in conf
     production = render_nginx(load_spec("production"), ["app:5002"], tls_cert="/c", tls_key="/k")
     assert "server_name codex.living-codex.org;" in production and "ssl_reject_handshake on" in production
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from infra.manifests import kubernetes_manifests, validate
 from infra.mock_runtime import Declaration
+from tests.infra.conftest import docker_env
 
 SECRET_ENV = {
     "JWT_SECRET",
@@ -123,7 +124,7 @@ def test_default_deny_network_policy(production: Declaration) -> None:
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
 
-def test_tls_in_production_only(staging: Declaration, production: Declaration) -> None:
+def test_tls_in_production_and_staging(staging: Declaration, production: Declaration) -> None:
     service = _one(production, "kubernetes:core/v1:Service", "gateway")
     assert 443 in [p["port"] for p in service["spec"]["ports"]]
     conf = _one(production, "kubernetes:core/v1:ConfigMap", "gateway-config")["data"]["nginx.conf"]
@@ -131,8 +132,15 @@ def test_tls_in_production_only(staging: Declaration, production: Declaration) -
     assert production.of_type("kubernetes:cert-manager.io/v1:Certificate")
     redis_url = str(_one(production, "kubernetes:core/v1:Secret", "secrets")["stringData"]["REDIS_CONNECTION_STRING"])
     assert redis_url.startswith("rediss://")
+    # Staging serves TLS too, from the certificate its secrets give (no cert-manager on Docker)...
     gateway = next(r for r in staging.of_type("docker:index/container:Container") if r.name == "gateway")
-    assert "ssl_certificate" not in gateway.inputs["uploads"][0]["content"]
+    assert "ssl_certificate" in gateway.inputs["uploads"][0]["content"]
+    assert not staging.of_type("kubernetes:cert-manager.io/v1:Certificate")
+    # ...while its Redis stays plain on the stack's own Docker network.
+    staging_redis = docker_env(staging.one("docker:index/container:Container", "app-1").inputs)[
+        "REDIS_CONNECTION_STRING"
+    ]
+    assert staging_redis.startswith("redis://")
 
 
 def test_every_app_replica_runs_one_image(staging: Declaration, production: Declaration) -> None:

@@ -1,5 +1,5 @@
 """Findings 4, 5 and 11: TLS bootstraps from the program (internal CA, ACME DNS-01 from the spec, the rest
-named as prerequisites); the public gateway keeps client addresses, refuses /metrics, re-resolves its
+named as prerequisites; on Docker, the certificate and key the stack's secrets give); the public gateway keeps client addresses, refuses /metrics, re-resolves its
 upstreams, logs to stdout/stderr and runs one worker per CPU of its limit."""
 
 from __future__ import annotations
@@ -7,6 +7,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
+from infra.components.gateway import MissingTlsCertificate
 from infra.mock_runtime import Declaration
 from infra.render import render_nginx
 from infra.spec import load_spec
@@ -105,7 +108,9 @@ def test_every_gateway_forwards_the_address_it_saw_never_the_clients_header(
     staging: Declaration, production: Declaration, variant: Variant
 ) -> None:
     behind_a_balancer = variant("production", append="  living-codex:gateway:\n    trustedProxies: [10.0.0.0/8]\n")
-    local = render_nginx(load_spec("staging"), ["127.0.0.1:5101"], runtime_dir="/tmp/x", listen_host="127.0.0.1:")
+    # The local environment renders staging's spec without TLS (codexops/localenv.py nginx_conf).
+    plain = load_spec("staging").model_copy(update={"tls": False})
+    local = render_nginx(plain, ["127.0.0.1:5101"], runtime_dir="/tmp/x", listen_host="127.0.0.1:")
     for conf in (_gateway_conf(staging), _gateway_conf(production), _gateway_conf(behind_a_balancer), local):
         assert "proxy_set_header X-Forwarded-For $remote_addr;" in conf
         assert "$proxy_add_x_forwarded_for" not in conf  # it appends whatever the client sent
@@ -136,3 +141,44 @@ def test_the_gateway_pauses_before_it_stops(production: Declaration) -> None:
     # Endpoints and the LoadBalancer drop a terminating pod only after a moment: nginx keeps serving meanwhile.
     (nginx,) = deployment(production, "gateway")["spec"]["template"]["spec"]["containers"]
     assert nginx["lifecycle"] == {"preStop": {"sleep": {"seconds": production.spec.shutdown.drainSeconds}}}
+
+
+# -- issue 20, item 10: staging over TLS --------------------------------------------------------------
+STAND_INS = ("tls-certificate-from-the-esc-environment", "tls-key-from-the-esc-environment")
+
+
+def test_the_docker_gateway_serves_https_from_the_uploaded_certificate(staging: Declaration) -> None:
+    gateway = container(staging, "gateway")
+    assert {"internal": 8443, "external": 443} in gateway["ports"]
+    uploads = {u["file"]: u for u in gateway["uploads"]}
+    assert uploads["/etc/nginx/tls/tls.crt"]["content"] == STAND_INS[0]
+    key = uploads["/etc/nginx/tls/tls.key"]
+    assert key["content"] == STAND_INS[1] and key["owner"] == "101" and key["permissions"] == "0400"
+    conf = uploads["/etc/nginx/nginx.conf"]["content"]
+    assert "ssl_certificate /etc/nginx/tls/tls.crt;" in conf and "ssl_certificate_key /etc/nginx/tls/tls.key;" in conf
+    assert "listen 8443 ssl;" in conf and "return 301 https://$host$request_uri;" in conf
+    assert 'add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;' in conf
+    assert check(security.gateway_https, CONFIGMAP, {"data": {"nginx.conf": conf}}) == []
+
+
+def test_the_certificate_and_key_are_secrets_and_nowhere_else(staging: Declaration) -> None:
+    gateway = staging.one("docker:index/container:Container", "gateway")
+    assert "uploads" in gateway.secrets  # encrypted in the state, masked in previews
+    for resource in staging.resources:
+        inputs = dict(resource.inputs)
+        if resource is gateway:
+            inputs["uploads"] = [u for u in inputs["uploads"] if not u["file"].startswith("/etc/nginx/tls/")]
+        assert not any(value in repr(inputs) for value in STAND_INS), resource.name
+
+
+def test_a_docker_tls_stack_without_its_certificate_is_refused(variant: Variant) -> None:
+    unsupplied = ("tlsCertificate", "tlsKey")  # neither the stack file nor its ESC environment sets them
+    with pytest.raises(MissingTlsCertificate) as refused:
+        variant("staging", unsupplied=unsupplied)
+    message = str(refused.value)
+    assert "living-codex:tlsCertificate, living-codex:tlsKey is not set" in message
+    assert "pulumi config set --secret --stack variant living-codex:tlsKey < privkey.pem" in message
+    with pytest.raises(MissingTlsCertificate, match=r"but living-codex:tlsKey is not set"):
+        variant("staging", append="  living-codex:tlsCertificate:\n    secure: AAABAC0\n", unsupplied=unsupplied)
+    plain = variant("staging", ("living-codex:tls: true", "living-codex:tls: false"), unsupplied=unsupplied)
+    assert [u["file"] for u in container(plain, "gateway")["uploads"]] == ["/etc/nginx/nginx.conf"]

@@ -55,3 +55,13 @@ def test_the_committed_stacks_pass_the_whole_pack(tmp_path: Path) -> None:
         result = CliRunner().invoke(cli, ["preview", stack, "--out", str(tmp_path)])
         assert result.exit_code == 0, result.output
         assert "no violations" in result.output
+
+
+def test_a_plaintext_staging_certificate_key_is_refused(tmp_path: Path) -> None:
+    """tlsKey is a secret key (infra/spec.py SECRET_KEYS): a stack file holding it in plaintext is refused."""
+    staging = (ROOT / "Pulumi.staging.yaml").read_text()
+    (tmp_path / "Pulumi.worse.yaml").write_text(staging.replace("config:\n", "config:\n  living-codex:tlsKey: k\n", 1))
+    result = CliRunner().invoke(cli, ["preview", "worse", "--stacks", str(tmp_path), "--out", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "[mandatory] secrets-encrypted-in-config" in result.output
+    assert "tlsKey is a plaintext value in the stack file" in result.output
