@@ -90,3 +90,13 @@ def test_a_pid_file_of_another_program_is_left_alone(tmp_path: Path) -> None:
         assert other.poll() is None and shard.code == 0
     finally:
         other.kill()
+
+
+def test_at_most_max_isolated_stack_shards_run_at_once_and_one_without_namespaces() -> None:
+    stacks = [run_tests.Shard(f"s{i}", ("x",)) for i in range(run_tests.MAX_ISOLATED)]
+    rest = run_tests.Shard("rest", ("tests",), isolated=False)
+    waiting = run_tests.Shard("next", ("y",))
+    assert run_tests.may_start(waiting, stacks[:-1], isolate=True)
+    assert not run_tests.may_start(waiting, stacks, isolate=True)  # queued until one ends
+    assert run_tests.may_start(rest, stacks, isolate=True)  # rest uses free ports: always
+    assert not run_tests.may_start(waiting, stacks[:1], isolate=False)  # the fixed ports are taken
