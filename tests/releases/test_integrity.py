@@ -23,6 +23,7 @@ import yaml
 
 from codexops import localenv
 from codexops.releases.model import Release
+from tests.support.evidence import commit_evidence
 from tests.support.gitrepo import git
 from tests.support.releases import build
 from tests.support.two_stacks import BIN, ROOT, STACKS, Builder, World, two_stacks
@@ -40,6 +41,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         document["config"]["living-codex:load"] = SHORT_GATE
         spec.write_text(yaml.safe_dump(document))
         git(world.repo, "commit", "--quiet", "-am", "staging: a short full gate")
+        commit_evidence("production", world.good)  # as promote commits it: production admits good
         with ThreadPoolExecutor(len(STACKS)) as pool:
             deploys = list(pool.map(lambda s: world.run("codexops", "deploy", s, "--release", world.good.id), STACKS))
         assert [d.returncode for d in deploys] == [0, 0], [d.stdout + d.stderr for d in deploys]
