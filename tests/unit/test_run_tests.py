@@ -73,6 +73,10 @@ def test_a_shard_that_leaves_a_stack_running_fails_and_the_stack_is_stopped(tmp_
     # A stand-in for a forgotten supervisord: the runner checks the name in the process's command line.
     daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "supervisord"])
     (stack / "supervisord.pid").write_text(f"{daemon.pid}\n")
+    cmdline = Path(f"/proc/{daemon.pid}/cmdline")
+    began = time.monotonic()  # the runner recognises it by its command line: wait until the kernel shows it
+    while b"supervisord" not in cmdline.read_bytes() and time.monotonic() - began < 30:
+        time.sleep(0.05)
     try:
         run_tests.finish(shard, 0)
         assert daemon.wait(60) != 0  # stopped by SIGTERM (60 s: a loaded machine starts Python slowly)
