@@ -131,7 +131,8 @@ def change(
     if fresh and named == release.id and not break_glass:
         return Result(0, "NO CHANGE", f"{stack} already serves {release.id}, as its file names: nothing to do")
     glass = admission.override(release, break_glass) if break_glass else None
-    admitted, files = _admitted_with(stack, release, evidence, accept_warnings, glass)
+    admitted, stored = _admitted_with(stack, release, evidence, accept_warnings, glass)
+    files = [file for file in stored if gitops.uncommitted(file, repo)]  # a promotion repeated: already in Git
     glass = glass if admitted.loud else None
     if named == release.id and not files and glass is None:  # named, not served (verified) everywhere: no commit
         say(f"==> {path.name} names {release.id} already; {stack} serves {backend.serving(stack).describe()}")

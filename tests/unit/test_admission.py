@@ -102,3 +102,24 @@ def test_rollback_needs_evidence_or_the_break_glass_it_ran_under(store: Path, tm
     backend.served["production"] = r1
     desired.write("production", desired.Desired(r1.id, r1.image))
     assert rollback.plan(backend, "production", r2.id).break_glass is None
+
+
+def test_a_promotion_repeated_before_it_served_commits_nothing_new(store: Path, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    r1 = make_release(store, "1.0.1", "a")
+    backend = FakeBackend(served={"staging": r1})
+    history.record_gate("staging", backend.gate("staging", "gate", tmp_path))
+
+    def again() -> promote.Result:
+        return promote.promote(
+            backend, "staging", "production", now=datetime.now(UTC), max_age=timedelta(hours=1),
+            accept_warnings=False, reports=tmp_path, say=print, commit_only=True,
+        )  # fmt: skip
+
+    assert again().verdict == "COMMITTED"
+    commits = len(gitops.log("production"))
+    # killed before production served it: the same promotion again writes the same evidence, commits nothing
+    repeated = again()
+    assert repeated.verdict == "COMMITTED" and "already" in repeated.message
+    assert len(gitops.log("production")) == commits and not gitops.uncommitted(desired.path_of("production"))
