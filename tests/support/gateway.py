@@ -37,12 +37,12 @@ class Nginx:
 
 
 def start_nginx(directory: Path, upstreams: Sequence[str], *, replace: dict[str, str] | None = None) -> Nginx:
-    """nginx for the staging spec on a free loopback port; `replace` edits the rendered text (tests only)."""
+    """nginx for the staging spec on a free loopback port, plain HTTP as the local environment renders it
+    (TLS is the Docker gateway's); `replace` edits the rendered text (tests only)."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    conf = render_nginx(
-        load_spec("staging"), upstreams, runtime_dir=str(directory), listen_host="127.0.0.1:", http_port=port
-    )
+    spec = load_spec("staging").model_copy(update={"tls": False})
+    conf = render_nginx(spec, upstreams, runtime_dir=str(directory), listen_host="127.0.0.1:", http_port=port)
     for old, new in (replace or {}).items():
         assert old in conf, old
         conf = conf.replace(old, new)
