@@ -157,7 +157,12 @@ def test_a_bad_release_forced_onto_production_is_rolled_back(world: World) -> No
     assert f"rolled back to {world.good.id}" in forced.stdout
     health = world.health("production")
     assert health.status_code == 200 and health.json()["version"] == world.good.id
-    assert health.json()["status"] == "healthy"
+    # Healthy again once the replicas' windows leave the bad release's errors behind (a clean-clone run saw
+    # "degraded" at the first read on a loaded machine): a condition with a bound, not a single sample.
+    began = time.monotonic()
+    while world.health("production").json()["status"] != "healthy" and time.monotonic() - began < 90:
+        time.sleep(1)
+    assert world.health("production").json()["status"] == "healthy", world.health("production").json()
     events = [(e["kind"], e["release"], e["verdict"]) for e in world.history("production") if e["kind"] != "gate"]
     assert events[-2:] == [("deploy", world.releases["bad"].id, "FAIL"), ("rollback", world.good.id, "PASS")]
     assert world.history("production")[-2]["kind"] == "gate"  # the rollback passed its own checklist
