@@ -13,22 +13,17 @@ from codexops.cli import cli
 from codexops.releases import desired, promote, timeline
 from codexops.releases.history import Event, append
 from infra.spec import BreakGlass
-from tests.support.evidence import commit_evidence, trust_a_signer
+from tests.support.evidence import commit_evidence
 from tests.support.fake_backend import FakeBackend, make_release
-from tests.support.gitrepo import git, stack_repo
+from tests.support.gitrepo import git
 
 FORGED = "sha256:" + "0" * 64
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CODEX_STACKS_DIR", str(tmp_path / "stacks"))
-    monkeypatch.setenv("CODEX_RELEASES_DIR", str(tmp_path / "releases"))
-    monkeypatch.setenv("GITHUB_ACTOR", "history-test")
-    trust_a_signer(tmp_path, monkeypatch)
-    path = stack_repo(tmp_path / "repo")
-    monkeypatch.setenv("CODEX_REPO_DIR", str(path))
-    return path
+def repo(store: Path) -> Path:
+    """The stack files' throw-away repository (tests/unit/conftest.py: stacks, store, trusted signer)."""
+    return desired.repo_dir()
 
 
 def commits() -> list[dict[str, str]]:
