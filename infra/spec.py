@@ -274,6 +274,49 @@ class Load(Model):
         return self
 
 
+DURATION = re.compile(r"^(\d+)(s|m)$")
+
+
+class RolloutStep(Model):
+    """One canary step: `weight` percent of real traffic goes to the new release for `pause`, then the
+    step's analysis decides whether the rollout goes on or aborts."""
+
+    weight: int = Field(ge=1, le=99, description="percent of requests sent to the canary")
+    pause: str = Field("60s", pattern=DURATION.pattern, description="how long the step runs, e.g. 60s or 2m")
+
+    @property
+    def pause_seconds(self) -> int:
+        match = DURATION.match(self.pause)
+        assert match is not None  # the pattern checked it
+        return int(match[1]) * (60 if match[2] == "m" else 1)
+
+
+class Analysis(Model):
+    """How a step's canary is judged against the release serving beside it (codexops/rollout/analysis.py;
+    on Kubernetes the same queries in an Argo Rollouts AnalysisTemplate). The thresholds' critical levels are
+    hard limits; the relative limits catch a regression below them."""
+
+    maxRegressionPercent: float = Field(20, gt=0, description="canary p95/p99 may exceed the baseline's by this")
+    minLatencyDeltaMs: float = Field(10, ge=0, description="a latency difference below this is noise")
+    maxErrorRateIncrease: float = Field(0.01, ge=0, le=1, description="canary error rate minus the baseline's")
+    minSamples: int = Field(50, ge=1, description="requests each side needs in a step, else INCONCLUSIVE")
+
+
+class Rollout(Model):
+    """Progressive delivery: the steps a new release goes through before it takes all traffic. No steps:
+    all replicas move at once (a rolling update), judged after."""
+
+    steps: tuple[RolloutStep, ...] = (RolloutStep(weight=10, pause="60s"), RolloutStep(weight=50, pause="60s"))
+    analysis: Analysis = Analysis()
+
+    @model_validator(mode="after")
+    def _rising(self) -> Rollout:
+        weights = [step.weight for step in self.steps]
+        if weights != sorted(set(weights)):
+            raise ValueError(f"rollout.steps: weights must rise step by step, got {weights}")
+        return self
+
+
 STACK_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$"
 RELEASE_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$"
 ONE_LINE = r"^[^\x00-\x1f\x7f]+$"  # no newline or other control character
@@ -345,6 +388,7 @@ class EnvironmentSpec(Model):
     alerting: Alerting = Alerting()
     local: Local = Local()
     load: Load = Load()
+    rollout: Rollout = Rollout()
     secrets: dict[str, str] = Field(default_factory=dict, description="secret key -> ciphertext")
     plaintext_secrets: tuple[str, ...] = Field(
         (), description="secret keys set without --secret: the policy pack refuses such a stack"

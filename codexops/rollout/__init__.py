@@ -1,0 +1,1 @@
+"""Progressive delivery: canary steps judged against the release serving beside them."""
