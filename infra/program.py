@@ -8,6 +8,7 @@ import pulumi
 
 from infra.app_env import GATE_USERNAME, postgres_url, redis_url
 from infra.components.app import App
+from infra.components.canary import CanaryRollout, rolls_out
 from infra.components.foundation import Foundation
 from infra.components.gateway import Gateway
 from infra.components.issuers import Issuers
@@ -29,6 +30,7 @@ class Environment:
     observability: Observability
     app: App
     gateway: Gateway
+    canary: CanaryRollout | None
     prerequisites: list[str]
 
 
@@ -84,6 +86,7 @@ def build(spec: EnvironmentSpec) -> Environment:
     )
     app = App("app", target, secret_env, observability.otlp_endpoint, opts(foundation, postgres, redis))
     gateway = Gateway("gateway", target, [f"{h}:{app_port}" for h in target.gateway_upstreams], opts(app, issuers))
+    canary = CanaryRollout("canary", target, opts(app, observability)) if rolls_out(spec) else None
     pulumi.export("platform", spec.platform)
     pulumi.export("image", app.image_ref)
     # With the image, what a drift check or a preview sets to compare staging with what it runs (CODEX_RELEASE).
@@ -98,4 +101,4 @@ def build(spec: EnvironmentSpec) -> Environment:
     pulumi.export("gatePassword", pulumi.Output.secret(secrets.gate_password))
     if postgres.restore_command:
         pulumi.export("restoreCommand", postgres.restore_command)
-    return Environment(foundation, issuers, postgres, redis, observability, app, gateway, target.prerequisites)
+    return Environment(foundation, issuers, postgres, redis, observability, app, gateway, canary, target.prerequisites)

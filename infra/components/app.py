@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from infra.app_env import plain_env
 from infra.checkov_skips import skip_annotations
+from infra.components.canary import scaled_workload
 from infra.components.target import (
     CHECKSUM_ANNOTATION,
     ROOT_PATH,
@@ -268,7 +269,7 @@ class App(pulumi.ComponentResource):
             "app",
             metadata=metadata(target, component),
             spec={
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": self.host},
+                "scaleTargetRef": scaled_workload(spec, self.host),
                 "minReplicas": max(scaling.minReplicas, 1),
                 "maxReplicas": scaling.maxReplicas,
                 "metrics": [

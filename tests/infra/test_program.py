@@ -37,7 +37,7 @@ def _one(declaration: Declaration, type_: str, name: str) -> dict[str, Any]:
 
 def test_every_service_is_declared(staging: Declaration, production: Declaration) -> None:
     assert _components(staging) == COMPONENTS
-    assert _components(production) == COMPONENTS | {"Issuers"}
+    assert _components(production) == COMPONENTS | {"Issuers", "CanaryRollout"}
     containers = {r.inputs["name"] for r in staging.of_type("docker:index/container:Container")}
     assert containers == {
         f"living-codex-{s}"
