@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,8 +29,7 @@ COLOURS = {  # kind: (fill, stroke, legend)
 }
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     kind: str
     title: str
     details: tuple[str, ...]
