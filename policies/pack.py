@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from policies import alerting, docker, kubernetes, release, security, stack
+from policies import alerting, docker, kubernetes, release, rollout, security, stack
 
 ALL_POLICIES: list[Policy] = [
     *security.POLICIES,
@@ -16,6 +16,7 @@ ALL_POLICIES: list[Policy] = [
     *stack.POLICIES,
     *alerting.POLICIES,
     *release.POLICIES,
+    *rollout.POLICIES,
 ]
 CONFIG_DIR = Path(__file__).with_name("config")
 
