@@ -6,7 +6,7 @@ production); only addresses and paths differ.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +75,7 @@ def render_nginx(
     api_rate: str = "200r/s",
     api_burst: int = 400,
     container: Container | None = None,  # the public gateway of Docker or Kubernetes; None: the local one
+    weights: Mapping[str, int] | None = None,  # upstream -> nginx weight, during a canary step (1 when absent)
 ) -> str:
     """nginx.conf for `spec`; `listen_host` like '127.0.0.1:' binds one address (local runs).
 
@@ -89,6 +90,7 @@ def render_nginx(
         security_headers=SECURITY_HEADERS,
         hsts=HSTS,
         upstreams=list(upstreams),
+        weights=dict(weights or {}),
         tls=spec.tls,
         tls_cert=tls_cert,
         tls_key=tls_key,

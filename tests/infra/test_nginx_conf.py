@@ -168,3 +168,13 @@ def test_every_security_header_nginx_adds_is_hidden_from_the_replicas(stack: str
     hidden = set(re.findall(r"^\s*proxy_hide_header (\S+);", conf, re.M))
     assert added == {name for name, _ in SECURITY_HEADERS} | ({"Strict-Transport-Security"} if spec.tls else set())
     assert added <= hidden
+
+
+def test_a_canary_step_weights_the_upstream_and_passes_nginx_t(tmp_path: Path) -> None:
+    """A canary step's share is nginx weights (codexops/rollout/weights.py): 10% over two serving replicas."""
+    spec = load_spec("staging").model_copy(update={"tls": False})
+    servers = ["127.0.0.1:5101", "127.0.0.1:5102", "127.0.0.1:5199"]
+    conf = render_nginx(spec, servers, runtime_dir=str(tmp_path), weights=dict(zip(servers, (90, 90, 20), strict=True)))
+    assert "server 127.0.0.1:5199 weight=20 max_fails=3" in conf and "server 127.0.0.1:5101 weight=90" in conf
+    result = _nginx_t(conf, tmp_path)
+    assert result.returncode == 0, result.stderr
