@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codexops.paths import local_root
+from codexops.paths import stacks_root
 from infra.spec import check_stack_name
 
 if TYPE_CHECKING:
@@ -24,11 +24,6 @@ if TYPE_CHECKING:
 KINDS = ("deploy", "promote", "rollback", "sync", "gate")
 VERDICTS = ("PASS", "WARN", "FAIL", "REFUSED")
 CHANGES_SERVICE = ("deploy", "promote", "rollback", "sync")  # kinds that put a release in service when they succeed
-
-
-def stacks_root() -> Path:
-    """The same folder as the local stacks' (codexops.localenv.stacks_root)."""
-    return Path(os.environ.get("CODEX_STACKS_DIR") or local_root() / "stacks")
 
 
 def stack_dir(stack: str) -> Path:
