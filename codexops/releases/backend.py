@@ -1,14 +1,11 @@
-"""The interface every deployment backend implements, and the choice between them.
+"""The interface every deployment backend implements.
 
 Local (processes on this machine, `local_backend.py`) and Pulumi (the Automation API,
-`pulumi_backend.py`). `--local` or `CODEX_BACKEND=local|pulumi` choose; by default Pulumi when its CLI is
-installed, local otherwise.
+`pulumi_backend.py`); which one runs is codexops/backend_choice.py's rule, built by `selection.py`.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,11 +16,6 @@ from codexops.releases.model import Release
 from codexops.releases.serving import Serving
 
 Progress = Callable[[str], None]
-BACKENDS = ("local", "pulumi")
-
-
-class BackendUnavailable(RuntimeError):
-    """The chosen backend cannot run here (exit 2); the message says what is missing."""
 
 
 class ReleaseTampered(RuntimeError):
@@ -75,24 +67,3 @@ class Backend(Protocol):
     def gate(self, stack: str, shape: str, reports: Path, since: datetime | None = None) -> GateResult:
         """`since`: a verification's deploy time; alerts firing only on older samples do not count."""
         ...
-
-
-def backend_name(local: bool) -> str:
-    """Which backend: --local, else CODEX_BACKEND, else pulumi when its CLI is on PATH, else local."""
-    if local:
-        return "local"
-    chosen = os.environ.get("CODEX_BACKEND", "").strip().lower()
-    if chosen and chosen not in BACKENDS:
-        raise BackendUnavailable(f"CODEX_BACKEND={chosen!r}: use one of {', '.join(BACKENDS)}")
-    return chosen or ("pulumi" if shutil.which("pulumi") else "local")
-
-
-def select_backend(local: bool) -> Backend:
-    # Imported on demand: each backend pulls in its own dependencies (the Automation API, supervisor).
-    if backend_name(local) == "pulumi":
-        from codexops.releases.pulumi_backend import PulumiBackend
-
-        return PulumiBackend()
-    from codexops.releases.local_backend import LocalBackend
-
-    return LocalBackend()

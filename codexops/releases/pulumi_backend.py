@@ -15,8 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from codexops.backend_choice import BackendUnavailable
 from codexops.releases import desired
-from codexops.releases.backend import BackendUnavailable, DeployOutcome, Progress
+from codexops.releases.backend import DeployOutcome, Progress
 from codexops.releases.model import Release, list_releases
 from codexops.releases.serving import Replica, Serving
 from infra.spec import load_spec

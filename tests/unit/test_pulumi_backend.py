@@ -15,10 +15,9 @@ from pulumi.automation import ConfigValue, OutputValue
 from pulumi.automation._cmd import CommandResult
 from pulumi.automation.errors import CommandError
 
-from codexops.releases import backend as backends
+from codexops.backend_choice import BackendUnavailable
 from codexops.releases import desired, sync
 from codexops.releases.admission import named_release
-from codexops.releases.backend import BackendUnavailable
 from codexops.releases.pulumi_backend import PulumiBackend
 from tests.support.evidence import commit_evidence, trust_a_signer
 from tests.support.fake_backend import FakeReport, make_release
@@ -71,20 +70,6 @@ class FakeStack:
         if self.changes:
             raise CommandError(CommandResult("", f"error: {self.changes}", 255))
         return SimpleNamespace(change_summary={"same": 30})
-
-
-def test_backend_choice(fake_pulumi: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CODEX_BACKEND", raising=False)
-    assert backends.backend_name(local=False) == "pulumi"  # the CLI is on PATH
-    assert backends.backend_name(local=True) == "local"
-    monkeypatch.setenv("CODEX_BACKEND", "local")
-    assert backends.backend_name(local=False) == "local"
-    monkeypatch.setenv("CODEX_BACKEND", "terraform")
-    with pytest.raises(BackendUnavailable, match="CODEX_BACKEND='terraform'"):
-        backends.backend_name(local=False)
-    monkeypatch.delenv("CODEX_BACKEND")
-    monkeypatch.setenv("PATH", "/nonexistent")
-    assert backends.backend_name(local=False) == "local"
 
 
 def test_without_the_cli_the_backend_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
