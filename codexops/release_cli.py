@@ -51,9 +51,9 @@ def _errors() -> Iterator[None]:
     from codexops.releases.gitops import GitError
     from codexops.releases.lock import StackBusy
     from codexops.releases.model import AmbiguousRelease, ReleaseNotFound
-    from codexops.releases.promote import Refused
+    from codexops.releases.named import ReleaseMissing
     from codexops.releases.rollback import NothingToRollBackTo
-    from codexops.releases.sync import ReleaseMissing
+    from codexops.releases.shipping import Refused
 
     try:
         yield
@@ -147,6 +147,7 @@ def rollback(
     from codexops.releases import rollback as rolling
     from codexops.releases.lock import stack_lock
     from codexops.releases.selection import select_backend
+    from codexops.releases.shipping import roll_back
 
     with _errors():
         backend = select_backend(local)
@@ -160,9 +161,7 @@ def rollback(
                 typer.secho(f"==> BREAK-GLASS: {plan.break_glass.reason} ({plan.break_glass.by})", fg="yellow")
             commit = rolling.commit_rollback(stack, plan.target, "rollback requested", plan.break_glass)
             typer.echo(f"==> committed {commit[:12]}: Pulumi.{stack}.yaml names {plan.target.id}")
-            event = rolling.roll_back(
-                backend, stack, plan.target, typer.echo, reason="rollback requested", reports=reports
-            )
+            event = roll_back(backend, stack, plan.target, typer.echo, reason="rollback requested", reports=reports)
     code = 0 if event.verdict == "PASS" else 1
     _finish(code, "ROLLED BACK" if code == 0 else "FAIL", f"{stack} -> {event.release}: {event.detail}")
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from codexops.releases.history import GateResult
 from codexops.releases.model import Release
 from codexops.releases.serving import Serving
 
@@ -29,18 +30,11 @@ class DeployOutcome:
     backup: Path | None = None  # pg_dump taken first because the release moves the schema forward
 
 
-class GateResult(Protocol):
-    """What promotion reads of a gate run (codexops.gate.GateReport has it)."""
-
-    verdict: str  # PASS, WARN, FAIL
-    directory: str  # the report's folder
-    release: dict[str, str] | None  # {"id", "digest"} of the release judged
-
-    def reasons(self) -> list[str]: ...
-
-
 class Backend(Protocol):
     name: str
+    # It deploys a release by its image alone (Pulumi: the image the stack file names), so a release the
+    # store lacks needs no local build; the local backend runs the release's files.
+    deploys_by_image: bool
 
     def deploy(self, stack: str, release: Release, progress: Progress) -> DeployOutcome: ...
 
@@ -49,13 +43,15 @@ class Backend(Protocol):
         ...
 
     def serving(self, stack: str) -> Serving:
-        """What each replica serves, asked of the stack now (never a record of the last deploy)."""
+        """What each replica serves, asked of the stack now (never a record of the last deploy); with
+        `image`, the image the platform runs, when it runs one."""
         ...
 
     def drift(self, stack: str) -> str:
         """What differs from the stack's whole desired state (its file and the program) beyond the release
-        each replica serves: settings, replicas, rendered configuration; "" when nothing. Pulumi: `preview
-        --expect-no-changes`; local: the spec rendered now against what runs."""
+        `serving` reports: settings, replicas, rendered configuration; "" when nothing. Pulumi: `preview
+        --refresh --expect-no-changes` (what changed outside Pulumi too); local: the spec rendered now
+        against what runs."""
         ...
 
     def check_release(self, release: Release) -> None:
