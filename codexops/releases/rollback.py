@@ -4,7 +4,8 @@
 file's git log) plus a sync; `git revert <promotion commit>` + `codexops sync B` does the same. When the
 schema moved forward since that release served, the backup taken before the move is restored first
 (pg_restore): writes made since are discarded, so the command asks first (or takes --yes). A rollback
-is PASS only when the checklist and smoke load pass afterwards.
+is PASS only when the checklist and smoke load pass afterwards. This module plans and commits it; the
+restore, deploy and verification are shipping.roll_back, which a failed ship uses too.
 """
 
 from __future__ import annotations
