@@ -27,7 +27,7 @@ from codexops.checklist import CHECKLIST_DIR
 from codexops.targets import Target, TargetError, resolve_target
 from infra.spec import ROOT, EnvironmentSpec
 from loadtests.shapes import duration, ramp_seconds
-from loadtests.thresholds import judge, steady_rps_from_history
+from loadtests.thresholds import Measurement, judge, steady_rps_from_history
 
 BIN = Path(sys.executable).parent
 HTTP_TIMEOUT = 5.0
@@ -186,10 +186,7 @@ def run_load(target: Target, target_file: Path, shape: str, scale: float, out: P
     if shape == "gate":  # the spec's target rate, held after the ramp: achieved against target
         achieved = steady_rps_from_history(out / "locust_stats_history.csv", ramp_seconds(target.spec.load))
         stats.update(target_rps=target.spec.load.targetRps, achieved_rps=round(achieved or 0.0, 1))
-    spec = target.spec
-    verdict = judge(
-        spec.thresholds, stats["p95_ms"], stats["error_rate"], stats["requests"], stats.get("achieved_rps"), spec.load
-    )
+    verdict = judge(Measurement.of_stats(stats), target.spec.thresholds, target.spec.load)
     status = {"pass": "pass", "warning": "warn", "critical": "fail"}[verdict.level]
     return Step("load", status, time.monotonic() - began, verdict.reasons, stats)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from codexops.paths import local_root
+from codexops.paths import local_root, stacks_root
 from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql, restrict_access
 from infra import spec_env as app_env
 from infra.alerts import render_alert_rules
@@ -70,10 +70,6 @@ def stack_ports(spec: EnvironmentSpec) -> Ports:
     if base is None:  # the runbook's ports
         return Ports(GATEWAY_PORT, 5433, 6390, 9091, 9095, tuple(5101 + i for i in apps))
     return Ports(base, base + 1, base + 2, base + 3, base + 4, tuple(base + 10 + i for i in apps))
-
-
-def stacks_root() -> Path:
-    return Path(os.environ.get("CODEX_STACKS_DIR") or RUNTIME / "stacks")
 
 
 @dataclass(frozen=True)

@@ -44,15 +44,16 @@ def _errors() -> Iterator[None]:
     """Every expected failure becomes its message and exit code, never a traceback."""
     from subprocess import CalledProcessError
 
+    from codexops.backend_choice import BackendUnavailable
     from codexops.localenv import LocalEnvError
     from codexops.releases.admission import NotAdmitted
-    from codexops.releases.backend import BackendUnavailable, ReleaseTampered
+    from codexops.releases.backend import ReleaseTampered
     from codexops.releases.gitops import GitError
     from codexops.releases.lock import StackBusy
     from codexops.releases.model import AmbiguousRelease, ReleaseNotFound
-    from codexops.releases.promote import Refused
+    from codexops.releases.named import ReleaseMissing
     from codexops.releases.rollback import NothingToRollBackTo
-    from codexops.releases.sync import ReleaseMissing
+    from codexops.releases.shipping import Refused
 
     try:
         yield
@@ -80,10 +81,10 @@ def deploy(
     """Commit STACK's file naming a release, deploy it (rolling), verify it with the checklist and a smoke
     load; on FAIL roll back and commit the revert. Refused where the stack's spec requires evidence
     (production: `codexops promote`), unless --break-glass says why."""
-    from codexops.releases.backend import select_backend
     from codexops.releases.lock import stack_lock
     from codexops.releases.model import load_release
     from codexops.releases.promote import change
+    from codexops.releases.selection import select_backend
 
     with _errors():
         chosen = load_release(release)
@@ -109,8 +110,8 @@ def promote(
     """Promote the release serving SOURCE to DESTINATION if its latest gate there allows it: commit
     DESTINATION's file naming it, sync, verify; on FAIL commit the revert and roll back."""
     from codexops.releases import promote as promotion
-    from codexops.releases.backend import select_backend
     from codexops.releases.lock import stack_lock
+    from codexops.releases.selection import select_backend
 
     with _errors():
         if source == destination:
@@ -144,8 +145,9 @@ def rollback(
     the database backup if the schema moved since; PASS only when the checklist passes afterwards. The
     target needs its evidence committed (or ran here by break-glass before, or --break-glass)."""
     from codexops.releases import rollback as rolling
-    from codexops.releases.backend import select_backend
     from codexops.releases.lock import stack_lock
+    from codexops.releases.selection import select_backend
+    from codexops.releases.shipping import roll_back
 
     with _errors():
         backend = select_backend(local)
@@ -159,9 +161,7 @@ def rollback(
                 typer.secho(f"==> BREAK-GLASS: {plan.break_glass.reason} ({plan.break_glass.by})", fg="yellow")
             commit = rolling.commit_rollback(stack, plan.target, "rollback requested", plan.break_glass)
             typer.echo(f"==> committed {commit[:12]}: Pulumi.{stack}.yaml names {plan.target.id}")
-            event = rolling.roll_back(
-                backend, stack, plan.target, typer.echo, reason="rollback requested", reports=reports
-            )
+            event = roll_back(backend, stack, plan.target, typer.echo, reason="rollback requested", reports=reports)
     code = 0 if event.verdict == "PASS" else 1
     _finish(code, "ROLLED BACK" if code == 0 else "FAIL", f"{stack} -> {event.release}: {event.detail}")
 
@@ -174,8 +174,8 @@ def sync(
 ) -> None:
     """Make STACK run the release its committed file names (no-op when it does), verified like a deploy."""
     from codexops.releases import sync as syncing
-    from codexops.releases.backend import select_backend
     from codexops.releases.lock import stack_lock
+    from codexops.releases.selection import select_backend
 
     with _errors():
         backend = select_backend(local)
@@ -192,7 +192,7 @@ def diff(
 ) -> None:
     """Exit 0 when STACK serves what its file names, 1 with what differs."""
     from codexops.releases import sync as syncing
-    from codexops.releases.backend import select_backend
+    from codexops.releases.selection import select_backend
 
     with _errors():
         drift = syncing.diff(select_backend(local), stack)

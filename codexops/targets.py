@@ -2,8 +2,8 @@
 replicas, Prometheus, spec and kind. The gate resolves it once and hands the result (as JSON) to the
 checklist and to Locust, so nothing downstream re-reads a stack by name.
 
-With the local backend (`--local`, CODEX_BACKEND=local, or no Pulumi CLI installed) a stack name means
-that stack's local environment; `local` is the default local stack.
+With the local backend (codexops/backend_choice.py: `--local`, CODEX_BACKEND=local, or no Pulumi CLI
+installed) a stack name means that stack's local environment; `local` is the default local stack.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from codexops.backend_choice import BackendUnavailable, backend_name
 from infra.spec import EnvironmentSpec, SpecError, available_stacks, load_spec
 from infra.spec_env import GATE_USERNAME
 
@@ -80,13 +80,11 @@ def spec_digest(spec: EnvironmentSpec) -> str:
 
 
 def local_backend_selected(local: bool = False) -> bool:
-    """--local or CODEX_BACKEND=local; without either, local unless the Pulumi CLI is installed."""
-    backend = os.environ.get("CODEX_BACKEND", "").lower()
-    if local or backend == "local":
-        return True
-    if backend == "pulumi":
-        return False
-    return shutil.which("pulumi") is None
+    """Whether a stack name means its local environment: the release commands' rule, as a TargetError."""
+    try:
+        return backend_name(local) == "local"
+    except BackendUnavailable as exc:
+        raise TargetError(str(exc)) from None
 
 
 def _spec(stack: str) -> EnvironmentSpec:

@@ -1,5 +1,6 @@
 """Prometheus alert rules generated from the spec's thresholds: one change moves alert, dashboard
-line and gate together."""
+line and gate together. Each threshold gives a warning and a critical rule (`threshold_rules`) on a
+measure of infra/promql.py."""
 
 from __future__ import annotations
 
@@ -8,13 +9,8 @@ from typing import Any
 
 import yaml
 
-from infra.spec import EnvironmentSpec
-
-P95 = 'histogram_quantile(0.95, sum by (le) (rate(codex_http_request_latency_seconds_bucket{job="living-codex"}[5m])))'
-ERROR_RATE = (
-    '(sum(rate(codex_http_requests_total{job="living-codex",status=~"5.."}[5m])) or vector(0))'
-    ' / sum(rate(codex_http_requests_total{job="living-codex"}[5m]))'
-)
+from infra.promql import ERROR_RATE, HEALTH, MEMORY, P95
+from infra.spec import EnvironmentSpec, Threshold
 
 
 @dataclass(frozen=True)
@@ -39,68 +35,38 @@ class AlertRule:
         }
 
 
-def alert_rules(spec: EnvironmentSpec) -> list[AlertRule]:
-    t = spec.thresholds
-    p95_w, p95_c = t.p95LatencyMs.warning / 1000, t.p95LatencyMs.critical / 1000
+def threshold_rules(
+    name: str, measure: str, level: Threshold, summary: str, *, per: float = 1, below: bool = False
+) -> list[AlertRule]:
+    """`name`Warning (held 2 minutes) and `name`Critical (1 minute): `measure` above (`below`: under) each
+    level of the spec's threshold, divided by `per` into the measure's unit (1000 ms a second).
+    `summary` is formatted with the level, in the spec's unit."""
+    comparison = "<" if below else ">"
     return [
         AlertRule(
-            "CodexMemoryUsageWarning",
-            f"max by (instance) (codex_memory_usage_percent) > {t.memoryUsagePercent.warning:g}",
-            "warning",
-            f"Memory above {t.memoryUsagePercent.warning:g}% of the limit",
-            "2m",
-        ),
-        AlertRule(
-            "CodexMemoryUsageCritical",
-            f"max by (instance) (codex_memory_usage_percent) > {t.memoryUsagePercent.critical:g}",
-            "critical",
-            f"Memory above {t.memoryUsagePercent.critical:g}% of the limit",
-        ),
+            f"{name}{severity.title()}",
+            f"{measure} {comparison} {value / per:g}",
+            severity,
+            summary.format(value),
+            held,
+        )
+        for severity, value, held in (("warning", level.warning, "2m"), ("critical", level.critical, "1m"))
+    ]
+
+
+def alert_rules(spec: EnvironmentSpec) -> list[AlertRule]:
+    t = spec.thresholds
+    return [
+        *threshold_rules("CodexMemoryUsage", MEMORY, t.memoryUsagePercent, "Memory above {:g}% of the limit"),
         AlertRule(
             "CodexMemoryLeakDetected",
             "max by (instance) (codex_memory_leak_detected) == 1",
             "critical",
             "Sustained memory growth: a leak is likely",
         ),
-        AlertRule(
-            "CodexP95LatencyWarning",
-            f"{P95} > {p95_w:g}",
-            "warning",
-            f"p95 latency above {t.p95LatencyMs.warning:g} ms",
-            "2m",
-        ),
-        AlertRule(
-            "CodexP95LatencyCritical",
-            f"{P95} > {p95_c:g}",
-            "critical",
-            f"p95 latency above {t.p95LatencyMs.critical:g} ms",
-        ),
-        AlertRule(
-            "CodexErrorRateWarning",
-            f"{ERROR_RATE} > {t.errorRate.warning:g}",
-            "warning",
-            f"More than {t.errorRate.warning:.0%} of requests fail",
-            "2m",
-        ),
-        AlertRule(
-            "CodexErrorRateCritical",
-            f"{ERROR_RATE} > {t.errorRate.critical:g}",
-            "critical",
-            f"More than {t.errorRate.critical:.0%} of requests fail",
-        ),
-        AlertRule(
-            "CodexHealthScoreWarning",
-            f"min by (instance) (codex_health_score) < {t.healthScore.warning:g}",
-            "warning",
-            f"Health score below {t.healthScore.warning:g}",
-            "2m",
-        ),
-        AlertRule(
-            "CodexHealthScoreCritical",
-            f"min by (instance) (codex_health_score) < {t.healthScore.critical:g}",
-            "critical",
-            f"Health score below {t.healthScore.critical:g}",
-        ),
+        *threshold_rules("CodexP95Latency", P95, t.p95LatencyMs, "p95 latency above {:g} ms", per=1000),
+        *threshold_rules("CodexErrorRate", ERROR_RATE, t.errorRate, "More than {:.0%} of requests fail"),
+        *threshold_rules("CodexHealthScore", HEALTH, t.healthScore, "Health score below {:g}", below=True),
         AlertRule(
             "CodexModuleFailures",
             f"max by (instance) (codex_module_failures) > {t.moduleFailures.warning:g}",

@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.alerts import ERROR_RATE
-from infra.spec import EnvironmentSpec
+from infra.promql import ERROR_RATE, P95, in_ms, latency_quantile
+from infra.spec import EnvironmentSpec, Threshold
 
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 
 
-def _quantile(q: float) -> str:
-    return (
-        f"histogram_quantile({q}, sum by (le) "
-        f'(rate(codex_http_request_latency_seconds_bucket{{job="living-codex"}}[5m]))) * 1000'
-    )
+def _lines(level: Threshold) -> list[tuple[str, float]]:
+    """A threshold's warning and critical levels, drawn on its panel as the alerts compare them."""
+    return [("orange", level.warning), ("red", level.critical)]
 
 
 def _panel(
@@ -63,9 +61,9 @@ def dashboard(spec: EnvironmentSpec) -> dict[str, Any]:
         _panel(
             2,
             "Latency p50 / p95 / p99",
-            [(_quantile(0.5), "p50"), (_quantile(0.95), "p95"), (_quantile(0.99), "p99")],
+            [(in_ms(latency_quantile(0.5)), "p50"), (in_ms(P95), "p95"), (in_ms(latency_quantile(0.99)), "p99")],
             "ms",
-            thresholds=[("orange", t.p95LatencyMs.warning), ("red", t.p95LatencyMs.critical)],
+            thresholds=_lines(t.p95LatencyMs),
             x=12,
         ),
         _panel(
@@ -73,7 +71,7 @@ def dashboard(spec: EnvironmentSpec) -> dict[str, Any]:
             "Error rate",
             [(ERROR_RATE, "5xx share")],
             "percentunit",
-            thresholds=[("orange", t.errorRate.warning), ("red", t.errorRate.critical)],
+            thresholds=_lines(t.errorRate),
             y=8,
         ),
         _panel(
@@ -81,7 +79,7 @@ def dashboard(spec: EnvironmentSpec) -> dict[str, Any]:
             "Memory usage",
             [("codex_memory_usage_percent", "{{instance}}")],
             "percent",
-            thresholds=[("orange", t.memoryUsagePercent.warning), ("red", t.memoryUsagePercent.critical)],
+            thresholds=_lines(t.memoryUsagePercent),
             x=12,
             y=8,
         ),

@@ -25,7 +25,7 @@ from locust.env import Environment
 
 from infra.spec import EnvironmentSpec, load_spec
 from loadtests.shapes import per_user_rate, ramp_seconds, stages
-from loadtests.thresholds import judge, steady_rps
+from loadtests.thresholds import Measurement, judge, steady_rps
 
 STACK = os.environ.get("CODEX_STACK", "staging")
 SHAPE = os.environ.get("CODEX_LOAD_SHAPE", "smoke")
@@ -266,9 +266,8 @@ class CodexShape(LoadTestShape):
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
 def _apply_thresholds(environment: Environment, **_: Any) -> None:
     total = environment.stats.total
-    p95 = total.get_response_time_percentile(0.95) or 0.0
     achieved = steady_rps(total.num_reqs_per_sec, ramp_seconds(SPEC.load)) if SHAPE == "gate" else None
-    verdict = judge(SPEC.thresholds, p95, total.fail_ratio, total.num_requests, achieved, SPEC.load)
+    verdict = judge(Measurement.of_locust(total, achieved), SPEC.thresholds, SPEC.load)
     print(f"codex thresholds ({STACK}): {verdict.level}; " + ("; ".join(verdict.reasons) or "within limits"))
     if verdict.level == "critical":
         environment.process_exit_code = 1

@@ -13,22 +13,24 @@ import os
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from codexops.paths import local_root
+from codexops.paths import stacks_root
 from infra.spec import check_stack_name
-
-if TYPE_CHECKING:
-    from codexops.releases.backend import GateResult
 
 KINDS = ("deploy", "promote", "rollback", "sync", "gate")
 VERDICTS = ("PASS", "WARN", "FAIL", "REFUSED")
 CHANGES_SERVICE = ("deploy", "promote", "rollback", "sync")  # kinds that put a release in service when they succeed
 
 
-def stacks_root() -> Path:
-    """The same folder as the local stacks' (codexops.localenv.stacks_root)."""
-    return Path(os.environ.get("CODEX_STACKS_DIR") or local_root() / "stacks")
+class GateResult(Protocol):
+    """What the history and promotion read of a gate run (codexops.gate.GateReport has it)."""
+
+    verdict: str  # PASS, WARN, FAIL
+    directory: str  # the report's folder
+    release: dict[str, str] | None  # {"id", "digest"} of the release judged
+
+    def reasons(self) -> list[str]: ...
 
 
 def stack_dir(stack: str) -> Path:

@@ -41,6 +41,7 @@ DATABASE = "livingcodex"
 
 class LocalBackend:
     name = "local"
+    deploys_by_image = False
 
     def deploy(self, stack: str, release: Release, progress: Progress) -> DeployOutcome:
         entry = None if release.path is None else release.path / "venv" / "bin" / "codexops"

@@ -3,45 +3,27 @@
 `promote`: the source stack's latest gate for the release serving there must be PASS (WARN with
 --accept-warnings) and younger than the bound; then `change` makes the destination's desired state name
 that exact release: it writes Pulumi.<stack>.yaml and the evidence (evidence/<stack>/<release>/), commits
-them (release, evidence digest, who), ships it, and on FAIL commits the revert (the stack is rolled back
-to what served before).
-`ship` (promote, `codexops deploy`, sync): the door first (admission.py: the evidence the stack's spec
-requires, or a break-glass in its file), then deploy, run the checklist and a smoke load on the stack, and
-on FAIL roll back to the release that served before. Every step is an event in the stack's history.
+them (release, evidence digest, who), ships it (shipping.py: the door, deploy, verify, roll back on
+FAIL), and on FAIL commits the revert.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from codexops.releases import admission, desired, gitops, history
 from codexops.releases.backend import Backend, Progress
+from codexops.releases.evidence import Evidence, EvidenceRefused, check_evidence
 from codexops.releases.history import Event
 from codexops.releases.model import Release
 from codexops.releases.serving import unverified
+from codexops.releases.shipping import Refused, Result, ship
 from infra.spec import BreakGlass
-
-if TYPE_CHECKING:
-    from codexops.releases.evidence import Evidence
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_AGE_LIMIT = timedelta(days=365)
-SMOKE = "smoke"
-
-
-class Refused(RuntimeError):
-    """Promotion refused (exit 1): the message is the reason."""
-
-
-@dataclass(frozen=True)
-class Result:
-    exit_code: int  # 0 shipped, 1 refused or rolled back
-    verdict: str
-    message: str
 
 
 def parse_age(text: str) -> timedelta:
@@ -70,8 +52,6 @@ def promote(
     """Check the evidence, then commit the destination's file naming the source's release and ship it
     (with `commit_only`, stop after the commit: in CI its pull request is the approval, merging deploys).
     Hold the destination's lock."""
-    from codexops.releases.evidence import EvidenceRefused, check_evidence
-
     release = backend.current_release(source)
     try:  # the one place promotion checks its evidence: a signed full gate of the release's digest
         if release is None:
@@ -161,60 +141,6 @@ def change(
     return Result(result.exit_code, result.verdict, f"{result.message}; {path.name} reverted in {reverted[:12]}")
 
 
-def ship(
-    backend: Backend,
-    stack: str,
-    release: Release,
-    *,
-    kind: str,
-    reports: Path,
-    say: Progress,
-    source: str | None = None,
-) -> Result:
-    """The door, then deploy, verify with the checklist and a smoke load, roll back on failure. Hold the
-    stack's lock."""
-    admitted = door(stack, release, kind, say, source)
-    previous = backend.current_release(stack)
-    say(f"==> {kind} {release.id} to {stack} ({backend.name}); serving now: {previous.id if previous else 'nothing'}")
-    outcome = backend.deploy(stack, release, say)
-    backup = str(outcome.backup) if outcome.backup else None
-    if not outcome.ok:
-        failed = f"deploy failed: {outcome.detail}"
-        history.append(Event(kind, stack, release.id, release.digest, "FAIL", failed, None, backup, source))
-        why = f"deploy of {release.id} failed: {outcome.detail}"
-        return _roll_back_after(backend, stack, release, previous, why, say, reports)
-    deployed_at = datetime.now(UTC)  # the verification judges alerts on samples from here on (fix-forward)
-    say(f"==> checklist and {SMOKE} load on {stack}")
-    try:
-        report = backend.gate(stack, SMOKE, reports, since=deployed_at)
-    except Exception as exc:  # whatever stops the verification, the release is not verified: it goes back
-        why = f"the checklist and smoke load on {stack} could not run: {exc}"
-        history.append(Event(kind, stack, release.id, release.digest, "FAIL", why, None, backup, source))
-        return _roll_back_after(backend, stack, release, previous, why, say, reports)
-    history.record_gate(stack, report)
-    path = f"{report.directory}/report.json"
-    loud = f"{admitted.detail}; " if admitted.loud else ""  # a break-glass shows in every line it caused
-    reasons = (loud + "; ".join(report.reasons()))[:500]
-    history.append(Event(kind, stack, release.id, release.digest, report.verdict, reasons, path, backup, source))
-    if report.verdict == "FAIL":
-        why = f"{release.id} failed on {stack}: {reasons}"
-        return _roll_back_after(backend, stack, release, previous, why, say, reports)
-    return Result(0, report.verdict, f"{stack} serves {release.id} ({report.verdict}; report {path})")
-
-
-def door(stack: str, release: Release, kind: str, say: Progress, source: str | None = None) -> admission.Admission:
-    """What the stack's spec requires, checked from the repository before anything starts; a refusal is
-    recorded and raised as Refused."""
-    try:
-        admitted = admission.admit(stack, release)
-    except admission.NotAdmitted as refusal:
-        history.append(Event(kind, stack, release.id, release.digest, "REFUSED", str(refusal)[:500], source=source))
-        raise Refused(str(refusal)) from None
-    if admitted.how != "not required":
-        say(f"==> admitted to {stack} by {admitted.how}: {admitted.detail}")
-    return admitted
-
-
 def _admitted_with(
     stack: str, release: Release, proof: Evidence | None, accept_warnings: bool, glass: BreakGlass | None
 ) -> tuple[admission.Admission, list[Path]]:
@@ -227,16 +153,3 @@ def _admitted_with(
         for file in files:
             file.unlink(missing_ok=True)
         raise Refused(str(refusal)) from None
-
-
-def _roll_back_after(
-    backend: Backend, stack: str, failed: Release, previous: Release | None, why: str, say: Progress, reports: Path
-) -> Result:
-    from codexops.releases.rollback import roll_back
-
-    if previous is None or previous.id == failed.id:
-        return Result(1, "FAIL", f"{why}; no earlier release on {stack} to roll back to")
-    say(f"==> rolling {stack} back to {previous.id}: {why}")
-    event = roll_back(backend, stack, previous, say, reason=f"automatic: {why}", reports=reports)
-    state = "rolled back to" if event.verdict == "PASS" else "ROLLBACK FAILED to"
-    return Result(1, "FAIL", f"{why}; {state} {previous.id} ({event.detail})")

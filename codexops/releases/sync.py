@@ -1,16 +1,15 @@
 """`codexops sync` and `codexops diff`: a stack against what its committed Pulumi.<stack>.yaml names.
 
-sync: make the stack run that release (a no-op when it does), verified like a deploy (checklist and smoke
-load; on FAIL what served before is put back and the message says so). The release comes from the release store;
-a fresh clone's store lacks it, so it is built from its source commit (named in Git by the commit that
-first put it in a stack file) when that build gives the same release, or the message says what is missing.
-diff: 0 when the stack serves what its file names, 1 with what differs (local: the serving release;
-Pulumi: `preview --expect-no-changes`).
+sync: make the stack run that release (a no-op when it does), verified like a deploy (shipping.py:
+checklist and smoke load; on FAIL what served before is put back and the message says so). The release
+comes from the release store, or is found as named.py says (the file's image, or a build of its commit).
+diff: 0 when the stack serves what its file names, 1 with what differs. Both ask the backend the same
+two questions: what serves (each replica's release, or the image the platform runs) and what else
+differs from the desired state (`drift`: local, the spec rendered now; Pulumi, a refreshed preview).
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +17,12 @@ from pathlib import Path
 from codexops.releases import admission, desired, gitops, history
 from codexops.releases.backend import Backend, Progress
 from codexops.releases.desired import Desired
-from codexops.releases.model import Release, ReleaseNotFound, load_release
-from codexops.releases.serving import unverified
+from codexops.releases.model import Release
+from codexops.releases.named import release_named
+from codexops.releases.serving import Serving, unverified
+from codexops.releases.shipping import ship
 
 Confirm = Callable[[Path], None]  # asked before a database backup is restored; raises to refuse
-
-
-class ReleaseMissing(LookupError):
-    """The named release is not in the store and cannot be built here; the message says what is missing."""
 
 
 @dataclass(frozen=True)
@@ -40,37 +37,53 @@ def nothing_named(stack: str) -> str:
 
 def diff(backend: Backend, stack: str) -> Drift:
     want = desired.read(stack)
-    from codexops.releases.pulumi_backend import PulumiBackend
-
-    if isinstance(backend, PulumiBackend):
-        changes = backend.drift(stack)
-        if changes:
-            found = f"(pulumi preview --expect-no-changes):\n{changes}"
-            return Drift(1, f"{stack} differs from Pulumi.{stack}.yaml {found}")
-        matches = Drift(0, f"{stack} matches Pulumi.{stack}.yaml (release {want.release or 'not named'}, {want.image})")
-        if want.release is None or want.image is None:
-            return matches
-        named = admission.named_release(want.release, want.image.rpartition("@")[2], want.image)
-        return admitted(stack, named, matches)
-    serving = backend.serving(stack)  # asked of every replica, not remembered
+    serving = backend.serving(stack)  # asked of every replica (or the platform), not remembered
+    if want.release is not None:
+        differs = release_differs(stack, want, serving)
+        if differs:
+            return Drift(1, differs)
+    settings = backend.drift(stack)  # the rest of the file and the program
+    if settings:
+        what = f"serves {want.release}" if want.release else "has no release named"
+        return Drift(1, f"{stack} {what}, but its settings differ from Pulumi.{stack}.yaml:\n{settings}")
     if want.release is None:
-        return Drift(0, f"{nothing_named(stack)}: nothing to compare; {stack} serves {serving.describe()}")
-    differing = serving.differences(want.release)
-    if differing:
+        return Drift(0, f"{nothing_named(stack)}: no release to compare; {stack} serves {serving.describe()}")
+    in_sync = Drift(0, f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names")
+    served = serving_release(backend, stack, want)
+    return admitted(stack, served, in_sync) if served is not None else in_sync
+
+
+def runs_the_files_image(want: Desired, serving: Serving) -> bool:
+    """The platform runs the image the file names (Pulumi's exported image): that is the release, even
+    when this runner's store does not know it."""
+    return want.image is not None and serving.image == want.image
+
+
+def release_differs(stack: str, want: Desired, serving: Serving) -> str:
+    """Why the stack does not serve the file's release, verified ("" when it does)."""
+    assert want.release is not None
+    if runs_the_files_image(want, serving):
+        return ""
+    if serving.uniform != want.release:  # a replica down, edited, mixed, or another release
         edited = " (uncommitted: commit it, then sync)" if gitops.uncommitted(desired.path_of(stack)) else ""
-        found = f"{stack} serves {serving.uniform}" if serving.uniform else "; ".join(differing)
-        return Drift(1, f"{stack} differs: Pulumi.{stack}.yaml names {want.release}{edited}; {found}")
+        differing = "; ".join(serving.differences(want.release)) or serving.describe()
+        found = f"{stack} serves {serving.uniform}" if serving.uniform else differing
+        return f"{stack} differs: Pulumi.{stack}.yaml names {want.release}{edited}; {found}"
     why = unverified(stack, want.release, serving)
     if why:
-        return Drift(
-            1, f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names, but {why}: `codexops sync {stack}`"
-        )
-    config = backend.drift(stack)
-    if config:
-        return Drift(1, f"{stack} serves {want.release}, but its settings differ from Pulumi.{stack}.yaml:\n{config}")
-    in_sync = Drift(0, f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names")
+        return f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names, but {why}: `codexops sync {stack}`"
+    return ""
+
+
+def serving_release(backend: Backend, stack: str, want: Desired) -> Release | None:
+    """The release that serves, the file's: as the backend knows it, else as the file's image names it."""
     current = backend.current_release(stack)
-    return admitted(stack, current, in_sync) if current is not None else in_sync
+    if current is not None and current.id == want.release:
+        return current
+    if want.release is None or want.image is None:
+        return None
+    digest = want.image.rpartition("@")[2] if "@" in want.image else ""
+    return admission.named_release(want.release, digest, want.image)
 
 
 def admitted(stack: str, serving: Release, drift: Drift) -> Drift:
@@ -85,54 +98,6 @@ def admitted(stack: str, serving: Release, drift: Drift) -> Drift:
     return drift
 
 
-def release_named(want: Desired, say: Progress, *, pulumi: bool = False) -> Release:
-    """The release the file names: from the store, else (Pulumi) from its image, else built from its commit."""
-    assert want.release is not None
-    try:
-        return load_release(want.release)
-    except ReleaseNotFound:
-        pass
-    if pulumi and want.image:  # the Pulumi backend deploys the file's image; no local build is needed
-        digest = want.image.rpartition("@")[2] if "@" in want.image else ""
-        version = want.release.partition("+")[0]
-        return Release(want.release, version, "unknown", digest, "", None, want.image, "")
-    return build_from_commit(want.release, say)
-
-
-def build_from_commit(release_id: str, say: Progress) -> Release:
-    from codexops.releases.build import BuildError, build_release
-    from codexops.releases.model import store_root
-
-    repo = desired.repo_dir()
-    commit = gitops.release_commit(release_id, repo)
-    missing = f"release {release_id} is not in the release store ({store_root()})"
-    if commit is None or commit == "unknown" or commit.endswith("-dirty"):
-        raise ReleaseMissing(
-            f"{missing}, and no commit in Git names a clean source commit for it: copy the release "
-            f"directory into the store, or build it at its commit (`codexops release build`)"
-        )
-    say(f"  {missing}: building it from commit {commit}")
-    with tempfile.TemporaryDirectory(prefix="codex-source-") as scratch:
-        tree = Path(scratch) / "source"
-        try:
-            gitops.git(repo, "worktree", "add", "--detach", "--quiet", str(tree), commit)
-        except gitops.GitError as exc:
-            absent = f"its commit {commit} is not in {repo}: `git fetch` it ({exc})"
-            raise ReleaseMissing(f"{missing}, and {absent}") from None
-        try:
-            built = build_release(say, source=tree)
-        except BuildError as exc:
-            raise ReleaseMissing(f"{missing}; building it from {commit} failed: {exc}") from None
-        finally:
-            gitops.git(repo, "worktree", "remove", "--force", str(tree), check=False)
-    if built.id != release_id:
-        raise ReleaseMissing(
-            f"{missing}; commit {commit} builds {built.id}, not {release_id} (not the same content): "
-            "copy the original release into the store"
-        )
-    return built
-
-
 def sync(
     backend: Backend,
     stack: str,
@@ -142,21 +107,16 @@ def sync(
     say: Progress,
 ) -> tuple[int, str, str]:
     """(exit code, verdict, message): make STACK serve its file's release, verified like any deploy."""
-    from codexops.releases.promote import ship
-
     gitops.require_committed(stack)
     want = desired.read(stack)
     if want.release is None:
         return 0, "NOTHING TO SYNC", f"{nothing_named(stack)}: nothing to sync"
     serving = backend.serving(stack)  # every replica asked: a stopped or mixed stack is not in sync
-    # A fresh runner's store is empty: the Pulumi stack's exported image names the release too.
-    verified = serving.uniform == want.release and not unverified(stack, want.release, serving)
-    same_release = verified or (want.image is not None and serving.image == want.image)
     # The desired state is the whole file and the program: settings that changed are applied too.
-    if same_release and not backend.drift(stack):
+    if not release_differs(stack, want, serving) and not backend.drift(stack):
         return 0, "IN SYNC", f"{stack} serves {want.release}, as Pulumi.{stack}.yaml names: nothing to do"
     say(f"==> {stack} serves {serving.describe()}; Pulumi.{stack}.yaml names {want.release}")
-    release = release_named(want, say, pulumi=backend.name == "pulumi")
+    release = release_named(want, say, by_image=backend.deploys_by_image)
     backend.check_release(release)  # edited bytes are refused before anything stops
     restore_backup_for(backend, stack, release, confirm, say)
     result = ship(backend, stack, release, kind="sync", reports=reports, say=say)

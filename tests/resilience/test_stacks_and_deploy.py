@@ -21,7 +21,7 @@ from codexops.cli import cli
 from codexops.gate import check_alerts, run_gate
 from codexops.postgres_cluster import postgres_bin
 from codexops.releases.local_backend import LocalBackend, database_revision
-from codexops.releases.promote import ship
+from codexops.releases.shipping import ship
 from codexops.targets import resolve_target, spec_digest
 from infra.spec import load_spec
 from tests.support.releases import build, copy_with_migration

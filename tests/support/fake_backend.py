@@ -45,6 +45,7 @@ class FakeReport:
 @dataclass
 class FakeBackend:
     name: str = "fake"
+    deploys_by_image: bool = False
     served: dict[str, Release] = field(default_factory=dict)
     verdicts: dict[str, str] = field(default_factory=dict)  # release id -> gate verdict on deploy
     failing_deploys: set[str] = field(default_factory=set)  # release ids whose deploy fails

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from codexops.releases import admission, desired, gitops, history, promote, rollback
+from codexops.releases import admission, desired, gitops, history, promote, rollback, shipping
 from tests.support.evidence import commit_evidence
 from tests.support.fake_backend import FakeBackend, make_release
 
 
-def deploy(backend: FakeBackend, release: object, tmp_path: Path, **extra: object) -> promote.Result:
+def deploy(backend: FakeBackend, release: object, tmp_path: Path, **extra: object) -> shipping.Result:
     return promote.change(backend, "production", release, kind="deploy", reports=tmp_path, say=print, **extra)  # type: ignore[arg-type]
 
 
@@ -33,7 +33,7 @@ def test_production_requires_a_gate_on_staging_and_staging_requires_none(store: 
 def test_a_deploy_without_evidence_is_refused_before_anything_is_written(store: Path, tmp_path: Path) -> None:
     release = make_release(store, "1.0.1", "a")
     backend, commits = FakeBackend(), len(gitops.log("production"))
-    with pytest.raises(promote.Refused, match=re.escape(f"{release.id} may not run on production")):
+    with pytest.raises(shipping.Refused, match=re.escape(f"{release.id} may not run on production")):
         deploy(backend, release, tmp_path)
     assert backend.calls == [] and len(gitops.log("production")) == commits
     assert not gitops.uncommitted(desired.path_of("production"))  # the file as it was
@@ -111,7 +111,7 @@ def test_a_promotion_repeated_before_it_served_commits_nothing_new(store: Path, 
     backend = FakeBackend(served={"staging": r1})
     history.record_gate("staging", backend.gate("staging", "gate", tmp_path))
 
-    def again() -> promote.Result:
+    def again() -> shipping.Result:
         return promote.promote(
             backend, "staging", "production", now=datetime.now(UTC), max_age=timedelta(hours=1),
             accept_warnings=False, reports=tmp_path, say=print, commit_only=True,

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from codexops.alert_window import judge_since, measure, windowed
-from infra.alerts import P95, alert_rules
+from infra.alerts import alert_rules
+from infra.promql import P95
 from infra.spec import load_spec
 
 NOW = datetime(2026, 12, 4, 14, 0, tzinfo=UTC)

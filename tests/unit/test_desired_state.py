@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from codexops.releases import admission, attestation, desired, gitops, history, promote, sync, timeline
+from codexops.releases import admission, attestation, desired, gitops, history, named, promote, shipping, sync, timeline
 from codexops.releases.desired import Desired, StackFileError
 from codexops.releases.history import Event
 from infra.spec import ROOT, load_spec
@@ -111,7 +111,7 @@ def test_sync_and_diff_follow_the_file(repo: Path, tmp_path: Path) -> None:
         promote.change(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     git(repo, "commit", "--quiet", "-am", "production runs r1")
     # a committed hand edit naming a release without its evidence: the door refuses it, nothing starts
-    with pytest.raises(promote.Refused, match=re.escape(f"{r1.id} may not run on production: the evidence of")):
+    with pytest.raises(shipping.Refused, match=re.escape(f"{r1.id} may not run on production: the evidence of")):
         sync.sync(backend, "production", confirm=lambda _: None, reports=tmp_path, say=said.append)
     assert not backend.calls and history.read("production")[-1].verdict == "REFUSED"
     commit_evidence("production", r1)
@@ -159,7 +159,7 @@ def test_sync_asks_before_restoring_a_backup(repo: Path, tmp_path: Path) -> None
 def test_a_release_missing_from_the_store_says_what_is_missing(repo: Path, tmp_path: Path) -> None:
     desired.write("production", Desired("0.1.0+dddddddddddd", None))
     git(repo, "commit", "--quiet", "-am", "production runs an unknown release")
-    with pytest.raises(sync.ReleaseMissing, match="no commit in Git names a clean source commit"):
+    with pytest.raises(named.ReleaseMissing, match="no commit in Git names a clean source commit"):
         sync.sync(FakeBackend(), "production", confirm=lambda _: None, reports=tmp_path, say=print)
     store = tmp_path / "releases"
     r1 = make_release(store, "1.0.1", "a")  # its commit, c0ffee, is not in this repository
@@ -167,7 +167,7 @@ def test_a_release_missing_from_the_store_says_what_is_missing(repo: Path, tmp_p
     (store / f"1.0.1-{r1.short_digest}" / "release.json").unlink()
     desired.write("production", Desired(r1.id, r1.image))
     git(repo, "commit", "--quiet", "-am", "production runs r1")
-    with pytest.raises(sync.ReleaseMissing, match="its commit c0ffee is not in"):
+    with pytest.raises(named.ReleaseMissing, match="its commit c0ffee is not in"):
         sync.sync(FakeBackend(), "production", confirm=lambda _: None, reports=tmp_path, say=print)
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from infra.spec import Load, LoadMix, Thresholds, load_spec
+from infra.spec import ROOT, Load, LoadMix, Thresholds, load_spec
 from loadtests.shapes import MAX_SPAWN_RATE, duration, per_user_rate, ramp_seconds, stages
-from loadtests.thresholds import judge, steady_rps, steady_rps_from_history
+from loadtests.thresholds import LoadVerdict, Measurement, judge, steady_rps, steady_rps_from_history
 
 
 def test_committed_stacks_have_a_load_section() -> None:
@@ -37,12 +39,45 @@ def test_gate_shape_holds_the_target_after_a_ramp() -> None:
 
 
 def test_missing_the_target_rate_is_a_breach_of_the_spec_level() -> None:
-    ok = judge(Thresholds(), 100, 0.0, 1000, achieved_rps=95, load=Load(targetRps=100))
+    ok = judge(Measurement(1000, 100, 0.0, achieved_rps=95), Thresholds(), Load(targetRps=100))
     assert ok.level == "pass"
-    warn = judge(Thresholds(), 100, 0.0, 1000, achieved_rps=50, load=Load(targetRps=100))
+    warn = judge(Measurement(1000, 100, 0.0, achieved_rps=50), Thresholds(), Load(targetRps=100))
     assert warn.level == "warning" and "achieved 50.0 RPS of the 100 RPS target" in warn.reasons[0]
-    critical = judge(Thresholds(), 100, 0.0, 1000, achieved_rps=50, load=Load(targetRps=100, missedTarget="critical"))
-    assert critical.level == "critical"
+    missed = Load(targetRps=100, missedTarget="critical")
+    assert judge(Measurement(1000, 100, 0.0, achieved_rps=50), Thresholds(), missed).level == "critical"
+    assert judge(Measurement(1000, 100, 0.0), Thresholds(), missed).level == "pass"  # no steady rate: not judged
+
+
+def test_each_figure_is_judged_at_the_worse_level_it_passes() -> None:
+    thresholds, load = Thresholds(), Load()  # p95 500/1000 ms, errors 1%/5%
+    both = judge(Measurement(1000, 1200, 0.02), thresholds, load)
+    assert both == LoadVerdict(
+        "critical",
+        ["p95 latency 1200 ms is above the critical 1000 ms", "error rate 2.00% is above the warning 1%"],
+    )
+    assert judge(Measurement(1000, 600, 0.0), thresholds, load).reasons == [
+        "p95 latency 600 ms is above the warning 500 ms"
+    ]
+    assert judge(Measurement(0, 0, 0.0), thresholds, load).level == "critical"  # nothing answered
+
+
+def test_the_gate_and_locust_give_the_same_measurement() -> None:
+    stats = {"requests": 40, "failures": 2, "error_rate": 0.05, "p95_ms": 310.0, "p99_ms": 900.0}
+    assert Measurement.of_stats(stats) == Measurement(40, 310.0, 0.05)
+    assert Measurement.of_stats({**stats, "achieved_rps": 9.5}).achieved_rps == 9.5
+    # Locust's own totals, as its quitting hook has them; in a process of its own: Locust patches the
+    # standard library when imported (gevent).
+    script = (
+        "from locust.stats import RequestStats, StatsEntry\n"
+        "from loadtests.thresholds import Measurement\n"
+        "total = StatsEntry(RequestStats(), 'Aggregated', None)\n"
+        "for ms in (100, 200, 310, 310):\n"
+        "    total.log(ms, 0)\n"
+        "total.log_error(RuntimeError('boom'))\n"
+        "print(repr(Measurement.of_locust(total, 9.5)))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert run.stdout.strip() == repr(Measurement(4, 310, 0.25, 9.5))
 
 
 def test_steady_rate_leaves_out_the_ramp_and_the_last_second(tmp_path: Path) -> None:

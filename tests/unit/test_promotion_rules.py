@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from codexops.releases import desired, gitops, history, promote, rollback
+from codexops.releases import desired, gitops, history, promote, rollback, shipping
 from codexops.releases.model import AmbiguousRelease, ReleaseNotFound
-from codexops.releases.promote import Refused
+from codexops.releases.shipping import Refused
 from tests.support.evidence import commit_evidence
 from tests.support.fake_backend import FakeBackend, make_release
 
@@ -29,7 +29,7 @@ def test_parse_age_refuses_nonsense(text: str) -> None:
         promote.parse_age(text)
 
 
-def run_promote(backend: FakeBackend, tmp_path: Path, commit_only: bool = False) -> promote.Result:
+def run_promote(backend: FakeBackend, tmp_path: Path, commit_only: bool = False) -> shipping.Result:
     return promote.promote(
         backend,
         "staging",
@@ -77,7 +77,7 @@ def test_a_release_failing_its_smoke_gate_is_rolled_back(store: Path, tmp_path: 
     commit_evidence("production", r1)
     commit_evidence("production", r2)
     backend = FakeBackend(served={"production": r1}, verdicts={r2.id: "FAIL"})
-    result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
+    result = shipping.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     assert (result.exit_code, result.verdict) == (1, "FAIL")
     assert "rolled back to 1.0.1+aaaaaaaaaaaa" in result.message
     assert backend.served["production"] == r1
@@ -91,7 +91,7 @@ def test_a_failed_deploy_that_migrated_restores_the_backup(store: Path, tmp_path
     commit_evidence("production", r1)
     commit_evidence("production", r2)
     backend = FakeBackend(served={"production": r1}, failing_deploys={r2.id}, backup_dir=tmp_path)
-    result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
+    result = shipping.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "database restored from" in result.message
     assert [c.split()[0] for c in backend.calls] == ["deploy", "restore", "deploy", "gate"]
     assert backend.served["production"] == r1
@@ -108,7 +108,7 @@ def test_rollback_plan_goes_to_the_previous_desired_state_with_its_backup(store:
     assert plan.target == r1 and plan.backup is not None and plan.backup.exists()
     commit = rollback.commit_rollback("production", plan.target, "test")
     assert desired.read("production").release == r1.id and gitops.log("production")[0].commit == commit
-    event = rollback.roll_back(backend, "production", plan.target, print, reason="test", reports=tmp_path)
+    event = shipping.roll_back(backend, "production", plan.target, print, reason="test", reports=tmp_path)
     assert event.verdict == "PASS" and "database restored" in event.detail and "smoke load PASS" in event.detail
     assert backend.served["production"] == r1
     with pytest.raises(rollback.NothingToRollBackTo, match="already serves"):
@@ -120,7 +120,7 @@ def test_rollback_plan_goes_to_the_previous_desired_state_with_its_backup(store:
 def test_a_rollback_is_pass_only_when_the_checklist_passes_afterwards(store: Path, tmp_path: Path) -> None:
     r1 = make_release(store, "1.0.1", "a")
     backend = FakeBackend(verdicts={r1.id: "FAIL"})
-    event = rollback.roll_back(backend, "production", r1, print, reason="test", reports=tmp_path)
+    event = shipping.roll_back(backend, "production", r1, print, reason="test", reports=tmp_path)
     assert backend.served["production"] == r1  # deployed, but it does not pass its checklist
     assert event.verdict == "FAIL" and "checklist and smoke load FAIL" in event.detail
 
@@ -168,7 +168,7 @@ def test_a_release_whose_verification_cannot_run_is_rolled_back(store: Path, tmp
     commit_evidence("production", r1)
     commit_evidence("production", r2)
     backend = FakeBackend(served={"production": r1}, verdicts={r2.id: "CANNOT RUN"})
-    result = promote.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
+    result = shipping.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "could not run: http://production.test does not answer" in result.message
     assert backend.served["production"] == r1
     events = [(e.kind, e.verdict) for e in history.read("production")]
@@ -179,7 +179,7 @@ def test_redeploying_the_serving_release_that_fails_is_not_rolled_back_onto_itse
     r1 = make_release(store, "1.0.1", "a")
     commit_evidence("production", r1)
     backend = FakeBackend(served={"production": r1}, verdicts={r1.id: "FAIL"})
-    result = promote.ship(backend, "production", r1, kind="deploy", reports=tmp_path, say=print)
+    result = shipping.ship(backend, "production", r1, kind="deploy", reports=tmp_path, say=print)
     assert result.exit_code == 1 and "no earlier release on production" in result.message
     assert backend.calls == ["deploy production 1.0.1+aaaaaaaaaaaa", "gate production smoke since-deploy"]
 
@@ -202,6 +202,6 @@ def test_a_rollback_is_judged_by_its_checklist_and_load_not_by_alerts_of_the_rel
         return GateReport("production", "production", "http://x", "t", verdict="FAIL", steps=steps)
 
     firing = report(("checklist", "pass"), ("load", "pass"), ("alerts", "fail"))
-    assert not rollback._failed(firing)  # the alerts computed from the bad release's samples
-    assert rollback._failed(report(("checklist", "fail"), ("load", "pass"), ("alerts", "pass")))
-    assert rollback._failed(report(("checklist", "pass"), ("load", "fail"), ("alerts", "pass")))
+    assert not shipping.rollback_failed(firing)  # the alerts computed from the bad release's samples
+    assert shipping.rollback_failed(report(("checklist", "fail"), ("load", "pass"), ("alerts", "pass")))
+    assert shipping.rollback_failed(report(("checklist", "pass"), ("load", "fail"), ("alerts", "pass")))

@@ -15,10 +15,9 @@ from pulumi.automation import ConfigValue, OutputValue
 from pulumi.automation._cmd import CommandResult
 from pulumi.automation.errors import CommandError
 
-from codexops.releases import backend as backends
-from codexops.releases import desired, sync
+from codexops.backend_choice import BackendUnavailable
+from codexops.releases import desired, pulumi_backend, sync
 from codexops.releases.admission import named_release
-from codexops.releases.backend import BackendUnavailable
 from codexops.releases.pulumi_backend import PulumiBackend
 from tests.support.evidence import commit_evidence, trust_a_signer
 from tests.support.fake_backend import FakeReport, make_release
@@ -71,20 +70,6 @@ class FakeStack:
         if self.changes:
             raise CommandError(CommandResult("", f"error: {self.changes}", 255))
         return SimpleNamespace(change_summary={"same": 30})
-
-
-def test_backend_choice(fake_pulumi: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CODEX_BACKEND", raising=False)
-    assert backends.backend_name(local=False) == "pulumi"  # the CLI is on PATH
-    assert backends.backend_name(local=True) == "local"
-    monkeypatch.setenv("CODEX_BACKEND", "local")
-    assert backends.backend_name(local=False) == "local"
-    monkeypatch.setenv("CODEX_BACKEND", "terraform")
-    with pytest.raises(BackendUnavailable, match="CODEX_BACKEND='terraform'"):
-        backends.backend_name(local=False)
-    monkeypatch.delenv("CODEX_BACKEND")
-    monkeypatch.setenv("PATH", "/nonexistent")
-    assert backends.backend_name(local=False) == "local"
 
 
 def test_without_the_cli_the_backend_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,13 +151,19 @@ def test_drift_is_preview_expect_no_changes(fake_pulumi: Path, repo: Path) -> No
     assert sync.diff(PulumiBackend(select_stack=lambda **_: quiet), "production").exit_code == 0
 
 
-def test_sync_runs_up_on_the_files_image_and_is_a_no_op_once_it_serves(
-    fake_pulumi: Path, tmp_path: Path, repo: Path
-) -> None:
+def promote_an_image_the_store_lacks(repo: Path) -> str:
+    """Production's committed file names an image release (with its evidence) that this store lacks."""
     image = "ghcr.io/living-codex/living-codex@sha256:" + "e" * 64
     commit_evidence("production", named_release("0.2.0+eeeeeeeeeeee", "sha256:" + "e" * 64, image))
     desired.write("production", desired.Desired("0.2.0+eeeeeeeeeeee", image))
     git(repo, "commit", "--quiet", "-am", "promote")
+    return image
+
+
+def test_sync_runs_up_on_the_files_image_and_is_a_no_op_once_it_serves(
+    fake_pulumi: Path, tmp_path: Path, repo: Path
+) -> None:
+    image = promote_an_image_the_store_lacks(repo)
     stack = FakeStack()
     backend = PulumiBackend(select_stack=lambda **_: stack)
     backend.gate = lambda *_, **__: FakeReport("PASS", str(tmp_path), None)  # type: ignore[method-assign,assignment]
@@ -221,7 +212,7 @@ def test_the_smoke_gate_logs_in_with_the_stacks_gate_account(
     monkeypatch.delenv("CODEX_LOAD_PASSWORD", raising=False)
     monkeypatch.delenv("CODEX_ADMIN_PASSWORD", raising=False)
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(gate, "run_gate", lambda target, **_: seen.setdefault("target", target))
+    monkeypatch.setattr(pulumi_backend, "run_gate", lambda target, **_: seen.setdefault("target", target))
     PulumiBackend(select_stack=lambda **_: StackWithOutputs()).gate("staging", "smoke", tmp_path)
     target = seen["target"]
     assert (target.load_username, target.load_password) == ("codex-gate", "from-the-stack")
@@ -238,3 +229,23 @@ def test_without_the_gate_account_the_gate_says_what_to_set(monkeypatch: pytest.
     monkeypatch.setenv("CODEX_ADMIN_PASSWORD", "an-admin-password-is-not-used")
     with pytest.raises(gate.GateCannotRun, match="pulumi stack output gatePassword --show-secrets"):
         gate._load_user(remote_target("staging", "staging", None))
+
+
+def test_diff_asks_what_serves_then_the_preview_as_for_any_backend(
+    fake_pulumi: Path, tmp_path: Path, repo: Path
+) -> None:
+    image = promote_an_image_the_store_lacks(repo)
+    stack = FakeStack()
+    backend = PulumiBackend(select_stack=lambda **_: stack)
+    never = sync.diff(backend, "production")  # nothing deployed yet: the outputs say so, no preview needed
+    assert never.exit_code == 1 and "deployment serves no release (no image exported)" in never.message
+    assert not stack.preview_args
+    stack.deployed = image  # the store is empty: the exported image is the file's, so it is that release
+    assert sync.diff(backend, "production") == sync.Drift(
+        0, "production serves 0.2.0+eeeeeeeeeeee, as Pulumi.production.yaml names"
+    )
+    assert stack.preview_args["expect_no_changes"] is True
+    stack.changes = "1 resource would change: ~ gateway-deployment"
+    changed = sync.diff(backend, "production")
+    assert changed.exit_code == 1 and "its settings differ from Pulumi.production.yaml" in changed.message
+    assert "~ gateway-deployment" in changed.message
