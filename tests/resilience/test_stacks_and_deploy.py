@@ -1,7 +1,7 @@
 """Local stacks from their specs, side by side; releases deployed to them by a rolling replacement
 that fails no request under load; a backup before a schema-forward deploy; the gate's report names
 the release and the spec it judged; a fixing release ships while the slow release's latency alert
-still fires (fix-forward). Real processes on fixed ports: run under the shared lock."""
+still fires (fix-forward). Real processes on the ports stack_ports gives (CODEX_PORT_BASE: a range per run)."""
 
 from __future__ import annotations
 
@@ -49,8 +49,9 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def staging(stores: Path) -> localenv.LocalStack:
-    if localenv.port_taken(localenv.GATEWAY_PORT):
-        pytest.fail("port 5002 is taken: another local environment runs (codexops down)")
+    gateway = localenv.stack_ports(load_spec("staging")).gateway
+    if localenv.port_taken(gateway):
+        pytest.fail(f"port {gateway} is taken: another local environment runs (codexops down)")
     result = runner.invoke(cli, ["up", "--stack", "staging"])
     assert result.exit_code == 0, result.output
     return localenv.local_stack("staging")
@@ -67,8 +68,8 @@ def test_staging_and_production_run_side_by_side_from_their_specs(staging: local
     assert started.exit_code == 0, started.output
     try:
         views = {stack: _status(stack) for stack in ("staging", "production")}
-        assert views["staging"]["gateway"] == "http://127.0.0.1:5002"  # the runbook's curls keep working
-        assert views["production"]["gateway"] == "http://127.0.0.1:5200"  # Pulumi.production.yaml local.portBase
+        for stack, view in views.items():  # without CODEX_PORT_BASE: the runbook's :5002 and production's 5200
+            assert view["gateway"] == f"http://127.0.0.1:{localenv.stack_ports(load_spec(stack)).gateway}"
         for stack, view in views.items():
             spec = load_spec(stack)
             processes = view["processes"]
@@ -86,7 +87,7 @@ def test_staging_and_production_run_side_by_side_from_their_specs(staging: local
         stopped = runner.invoke(cli, ["down", "--stack", "production"])
     assert stopped.exit_code == 0, stopped.output
     assert not [p.name for p in localenv.local_stack("production").processes if localenv.port_taken(p.port)]
-    assert _status("staging")["gateway"] == "http://127.0.0.1:5002"  # staging untouched
+    assert _status("staging")["gateway"] == views["staging"]["gateway"]  # staging untouched
 
 
 def _versions(stack: localenv.LocalStack) -> set[str]:
