@@ -13,8 +13,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tests.support.evidence import commit_evidence
 from tests.support.gitrepo import git
 from tests.support.releases import build
 from tests.support.two_stacks import BIN, ROOT, STACKS, Builder, World, two_stacks
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 SHORT_GATE = {"targetRps": 20, "durationSeconds": 12, "rampSeconds": 2, "users": 4}  # evidence, quickly
@@ -62,15 +62,6 @@ def replica_log(stack: str, app: str) -> str:
     return (localenv.local_stack(stack).runtime / "logs" / f"{app}.out.log").read_text(errors="replace")
 
 
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout:.0f} s: {what}")
-
-
 def test_a_file_edited_in_a_built_release_is_refused_reported_and_repaired_by_a_rebuild(world: World) -> None:
     assert world.run("codexops", "diff", "staging").returncode == 0
     edited = site_file(world.good, "app/health.py")
@@ -90,7 +81,7 @@ def test_a_file_edited_in_a_built_release_is_refused_reported_and_repaired_by_a_
     localenv.supervisorctl("restart", "app-1", check=False, stack="staging")
     staging = localenv.local_stack("staging")
     ended = ("FATAL", "EXITED")  # FATAL when refused within startsecs, else EXITED (exit 78 is not restarted)
-    wait_for(lambda: localenv.process_states(staging).get("app-1") in ended, "app-1 refused to start")
+    wait_until(lambda: localenv.process_states(staging).get("app-1") in ended, 60, "app-1 refused to start")
     log = replica_log("staging", "app-1")
     assert "refused to start" in log and "app/health.py (changed)" in log and "INJECTED" not in log
     stopped = world.run("codexops", "diff", "staging")

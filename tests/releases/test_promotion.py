@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tests.support.gitrepo import git
 from tests.support.releases import build
 from tests.support.traffic import Traffic
 from tests.support.two_stacks import ROOT, Builder, World, two_stacks
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -51,12 +51,8 @@ def admin_token(stack: str) -> str:
 
 def wait_for_lock_holder(world: World, stack: str, timeout: float = 60) -> str:
     path = world.tmp / "stacks" / stack / "change.lock"
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        if path.exists() and path.read_text():
-            return path.read_text()
-        time.sleep(0.1)
-    raise AssertionError(f"nobody took {path} within {timeout} s")
+    wait_until(lambda: path.exists() and bool(path.read_text()), timeout, f"somebody takes {path}")
+    return path.read_text()
 
 
 def test_a_good_release_is_promoted_under_load_and_a_second_promotion_is_refused(world: World) -> None:
@@ -159,10 +155,7 @@ def test_a_bad_release_forced_onto_production_is_rolled_back(world: World) -> No
     assert health.status_code == 200 and health.json()["version"] == world.good.id
     # Healthy again once the replicas' windows leave the bad release's errors behind (a clean-clone run saw
     # "degraded" at the first read on a loaded machine): a condition with a bound, not a single sample.
-    began = time.monotonic()
-    while world.health("production").json()["status"] != "healthy" and time.monotonic() - began < 90:
-        time.sleep(1)
-    assert world.health("production").json()["status"] == "healthy", world.health("production").json()
+    wait_until(lambda: world.health("production").json()["status"] == "healthy", 90, "production healthy")
     events = [(e["kind"], e["release"], e["verdict"]) for e in world.history("production") if e["kind"] != "gate"]
     assert events[-2:] == [("deploy", world.releases["bad"].id, "FAIL"), ("rollback", world.good.id, "PASS")]
     assert world.history("production")[-2]["kind"] == "gate"  # the rollback passed its own checklist

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from codexops.targets import resolve_target, spec_digest
 from infra.spec import load_spec
 from tests.support.releases import build, copy_with_migration
 from tests.support.traffic import Traffic
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 READS = ("/health", "/health/ready", "/api/nodes?limit=5")  # anonymous: 401 is an answer, not a failure
@@ -99,13 +99,6 @@ def _firing(prometheus: str) -> set[str]:
     return {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
 
 
-def _wait_firing(prometheus: str, name: str, timeout: float) -> None:
-    began = time.monotonic()
-    while name not in _firing(prometheus):
-        assert time.monotonic() - began < timeout, f"{name} did not fire within {timeout:.0f} s"
-        time.sleep(2)
-
-
 def test_a_fixing_release_ships_while_the_slow_releases_latency_alert_still_fires(
     staging: localenv.LocalStack, tmp_path: Path
 ) -> None:
@@ -125,7 +118,7 @@ def test_a_fixing_release_ships_while_the_slow_releases_latency_alert_still_fire
     # during it, nginx (least connections) would keep the deploy's routing probe off the slow replica.
     with Traffic(staging.gateway_url(), ("/api/nodes?limit=5",), threads=8):
         full = run_gate(target, shape="gate", scale=0.5, reports=tmp_path / "full", alert_wait=1.0)
-        _wait_firing(prometheus, "CodexP95LatencyCritical", timeout=120)
+        wait_until(lambda: "CodexP95LatencyCritical" in _firing(prometheus), 120, "CodexP95LatencyCritical firing")
         plain, own_window = check_alerts(target, 0), check_alerts(target, 0, since=slow_since)
     assert full.verdict == "FAIL" and "p95 latency" in " ".join(full.reasons())
     assert plain.status == "fail" and "CodexP95LatencyCritical" in " ".join(plain.reasons)
