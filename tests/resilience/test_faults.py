@@ -2,8 +2,8 @@
 that nothing acknowledged was lost. Each case writes its figures to reports/faults/<case>.json (CODEX_REPORTS_DIR moves it); the
 README's table quotes them. Timings are recorded, not asserted (except a hang bound).
 
-The cases on the default release come first; the last two set the replicas' environment whole (`up`
-replaces it), and the module ends by stopping the stack, so no case restarts the replicas back."""
+The AI-flood and leak cases set the replicas' environment whole (`up` replaces it); the others ask for
+the default one (`default_environment`: a no-op when the replicas already run it), so any order works."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ from tests.support.waiting import wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300), pytest.mark.usefixtures("local_env")]
 FIGURES = Path(os.environ.get("CODEX_REPORTS_DIR") or ROOT / "reports") / "faults"  # as the gate's reports
 HANG_SECONDS = 5.0
+
+
+@pytest.fixture
+def default_environment(spec: EnvironmentSpec) -> None:
+    localenv.up(spec, print)  # nothing restarts when the replicas already run without a case's settings
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +79,7 @@ def _process_tree(name: str) -> list[psutil.Process]:
 
 
 # -- a replica restarted ---------------------------------------------------------------------------
-def test_a_replica_restarted_under_load_fails_no_request(admin_token: str) -> None:
+def test_a_replica_restarted_under_load_fails_no_request(admin_token: str, default_environment: None) -> None:
     with Load(admin_token, "fault-restart") as load:
         load.wait_answered(20, "the load under way")
         began = time.monotonic()
@@ -88,7 +93,9 @@ def test_a_replica_restarted_under_load_fails_no_request(admin_token: str) -> No
 
 
 # -- Redis frozen ----------------------------------------------------------------------------------
-def test_redis_frozen_then_back_keeps_logins_reads_writes_and_revocations(admin_token: str) -> None:
+def test_redis_frozen_then_back_keeps_logins_reads_writes_and_revocations(
+    admin_token: str, default_environment: None
+) -> None:
     frozen = _process_tree("redis")
     secrets = localenv.local_secrets()
     with Load(admin_token, "fault-redis") as load:
@@ -126,7 +133,9 @@ def test_redis_frozen_then_back_keeps_logins_reads_writes_and_revocations(admin_
 
 
 # -- PostgreSQL restarted --------------------------------------------------------------------------
-def test_postgresql_restarted_answers_503_or_success_and_loses_no_write(admin_token: str) -> None:
+def test_postgresql_restarted_answers_503_or_success_and_loses_no_write(
+    admin_token: str, default_environment: None
+) -> None:
     with Load(admin_token, "fault-postgres") as load:
         load.wait_answered(20, "the load under way")
         began = time.monotonic()

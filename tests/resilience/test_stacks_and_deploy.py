@@ -6,6 +6,7 @@ still fires (fix-forward). Real processes on the ports stack_ports gives (CODEX_
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from codexops.cli import cli
 from codexops.gate import check_alerts, run_gate
 from codexops.postgres_cluster import postgres_bin
 from codexops.releases.local_backend import LocalBackend, database_revision
+from codexops.releases.model import Release
 from codexops.releases.promote import ship
 from codexops.targets import resolve_target, spec_digest
 from infra.spec import load_spec
@@ -55,6 +57,28 @@ def staging(stores: Path) -> localenv.LocalStack:
     result = runner.invoke(cli, ["up", "--stack", "staging"])
     assert result.exit_code == 0, result.output
     return localenv.local_stack("staging")
+
+
+@pytest.fixture
+def quiet_prometheus(staging: localenv.LocalStack) -> localenv.LocalStack:
+    """Staging's Prometheus started again on an empty store: its windows hold only the test's requests,
+    whatever ran before (thousands of fast ones would keep a 5-minute p95 low for minutes)."""
+    localenv.supervisorctl("stop", "prometheus", stack=staging)
+    shutil.rmtree(staging.runtime / "prometheus" / "data", ignore_errors=True)
+    localenv.supervisorctl("start", "prometheus", stack=staging)
+    ready = f"{staging.prometheus_url()}/-/ready"
+    wait_until(lambda: httpx.get(ready, timeout=2).status_code == 200, 60, "staging's Prometheus ready")
+    return staging
+
+
+@pytest.fixture
+def serving(staging: localenv.LocalStack) -> Release:
+    """A release every staging replica serves, deployed here when none is (`up` alone serves no release)."""
+    release = LocalBackend().current_release("staging")
+    if release is None:
+        release = build()
+        assert LocalBackend().deploy("staging", release, print).ok
+    return release
 
 
 def _status(stack: str) -> dict[str, object]:
@@ -100,12 +124,11 @@ def _firing(prometheus: str) -> set[str]:
 
 
 def test_a_fixing_release_ships_while_the_slow_releases_latency_alert_still_fires(
-    staging: localenv.LocalStack, tmp_path: Path
+    quiet_prometheus: localenv.LocalStack, tmp_path: Path
 ) -> None:
     """Fix-forward: the verification of the fix judges the fix's own samples; a plain gate of the
     slow release, and the slow release's own window, still FAIL."""
-    # Second in the module, before any test loads staging: CodexP95LatencyCritical's 5-minute window then
-    # holds only this test's requests (thousands of fast ones before would keep its p95 low for minutes).
+    staging = quiet_prometheus  # CodexP95LatencyCritical's 5-minute window: this test's requests only
     good = build(FIX_FORWARD="the fixing release")  # not the rolling deploy's release: that one must move
     slow = build(CHAOS_LATENCY_MS="1500")
     assert LocalBackend().deploy("staging", slow, print).ok
@@ -148,9 +171,8 @@ def test_a_rolling_deploy_under_load_fails_no_request(staging: localenv.LocalSta
     assert outcome.backup is None  # same schema head: nothing to back up
 
 
-def test_the_gate_report_names_the_release_and_the_spec(staging: localenv.LocalStack, tmp_path: Path) -> None:
-    release = LocalBackend().current_release("staging")
-    assert release is not None
+def test_the_gate_report_names_the_release_and_the_spec(serving: Release, tmp_path: Path) -> None:
+    release = serving
     report = run_gate(resolve_target("staging"), shape="smoke", scale=0.5, reports=tmp_path, alert_wait=1.0)
     written = json.loads((Path(report.directory) / "report.json").read_text())
     assert written["release"] == {"id": release.id, "digest": release.digest}
@@ -158,14 +180,14 @@ def test_the_gate_report_names_the_release_and_the_spec(staging: localenv.LocalS
     assert not (Path(report.directory) / "target.json").exists()  # it carried the admin password
 
 
-def test_a_release_that_cannot_start_is_put_back(staging: localenv.LocalStack) -> None:
-    before = LocalBackend().current_release("staging")
+def test_a_release_that_cannot_start_is_put_back(staging: localenv.LocalStack, serving: Release) -> None:
+    before = serving
     broken = build(CODEX_URLS="not-a-url")  # every replica of it refuses to start
     with Traffic(staging.gateway_url(), READS, threads=2) as load:
         outcome = LocalBackend().deploy("staging", broken, print)
     assert not outcome.ok and "app-1" in outcome.detail
     assert load.failures == [], load.failures[:5]
-    assert before is not None and _versions(staging) == {before.id}
+    assert _versions(staging) == {before.id}
 
 
 def test_a_schema_forward_deploy_takes_a_backup_first(staging: localenv.LocalStack, tmp_path: Path) -> None:
