@@ -4,8 +4,9 @@ replica's own start, reported by diff, and repaired by a rebuild plus sync; a pr
 its commit, mid-rollout and during its verification leaves a stack that diff calls what it is and that
 sync (or promote again) repairs, with the stack file, the history and PostgreSQL's data intact.
 
-The tests run in order, each on the state the previous one left. Fixed ports: run in a network namespace
-  unshare --net bash -c 'ip link set lo up; .venv/bin/pytest tests/releases/test_integrity.py -q'
+Each test asks a fixture for the state it starts from (good everywhere, production on good, staging
+on a gated "next"): the fixture brings the stacks there when an earlier test moved them, so any order
+works. Ports: localenv.stack_ports (scripts/run_tests.py gives the module its own CODEX_PORT_BASE).
 """
 
 from __future__ import annotations
@@ -62,7 +63,44 @@ def replica_log(stack: str, app: str) -> str:
     return (localenv.local_stack(stack).runtime / "logs" / f"{app}.out.log").read_text(errors="replace")
 
 
-def test_a_file_edited_in_a_built_release_is_refused_reported_and_repaired_by_a_rebuild(world: World) -> None:
+def on_release(world: World, stack: str, release: Release) -> None:
+    """`stack` named and serving `release`: deployed when it is not (production admits good: world's evidence)."""
+    if world.named(stack) == release.id and world.run("codexops", "diff", stack).returncode == 0:
+        return
+    deployed = world.run("codexops", "deploy", stack, "--release", release.id)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+
+@pytest.fixture
+def good_everywhere(world: World) -> None:
+    for stack in STACKS:
+        on_release(world, stack, world.good)
+
+
+@pytest.fixture
+def production_on_good(world: World) -> None:
+    on_release(world, "production", world.good)
+
+
+@pytest.fixture
+def next_gated_on_staging(world: World) -> subprocess.CompletedProcess[str] | None:
+    """Staging serves "next" and its last gate passed (the evidence promote needs); the gate when one ran here."""
+    after = world.releases["next"]
+    events = world.history("staging")
+    last = events[-1] if events else {}
+    if world.named("staging") == after.id and (last.get("kind"), last.get("release"), last.get("verdict")) == (
+        "gate",
+        after.id,
+        "PASS",
+    ):
+        return None
+    on_release(world, "staging", after)
+    return world.run("codexops", "gate", "--target", "staging")
+
+
+def test_a_file_edited_in_a_built_release_is_refused_reported_and_repaired_by_a_rebuild(
+    world: World, good_everywhere: None
+) -> None:
     assert world.run("codexops", "diff", "staging").returncode == 0
     edited = site_file(world.good, "app/health.py")
     with edited.open("a") as handle:  # root ignores the 0444: the edit an attacker with the account makes
@@ -138,13 +176,15 @@ def intact(world: World, commits: int) -> None:
     assert probe == "42"
 
 
-def test_the_release_to_promote_is_deployed_and_gated_on_staging(world: World) -> None:
-    deployed = world.run("codexops", "deploy", "staging", "--release", world.releases["next"].id)
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    gated = world.run("codexops", "gate", "--target", "staging")
-    assert gated.returncode == 0 and "attestation signed" in gated.stdout, gated.stdout + gated.stderr
+def test_the_release_to_promote_is_deployed_and_gated_on_staging(
+    world: World, good_everywhere: None, next_gated_on_staging: subprocess.CompletedProcess[str] | None
+) -> None:
+    gated = next_gated_on_staging  # from good on staging: the deploy and the gate run here
+    assert gated is not None and gated.returncode == 0, gated
+    assert "attestation signed" in gated.stdout, gated.stdout + gated.stderr
 
 
+@pytest.mark.usefixtures("production_on_good", "next_gated_on_staging")
 def test_a_promotion_killed_before_its_commit_leaves_production_as_it_was(world: World) -> None:
     commits = world.commits()
     promote_killed_at(world, "==> evidence:")
@@ -154,6 +194,7 @@ def test_a_promotion_killed_before_its_commit_leaves_production_as_it_was(world:
     assert same.returncode == 0 and f"serves {world.good.id}" in same.stdout
 
 
+@pytest.mark.usefixtures("production_on_good", "next_gated_on_staging")
 def test_a_promotion_killed_mid_rollout_is_drift_and_sync_repairs_it(world: World) -> None:
     after = world.releases["next"]
     commits = world.commits()
@@ -171,9 +212,8 @@ def test_a_promotion_killed_mid_rollout_is_drift_and_sync_repairs_it(world: Worl
     intact(world, commits + 1)
 
 
+@pytest.mark.usefixtures("production_on_good", "next_gated_on_staging")
 def test_a_promotion_killed_during_its_verification_is_drift_and_promote_verifies_it(world: World) -> None:
-    back = world.run("codexops", "deploy", "production", "--release", world.good.id)
-    assert back.returncode == 0, back.stdout + back.stderr
     commits = world.commits()
     promote_killed_at(world, "==> checklist and smoke load")
     intact(world, commits + 1)
