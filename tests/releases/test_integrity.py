@@ -63,23 +63,15 @@ def replica_log(stack: str, app: str) -> str:
     return (localenv.local_stack(stack).runtime / "logs" / f"{app}.out.log").read_text(errors="replace")
 
 
-def on_release(world: World, stack: str, release: Release) -> None:
-    """`stack` named and serving `release`: deployed when it is not (production admits good: world's evidence)."""
-    if world.named(stack) == release.id and world.run("codexops", "diff", stack).returncode == 0:
-        return
-    deployed = world.run("codexops", "deploy", stack, "--release", release.id)
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-
-
 @pytest.fixture
 def good_everywhere(world: World) -> None:
     for stack in STACKS:
-        on_release(world, stack, world.good)
+        world.on_release(stack, world.good)
 
 
 @pytest.fixture
 def production_on_good(world: World) -> None:
-    on_release(world, "production", world.good)
+    world.on_release("production", world.good)
 
 
 @pytest.fixture
@@ -94,7 +86,7 @@ def next_gated_on_staging(world: World) -> subprocess.CompletedProcess[str] | No
         "PASS",
     ):
         return None
-    on_release(world, "staging", after)
+    world.on_release("staging", after)
     return world.run("codexops", "gate", "--target", "staging")
 
 

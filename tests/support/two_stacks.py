@@ -75,6 +75,14 @@ class World:
     def commits(self) -> int:
         return int(git(self.repo, "rev-list", "--count", "HEAD"))
 
+    def on_release(self, stack: str, release: Release) -> None:
+        """`stack` named and serving `release`, deployed (and committed) when it is not: a test's starting
+        state, whatever an earlier test left. Production admits only a release with committed evidence."""
+        if self.named(stack) == release.id and self.run("codexops", "diff", stack).returncode == 0:
+            return
+        deployed = self.run("codexops", "deploy", stack, "--release", release.id)
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
     def health(self, stack: str) -> httpx.Response:
         return httpx.get(f"{localenv.local_stack(stack).gateway_url()}/health", timeout=10)
 
