@@ -8,12 +8,12 @@ from collections.abc import Callable
 import httpx
 
 POLL = 0.2  # seconds between looks
-PASSING = (httpx.HTTPError, KeyError, ValueError)  # a server between states: look again
+PASSING = (httpx.HTTPError, KeyError, ValueError, OSError)  # a server or file between states: look again
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
     """Seconds until `predicate()` held; AssertionError naming `what` after `timeout` seconds. A look
-    that raises one of PASSING (a replica restarting, a body without the key yet) counts as not yet."""
+    that raises one of PASSING (a replica restarting, a body without the key yet, a log not written yet) counts as not yet."""
     began = time.monotonic()
     while True:
         try:
