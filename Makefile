@@ -31,7 +31,7 @@ lint: venv
 	@$(BIN)/actionlint -shellcheck $(BIN)/shellcheck
 	@$(BIN)/yamllint --strict .
 
-# pytest in shards side by side (scripts/run_tests.py): the fixed-port ones in network namespaces.
+# pytest in shards side by side (scripts/run_tests.py): each stack shard on its own CODEX_PORT_BASE range.
 test: setup lint
 	@$(BIN)/python scripts/run_tests.py
 

@@ -2,12 +2,13 @@
 
 nginx in front of the spec's app replicas, Redis, PostgreSQL and Prometheus, every configuration
 rendered from the stack's spec with the templates staging and production use. Each stack has its
-own ports (the spec's `local.portBase`; the default stack keeps the runbook's :5002), state folder,
-data and supervisord, so `codexops up --stack staging` and `--stack production` run side by side.
+own ports (stack_ports: from CODEX_PORT_BASE, else the spec's `local.portBase`, else the runbook's
+:5002), state folder, data and supervisord, so `codexops up --stack staging` and `--stack production` run side by side.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, ps
 from infra import spec_env as app_env
 from infra.alerts import render_alert_rules
 from infra.render import render_alertmanager, render_nginx, render_prometheus
-from infra.spec import EnvironmentSpec, load_spec
+from infra.spec import EnvironmentSpec, SpecError, available_stacks, load_spec, repo_root
 
 RUNTIME = local_root()
 DEFAULT_STACK = "staging"
@@ -39,6 +40,8 @@ BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 LOOPBACK_NAMES = ("localhost", HOST)  # every local gateway serves these, whatever the stack's domain
 GATEWAY_PORT = 5002  # the default stack's gateway: the runbook's curl commands use it
+PORT_BASE_ENV = "CODEX_PORT_BASE"  # one base for every stack's ports (stack_ports): parallel tests
+PORT_SLOT = 200  # ports a stack's range spans: 10 fixed ones, then up to 100 replicas
 # The load generator is one address: the gateway's per-client limits are raised here, not removed.
 LOCAL_API_RATE, LOCAL_API_BURST = "2000r/s", 2000
 
@@ -65,11 +68,81 @@ class Ports:
 
 
 def stack_ports(spec: EnvironmentSpec) -> Ports:
+    """The stack's ports, from one base per stack: gateway base, PostgreSQL +1, Redis +2, Prometheus +3,
+    Alertmanager +4, app replicas from +10 on.
+
+    The base: with CODEX_PORT_BASE=B set, stack i of the checkout's stacks in sorted order (kind 0,
+    production 1, staging 2) takes B + PORT_SLOT * i, so every stack under one override has a range of
+    its own and two overrides PORT_SLOT * (number of stacks) apart never meet (the tests give each shard
+    its own B). Without it, the spec's `local.portBase`, or, without that, the runbook's ports (gateway
+    5002, PostgreSQL 5433, Redis 6390, Prometheus 9091, Alertmanager 9095, apps 5101+). Raises
+    LocalEnvError when a range leaves 1024-65535 or, without the override, meets another stack's range.
+    """
+    override = os.environ.get(PORT_BASE_ENV, "").strip()
+    if override:
+        return _ranged(spec, _slot_base(spec.stack, override))
+    ports = _declared_ports(spec)
+    _refuse_overlap(spec, ports)
+    return ports
+
+
+def _declared_ports(spec: EnvironmentSpec) -> Ports:
+    """The stack's ports without the override: its spec's portBase, else the runbook's."""
     base = spec.local.portBase
-    apps = range(spec.replicas)
-    if base is None:  # the runbook's ports
-        return Ports(GATEWAY_PORT, 5433, 6390, 9091, 9095, tuple(5101 + i for i in apps))
-    return Ports(base, base + 1, base + 2, base + 3, base + 4, tuple(base + 10 + i for i in apps))
+    if base is None:
+        return Ports(GATEWAY_PORT, 5433, 6390, 9091, 9095, tuple(5101 + i for i in range(spec.replicas)))
+    return _ranged(spec, base)
+
+
+def _ranged(spec: EnvironmentSpec, base: int) -> Ports:
+    last = base + PORT_SLOT - 1
+    if base < 1024 or last > 65535:
+        raise LocalEnvError(f"stack {spec.stack}: ports {base}-{last} leave 1024-65535 (check {PORT_BASE_ENV})")
+    apps = tuple(base + 10 + i for i in range(spec.replicas))
+    return Ports(base, base + 1, base + 2, base + 3, base + 4, apps)
+
+
+def _slot_base(stack: str, override: str) -> int:
+    stacks = available_stacks()
+    if not override.isdigit():
+        raise LocalEnvError(f"{PORT_BASE_ENV}={override!r}: a port number (1024-65535) was expected")
+    if stack not in stacks:
+        raise LocalEnvError(f"{PORT_BASE_ENV} gives ports to this checkout's stacks ({', '.join(stacks)}), not {stack}")
+    return int(override) + PORT_SLOT * stacks.index(stack)
+
+
+def _refuse_overlap(spec: EnvironmentSpec, ports: Ports) -> None:
+    """Stacks without a portBase share the runbook's range (one at a time); any other pair must not meet."""
+    mine = _port_set(ports)
+    for other in available_stacks():
+        declared = None if other == spec.stack else _declared_elsewhere(other)
+        if declared is None or (declared[0] is None and spec.local.portBase is None):
+            continue
+        shared = sorted(mine & _port_set(declared[1]))
+        if shared:
+            listing = ", ".join(map(str, shared))
+            raise LocalEnvError(f"stacks {spec.stack} and {other} both use ports {listing}: move one's local.portBase")
+
+
+def _declared_elsewhere(stack: str) -> tuple[int | None, Ports] | None:
+    """Another stack's (portBase, ports), read again only when its stack file changes (ports are asked
+    often); None when its file is gone or invalid (loading that stack says why)."""
+    path = repo_root() / f"Pulumi.{stack}.yaml"
+    try:
+        stat_ = path.stat()
+        return _declared_in(stack, str(path), stat_.st_mtime_ns, stat_.st_size)
+    except (OSError, SpecError, LocalEnvError):
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _declared_in(stack: str, path: str, mtime_ns: int, size: int) -> tuple[int | None, Ports]:
+    spec = load_spec(stack, Path(path).parent)
+    return spec.local.portBase, _declared_ports(spec)
+
+
+def _port_set(ports: Ports) -> set[int]:
+    return {ports.gateway, ports.postgres, ports.redis, ports.prometheus, ports.alertmanager, *ports.apps}
 
 
 @dataclass(frozen=True)

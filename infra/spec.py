@@ -235,7 +235,8 @@ class Registry(Model):
 class Local(Model):
     """The stack's local environment (`codexops up --stack S`): its port range. Without portBase the
     stack uses the runbook's ports (gateway :5002); with it, gateway portBase, PostgreSQL +1, Redis +2,
-    Prometheus +3, Alertmanager +4, app replicas from +10 on."""
+    Prometheus +3, Alertmanager +4, app replicas from +10 on. CODEX_PORT_BASE overrides it for every stack
+    (codexops.localenv.stack_ports: the parallel tests)."""
 
     portBase: int | None = Field(None, ge=1024, le=65000)
 

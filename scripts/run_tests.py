@@ -1,11 +1,11 @@
 """`make test`'s pytest: the suite in shards that run side by side, each with its own log.
 
 Most of the suite's wall-clock time is waiting: fixed-length loads, alert `for:` windows, replicas
-draining during rolling deploys. The modules that start local stacks use the stacks' fixed ports
-(staging :5002, production's range), so each of those shards runs in a network namespace of its own
-(`unshare --net`, as root) with its own stacks and reports folders; the rest of the suite uses free
-ports on the host's loopback and runs beside them, niced, so that the loads the gates judge keep their
-CPU. Without network namespaces the fixed-port shards run one after another (about 30 minutes).
+draining during rolling deploys. The modules that start local stacks get, per shard, a port range of
+their own (CODEX_PORT_BASE: codexops.localenv.stack_ports gives each stack a slot of it) and their own
+stacks and reports folders, so they run side by side on the host's loopback, no root, no namespaces;
+the rest of the suite uses free ports and runs beside them, niced, so that the loads the gates judge
+keep their CPU.
 
 Usage: scripts/run_tests.py [--sequential] [--only SHARD ...]   (plain `pytest` runs the suite in one process)
 Exit status: the first failing shard's (pytest's: 1 failures, 5 no test collected, ...; 128+N when a
@@ -34,6 +34,10 @@ TEARDOWN_GRACE = 180.0  # seconds an interrupted shard gets to stop its stacks
 # cores a full gate reached 67 of its 150 RPS and FAILed (seen in a clean-clone run), with four it passes.
 MAX_ISOLATED = 4
 FIXED_PORT_DIRS = ("tests/releases", "tests/resilience")  # every module here must be in an isolated shard
+# Stack shard i's CODEX_PORT_BASE: first + SHARD_PORTS * i, first being CODEX_PORT_BASE if set (two runs
+# side by side) else FIRST_PORT_BASE, below Linux's ephemeral ports (32768+, where the free-port tests
+# and client connections land). SHARD_PORTS: at least a stack slot (localenv.PORT_SLOT) per stack.
+FIRST_PORT_BASE, SHARD_PORTS = 20000, 1000
 OUTCOMES = re.compile(r"^(?:tests/\S+ )?([.FEsxX]+)\s*(?:\[\s*\d+%\])?$", re.MULTILINE)
 
 
@@ -41,7 +45,7 @@ OUTCOMES = re.compile(r"^(?:tests/\S+ )?([.FEsxX]+)\s*(?:\[\s*\d+%\])?$", re.MUL
 class Shard:
     name: str
     paths: tuple[str, ...]
-    isolated: bool = True  # fixed ports: its own network namespace
+    isolated: bool = True  # starts local stacks: its own port range, stacks and reports folders
     ignore: tuple[str, ...] = ()
     folder: Path = Path()
     began: float = 0.0
@@ -102,18 +106,7 @@ def all_shards() -> list[Shard]:
     return [Shard("rest", ("tests",), isolated=False, ignore=FIXED_PORT_DIRS), *isolated]
 
 
-def why_no_netns() -> str | None:
-    """None when a network namespace with a loopback can be made here; else why not."""
-    for tool, package in (("unshare", "util-linux"), ("ip", "iproute2")):
-        if not shutil.which(tool):
-            return f"`{tool}` is missing (Debian package {package})"
-    probe = subprocess.run(["unshare", "--net", "--", "ip", "link", "set", "lo", "up"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        return f"`unshare --net` is not permitted here (it needs root): {probe.stderr.strip()}"
-    return None
-
-
-def command(shard: Shard, isolate: bool) -> list[str]:
+def command(shard: Shard) -> list[str]:
     pytest = [
         sys.executable,
         "-m",
@@ -121,27 +114,32 @@ def command(shard: Shard, isolate: bool) -> list[str]:
         "-p",
         "no:cacheprovider",  # shards side by side would overwrite each other's cache
         f"--basetemp={shard.folder / 'tmp'}",
+        "--durations=30",  # each shard ends with its 30 slowest: where the wall time goes
         *shard.paths,
         *(f"--ignore={path}" for path in shard.ignore),
     ]
-    if not shard.isolated:
-        return ["nice", "-n", "10", *pytest]
-    if isolate:
-        return ["unshare", "--net", "--", "bash", "-c", 'ip link set lo up && exec "$@"', "bash", *pytest]
-    return pytest
+    return pytest if shard.isolated else ["nice", "-n", "10", *pytest]
 
 
-def start(shard: Shard, run_dir: Path, isolate: bool) -> None:
-    shard.folder = run_dir / shard.name
-    shard.folder.mkdir()
+def shard_env(shard: Shard) -> dict[str, str]:
+    """A stack shard's own stacks, reports and port range, whatever the checkout's .local holds."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if shard.isolated:  # its own local stacks and reports, whatever the checkout's .local holds
+    if shard.isolated:
+        names = [other.name for other in fixed_port_shards()]  # the same range with or without --only
+        first = int(os.environ.get("CODEX_PORT_BASE") or FIRST_PORT_BASE)
         env["CODEX_STACKS_DIR"] = str(shard.folder / "stacks")
         env["CODEX_REPORTS_DIR"] = str(shard.folder / "reports")
+        env["CODEX_PORT_BASE"] = str(first + SHARD_PORTS * names.index(shard.name))
+    return env
+
+
+def start(shard: Shard, run_dir: Path) -> None:
+    shard.folder = run_dir / shard.name
+    shard.folder.mkdir()
     shard.began = time.monotonic()
     with shard.log.open("wb") as log:
         shard.process = subprocess.Popen(
-            command(shard, isolate), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            command(shard), cwd=ROOT, env=shard_env(shard), stdout=log, stderr=subprocess.STDOUT
         )
     print(f"==> shard {shard.name}: {' '.join(shard.paths)}", flush=True)
 
@@ -201,32 +199,23 @@ def summary_line(shard: Shard) -> str:
     return shard.note or (lines[-1].strip("= ") if lines else "no summary (see its log above)")
 
 
-def may_start(shard: Shard, running: list[Shard], isolate: bool) -> bool:
-    """Whether `shard` may start beside `running`: without namespaces the fixed ports allow one stack
-    shard at a time; with them, MAX_ISOLATED."""
-    stacks = sum(other.isolated for other in running)
-    if not shard.isolated:
-        return True
-    return stacks < (MAX_ISOLATED if isolate else 1)
+def may_start(shard: Shard, running: list[Shard]) -> bool:
+    """Whether `shard` may start beside `running`: at most MAX_ISOLATED stack shards (CPU, not ports)."""
+    return not shard.isolated or sum(other.isolated for other in running) < MAX_ISOLATED
 
 
 def schedule(shards: list[Shard], run_dir: Path, sequential: bool) -> None:
-    """Start what may start (all at once; fixed-port shards one at a time without namespaces), poll,
-    print progress, until every shard has ended."""
-    why = None if sequential else why_no_netns()
-    isolate = not sequential and why is None
-    if why:
-        print(f"==> no network namespaces: {why}; the fixed-port shards run one after another, beside rest")
+    """Start what may start, poll, print progress, until every shard has ended."""
     waiting, running = list(shards), list[Shard]()
     began = last_beat = time.monotonic()
     while waiting or running:
         for shard in list(waiting):
             if sequential and running:
                 break
-            if not may_start(shard, running, isolate):
+            if not may_start(shard, running):
                 continue
             waiting.remove(shard)
-            start(shard, run_dir, isolate)
+            start(shard, run_dir)
             running.append(shard)
         time.sleep(1)
         for shard in list(running):

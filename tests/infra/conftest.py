@@ -1,6 +1,6 @@
 """The programs of both committed stacks under Pulumi's mocks, evaluated once per session, and a way to
 evaluate a variant of a stack file. A stack that names no image yet is declared as if a release had been
-promoted (a stand-in digest): the program itself refuses it (tests/infra/test_boundaries.py)."""
+promoted (a stand-in digest): the program itself refuses it (tests/infra/test_images_hosts_and_gate_account.py)."""
 
 from __future__ import annotations
 

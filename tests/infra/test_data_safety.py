@@ -1,4 +1,4 @@
-"""Finding 7: backups with a restore that works, data that outlives its resources, a rotated password that
+"""Backups with a restore that works, data that outlives its resources, a rotated password that
 reaches the database, Redis bounded under its limit. The shell is run against a real PostgreSQL and Redis."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Findings 1 and 2: production runs an exact image (by digest), and every resource goes through an
+"""Production runs an exact image (by digest), and every resource goes through an
 explicit provider configured from the stack, whose config is read the way the engine passes it."""
 
 from __future__ import annotations

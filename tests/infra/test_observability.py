@@ -1,4 +1,4 @@
-"""Findings 3 and 6: Grafana runs under a read-only root with the generated password; Alertmanager is
+"""Grafana runs under a read-only root with the generated password; Alertmanager is
 declared in both stacks with the spec's receivers; monitoring data lives on volumes that outlive pods."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 15 under Pulumi's mocks: backups leave the cluster and are restore-checked, DNS egress reaches only
+"""Production's operations under Pulumi's mocks: backups leave the cluster and are restore-checked, DNS egress reaches only
 the cluster DNS, PDBs never block a drain, Grafana's password rotates, the load balancer's address is an
 output, staging Redis is not root, every checkov skip says why."""
 

@@ -1,4 +1,4 @@
-"""Findings 8, 9 and 10: a config or secret change rolls the pods; what was hard-coded comes from the spec;
+"""A config or secret change rolls the pods; what was hard-coded comes from the spec;
 the autoscaler alone owns the app's replica count."""
 
 from __future__ import annotations

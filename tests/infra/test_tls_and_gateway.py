@@ -1,4 +1,4 @@
-"""Findings 4, 5 and 11: TLS bootstraps from the program (internal CA, ACME DNS-01 from the spec, the rest
+"""TLS bootstraps from the program (internal CA, ACME DNS-01 from the spec, the rest
 named as prerequisites; on Docker, the certificate and key the stack's secrets give); the public gateway keeps client addresses, refuses /metrics, re-resolves its
 upstreams, logs to stdout/stderr and runs one worker per CPU of its limit."""
 

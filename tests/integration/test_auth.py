@@ -102,7 +102,7 @@ async def test_duplicate_username_is_a_conflict_naming_the_field(codex: RunningA
 
 
 async def test_a_username_differing_only_in_case_is_taken(codex: RunningApp) -> None:
-    """Issue 19: `Admin` registered beside `admin` (201), a second account a user or an admin would take
+    """`Admin` registered beside `admin` (201), a second account a user or an admin would take
     for the first."""
     for name in ("Admin", "ADMIN"):
         response = await codex.client.post("/api/auth/register", json={"username": name, "password": PASSWORD})

@@ -190,7 +190,7 @@ async def test_with_redis_frozen_every_request_checks_sql(
 async def test_a_change_made_as_redis_freezes_holds_on_the_other_replica_at_the_next_request(
     replicas: tuple[RunningApp, RunningApp], redis_server: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 19: the other replica still trusted its view (its last resync was under STALENESS ago), so
+    """The other replica still trusted its view (its last resync was under STALENESS ago), so
     a logout made in the first second of a freeze was not seen there on the client's next request."""
     monkeypatch.setattr(authview, "PUBLISH_TIMEOUT_SECONDS", PUBLISH_TIMEOUT)
     monkeypatch.setattr(authview, "ACK_TIMEOUT_SECONDS", ACK_TIMEOUT)

@@ -1,4 +1,4 @@
-"""Issue 15, finding 3: the gate logs in with its own least-privilege account (an editor) that the app
+"""The gate logs in with its own least-privilege account (an editor) that the app
 provisions at start from GATE_PASSWORD, as ADMIN_PASSWORD provisions the admin. No admin password needed."""
 
 from __future__ import annotations

@@ -43,8 +43,9 @@ def test_an_alertmanager_that_does_not_answer_fails(monkeypatch: pytest.MonkeyPa
     assert step.status == "fail" and step.reasons[0].startswith("Alertmanager did not answer")
 
 
-def test_each_local_stack_has_its_own_alertmanager() -> None:
+def test_each_local_stack_has_its_own_alertmanager(monkeypatch: pytest.MonkeyPatch) -> None:
     """The default stack's on the runbook's range (9095), a stack with a port range on portBase + 4."""
+    monkeypatch.delenv("CODEX_PORT_BASE", raising=False)  # the declared ports
     from codexops import localenv
     from codexops.targets import local_target
 

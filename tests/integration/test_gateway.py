@@ -261,7 +261,7 @@ def test_slow_headers_are_cut_off_by_nginx_and_by_the_replicas(gateway: Nginx, r
 
 
 def test_a_rotating_x_forwarded_for_is_throttled_after_the_free_attempts(gateway: Nginx) -> None:
-    """Issue 19: nginx used to append the client's X-Forwarded-For and uvicorn believed it, so each new
+    """nginx used to append the client's X-Forwarded-For and uvicorn believed it, so each new
     forged hop was a new address with five free guesses."""
     with httpx.Client(base_url=gateway.url, timeout=30) as client:
         created = client.post(
@@ -290,7 +290,7 @@ def _security_headers(answer: httpx.Response) -> dict[str, list[str]]:
 def test_security_headers_are_sent_once_through_the_gateway_and_by_a_replica_reached_directly(
     gateway: Nginx, replicas: list[Replica]
 ) -> None:
-    """Issue 19: nginx added its set on top of the replica's, so proxied answers carried every header
+    """nginx added its set on top of the replica's, so proxied answers carried every header
     twice. nginx owns them at the edge; a replica reached directly still sends the same set."""
     direct = httpx.get(f"{replicas[0].url}/health/live", timeout=5)
     expected = {name.lower(): [value] for name, value in SECURITY_HEADERS}

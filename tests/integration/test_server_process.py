@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.support.servers import free_port, wait_for_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +76,8 @@ def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None
     thread.start()
     time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    server_log = tmp_path / "logs" / "server.log"
+    wait_until(lambda: "SIGTERM received: draining" in server_log.read_text(), 10, "the server starts draining")
     assert probe.get("/health/ready").status_code == 503  # draining, still serving
     probe.close()
     thread.join(timeout=10)

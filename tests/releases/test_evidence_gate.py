@@ -2,8 +2,8 @@
 a signed attestation that check_evidence accepts; editing that gate's report makes it refused.
 
 The stack `evidencetest` is staging's file with a short load (20 RPS for 12 s), committed in a throw-away
-repository (CODEX_REPO_DIR). Ports are staging's: run it in a private network namespace:
-  unshare --net bash -c 'ip link set lo up; .venv/bin/pytest tests/releases/test_evidence_gate.py -q'
+repository (CODEX_REPO_DIR). Ports: staging's runbook ones, or its slot of CODEX_PORT_BASE (stack_ports)
+when scripts/run_tests.py gives the shard its range, so it runs beside other shards.
 """
 
 from __future__ import annotations

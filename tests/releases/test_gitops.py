@@ -7,7 +7,7 @@ and `deploy`, and synced once its evidence is committed; `git revert` + `sync` r
 
 Both stacks start on the good release, committed as their desired state (production's with evidence, as
 `promote` commits it: a signed full-gate attestation; the real gate-and-promote flow is
-test_promotion.py); the tests then run in order, each on the state the previous one left.
+test_promotion.py); each test starts from there (`good_everywhere`), whatever ran before it.
 """
 
 from __future__ import annotations
@@ -50,6 +50,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             )
             assert committed.verdict == "COMMITTED", committed.message
         yield world
+
+
+@pytest.fixture(autouse=True)
+def good_everywhere(world: World) -> None:
+    """Both stacks named and serving good: each test leaves them so; after a failed one, deployed again."""
+    for stack in STACKS:
+        world.on_release(stack, world.good)
 
 
 def test_a_fresh_clone_syncs_a_stack_building_the_named_release_from_its_commit(world: World) -> None:

@@ -4,8 +4,9 @@ replica's own start, reported by diff, and repaired by a rebuild plus sync; a pr
 its commit, mid-rollout and during its verification leaves a stack that diff calls what it is and that
 sync (or promote again) repairs, with the stack file, the history and PostgreSQL's data intact.
 
-The tests run in order, each on the state the previous one left. Fixed ports: run in a network namespace
-  unshare --net bash -c 'ip link set lo up; .venv/bin/pytest tests/releases/test_integrity.py -q'
+Each test asks a fixture for the state it starts from (good everywhere, production on good, staging
+on a gated "next"): the fixture brings the stacks there when an earlier test moved them, so any order
+works. Ports: localenv.stack_ports (scripts/run_tests.py gives the module its own CODEX_PORT_BASE).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from tests.support.evidence import commit_evidence
 from tests.support.gitrepo import git
 from tests.support.releases import build
 from tests.support.two_stacks import BIN, ROOT, STACKS, Builder, World, two_stacks
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 SHORT_GATE = {"targetRps": 20, "durationSeconds": 12, "rampSeconds": 2, "users": 4}  # evidence, quickly
@@ -62,16 +63,36 @@ def replica_log(stack: str, app: str) -> str:
     return (localenv.local_stack(stack).runtime / "logs" / f"{app}.out.log").read_text(errors="replace")
 
 
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout:.0f} s: {what}")
+@pytest.fixture
+def good_everywhere(world: World) -> None:
+    for stack in STACKS:
+        world.on_release(stack, world.good)
 
 
-def test_a_file_edited_in_a_built_release_is_refused_reported_and_repaired_by_a_rebuild(world: World) -> None:
+@pytest.fixture
+def production_on_good(world: World) -> None:
+    world.on_release("production", world.good)
+
+
+@pytest.fixture
+def next_gated_on_staging(world: World) -> subprocess.CompletedProcess[str] | None:
+    """Staging serves "next" and its last gate passed (the evidence promote needs); the gate when one ran here."""
+    after = world.releases["next"]
+    events = world.history("staging")
+    last = events[-1] if events else {}
+    if world.named("staging") == after.id and (last.get("kind"), last.get("release"), last.get("verdict")) == (
+        "gate",
+        after.id,
+        "PASS",
+    ):
+        return None
+    world.on_release("staging", after)
+    return world.run("codexops", "gate", "--target", "staging")
+
+
+def test_a_file_edited_in_a_built_release_is_refused_reported_and_repaired_by_a_rebuild(
+    world: World, good_everywhere: None
+) -> None:
     assert world.run("codexops", "diff", "staging").returncode == 0
     edited = site_file(world.good, "app/health.py")
     with edited.open("a") as handle:  # root ignores the 0444: the edit an attacker with the account makes
@@ -90,7 +111,7 @@ def test_a_file_edited_in_a_built_release_is_refused_reported_and_repaired_by_a_
     localenv.supervisorctl("restart", "app-1", check=False, stack="staging")
     staging = localenv.local_stack("staging")
     ended = ("FATAL", "EXITED")  # FATAL when refused within startsecs, else EXITED (exit 78 is not restarted)
-    wait_for(lambda: localenv.process_states(staging).get("app-1") in ended, "app-1 refused to start")
+    wait_until(lambda: localenv.process_states(staging).get("app-1") in ended, 60, "app-1 refused to start")
     log = replica_log("staging", "app-1")
     assert "refused to start" in log and "app/health.py (changed)" in log and "INJECTED" not in log
     stopped = world.run("codexops", "diff", "staging")
@@ -147,13 +168,15 @@ def intact(world: World, commits: int) -> None:
     assert probe == "42"
 
 
-def test_the_release_to_promote_is_deployed_and_gated_on_staging(world: World) -> None:
-    deployed = world.run("codexops", "deploy", "staging", "--release", world.releases["next"].id)
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    gated = world.run("codexops", "gate", "--target", "staging")
-    assert gated.returncode == 0 and "attestation signed" in gated.stdout, gated.stdout + gated.stderr
+def test_the_release_to_promote_is_deployed_and_gated_on_staging(
+    world: World, good_everywhere: None, next_gated_on_staging: subprocess.CompletedProcess[str] | None
+) -> None:
+    gated = next_gated_on_staging  # from good on staging: the deploy and the gate run here
+    assert gated is not None and gated.returncode == 0, gated
+    assert "attestation signed" in gated.stdout, gated.stdout + gated.stderr
 
 
+@pytest.mark.usefixtures("production_on_good", "next_gated_on_staging")
 def test_a_promotion_killed_before_its_commit_leaves_production_as_it_was(world: World) -> None:
     commits = world.commits()
     promote_killed_at(world, "==> evidence:")
@@ -163,6 +186,7 @@ def test_a_promotion_killed_before_its_commit_leaves_production_as_it_was(world:
     assert same.returncode == 0 and f"serves {world.good.id}" in same.stdout
 
 
+@pytest.mark.usefixtures("production_on_good", "next_gated_on_staging")
 def test_a_promotion_killed_mid_rollout_is_drift_and_sync_repairs_it(world: World) -> None:
     after = world.releases["next"]
     commits = world.commits()
@@ -180,9 +204,8 @@ def test_a_promotion_killed_mid_rollout_is_drift_and_sync_repairs_it(world: Worl
     intact(world, commits + 1)
 
 
+@pytest.mark.usefixtures("production_on_good", "next_gated_on_staging")
 def test_a_promotion_killed_during_its_verification_is_drift_and_promote_verifies_it(world: World) -> None:
-    back = world.run("codexops", "deploy", "production", "--release", world.good.id)
-    assert back.returncode == 0, back.stdout + back.stderr
     commits = world.commits()
     promote_killed_at(world, "==> checklist and smoke load")
     intact(world, commits + 1)

@@ -3,16 +3,17 @@ signed full gate under load (a commit of production's file), a second promotion 
 holds the lock, promoting what already serves is a no-op, a release with injected latency refused, and
 a bad release forced onto production rolled back automatically (its revert committed).
 
-The tests run in order against the same two stacks (each builds on the state the previous one left). The
-bad release goes last: its alerts (5-minute rate windows) would fail the verification of what follows.
+The tests share two stacks; each asks a fixture for its starting state (`first_promotion`: good promoted
+to production, once; `staging_serves_good`), so any order works. No test after the bad release verifies
+a deploy: its alerts (5-minute rate windows) fail only what they should.
 """
 
 from __future__ import annotations
 
 import hashlib
 import subprocess
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -24,6 +25,7 @@ from tests.support.gitrepo import git
 from tests.support.releases import build
 from tests.support.traffic import Traffic
 from tests.support.two_stacks import ROOT, Builder, World, two_stacks
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -51,22 +53,36 @@ def admin_token(stack: str) -> str:
 
 def wait_for_lock_holder(world: World, stack: str, timeout: float = 60) -> str:
     path = world.tmp / "stacks" / stack / "change.lock"
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        if path.exists() and path.read_text():
-            return path.read_text()
-        time.sleep(0.1)
-    raise AssertionError(f"nobody took {path} within {timeout} s")
+    wait_until(lambda: path.exists() and bool(path.read_text()), timeout, f"somebody takes {path}")
+    return path.read_text()
 
 
-def test_a_good_release_is_promoted_under_load_and_a_second_promotion_is_refused(world: World) -> None:
+@dataclass(frozen=True)
+class FirstPromotion:
+    """What the first promotion showed: the gate, both promotions, the load, production's records after."""
+
+    gated: subprocess.CompletedProcess[str]
+    holder: str
+    second: subprocess.CompletedProcess[str]
+    code: int
+    output: str
+    requests: int
+    failures: list[object]
+    history: list[dict[str, str]]
+    timeline: list[dict[str, str]]
+    named: str | None
+    diff: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def first_promotion(world: World) -> FirstPromotion:
+    """Good deployed and full-gated on staging, promoted to production under load while a second promotion
+    tries the lock; run once, for whichever test needs production on good first."""
     deployed = world.run("codexops", "deploy", "staging", "--release", world.good.id, "--reports", str(world.tmp))
     assert deployed.returncode == 0, deployed.stderr
     assert world.health("staging").json()["version"] == world.good.id
     # The deploy's smoke is no evidence; the full gate (the spec's load) of that release is, signed.
     gated = world.run("codexops", "gate", "--target", "staging", "--reports", str(world.tmp))
-    assert gated.returncode == 0, gated.stdout + gated.stderr
-    assert "attestation signed" in gated.stdout
     production = localenv.local_stack("production").gateway_url()
     reads = Traffic(
         production,
@@ -88,24 +104,52 @@ def test_a_good_release_is_promoted_under_load_and_a_second_promotion_is_refused
         second = world.run("codexops", "promote", "--from", "staging", "--to", "production")
         output, _ = first.communicate(timeout=600)
         print(output)
-    assert "promote from staging" in holder
-    assert second.returncode == 1
-    assert "refused: stack production is busy: promote from staging by release-test" in second.stderr
-    assert first.returncode == 0, output
-    assert f"PASS: production serves {world.good.id}" in output or "WARN: production serves" in output
-    health = world.health("production")
-    assert health.status_code == 200 and health.json()["version"] == world.good.id
     print(f"requests at production's gateway during the promotion: {load.requests}")
-    assert load.requests > 100
-    assert load.failures == []
-    promoted = [e for e in world.history("production") if e["kind"] == "promote"]
+    history, timeline = world.history("production"), world.timeline("production")
+    return FirstPromotion(
+        gated,
+        holder,
+        second,
+        first.returncode,
+        output,
+        load.requests,
+        list(load.failures),
+        history,
+        timeline,
+        world.named("production"),
+        world.run("codexops", "diff", "production"),
+    )
+
+
+@pytest.fixture
+def staging_serves_good(world: World, first_promotion: FirstPromotion) -> None:
+    """Staging back on good (a test may leave another release there), its full gate still the latest of good."""
+    serving = LocalBackend().current_release("staging")
+    if serving is None or serving.digest != world.good.digest:
+        assert LocalBackend().deploy("staging", world.good, print).ok
+
+
+def test_a_good_release_is_promoted_under_load_and_a_second_promotion_is_refused(
+    world: World, first_promotion: FirstPromotion
+) -> None:
+    run = first_promotion
+    assert run.gated.returncode == 0, run.gated.stdout + run.gated.stderr
+    assert "attestation signed" in run.gated.stdout
+    assert "promote from staging" in run.holder
+    assert run.second.returncode == 1
+    assert "refused: stack production is busy: promote from staging by release-test" in run.second.stderr
+    assert run.code == 0, run.output
+    assert f"PASS: production serves {world.good.id}" in run.output or "WARN: production serves" in run.output
+    assert run.requests > 100
+    assert run.failures == []
+    promoted = [e for e in run.history if e["kind"] == "promote"]
     last = promoted[-1]
     assert (last["release"], last["source"], last["actor"]) == (world.good.id, "staging", "release-test")
     assert last["verdict"] in ("PASS", "WARN") and last["report"].endswith("report.json")
     assert Path(last["report"]).is_relative_to(world.tmp / "reports")  # CODEX_REPORTS_DIR: not the checkout's
     # GitOps: the promotion is a commit of production's file (release, evidence digest, who) ...
-    assert world.named("production") == world.good.id
-    commit = [e for e in world.timeline("production") if e["kind"] == "commit"][-1]
+    assert run.named == world.good.id
+    commit = [e for e in run.timeline if e["kind"] == "commit"][-1]
     assert commit["detail"] == f"promote {world.good.id} to production (from staging)"
     assert commit["evidence"].startswith("sha256:") and commit["actor"] == "release-test"
     # ... whose evidence digest is the signed attestation's, and production serves what its file names.
@@ -117,10 +161,11 @@ def test_a_good_release_is_promoted_under_load_and_a_second_promotion_is_refused
     assert commit["verdict"] == "VERIFIED" and "full gate on staging, signed by release-test" in commit["evidenceCheck"]
     files = git(world.repo, "show", "--name-only", "--format=", commit["commit"]).split()
     assert f"evidence/production/{world.good.id}/attestation.json" in files and "Pulumi.production.yaml" in files
-    diff = world.run("codexops", "diff", "production")
-    assert diff.returncode == 0 and f"production serves {world.good.id}, as Pulumi.production.yaml" in diff.stdout
+    assert run.diff.returncode == 0, run.diff.stdout
+    assert f"production serves {world.good.id}, as Pulumi.production.yaml" in run.diff.stdout
 
 
+@pytest.mark.usefixtures("staging_serves_good")
 def test_promoting_the_release_already_serving_is_a_no_op(world: World) -> None:
     commits, events = world.commits(), len(world.history("production"))
     pids = localenv.supervisorctl(
@@ -136,6 +181,7 @@ def test_promoting_the_release_already_serving_is_a_no_op(world: World) -> None:
     assert after == pids  # no replica restarted
 
 
+@pytest.mark.usefixtures("first_promotion")
 def test_a_release_with_injected_latency_is_refused_promotion(world: World) -> None:
     assert LocalBackend().deploy("staging", world.releases["slow"], print).ok  # on staging, not yet judged
     gated = world.run("runbooks/validate-deployment.sh", "staging")
@@ -148,6 +194,7 @@ def test_a_release_with_injected_latency_is_refused_promotion(world: World) -> N
     assert (last["kind"], last["release"], last["verdict"]) == ("promote", world.releases["slow"].id, "REFUSED")
 
 
+@pytest.mark.usefixtures("first_promotion")
 def test_a_bad_release_forced_onto_production_is_rolled_back(world: World) -> None:
     forced = world.run(
         *("codexops", "deploy", "production", "--release", world.releases["bad"].id, "--reports", str(world.tmp)),
@@ -159,10 +206,7 @@ def test_a_bad_release_forced_onto_production_is_rolled_back(world: World) -> No
     assert health.status_code == 200 and health.json()["version"] == world.good.id
     # Healthy again once the replicas' windows leave the bad release's errors behind (a clean-clone run saw
     # "degraded" at the first read on a loaded machine): a condition with a bound, not a single sample.
-    began = time.monotonic()
-    while world.health("production").json()["status"] != "healthy" and time.monotonic() - began < 90:
-        time.sleep(1)
-    assert world.health("production").json()["status"] == "healthy", world.health("production").json()
+    wait_until(lambda: world.health("production").json()["status"] == "healthy", 90, "production healthy")
     events = [(e["kind"], e["release"], e["verdict"]) for e in world.history("production") if e["kind"] != "gate"]
     assert events[-2:] == [("deploy", world.releases["bad"].id, "FAIL"), ("rollback", world.good.id, "PASS")]
     assert world.history("production")[-2]["kind"] == "gate"  # the rollback passed its own checklist

@@ -18,8 +18,9 @@ def spec() -> EnvironmentSpec:
 
 @pytest.fixture(scope="module")
 def local_env(spec: EnvironmentSpec) -> Iterator[None]:
-    if localenv.supervisord_pid(spec.stack) is None and localenv.port_taken(localenv.GATEWAY_PORT):
-        pytest.fail("port 5002 is taken by something other than the local environment; stop it first")
+    gateway = localenv.stack_ports(spec).gateway
+    if localenv.supervisord_pid(spec.stack) is None and localenv.port_taken(gateway):
+        pytest.fail(f"port {gateway} is taken by something other than the local environment; stop it first")
     localenv.up(spec, print)
     try:
         yield

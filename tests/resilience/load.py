@@ -13,6 +13,7 @@ import httpx
 
 from codexops import localenv
 from codexops.postgres_cluster import psql
+from tests.support.waiting import wait_until
 
 TIMEOUT = 10.0  # longer than any acceptable answer, so a hang shows up as a latency, not a guess
 
@@ -74,6 +75,20 @@ class Load:
             error = type(exc).__name__
         with self._lock:
             self.outcomes.append(Outcome(kind, status, time.monotonic() - began, retry_after, error, node_id))
+
+    def wait_answered(self, count: int, what: str, timeout: float = 60) -> None:
+        """Until `count` more requests were answered 2xx: the load is under way, or serving again."""
+        goal = self._succeeded() + count
+        wait_until(lambda: self._succeeded() >= goal, timeout, f"{count} answers 2xx: {what}")
+
+    def wait_tried(self, count: int, what: str, timeout: float = 60) -> None:
+        """Until `count` more requests ended, however answered: the load ran through a fault."""
+        goal = len(self.outcomes) + count
+        wait_until(lambda: len(self.outcomes) >= goal, timeout, f"{count} requests ended: {what}")
+
+    def _succeeded(self) -> int:
+        with self._lock:
+            return sum(200 <= o.status < 300 for o in self.outcomes)
 
     # -- what the client saw -----------------------------------------------------------------------
     def statuses(self, kind: str | None = None) -> Counter[int]:

@@ -12,7 +12,7 @@ import httpx
 import psutil
 import pytest
 
-from codexops import localenv
+from codexops import gate, localenv
 from infra.alerts import alert_rules
 from infra.dashboard import dashboard_queries
 from infra.spec import EnvironmentSpec
@@ -29,6 +29,14 @@ def healthy(spec: EnvironmentSpec) -> None:
     localenv.up(spec, print)
 
 
+@pytest.fixture(scope="module")
+def healthy_gate(spec: EnvironmentSpec, tmp_path_factory: pytest.TempPathFactory) -> gate.GateReport:
+    """A full gate (half scale) of the healthy replicas, run once for the module by whichever test needs
+    it first: its verdict is judged, and its load is what fills every dashboard query."""
+    localenv.up(spec, print)
+    return run_gate(spec, tmp_path_factory.mktemp("healthy-gate"), shape="gate", scale=0.5)
+
+
 def _reasons(report: object) -> str:
     return " | ".join(report.reasons())  # type: ignore[attr-defined]
 
@@ -42,8 +50,8 @@ def _only_the_shared_cpu(report: object) -> bool:
     return bool(reasons) and all(re.fullmatch(contention, r) for r in reasons)
 
 
-def test_a_healthy_environment_passes(spec: EnvironmentSpec, tmp_path: Path, healthy: None) -> None:
-    report = run_gate(spec, tmp_path, shape="gate", scale=0.5)
+def test_a_healthy_environment_passes(healthy_gate: gate.GateReport) -> None:
+    report = healthy_gate
     assert report.verdict == "PASS" or (report.verdict == "WARN" and _only_the_shared_cpu(report)), _reasons(report)
     assert {s.name: s.status for s in report.steps if s.name != "load"} == {"checklist": "pass", "alerts": "pass"}
     load = next(s for s in report.steps if s.name == "load")
@@ -54,8 +62,10 @@ def test_a_healthy_environment_passes(spec: EnvironmentSpec, tmp_path: Path, hea
     assert load.figures["requests"] > 50 and load.figures["rps"] > 0
 
 
-def test_every_dashboard_query_and_alert_expression_has_data(spec: EnvironmentSpec) -> None:
-    """Runs after the healthy gate: no panel without data, no alert on a metric nobody emits."""
+def test_every_dashboard_query_and_alert_expression_has_data(
+    spec: EnvironmentSpec, healthy_gate: gate.GateReport, healthy: None
+) -> None:
+    """After the healthy gate's load: no panel without data, no alert on a metric nobody emits."""
     expressions = dashboard_queries(spec)
     # An alert expression is empty while its condition is false; what must have data is its left side.
     expressions += [re.split(r"\s(?:>|<|==)\s[\d.]+$", rule.expr)[0] for rule in alert_rules(spec)]

@@ -2,8 +2,8 @@
 that nothing acknowledged was lost. Each case writes its figures to reports/faults/<case>.json (CODEX_REPORTS_DIR moves it); the
 README's table quotes them. Timings are recorded, not asserted (except a hang bound).
 
-The cases on the default release come first; the last two set the replicas' environment whole (`up`
-replaces it), and the module ends by stopping the stack, so no case restarts the replicas back."""
+The AI-flood and leak cases set the replicas' environment whole (`up` replaces it); the others ask for
+the default one (`default_environment`: a no-op when the replicas already run it), so any order works."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,10 +24,16 @@ import pytest
 from codexops import localenv
 from infra.spec import ROOT, EnvironmentSpec
 from tests.resilience.load import Load, stored_ids
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300), pytest.mark.usefixtures("local_env")]
 FIGURES = Path(os.environ.get("CODEX_REPORTS_DIR") or ROOT / "reports") / "faults"  # as the gate's reports
 HANG_SECONDS = 5.0
+
+
+@pytest.fixture
+def default_environment(spec: EnvironmentSpec) -> None:
+    localenv.up(spec, print)  # nothing restarts when the replicas already run without a case's settings
 
 
 @pytest.fixture(scope="module")
@@ -49,20 +55,16 @@ def _record(case: str, figures: dict[str, Any]) -> None:
     print(case, json.dumps(figures))
 
 
-def _wait(check: Callable[[], bool], what: str, timeout: float) -> float:
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        try:
-            if check():
-                return time.monotonic() - began
-        except (httpx.HTTPError, KeyError, ValueError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not within {timeout:.0f} s")
-
-
 def _ready(port: int) -> bool:
     return httpx.get(f"http://{localenv.HOST}:{port}/health/ready", timeout=2).status_code == 200
+
+
+def _redis_seen(state: str) -> bool:
+    """Every replica reports Redis `state` ("down": the outage noticed; "up": back, the outage's writes copied)."""
+    ports = localenv.local_stack().ports.apps
+    return all(
+        httpx.get(f"http://{localenv.HOST}:{p}/health", timeout=5).json()["redis"]["status"] == state for p in ports
+    )
 
 
 def _nothing_lost(load: Load) -> int:
@@ -77,29 +79,31 @@ def _process_tree(name: str) -> list[psutil.Process]:
 
 
 # -- a replica restarted ---------------------------------------------------------------------------
-def test_a_replica_restarted_under_load_fails_no_request(admin_token: str) -> None:
+def test_a_replica_restarted_under_load_fails_no_request(admin_token: str, default_environment: None) -> None:
     with Load(admin_token, "fault-restart") as load:
-        time.sleep(1.5)
+        load.wait_answered(20, "the load under way")
         began = time.monotonic()
         localenv.supervisorctl("restart", "app-1")  # SIGTERM, drain, exit; then a fresh process
-        back = _wait(lambda: _ready(localenv.local_stack().ports.apps[0]), "app-1 ready", 120)
-        time.sleep(1.5)  # both replicas serving again
-    _record("replica_restart", {**load.summary(), "restart_to_ready_s": round(time.monotonic() - began - 1.5, 2)})
-    assert back >= 0
+        wait_until(lambda: _ready(localenv.local_stack().ports.apps[0]), 120, "app-1 ready")
+        ready_after = time.monotonic() - began
+        load.wait_answered(20, "both replicas serving again")
+    _record("replica_restart", {**load.summary(), "restart_to_ready_s": round(ready_after, 2)})
     assert not load.failures(), load.failures()[:5]
     assert _nothing_lost(load) > 0
 
 
 # -- Redis frozen ----------------------------------------------------------------------------------
-def test_redis_frozen_then_back_keeps_logins_reads_writes_and_revocations(admin_token: str) -> None:
+def test_redis_frozen_then_back_keeps_logins_reads_writes_and_revocations(
+    admin_token: str, default_environment: None
+) -> None:
     frozen = _process_tree("redis")
     secrets = localenv.local_secrets()
     with Load(admin_token, "fault-redis") as load:
-        time.sleep(1)
+        load.wait_answered(20, "the load under way")
         for process in frozen:
             process.suspend()  # SIGSTOP: connections stay open, nothing answers
         try:
-            time.sleep(2)
+            wait_until(lambda: _redis_seen("down"), 60, "every replica notices the outage")
             token = _login("admin", secrets["ADMIN_PASSWORD"])  # a login during the outage
             me = httpx.get(
                 f"{localenv.gateway_url()}/api/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
@@ -109,12 +113,13 @@ def test_redis_frozen_then_back_keeps_logins_reads_writes_and_revocations(admin_
                 f"{localenv.gateway_url()}/api/auth/logout", headers={"Authorization": f"Bearer {token}"}, timeout=10
             )
             assert out.status_code == 204, out.text
-            time.sleep(3)
+            load.wait_tried(30, "the load through the outage")
         finally:
             for process in frozen:
                 process.resume()
         outage = load.summary()
-        time.sleep(3)  # Redis back: the probe notices and copies the outage's writes to it
+        wait_until(lambda: _redis_seen("up"), 60, "every replica has Redis back and copied the outage's writes")
+        load.wait_answered(20, "the load after the outage")
     # The logout made during the outage holds afterwards on every replica, asked directly.
     for port in localenv.local_stack().ports.apps:
         answer = httpx.get(
@@ -128,13 +133,15 @@ def test_redis_frozen_then_back_keeps_logins_reads_writes_and_revocations(admin_
 
 
 # -- PostgreSQL restarted --------------------------------------------------------------------------
-def test_postgresql_restarted_answers_503_or_success_and_loses_no_write(admin_token: str) -> None:
+def test_postgresql_restarted_answers_503_or_success_and_loses_no_write(
+    admin_token: str, default_environment: None
+) -> None:
     with Load(admin_token, "fault-postgres") as load:
-        time.sleep(1)
+        load.wait_answered(20, "the load under way")
         began = time.monotonic()
         localenv.supervisorctl("restart", "postgres")
         down_for = time.monotonic() - began
-        time.sleep(3)
+        load.wait_answered(20, "PostgreSQL back: reads and writes answered again")
     _record("postgres_restart", {**load.summary(), "restart_command_s": round(down_for, 2)})
     for outcome in load.failures():
         assert outcome.status == 503, outcome  # never 500, 502 or no answer
@@ -248,7 +255,7 @@ def test_a_flooded_ai_queue_refuses_with_429_and_completes_every_accepted_job(
     held_extractor.released.set()
     began = time.monotonic()
     for answer in accepted:
-        _wait(lambda loc=answer.headers["location"]: finished(loc), "job completed", 60)  # type: ignore[misc]
+        wait_until(lambda loc=answer.headers["location"]: finished(loc), 60, "job completed")  # type: ignore[misc]
     assert held_extractor.calls == len(accepted)
     after = {port: _rss_mb(port) for port in ports}
     growth = {port: round(after[port] - before[port], 1) for port in ports}
@@ -280,12 +287,12 @@ def _leak_detected(port: int) -> bool:
 def test_the_chaos_leak_is_reported_alerts_and_clears(spec: EnvironmentSpec) -> None:
     # A short detection window so the test takes seconds, not minutes; the alert keeps its `for: 1m`.
     localenv.up(spec, print, {"CHAOS_LEAK_MB_PER_MIN": "120", "MEMORY_WINDOW_SAMPLES": "8"})
-    detected = _wait(
-        lambda: all(_leak_detected(p) for p in localenv.local_stack().ports.apps), "/health/memory leak", 60
+    detected = wait_until(
+        lambda: all(_leak_detected(p) for p in localenv.local_stack().ports.apps), 60, "/health/memory leak"
     )
-    fired = _wait(lambda: _leak_alert_state() == "firing", "CodexMemoryLeakDetected firing", 150)
+    fired = wait_until(lambda: _leak_alert_state() == "firing", 150, "CodexMemoryLeakDetected firing")
     localenv.up(spec, print)  # leak off
-    cleared = _wait(lambda: _leak_alert_state() is None, "leak alert cleared", 90)
+    cleared = wait_until(lambda: _leak_alert_state() is None, 90, "leak alert cleared")
     assert not any(_leak_detected(p) for p in localenv.local_stack().ports.apps)
     _record(
         "chaos_leak",

@@ -16,19 +16,21 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def occupied_gateway_port() -> Iterator[None]:
+def occupied_gateway_port() -> Iterator[int]:
+    port = localenv.local_stack().ports.gateway  # :5002 without CODEX_PORT_BASE
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((localenv.HOST, localenv.GATEWAY_PORT))
+        sock.bind((localenv.HOST, port))
         sock.listen()
-        yield
+        yield port
 
 
-def test_a_taken_port_is_a_clear_error(occupied_gateway_port: None) -> None:
+def test_a_taken_port_is_a_clear_error(occupied_gateway_port: int) -> None:
     assert localenv.supervisord_pid() is None
     result = runner.invoke(cli, ["up"])
     assert result.exit_code == 2
-    assert "5002 (nginx)" in result.output and "lsof -i :5002" in result.output
+    port = occupied_gateway_port
+    assert f"{port} (nginx)" in result.output and f"lsof -i :{port}" in result.output
 
 
 def test_up_is_idempotent_and_down_leaves_nothing_behind() -> None:

@@ -1,13 +1,13 @@
 """Local stacks from their specs, side by side; releases deployed to them by a rolling replacement
 that fails no request under load; a backup before a schema-forward deploy; the gate's report names
 the release and the spec it judged; a fixing release ships while the slow release's latency alert
-still fires (fix-forward). Real processes on fixed ports: run under the shared lock."""
+still fires (fix-forward). Real processes on the ports stack_ports gives (CODEX_PORT_BASE: a range per run)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,11 +21,13 @@ from codexops.cli import cli
 from codexops.gate import check_alerts, run_gate
 from codexops.postgres_cluster import postgres_bin
 from codexops.releases.local_backend import LocalBackend, database_revision
+from codexops.releases.model import Release
 from codexops.releases.shipping import ship
 from codexops.targets import resolve_target, spec_digest
 from infra.spec import load_spec
 from tests.support.releases import build, copy_with_migration
 from tests.support.traffic import Traffic
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 READS = ("/health", "/health/ready", "/api/nodes?limit=5")  # anonymous: 401 is an answer, not a failure
@@ -49,11 +51,34 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def staging(stores: Path) -> localenv.LocalStack:
-    if localenv.port_taken(localenv.GATEWAY_PORT):
-        pytest.fail("port 5002 is taken: another local environment runs (codexops down)")
+    gateway = localenv.stack_ports(load_spec("staging")).gateway
+    if localenv.port_taken(gateway):
+        pytest.fail(f"port {gateway} is taken: another local environment runs (codexops down)")
     result = runner.invoke(cli, ["up", "--stack", "staging"])
     assert result.exit_code == 0, result.output
     return localenv.local_stack("staging")
+
+
+@pytest.fixture
+def quiet_prometheus(staging: localenv.LocalStack) -> localenv.LocalStack:
+    """Staging's Prometheus started again on an empty store: its windows hold only the test's requests,
+    whatever ran before (thousands of fast ones would keep a 5-minute p95 low for minutes)."""
+    localenv.supervisorctl("stop", "prometheus", stack=staging)
+    shutil.rmtree(staging.runtime / "prometheus" / "data", ignore_errors=True)
+    localenv.supervisorctl("start", "prometheus", stack=staging)
+    ready = f"{staging.prometheus_url()}/-/ready"
+    wait_until(lambda: httpx.get(ready, timeout=2).status_code == 200, 60, "staging's Prometheus ready")
+    return staging
+
+
+@pytest.fixture
+def serving(staging: localenv.LocalStack) -> Release:
+    """A release every staging replica serves, deployed here when none is (`up` alone serves no release)."""
+    release = LocalBackend().current_release("staging")
+    if release is None:
+        release = build()
+        assert LocalBackend().deploy("staging", release, print).ok
+    return release
 
 
 def _status(stack: str) -> dict[str, object]:
@@ -67,8 +92,8 @@ def test_staging_and_production_run_side_by_side_from_their_specs(staging: local
     assert started.exit_code == 0, started.output
     try:
         views = {stack: _status(stack) for stack in ("staging", "production")}
-        assert views["staging"]["gateway"] == "http://127.0.0.1:5002"  # the runbook's curls keep working
-        assert views["production"]["gateway"] == "http://127.0.0.1:5200"  # Pulumi.production.yaml local.portBase
+        for stack, view in views.items():  # without CODEX_PORT_BASE: the runbook's :5002 and production's 5200
+            assert view["gateway"] == f"http://127.0.0.1:{localenv.stack_ports(load_spec(stack)).gateway}"
         for stack, view in views.items():
             spec = load_spec(stack)
             processes = view["processes"]
@@ -86,7 +111,7 @@ def test_staging_and_production_run_side_by_side_from_their_specs(staging: local
         stopped = runner.invoke(cli, ["down", "--stack", "production"])
     assert stopped.exit_code == 0, stopped.output
     assert not [p.name for p in localenv.local_stack("production").processes if localenv.port_taken(p.port)]
-    assert _status("staging")["gateway"] == "http://127.0.0.1:5002"  # staging untouched
+    assert _status("staging")["gateway"] == views["staging"]["gateway"]  # staging untouched
 
 
 def _versions(stack: localenv.LocalStack) -> set[str]:
@@ -98,20 +123,12 @@ def _firing(prometheus: str) -> set[str]:
     return {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
 
 
-def _wait_firing(prometheus: str, name: str, timeout: float) -> None:
-    began = time.monotonic()
-    while name not in _firing(prometheus):
-        assert time.monotonic() - began < timeout, f"{name} did not fire within {timeout:.0f} s"
-        time.sleep(2)
-
-
 def test_a_fixing_release_ships_while_the_slow_releases_latency_alert_still_fires(
-    staging: localenv.LocalStack, tmp_path: Path
+    quiet_prometheus: localenv.LocalStack, tmp_path: Path
 ) -> None:
     """Fix-forward: the verification of the fix judges the fix's own samples; a plain gate of the
     slow release, and the slow release's own window, still FAIL."""
-    # Second in the module, before any test loads staging: CodexP95LatencyCritical's 5-minute window then
-    # holds only this test's requests (thousands of fast ones before would keep its p95 low for minutes).
+    staging = quiet_prometheus  # CodexP95LatencyCritical's 5-minute window: this test's requests only
     good = build(FIX_FORWARD="the fixing release")  # not the rolling deploy's release: that one must move
     slow = build(CHAOS_LATENCY_MS="1500")
     assert LocalBackend().deploy("staging", slow, print).ok
@@ -124,7 +141,7 @@ def test_a_fixing_release_ships_while_the_slow_releases_latency_alert_still_fire
     # during it, nginx (least connections) would keep the deploy's routing probe off the slow replica.
     with Traffic(staging.gateway_url(), ("/api/nodes?limit=5",), threads=8):
         full = run_gate(target, shape="gate", scale=0.5, reports=tmp_path / "full", alert_wait=1.0)
-        _wait_firing(prometheus, "CodexP95LatencyCritical", timeout=120)
+        wait_until(lambda: "CodexP95LatencyCritical" in _firing(prometheus), 120, "CodexP95LatencyCritical firing")
         plain, own_window = check_alerts(target, 0), check_alerts(target, 0, since=slow_since)
     assert full.verdict == "FAIL" and "p95 latency" in " ".join(full.reasons())
     assert plain.status == "fail" and "CodexP95LatencyCritical" in " ".join(plain.reasons)
@@ -154,9 +171,8 @@ def test_a_rolling_deploy_under_load_fails_no_request(staging: localenv.LocalSta
     assert outcome.backup is None  # same schema head: nothing to back up
 
 
-def test_the_gate_report_names_the_release_and_the_spec(staging: localenv.LocalStack, tmp_path: Path) -> None:
-    release = LocalBackend().current_release("staging")
-    assert release is not None
+def test_the_gate_report_names_the_release_and_the_spec(serving: Release, tmp_path: Path) -> None:
+    release = serving
     report = run_gate(resolve_target("staging"), shape="smoke", scale=0.5, reports=tmp_path, alert_wait=1.0)
     written = json.loads((Path(report.directory) / "report.json").read_text())
     assert written["release"] == {"id": release.id, "digest": release.digest}
@@ -164,14 +180,14 @@ def test_the_gate_report_names_the_release_and_the_spec(staging: localenv.LocalS
     assert not (Path(report.directory) / "target.json").exists()  # it carried the admin password
 
 
-def test_a_release_that_cannot_start_is_put_back(staging: localenv.LocalStack) -> None:
-    before = LocalBackend().current_release("staging")
+def test_a_release_that_cannot_start_is_put_back(staging: localenv.LocalStack, serving: Release) -> None:
+    before = serving
     broken = build(CODEX_URLS="not-a-url")  # every replica of it refuses to start
     with Traffic(staging.gateway_url(), READS, threads=2) as load:
         outcome = LocalBackend().deploy("staging", broken, print)
     assert not outcome.ok and "app-1" in outcome.detail
     assert load.failures == [], load.failures[:5]
-    assert before is not None and _versions(staging) == {before.id}
+    assert _versions(staging) == {before.id}
 
 
 def test_a_schema_forward_deploy_takes_a_backup_first(staging: localenv.LocalStack, tmp_path: Path) -> None:

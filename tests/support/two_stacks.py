@@ -1,10 +1,10 @@
-"""Two real local stacks (staging :5002, production on its own ports) for the release tests, with their
-desired state in a temporary clone of this checkout (CODEX_REPO_DIR) and their own release store,
+"""Two real local stacks (staging and production, each on its own ports) for the release tests, with
+their desired state in a temporary clone of this checkout (CODEX_REPO_DIR) and their own release store,
 stacks folder, reports folder and signing key: nothing is written into the checkout.
 
-Fixed ports: each module that uses `two_stacks` needs the ports to itself. `make test` runs each such
-module in a network namespace of its own (scripts/run_tests.py); by hand:
-  unshare --net bash -c 'ip link set lo up; .venv/bin/pytest tests/releases/test_promotion.py -q'
+Ports: the stacks' (localenv.stack_ports), so two modules side by side need a CODEX_PORT_BASE each, as
+scripts/run_tests.py gives every shard; by hand:
+  CODEX_PORT_BASE=21000 .venv/bin/pytest tests/releases/test_promotion.py -q
 """
 
 from __future__ import annotations
@@ -74,6 +74,14 @@ class World:
 
     def commits(self) -> int:
         return int(git(self.repo, "rev-list", "--count", "HEAD"))
+
+    def on_release(self, stack: str, release: Release) -> None:
+        """`stack` named and serving `release`, deployed (and committed) when it is not: a test's starting
+        state, whatever an earlier test left. Production admits only a release with committed evidence."""
+        if self.named(stack) == release.id and self.run("codexops", "diff", stack).returncode == 0:
+            return
+        deployed = self.run("codexops", "deploy", stack, "--release", release.id)
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
 
     def health(self, stack: str) -> httpx.Response:
         return httpx.get(f"{localenv.local_stack(stack).gateway_url()}/health", timeout=10)

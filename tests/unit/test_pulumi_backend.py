@@ -205,7 +205,7 @@ class StackWithOutputs(FakeStack):
 def test_the_smoke_gate_logs_in_with_the_stacks_gate_account(
     fake_pulumi: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Issue 15, finding 3: no admin password; the account the stack exported, read after `up`."""
+    """The gate needs no admin password: the account the stack exported, read after `up`."""
     from codexops import gate
 
     monkeypatch.delenv("CODEX_LOAD_USERNAME", raising=False)

@@ -4,6 +4,7 @@ shard, a signal or a stack left running fails the shard, progress read from pyte
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import subprocess
 import sys
 import time
@@ -12,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from infra.spec import ROOT
+from codexops import localenv
+from infra.spec import ROOT, available_stacks
 
 
 def _runner() -> Any:
@@ -37,14 +39,27 @@ def test_every_fixed_port_module_is_in_exactly_one_isolated_shard_and_rest_skips
     assert all(shard.isolated for shard in isolated)
 
 
-def test_an_isolated_shard_runs_in_its_own_network_namespace_and_rest_is_niced(tmp_path: Path) -> None:
+def test_each_stack_shard_gets_its_own_port_range_stacks_and_reports_and_rest_is_niced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CODEX_PORT_BASE", raising=False)
     shards = run_tests.all_shards()
     for shard in shards:
         shard.folder = tmp_path / shard.name
-    assert run_tests.command(shards[0], isolate=True)[:3] == ["nice", "-n", "10"]
-    isolated = run_tests.command(shards[1], isolate=True)
-    assert isolated[:3] == ["unshare", "--net", "--"] and f"--basetemp={tmp_path / shards[1].name / 'tmp'}" in isolated
-    assert run_tests.command(shards[1], isolate=False)[0] == sys.executable  # the fallback: one at a time
+    assert run_tests.command(shards[0])[:3] == ["nice", "-n", "10"]
+    assert "CODEX_PORT_BASE" not in run_tests.shard_env(shards[0])
+    stack_shard = run_tests.command(shards[1])
+    assert stack_shard[0] == sys.executable and f"--basetemp={tmp_path / shards[1].name / 'tmp'}" in stack_shard
+    envs = [run_tests.shard_env(shard) for shard in shards[1:]]
+    assert (
+        len({env["CODEX_STACKS_DIR"] for env in envs}) == len({env["CODEX_REPORTS_DIR"] for env in envs}) == len(envs)
+    )
+    bases = sorted(int(env["CODEX_PORT_BASE"]) for env in envs)
+    assert bases[0] >= 1024 and bases[-1] + run_tests.SHARD_PORTS <= 32768  # below the ephemeral ports
+    assert localenv.PORT_SLOT * len(available_stacks()) <= run_tests.SHARD_PORTS  # no two shards' stacks meet
+    assert all(b - a == run_tests.SHARD_PORTS for a, b in itertools.pairwise(bases))
+    monkeypatch.setenv("CODEX_PORT_BASE", "26000")  # a second run beside the first
+    assert int(run_tests.shard_env(shards[1])["CODEX_PORT_BASE"]) == 26000
 
 
 def _started(tmp_path: Path) -> Any:
@@ -96,11 +111,10 @@ def test_a_pid_file_of_another_program_is_left_alone(tmp_path: Path) -> None:
         other.kill()
 
 
-def test_at_most_max_isolated_stack_shards_run_at_once_and_one_without_namespaces() -> None:
+def test_at_most_max_isolated_stack_shards_run_at_once() -> None:
     stacks = [run_tests.Shard(f"s{i}", ("x",)) for i in range(run_tests.MAX_ISOLATED)]
     rest = run_tests.Shard("rest", ("tests",), isolated=False)
     waiting = run_tests.Shard("next", ("y",))
-    assert run_tests.may_start(waiting, stacks[:-1], isolate=True)
-    assert not run_tests.may_start(waiting, stacks, isolate=True)  # queued until one ends
-    assert run_tests.may_start(rest, stacks, isolate=True)  # rest uses free ports: always
-    assert not run_tests.may_start(waiting, stacks[:1], isolate=False)  # the fixed ports are taken
+    assert run_tests.may_start(waiting, stacks[:-1])
+    assert not run_tests.may_start(waiting, stacks)  # queued until one ends
+    assert run_tests.may_start(rest, stacks)  # rest uses free ports: always

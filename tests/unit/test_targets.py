@@ -15,6 +15,7 @@ from infra.spec import load_spec
 def local_backend(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CODEX_BACKEND", "local")
     monkeypatch.setenv("CODEX_STACKS_DIR", str(tmp_path / "stacks"))
+    monkeypatch.delenv("CODEX_PORT_BASE", raising=False)  # these are the declared ports
 
 
 def test_the_default_stack_keeps_the_runbook_ports() -> None:

@@ -1,5 +1,6 @@
-"""Issue 15: the programs cross real boundaries. Findings 1 (images and pull credentials), 2 (where things
-run), 3 (the gate's own identity) and 7 (one owner for the app's environment), under Pulumi's mocks."""
+"""The programs cross real boundaries, under Pulumi's mocks: exact images and their pull credentials,
+where things run (the Docker host, the kubeconfig), the gate's own identity, one owner for the app's
+environment."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 15, "done when": every image a stack names is one a workflow pushes, or a digest.
+"""Every image a stack names is one a workflow pushes, or a digest.
 
 The workflows are parsed for what they push (docker/build-push-action's tags, `docker push`), each
 expression turned into the pattern of values it can take; every Pulumi.<stack>.yaml and the program's

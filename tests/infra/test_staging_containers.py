@@ -1,4 +1,4 @@
-"""Finding 12: staging rolls out rebuilt images, keeps Redis data, starts in order of health, encodes
+"""Staging's containers: staging rolls out rebuilt images, keeps Redis data, starts in order of health, encodes
 passwords in connection strings, bounds Jaeger's memory."""
 
 from __future__ import annotations
