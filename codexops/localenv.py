@@ -28,7 +28,7 @@ import httpx
 
 from codexops.paths import local_root
 from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql, restrict_access
-from infra import spec_env as app_env
+from infra import app_env
 from infra.alerts import render_alert_rules
 from infra.render import render_alertmanager, render_nginx, render_prometheus
 from infra.spec import EnvironmentSpec, load_spec
@@ -245,8 +245,8 @@ def app_environment(stack: LocalStack, index: int, values: dict[str, str], state
         **spec_env(stack.spec),
         "CODEX_URLS": f"http://{HOST}:{ports.apps[index - 1]}",
         "CODEX_INSTANCE_ID": f"{stack.name}-{name}",
-        "CONNECTION_STRING": f"postgresql://codex:{values['POSTGRES_PASSWORD']}@{HOST}:{ports.postgres}/livingcodex",
-        "REDIS_CONNECTION_STRING": f"redis://:{values['REDIS_PASSWORD']}@{HOST}:{ports.redis}/0",
+        "CONNECTION_STRING": app_env.postgres_dsn(HOST, ports.postgres, values["POSTGRES_PASSWORD"]),
+        "REDIS_CONNECTION_STRING": app_env.redis_dsn(HOST, ports.redis, values["REDIS_PASSWORD"]),
         "JWT_SECRET": values["JWT_SECRET"],
         "ADMIN_PASSWORD": values["ADMIN_PASSWORD"],
         "GATE_PASSWORD": values["GATE_PASSWORD"],

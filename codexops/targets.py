@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from infra.app_env import GATE_USERNAME
 from infra.spec import EnvironmentSpec, SpecError, available_stacks, load_spec
-from infra.spec_env import GATE_USERNAME
 
 Kind = Literal["local", "docker", "kubernetes", "url"]
 

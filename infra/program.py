@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.app_env import GATE_USERNAME, postgres_url, redis_url
+from infra.app_env import GATE_USERNAME, postgres_dsn, redis_dsn
 from infra.components.app import App
 from infra.components.foundation import Foundation
 from infra.components.gateway import Gateway
@@ -60,8 +60,12 @@ def build(spec: EnvironmentSpec) -> Environment:
     redis_host = spec.redis.externalHost or target.host("redis")
     secret_env = {
         "JWT_SECRET": secrets.jwt_secret,
-        "CONNECTION_STRING": postgres_url(pg_host, 5432, secrets.postgres_password),
-        "REDIS_CONNECTION_STRING": redis_url(redis_host, 6379, secrets.redis_password, spec.redis.tls),
+        "CONNECTION_STRING": pulumi.Output.secret(
+            secrets.postgres_password.apply(lambda password: postgres_dsn(pg_host, 5432, password))
+        ),
+        "REDIS_CONNECTION_STRING": pulumi.Output.secret(
+            secrets.redis_password.apply(lambda password: redis_dsn(redis_host, 6379, password, spec.redis.tls))
+        ),
         "GATE_PASSWORD": secrets.gate_password,
     }
     target.secret_data = {

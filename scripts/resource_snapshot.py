@@ -34,6 +34,7 @@ def snapshot(stack: str) -> dict[str, dict[str, Any]]:
             "protect": r.protect,
             "retainOnDelete": r.retain_on_delete,
             "dependencies": sorted(r.dependencies),
+            "secrets": sorted(r.secrets),
             "inputs": r.inputs,
         }
         for r in declaration.resources
