@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -46,6 +47,12 @@ def require_release(spec: EnvironmentSpec) -> str:
     return spec.image
 
 
+def _secret_dsn(password: pulumi.Output[str], dsn: Callable[[str], str]) -> pulumi.Output[str]:
+    """A connection string from the builder (infra/app_env.py), secret like the password in it."""
+    value: pulumi.Output[str] = password.apply(dsn)
+    return pulumi.Output.secret(value)
+
+
 def build(spec: EnvironmentSpec) -> Environment:
     require_release(spec)
     target = Target(spec)
@@ -60,11 +67,9 @@ def build(spec: EnvironmentSpec) -> Environment:
     redis_host = spec.redis.externalHost or target.host("redis")
     secret_env = {
         "JWT_SECRET": secrets.jwt_secret,
-        "CONNECTION_STRING": pulumi.Output.secret(
-            secrets.postgres_password.apply(lambda password: postgres_dsn(pg_host, 5432, password))
-        ),
-        "REDIS_CONNECTION_STRING": pulumi.Output.secret(
-            secrets.redis_password.apply(lambda password: redis_dsn(redis_host, 6379, password, spec.redis.tls))
+        "CONNECTION_STRING": _secret_dsn(secrets.postgres_password, lambda p: postgres_dsn(pg_host, 5432, p)),
+        "REDIS_CONNECTION_STRING": _secret_dsn(
+            secrets.redis_password, lambda p: redis_dsn(redis_host, 6379, p, spec.redis.tls)
         ),
         "GATE_PASSWORD": secrets.gate_password,
     }

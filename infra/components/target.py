@@ -189,19 +189,3 @@ def data_claim(storage: str) -> dict[str, Any]:
         "metadata": {"name": "data"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}},
     }
-
-
-def headless_service(parent: pulumi.Resource, target: Target, component: str, port: int) -> Any:
-    """The stable DNS name a StatefulSet's pod is reached by."""
-    import pulumi_kubernetes as k8s
-
-    return k8s.core.v1.Service(
-        component,
-        metadata=metadata(target, component),
-        spec={
-            "clusterIP": "None",
-            "selector": labels(component),
-            "ports": [{"name": component, "port": port, "targetPort": port}],
-        },
-        opts=child(parent),
-    )
