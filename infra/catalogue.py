@@ -87,8 +87,10 @@ class Entry:
 Builder = Callable[[EnvironmentSpec, Platform], Entry]
 
 
+OTLP_ENDPOINT = f"http://{PREFIX}-jaeger:{OTLP_HTTP_PORT}"  # where the app sends traces (Jaeger's OTLP/HTTP)
+
+
 def _app(spec: EnvironmentSpec, platform: Platform) -> Entry:
-    otlp = f"http://{PREFIX}-jaeger:{OTLP_HTTP_PORT}"
     return Entry(
         "app",
         spec.image or images.APP_REPOSITORY,
@@ -97,7 +99,7 @@ def _app(spec: EnvironmentSpec, platform: Platform) -> Entry:
         replicas=spec.replicas,
         health="/health/ready",
         access=(Access(APP_PORT_NAME, ("gateway", "prometheus")),),
-        env=spec_env(spec, "local") if platform == "local" else plain_env(spec, platform, otlp),
+        env=spec_env(spec, "local") if platform == "local" else plain_env(spec, platform, OTLP_ENDPOINT),
         metrics="/metrics/prometheus",
     )
 
@@ -109,6 +111,7 @@ def _gateway(spec: EnvironmentSpec, platform: Platform) -> Entry:
         {"http": GATEWAY_HTTP, "https": GATEWAY_HTTPS},
         spec.gateway.resources,
         replicas=spec.gateway.replicas,
+        uid=10101,  # nginx-unprivileged runs under any uid; a high one avoids host uids (checkov CKV_K8S_40)
         health="/health/ready",
         local=LocalProgram(
             "{bin} -c {dir}/nginx.conf -p {dir} -g 'daemon off;'", "nginx", program="nginx", stopsignal="QUIT"

@@ -91,7 +91,7 @@ def build(spec: EnvironmentSpec) -> Environment:
     observability = Observability(
         "observability", target, [f"{h}:{app_port}" for h in target.app_hosts], opts(foundation)
     )
-    app = App("app", target, secret_env, observability.otlp_endpoint, opts(foundation, postgres, redis))
+    app = App("app", target, secret_env, opts(foundation, postgres, redis))
     gateway = Gateway("gateway", target, [f"{h}:{app_port}" for h in target.gateway_upstreams], opts(app, issuers))
     pulumi.export("platform", spec.platform)
     pulumi.export("image", app.image_ref)

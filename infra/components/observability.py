@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 
 from infra import catalogue, images
 from infra.alerts import render_alert_rules
-from infra.catalogue import KSM_PORT, OTLP_HTTP_PORT, PROMETHEUS_PORT, scrape_jobs
+from infra.catalogue import KSM_PORT, PROMETHEUS_PORT, scrape_jobs
 from infra.components.container import container, data_volume
 from infra.components.target import Target, checksum, child, metadata, pvc, restricted_container
 from infra.components.workload import container as kubernetes_container
@@ -51,7 +51,7 @@ class Observability(pulumi.ComponentResource):
         spec = target.spec
         self.containers, self.volumes, self.deployments, self.services = {}, {}, {}, {}
         self.config_maps, self.claims = {}, {}
-        self.otlp_endpoint = f"http://{target.host('jaeger')}:{OTLP_HTTP_PORT}"
+        self.otlp_endpoint = catalogue.OTLP_ENDPOINT
         self.alertmanager_address = f"{target.host('alertmanager')}:{ALERTMANAGER_PORT}"
         self.prometheus_config = render_prometheus(
             spec,
