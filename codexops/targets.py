@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from infra.app_env import GATE_USERNAME
+from infra.catalogue import replica_hosts
 from infra.spec import EnvironmentSpec, SpecError, available_stacks, load_spec
 
 Kind = Literal["local", "docker", "kubernetes", "url"]
@@ -148,7 +149,7 @@ def remote_target(stack: str, asked: str, prometheus_url: str | None) -> Target:
     spec = _spec(stack)
     hosts: tuple[str, ...] = ()
     if spec.platform == "docker":  # reached through DOCKER_HOST: the stack's docker:host (see the runbook)
-        hosts = tuple(f"docker://living-codex-app-{i + 1}" for i in range(spec.replicas))
+        hosts = tuple(f"docker://{host}" for host in replica_hosts(spec))
     return Target(
         name=asked,
         kind=spec.platform,

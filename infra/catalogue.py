@@ -51,6 +51,8 @@ class LocalProgram:
     program: str = ""  # the supervisor program's name; default the entry's
     autostart: bool = False  # started with supervisord (datastores), or once they are up
     stopsignal: str = "TERM"
+    reloads: bool = True  # re-reads its rendered files on SIGHUP
+    cluster: bool = False  # runs in the stack's PostgreSQL folder and, as root, as the postgres account
     local_offset: int = 0  # a port of its own: the gateway's local port + this (stack_ports has none)
 
 
@@ -71,6 +73,9 @@ class Entry:
     metrics: str | None = None  # the path Prometheus scrapes on the first port; None: not scraped
     platforms: tuple[Platform, ...] = ("kubernetes", "docker", "local")
     local: LocalProgram | None = None  # None: not run by the local environment
+    # Rendered by a component of its own (infra/components/<name>.py) with what only it needs; False: by
+    # the generic renderers alone (infra/components/services.py), which is all a new service needs.
+    bespoke: bool = False
 
     @property
     def host(self) -> str:
@@ -101,6 +106,9 @@ def _app(spec: EnvironmentSpec, platform: Platform) -> Entry:
         access=(Access(APP_PORT_NAME, ("gateway", "prometheus")),),
         env=spec_env(spec, "local") if platform == "local" else plain_env(spec, platform, OTLP_ENDPOINT),
         metrics="/metrics/prometheus",
+        # Each replica runs its release's own command (codexops/localenv.py app_command).
+        local=LocalProgram("{bin} serve", "codexops", program="app", reloads=False),
+        bespoke=True,
     )
 
 
@@ -116,6 +124,7 @@ def _gateway(spec: EnvironmentSpec, platform: Platform) -> Entry:
         local=LocalProgram(
             "{bin} -c {dir}/nginx.conf -p {dir} -g 'daemon off;'", "nginx", program="nginx", stopsignal="QUIT"
         ),
+        bespoke=True,
     )
 
 
@@ -135,7 +144,9 @@ def _postgres(spec: EnvironmentSpec, platform: Platform) -> Entry:
             "postgres",
             autostart=True,
             stopsignal="INT",
+            cluster=True,
         ),
+        bespoke=True,
     )
 
 
@@ -150,7 +161,8 @@ def _redis(spec: EnvironmentSpec, platform: Platform) -> Entry:
         data_path="/data",
         uid=10999,  # the image runs as any uid (the data is writable through fsGroup); a high one avoids host uids
         access=(Access("redis", ("app",)),),
-        local=LocalProgram("{bin} {private}/redis.conf", "redis-server", autostart=True),
+        local=LocalProgram("{bin} {private}/redis.conf", "redis-server", autostart=True, reloads=False),
+        bespoke=True,
     )
 
 
@@ -172,6 +184,7 @@ def _prometheus(spec: EnvironmentSpec, platform: Platform) -> Entry:
             "--web.listen-address={host}:{port}",
             "prometheus",
         ),
+        bespoke=True,
     )
 
 
@@ -193,6 +206,7 @@ def _alertmanager(spec: EnvironmentSpec, platform: Platform) -> Entry:
             "--web.listen-address={host}:{port} --cluster.listen-address=",
             "prometheus-alertmanager",
         ),
+        bespoke=True,
     )
 
 
@@ -212,6 +226,7 @@ def _grafana(spec: EnvironmentSpec, platform: Platform) -> Entry:
             "GF_LOG_MODE": "console",  # the default file log cannot be written under a read-only root
         },
         platforms=("kubernetes", "docker"),
+        bespoke=True,
     )
 
 
@@ -225,6 +240,7 @@ def _jaeger(spec: EnvironmentSpec, platform: Platform) -> Entry:
         access=(Access("otlp-http", ("app",)),),
         env={"COLLECTOR_OTLP_ENABLED": "true", "MEMORY_MAX_TRACES": str(o.jaegerMaxTraces)},
         platforms=("kubernetes", "docker"),
+        bespoke=True,
     )
 
 
@@ -238,6 +254,7 @@ def _kube_state_metrics(spec: EnvironmentSpec, platform: Platform) -> Entry:
         access=(Access("http", ("prometheus",)),),
         metrics="/metrics",
         platforms=("kubernetes",),
+        bespoke=True,
     )
 
 

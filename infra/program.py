@@ -15,6 +15,7 @@ from infra.components.issuers import Issuers
 from infra.components.observability import Observability
 from infra.components.postgres import Postgres
 from infra.components.redis import Redis
+from infra.components.services import Service, generic_services
 from infra.components.target import Target
 from infra.providers import docker_provider, kubernetes_provider, registry_provider
 from infra.secrets import stack_secrets
@@ -31,6 +32,7 @@ class Environment:
     app: App
     gateway: Gateway
     prerequisites: list[str]
+    services: list[Service]  # the catalogue's entries without a component of their own
 
 
 class NoRelease(pulumi.RunError):
@@ -92,6 +94,7 @@ def build(spec: EnvironmentSpec) -> Environment:
         "observability", target, [f"{h}:{app_port}" for h in target.app_hosts], opts(foundation)
     )
     app = App("app", target, secret_env, opts(foundation, postgres, redis))
+    services = generic_services(target, opts(foundation))
     gateway = Gateway("gateway", target, [f"{h}:{app_port}" for h in target.gateway_upstreams], opts(app, issuers))
     pulumi.export("platform", spec.platform)
     pulumi.export("image", app.image_ref)
@@ -107,4 +110,6 @@ def build(spec: EnvironmentSpec) -> Environment:
     pulumi.export("gatePassword", pulumi.Output.secret(secrets.gate_password))
     if postgres.restore_command:
         pulumi.export("restoreCommand", postgres.restore_command)
-    return Environment(foundation, issuers, postgres, redis, observability, app, gateway, target.prerequisites)
+    return Environment(
+        foundation, issuers, postgres, redis, observability, app, gateway, target.prerequisites, services
+    )

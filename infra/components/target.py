@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
+from infra.catalogue import replica_hosts
 from infra.checkov_skips import skip_annotations
 from infra.spec import EnvironmentSpec, quantity_bytes
 
@@ -68,7 +69,7 @@ class Target:
         """The app as the gateway and Prometheus reach it: each container, or the one Service."""
         if self.kubernetes:
             return [self.host("app")]
-        return [f"{self.host('app')}-{i + 1}" for i in range(self.spec.replicas)]
+        return replica_hosts(self.spec)
 
     @property
     def gateway_upstreams(self) -> list[str]:
