@@ -388,7 +388,7 @@ def rendered_files(stack: LocalStack) -> dict[Path, str]:
         rules_path=str(run / "prometheus" / "alert-rules.yml"),
         scrape_interval="5s",
         alertmanagers=[f"{HOST}:{stack.ports.alertmanager}"],
-        extra_jobs=scrape_jobs(stack.services, lambda e: f"{HOST}:{stack.port(e)}"),
+        extra_jobs=scrape_jobs(stack.services, lambda e: [f"{HOST}:{stack.port(e)}"]),
     )
     return {
         run / "nginx" / "nginx.conf": nginx_conf(stack),

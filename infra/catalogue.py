@@ -51,7 +51,7 @@ class LocalProgram:
     program: str = ""  # the supervisor program's name; default the entry's
     autostart: bool = False  # started with supervisord (datastores), or once they are up
     stopsignal: str = "TERM"
-    reloads: bool = True  # re-reads its rendered files on SIGHUP
+    reloads: bool = False  # re-reads its rendered files on SIGHUP (to most programs SIGHUP is the end)
     cluster: bool = False  # runs in the stack's PostgreSQL folder and, as root, as the postgres account
     local_offset: int = 0  # a port of its own: the gateway's local port + this (stack_ports has none)
 
@@ -107,7 +107,7 @@ def _app(spec: EnvironmentSpec, platform: Platform) -> Entry:
         env=spec_env(spec, "local") if platform == "local" else plain_env(spec, platform, OTLP_ENDPOINT),
         metrics="/metrics/prometheus",
         # Each replica runs its release's own command (codexops/localenv.py app_command).
-        local=LocalProgram("{bin} serve", "codexops", program="app", reloads=False),
+        local=LocalProgram("{bin} serve", "codexops", program="app"),
         bespoke=True,
     )
 
@@ -122,7 +122,11 @@ def _gateway(spec: EnvironmentSpec, platform: Platform) -> Entry:
         uid=10101,  # nginx-unprivileged runs under any uid; a high one avoids host uids (checkov CKV_K8S_40)
         health="/health/ready",
         local=LocalProgram(
-            "{bin} -c {dir}/nginx.conf -p {dir} -g 'daemon off;'", "nginx", program="nginx", stopsignal="QUIT"
+            "{bin} -c {dir}/nginx.conf -p {dir} -g 'daemon off;'",
+            "nginx",
+            program="nginx",
+            stopsignal="QUIT",
+            reloads=True,
         ),
         bespoke=True,
     )
@@ -144,6 +148,7 @@ def _postgres(spec: EnvironmentSpec, platform: Platform) -> Entry:
             "postgres",
             autostart=True,
             stopsignal="INT",
+            reloads=True,  # pg_hba.conf
             cluster=True,
         ),
         bespoke=True,
@@ -161,7 +166,7 @@ def _redis(spec: EnvironmentSpec, platform: Platform) -> Entry:
         data_path="/data",
         uid=10999,  # the image runs as any uid (the data is writable through fsGroup); a high one avoids host uids
         access=(Access("redis", ("app",)),),
-        local=LocalProgram("{bin} {private}/redis.conf", "redis-server", autostart=True, reloads=False),
+        local=LocalProgram("{bin} {private}/redis.conf", "redis-server", autostart=True),
         bespoke=True,
     )
 
@@ -183,6 +188,7 @@ def _prometheus(spec: EnvironmentSpec, platform: Platform) -> Entry:
             "{bin} --config.file={dir}/prometheus.yml --storage.tsdb.path={dir}/data "
             "--web.listen-address={host}:{port}",
             "prometheus",
+            reloads=True,
         ),
         bespoke=True,
     )
@@ -205,6 +211,7 @@ def _alertmanager(spec: EnvironmentSpec, platform: Platform) -> Entry:
             "{bin} --config.file={dir}/alertmanager.yml --storage.path={dir}/data "
             "--web.listen-address={host}:{port} --cluster.listen-address=",
             "prometheus-alertmanager",
+            reloads=True,
         ),
         bespoke=True,
     )
@@ -288,9 +295,17 @@ def entry(spec: EnvironmentSpec, name: str, platform: Platform | None = None) ->
     return next(e for e in catalogue(spec, platform) if e.name == name)
 
 
+def docker_hosts(e: Entry) -> list[str]:
+    """Its containers' names on Docker: living-codex-<name>, or one per replica (-1, -2, ...); the app's
+    always carry the number."""
+    if e.replicas == 1 and e.name != "app":
+        return [e.host]
+    return [f"{e.host}-{i + 1}" for i in range(e.replicas)]
+
+
 def replica_hosts(spec: EnvironmentSpec, name: str = "app") -> list[str]:
-    """Each container of a replicated service on Docker (living-codex-app-1, ...)."""
-    return [f"{PREFIX}-{name}-{i + 1}" for i in range(entry(spec, name, "docker").replicas)]
+    """Each container of a service on Docker (living-codex-app-1, ...): the checklist's hosts."""
+    return docker_hosts(entry(spec, name, "docker"))
 
 
 # -- NetworkPolicy paths ---------------------------------------------------------------------------------
@@ -339,6 +354,6 @@ def egress_paths(spec: EnvironmentSpec) -> list[Path]:
 
 
 # -- Prometheus --------------------------------------------------------------------------------------
-def scrape_jobs(entries: Iterable[Entry], address: Callable[[Entry], str]) -> list[tuple[str, str]]:
-    """(job, host:port) of every scraped service but the app (whose job covers each replica)."""
-    return [(e.name, address(e)) for e in entries if e.metrics and e.name != "app"]
+def scrape_jobs(entries: Iterable[Entry], addresses: Callable[[Entry], list[str]]) -> list[tuple[str, list[str]]]:
+    """(job, its host:port targets) of every scraped service but the app (whose job is render_prometheus')."""
+    return [(e.name, addresses(e)) for e in entries if e.metrics and e.name != "app"]

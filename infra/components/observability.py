@@ -33,6 +33,12 @@ CERT_MANAGER_METRICS_PORT = 9402
 KSM_RESOURCES = "cronjobs,jobs,pods,statefulsets"  # what the backup and datastore alerts read
 
 
+def _addresses(target: Target, entry: catalogue.Entry) -> list[str]:
+    """Where Prometheus scrapes a service: its Service, or each of its containers."""
+    hosts = [entry.host] if target.kubernetes else catalogue.docker_hosts(entry)
+    return [f"{host}:{entry.port}" for host in hosts]
+
+
 class Observability(pulumi.ComponentResource):
     prometheus_config: str
     alert_rules: str
@@ -77,11 +83,13 @@ class Observability(pulumi.ComponentResource):
         self.register_outputs({"otlpEndpoint": self.otlp_endpoint})
 
     @staticmethod
-    def _cluster_jobs(target: Target) -> list[tuple[str, str]]:
+    def _cluster_jobs(target: Target) -> list[tuple[str, str | list[str]]]:
         """The catalogue's scraped services (kube-state-metrics: backups, datastore pods) and, with TLS,
         cert-manager (certificate expiry)."""
         spec = target.spec
-        jobs = scrape_jobs(catalogue.running(spec), lambda e: f"{e.host}:{e.port}")
+        jobs: list[tuple[str, str | list[str]]] = [
+            *scrape_jobs(catalogue.running(spec), lambda e: _addresses(target, e))
+        ]
         if target.kubernetes and (spec.tls or spec.redis.tls):
             jobs.append(("cert-manager", f"cert-manager.{spec.certManagerNamespace}.svc:{CERT_MANAGER_METRICS_PORT}"))
             target.prerequisites.append(

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
-from infra.catalogue import Entry, running
+from infra.catalogue import Entry, docker_hosts, running
 from infra.components.container import container, data_volume
 from infra.components.target import Target, checksum
 from infra.components.workload import container as kubernetes_container
@@ -48,11 +48,11 @@ class Service(pulumi.ComponentResource):
     def _docker(self, target: Target, entry: Entry) -> None:
         if entry.data_path:
             self.volume = data_volume(self, target, entry)
-        if entry.replicas == 1:
+        hosts = docker_hosts(entry)
+        if len(hosts) == 1:
             self.containers.append(container(self, target, entry, volume=self.volume))
             return
-        for index in range(1, entry.replicas + 1):  # each its own name, as the app's replicas
-            host = f"{entry.host}-{index}"
+        for index, host in enumerate(hosts, start=1):  # each its own name, as the app's replicas
             self.containers.append(container(self, target, entry, name=f"{entry.name}-{index}", host=host))
 
 
