@@ -29,8 +29,10 @@ import httpx
 
 from codexops.paths import local_root, stacks_root
 from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql, restrict_access
-from infra import spec_env as app_env
+from codexops.supervisor_programs import catalogue_program, supervisor_program
+from infra import app_env
 from infra.alerts import render_alert_rules
+from infra.catalogue import Entry, catalogue, scrape_jobs
 from infra.render import render_alertmanager, render_nginx, render_prometheus
 from infra.spec import EnvironmentSpec, SpecError, available_stacks, load_spec, repo_root
 
@@ -55,6 +57,8 @@ class Process:
     name: str
     port: int
     health: str | None = None  # an HTTP path answering 200 when healthy; None: the port is enough
+    autostart: bool = False  # started with supervisord (the datastores); the rest once they answer
+    reloads: bool = False  # re-reads its rendered files on SIGHUP
 
 
 @dataclass(frozen=True)
@@ -189,16 +193,30 @@ class LocalStack:
         return tuple(f"app-{i}" for i in range(1, self.spec.replicas + 1))
 
     @property
-    def processes(self) -> tuple[Process, ...]:
+    def services(self) -> tuple[Entry, ...]:
+        """The catalogue's services this environment runs (infra/catalogue.py), datastores first."""
+        local = [e for e in catalogue(self.spec, "local") if e.on("local") and e.local]
+        return tuple(sorted(local, key=lambda e: not (e.local and e.local.autostart)))
+
+    def port(self, entry: Entry) -> int:
+        """An entry's port here: stack_ports' slot of that name, else the gateway's + its local offset."""
         ports = self.ports
-        return (
-            Process("postgres", ports.postgres),
-            Process("redis", ports.redis),
-            *(Process(name, port, "/health/ready") for name, port in zip(self.apps, ports.apps, strict=True)),
-            Process("nginx", ports.gateway, "/health/ready"),
-            Process("prometheus", ports.prometheus, "/-/ready"),
-            Process("alertmanager", ports.alertmanager, "/-/ready"),
-        )
+        assert entry.local is not None
+        slot = getattr(ports, entry.name, None)
+        return slot if isinstance(slot, int) else ports.gateway + entry.local.local_offset
+
+    @property
+    def processes(self) -> tuple[Process, ...]:
+        processes: list[Process] = []
+        for e in self.services:
+            assert e.local is not None
+            if e.name == "app":  # one program per replica, each on its own port
+                replicas = zip(self.apps, self.ports.apps, strict=True)
+                processes += [Process(name, port, e.health) for name, port in replicas]
+                continue
+            program = e.local.program or e.name
+            processes.append(Process(program, self.port(e), e.health, e.local.autostart, e.local.reloads))
+        return tuple(processes)
 
     def gateway_url(self) -> str:
         return f"http://{HOST}:{self.ports.gateway}"
@@ -314,8 +332,8 @@ def app_environment(stack: LocalStack, index: int, values: dict[str, str], state
         **spec_env(stack.spec),
         "CODEX_URLS": f"http://{HOST}:{ports.apps[index - 1]}",
         "CODEX_INSTANCE_ID": f"{stack.name}-{name}",
-        "CONNECTION_STRING": f"postgresql://codex:{values['POSTGRES_PASSWORD']}@{HOST}:{ports.postgres}/livingcodex",
-        "REDIS_CONNECTION_STRING": f"redis://:{values['REDIS_PASSWORD']}@{HOST}:{ports.redis}/0",
+        "CONNECTION_STRING": app_env.postgres_dsn(HOST, ports.postgres, values["POSTGRES_PASSWORD"]),
+        "REDIS_CONNECTION_STRING": app_env.redis_dsn(HOST, ports.redis, values["REDIS_PASSWORD"]),
         "JWT_SECRET": values["JWT_SECRET"],
         "ADMIN_PASSWORD": values["ADMIN_PASSWORD"],
         "GATE_PASSWORD": values["GATE_PASSWORD"],
@@ -346,40 +364,6 @@ def app_command(release: dict[str, Any] | None) -> str:
 
 
 # -- rendering ---------------------------------------------------------------------------------------
-def _supervisor_program(
-    stack: LocalStack,
-    name: str,
-    command: str,
-    *,
-    directory: Path,
-    user: str | None = None,
-    autostart: bool = True,
-    stopsignal: str = "TERM",
-    stopwaitsecs: int = 30,
-    final_exit: str | None = None,
-) -> str:
-    lines = [
-        f"[program:{name}]",
-        f"command={command}",
-        f"directory={directory}",
-        f"autostart={'true' if autostart else 'false'}",
-        # final_exit: an exit code that is not restarted (a replica's launcher refusing an edited release)
-        *(["autorestart=unexpected", f"exitcodes={final_exit}"] if final_exit else ["autorestart=true"]),
-        "startsecs=1",
-        f"stopsignal={stopsignal}",
-        f"stopwaitsecs={stopwaitsecs}",
-        "stopasgroup=true",
-        "killasgroup=true",
-        f"stdout_logfile={stack.runtime / 'logs' / f'{name}.out.log'}",
-        "redirect_stderr=true",
-        "stdout_logfile_maxbytes=10MB",
-        "stdout_logfile_backups=2",
-    ]
-    if user:
-        lines.append(f"user={user}")
-    return "\n".join(lines) + "\n"
-
-
 def _supervisor_environment(environments: dict[str, dict[str, str]]) -> str:
     """The programs' `environment=` lines, for the private file supervisord.conf includes: supervisord
     (as the stack's owner) reads it and merges each into the program's section of the same name."""
@@ -395,9 +379,22 @@ def redis_config(stack: LocalStack, values: dict[str, str]) -> str:
     return f'port {stack.ports.redis}\nbind {HOST}\nrequirepass {values["REDIS_PASSWORD"]}\nsave ""\nappendonly no\n'
 
 
+def app_program(stack: LocalStack, name: str, state: dict[str, Any]) -> str:
+    """A replica: its release's command, started once the datastores answer, drained at stop."""
+    return supervisor_program(
+        name,
+        app_command(state["releases"].get(name)),
+        directory=stack.runtime / name,
+        logs=stack.runtime / "logs",
+        autostart=False,
+        stopwaitsecs=int(stack.spec.shutdown.drainSeconds + stack.spec.shutdown.graceSeconds + 5),
+        final_exit="78",  # launch.REFUSED: hashing may outlast startsecs, and then it would loop
+    )
+
+
 def supervisor_config(stack: LocalStack, bins: dict[str, str], state: dict[str, Any]) -> str:
     """Holds no secret: the replicas' environment comes from the included private file."""
-    run, ports, pg = stack.runtime, stack.ports, stack.postgres_dir
+    run, pg = stack.runtime, stack.postgres_dir
     postgres_user = "postgres" if os.geteuid() == 0 else None
     sock = stack.scratch / "supervisor.sock"
     header = (
@@ -409,67 +406,25 @@ def supervisor_config(stack: LocalStack, bins: dict[str, str], state: dict[str, 
         f"[supervisorctl]\nserverurl=unix://{sock}\n\n"
         f"[include]\nfiles={stack.private / 'environment.conf'}\n\n"
     )
-    programs = [
-        _supervisor_program(
-            stack,
-            "postgres",
-            f"{bins['postgres']} -D {pg / 'data'} -p {ports.postgres} -k {pg} -c listen_addresses={HOST} "
-            "-c unix_socket_permissions=0700",
-            directory=pg,
-            user=postgres_user,
-            stopsignal="INT",
-        ),
-        _supervisor_program(
-            stack,
-            "redis",
-            f"{bins['redis-server']} {stack.private / 'redis.conf'}",
-            directory=run / "redis",
-        ),
-    ]
-    for name in stack.apps:
+    programs = []
+    for entry in stack.services:
+        assert entry.local is not None
+        if entry.name == "app":
+            programs += [app_program(stack, name, state) for name in stack.apps]
+            continue
+        folder = pg if entry.local.cluster else run / (entry.local.program or entry.name)
         programs.append(
-            _supervisor_program(
-                stack,
-                name,
-                app_command(state["releases"].get(name)),
-                directory=run / name,
-                autostart=False,
-                stopwaitsecs=int(stack.spec.shutdown.drainSeconds + stack.spec.shutdown.graceSeconds + 5),
-                final_exit="78",  # launch.REFUSED: hashing may outlast startsecs, and then it would loop
+            catalogue_program(
+                entry,
+                binary=bins.get(entry.local.binary, entry.local.binary),
+                directory=folder,
+                private=stack.private,
+                host=HOST,
+                port=stack.port(entry),
+                logs=run / "logs",
+                user=postgres_user if entry.local.cluster else None,
             )
         )
-    programs.append(
-        _supervisor_program(
-            stack,
-            "nginx",
-            f"{bins['nginx']} -c {run / 'nginx' / 'nginx.conf'} -p {run / 'nginx'} -g 'daemon off;'",
-            directory=run / "nginx",
-            autostart=False,
-            stopsignal="QUIT",
-        )
-    )
-    programs.append(
-        _supervisor_program(
-            stack,
-            "prometheus",
-            f"{bins['prometheus']} --config.file={run / 'prometheus' / 'prometheus.yml'} "
-            f"--storage.tsdb.path={run / 'prometheus' / 'data'} "
-            f"--web.listen-address={HOST}:{ports.prometheus}",  # no --web.enable-lifecycle: reload is SIGHUP
-            directory=run / "prometheus",
-            autostart=False,
-        )
-    )
-    programs.append(
-        _supervisor_program(
-            stack,
-            "alertmanager",  # --cluster.listen-address= turns off clustering (no gossip port)
-            f"{bins['prometheus-alertmanager']} --config.file={run / 'alertmanager' / 'alertmanager.yml'} "
-            f"--storage.path={run / 'alertmanager' / 'data'} "
-            f"--web.listen-address={HOST}:{ports.alertmanager} --cluster.listen-address=",
-            directory=run / "alertmanager",
-            autostart=False,
-        )
-    )
     return header + "\n".join(programs)
 
 
@@ -502,6 +457,7 @@ def rendered_files(stack: LocalStack) -> dict[Path, str]:
         rules_path=str(run / "prometheus" / "alert-rules.yml"),
         scrape_interval="5s",
         alertmanagers=[f"{HOST}:{stack.ports.alertmanager}"],
+        extra_jobs=scrape_jobs(stack.services, lambda e: [f"{HOST}:{stack.port(e)}"]),
     )
     return {
         run / "nginx" / "nginx.conf": nginx_conf(stack),
@@ -526,7 +482,8 @@ def write_supervisor_conf(stack: LocalStack, state: dict[str, Any]) -> None:
 
 def make_folders(stack: LocalStack) -> None:
     """Every process's working folder (a replica added to the spec gets its own)."""
-    for sub in ("logs", "nginx", "prometheus", "alertmanager", "redis", *stack.apps):
+    programs = [e.local.program or e.name for e in stack.services if e.local and not e.local.cluster]
+    for sub in ("logs", *(p for p in programs if p != "app"), *stack.apps):
         (stack.runtime / sub).mkdir(parents=True, exist_ok=True)
 
 
@@ -694,20 +651,24 @@ def up(
         say("  supervisord already running: reloading configuration")
         supervisorctl("update", stack=stack)  # restarts programs whose command or environment changed
         # re-read rendered files (PostgreSQL: pg_hba.conf)
-        supervisorctl("signal", "HUP", "postgres", "nginx", "prometheus", "alertmanager", check=False, stack=stack)
+        reloading = [p.name for p in stack.processes if p.reloads]
+        supervisorctl("signal", "HUP", *reloading, check=False, stack=stack)
     else:
         say(f"  starting supervisord for stack {stack.name}")
         subprocess.run(
             [str(BIN / "supervisord"), "-c", str(stack.runtime / "supervisord.conf")], check=True, timeout=30
         )
-    supervisorctl("start", "postgres", "redis", check=False, stack=stack)
-    by_name = {p.name: p for p in stack.processes}
+    first = [p for p in stack.processes if p.autostart]
+    supervisorctl("start", *(p.name for p in first), check=False, stack=stack)
     wait_until(lambda: postgres_accepts(stack), "postgres", timeout, say, stack)
-    wait_until(lambda: healthy(by_name["redis"]), "redis", timeout, say, stack)
+    for process in first:
+        if process.name != "postgres":
+            wait_until(lambda p=process: healthy(p), process.name, timeout, say, stack)  # type: ignore[misc]
     bootstrap_database(stack, values)
-    supervisorctl("start", *stack.apps, "nginx", "prometheus", "alertmanager", check=False, stack=stack)
-    for name in (*stack.apps, "nginx", "prometheus", "alertmanager"):
-        wait_until(lambda n=name: healthy(by_name[n]), name, timeout, say, stack)  # type: ignore[misc]
+    then = [p for p in stack.processes if not p.autostart]
+    supervisorctl("start", *(p.name for p in then), check=False, stack=stack)
+    for process in then:
+        wait_until(lambda p=process: healthy(p), process.name, timeout, say, stack)  # type: ignore[misc]
     wait_until(lambda: replicas_scraped(stack), "scrapes", timeout, say, stack)
     return stack
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from codexops.backend_choice import BackendUnavailable, backend_name
+from infra.app_env import GATE_USERNAME
+from infra.catalogue import replica_hosts
 from infra.spec import EnvironmentSpec, SpecError, available_stacks, load_spec
-from infra.spec_env import GATE_USERNAME
 
 Kind = Literal["local", "docker", "kubernetes", "url"]
 
@@ -146,7 +147,7 @@ def remote_target(stack: str, asked: str, prometheus_url: str | None) -> Target:
     spec = _spec(stack)
     hosts: tuple[str, ...] = ()
     if spec.platform == "docker":  # reached through DOCKER_HOST: the stack's docker:host (see the runbook)
-        hosts = tuple(f"docker://living-codex-app-{i + 1}" for i in range(spec.replicas))
+        hosts = tuple(f"docker://{host}" for host in replica_hosts(spec))
     return Target(
         name=asked,
         kind=spec.platform,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
 
-from infra.app_env import GATE_USERNAME, postgres_url, redis_url
+from infra.app_env import GATE_USERNAME, postgres_dsn, redis_dsn
 from infra.components.app import App
 from infra.components.canary import CanaryRollout, rolls_out
 from infra.components.foundation import Foundation
@@ -15,6 +16,7 @@ from infra.components.issuers import Issuers
 from infra.components.observability import Observability
 from infra.components.postgres import Postgres
 from infra.components.redis import Redis
+from infra.components.services import Service, generic_services
 from infra.components.target import Target
 from infra.providers import docker_provider, kubernetes_provider, registry_provider
 from infra.secrets import stack_secrets
@@ -32,6 +34,7 @@ class Environment:
     gateway: Gateway
     canary: CanaryRollout | None
     prerequisites: list[str]
+    services: list[Service]  # the catalogue's entries without a component of their own
 
 
 class NoRelease(pulumi.RunError):
@@ -48,6 +51,12 @@ def require_release(spec: EnvironmentSpec) -> str:
     return spec.image
 
 
+def _secret_dsn(password: pulumi.Output[str], dsn: Callable[[str], str]) -> pulumi.Output[str]:
+    """A connection string from the builder (infra/app_env.py), secret like the password in it."""
+    value: pulumi.Output[str] = password.apply(dsn)
+    return pulumi.Output.secret(value)
+
+
 def build(spec: EnvironmentSpec) -> Environment:
     require_release(spec)
     target = Target(spec)
@@ -62,8 +71,10 @@ def build(spec: EnvironmentSpec) -> Environment:
     redis_host = spec.redis.externalHost or target.host("redis")
     secret_env = {
         "JWT_SECRET": secrets.jwt_secret,
-        "CONNECTION_STRING": postgres_url(pg_host, 5432, secrets.postgres_password),
-        "REDIS_CONNECTION_STRING": redis_url(redis_host, 6379, secrets.redis_password, spec.redis.tls),
+        "CONNECTION_STRING": _secret_dsn(secrets.postgres_password, lambda p: postgres_dsn(pg_host, 5432, p)),
+        "REDIS_CONNECTION_STRING": _secret_dsn(
+            secrets.redis_password, lambda p: redis_dsn(redis_host, 6379, p, spec.redis.tls)
+        ),
         "GATE_PASSWORD": secrets.gate_password,
     }
     target.secret_data = {
@@ -84,7 +95,8 @@ def build(spec: EnvironmentSpec) -> Environment:
     observability = Observability(
         "observability", target, [f"{h}:{app_port}" for h in target.app_hosts], opts(foundation)
     )
-    app = App("app", target, secret_env, observability.otlp_endpoint, opts(foundation, postgres, redis))
+    app = App("app", target, secret_env, opts(foundation, postgres, redis))
+    services = generic_services(target, opts(foundation))
     gateway = Gateway("gateway", target, [f"{h}:{app_port}" for h in target.gateway_upstreams], opts(app, issuers))
     canary = CanaryRollout("canary", target, opts(app, observability)) if rolls_out(spec) else None
     pulumi.export("platform", spec.platform)
@@ -101,4 +113,6 @@ def build(spec: EnvironmentSpec) -> Environment:
     pulumi.export("gatePassword", pulumi.Output.secret(secrets.gate_password))
     if postgres.restore_command:
         pulumi.export("restoreCommand", postgres.restore_command)
-    return Environment(foundation, issuers, postgres, redis, observability, app, gateway, canary, target.prerequisites)
+    return Environment(
+        foundation, issuers, postgres, redis, observability, app, gateway, canary, target.prerequisites, services
+    )

@@ -114,7 +114,7 @@ def render_prometheus(
     scrape_interval: str = "15s",
     kubernetes_sd: bool = False,
     alertmanagers: Sequence[str] | None = None,
-    extra_jobs: Sequence[tuple[str, str]] = (),
+    extra_jobs: Sequence[tuple[str, str | Sequence[str]]] = (),
 ) -> str:
     """prometheus.yml that scrapes every app replica (and each (job, host:port) of `extra_jobs`), loads the
     generated alert rules and sends alerts to Alertmanager (`alertmanagers` as host:port; default:
@@ -153,9 +153,14 @@ def render_prometheus(
             ]
         },
         "rule_files": [rules_path],
-        "scrape_configs": [job, *({"job_name": n, "static_configs": [{"targets": [t]}]} for n, t in extra_jobs)],
+        "scrape_configs": [job, *(_static_job(name, targets) for name, targets in extra_jobs)],
     }
     return "# Rendered from infra/render.py; do not edit.\n" + yaml.safe_dump(config, sort_keys=False)
+
+
+def _static_job(name: str, targets: str | Sequence[str]) -> dict[str, object]:
+    listed = [targets] if isinstance(targets, str) else list(targets)
+    return {"job_name": name, "static_configs": [{"targets": listed}]}
 
 
 ALERTMANAGER_SECRETS_DIR = "/etc/alertmanager/secrets"

@@ -10,24 +10,20 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
-from infra.app_env import plain_env
+from infra import catalogue
 from infra.checkov_skips import skip_annotations
 from infra.components.canary import scaled_workload
+from infra.components.container import container
 from infra.components.target import (
-    CHECKSUM_ANNOTATION,
     ROOT_PATH,
     Target,
     checksum,
     child,
-    docker_healthcheck,
-    docker_network,
     labels,
-    megabytes,
     metadata,
-    pod_security,
-    resources,
-    restricted_container,
 )
+from infra.components.workload import container as kubernetes_container
+from infra.components.workload import disruption_budget, service, workload
 from infra.providers import docker_config_json
 from infra.secrets import SOURCES_ANNOTATION
 from infra.spec import EnvironmentSpec
@@ -60,7 +56,6 @@ class App(pulumi.ComponentResource):
         name: str,
         target: Target,
         secret_env: dict[str, pulumi.Output[str]],
-        otlp_endpoint: str,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("living-codex:index:App", name, None, opts)
@@ -68,7 +63,8 @@ class App(pulumi.ComponentResource):
         self.hosts: list[str] = []
         self.host = target.host("app")
         self.port = target.spec.ports.app
-        env = plain_env(target.spec, "kubernetes" if target.kubernetes else "docker", otlp_endpoint)
+        self.entry = catalogue.entry(target.spec, "app")
+        env = dict(self.entry.env)
         if target.kubernetes:
             self._kubernetes(target, env, list(secret_env))
         else:
@@ -99,27 +95,24 @@ class App(pulumi.ComponentResource):
         self.hosts = target.app_hosts
         for index, host in enumerate(self.hosts, start=1):
             self.containers.append(
-                docker.Container(
-                    f"app-{index}",
-                    name=host,
+                container(
+                    self,
+                    target,
+                    self.entry,
+                    name=f"app-{index}",
+                    host=host,
                     image=self.image_ref,
-                    restart="unless-stopped",
-                    memory=megabytes(spec.resources.memoryLimit),
-                    networks_advanced=docker_network(target, host),
+                    health=[
+                        "CMD",
+                        "python",
+                        "-c",
+                        f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{self.port}{self.entry.health}')",
+                    ],
                     envs=envs,
                     labels=[{"label": SOURCES_ANNOTATION, "value": target.secret_sources}],
                     stop_timeout=spec.shutdown.drainSeconds + spec.shutdown.graceSeconds + 5,
-                    healthcheck=docker_healthcheck(
-                        [
-                            "CMD",
-                            "python",
-                            "-c",
-                            f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{self.port}/health/ready')",
-                        ]
-                    ),
                     wait=True,  # the gateway is declared after the app: it starts on healthy replicas
                     wait_timeout=120,
-                    opts=child(self),
                 )
             )
 
@@ -153,45 +146,33 @@ class App(pulumi.ComponentResource):
         self.config_map = k8s.core.v1.ConfigMap("app-config", metadata=named, data=env, opts=child(self))
         drain, grace = spec.shutdown.drainSeconds, spec.shutdown.graceSeconds
         http = {"port": "http"}
-        container: dict[str, Any] = {
-            "name": "app",
-            "image": self.image_ref,
-            "imagePullPolicy": "IfNotPresent",
-            "ports": [{"containerPort": self.port, "name": "http"}],
-            "envFrom": [{"configMapRef": {"name": self.config_map.metadata.name}}],
-            "env": [
+        server = kubernetes_container(
+            target,
+            self.entry,
+            imagePullPolicy="IfNotPresent",
+            envFrom=[{"configMapRef": {"name": self.config_map.metadata.name}}],
+            env=[
                 {"name": key, "valueFrom": {"secretKeyRef": {"name": target.secret_name, "key": key}}}
                 for key in secret_keys
             ],
-            "resources": resources(
-                spec.resources.cpuRequest,
-                spec.resources.memoryRequest,
-                spec.resources.cpuLimit,
-                spec.resources.memoryLimit,
-            ),
-            "securityContext": restricted_container(),
-            "startupProbe": {
-                "httpGet": {"path": "/health/live", **http},
-                "periodSeconds": 2,
-                "failureThreshold": 30,
-            },
-            "livenessProbe": {
+            startupProbe={"httpGet": {"path": "/health/live", **http}, "periodSeconds": 2, "failureThreshold": 30},
+            livenessProbe={
                 "httpGet": {"path": "/health/live", **http},
                 "periodSeconds": 10,
                 "timeoutSeconds": 3,
                 "failureThreshold": 3,
             },
-            "readinessProbe": {
-                "httpGet": {"path": "/health/ready", **http},
+            readinessProbe={
+                "httpGet": {"path": self.entry.health, **http},
                 "periodSeconds": 5,
                 "timeoutSeconds": 3,
                 "failureThreshold": 2,
             },
             # The pause lets endpoints drop this pod before SIGTERM; then the app drains itself.
-            "lifecycle": {"preStop": {"sleep": {"seconds": drain}}},
-            "volumeMounts": [{"name": "logs", "mountPath": "/app/logs"}, {"name": "tmp", "mountPath": "/tmp"}]
+            lifecycle={"preStop": {"sleep": {"seconds": drain}}},
+            volumeMounts=[{"name": "logs", "mountPath": "/app/logs"}, {"name": "tmp", "mountPath": "/tmp"}]
             + ([{"name": "redis-tls", "mountPath": "/etc/redis-tls", "readOnly": True}] if spec.redis.tls else []),
-        }
+        )
         volumes: list[dict[str, Any]] = [{"name": "logs", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
         if spec.redis.tls:
             volumes.append(
@@ -203,63 +184,43 @@ class App(pulumi.ComponentResource):
                     },
                 }
             )
-        self.deployment = k8s.apps.v1.Deployment(
-            "app",
+        self.deployment = workload(
+            self,
+            target,
+            self.entry,
+            [server],
+            # Pods roll when their settings or secrets change.
+            rollout=checksum(json.dumps(env, sort_keys=True), target.secret_checksum(*secret_keys)),
+            annotations={"prometheus.io/scrape": "true", "prometheus.io/path": self.entry.metrics},
+            volumes=volumes,
+            pod={
+                "terminationGracePeriodSeconds": drain + grace + 10,
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": key,
+                        "whenUnsatisfiable": mode,
+                        "labelSelector": {"matchLabels": labels(component)},
+                    }
+                    for key, mode in (
+                        ("topology.kubernetes.io/zone", "ScheduleAnyway"),
+                        ("kubernetes.io/hostname", "ScheduleAnyway"),
+                    )
+                ],
+                **({"imagePullSecrets": pull_secrets} if pull_secrets else {}),
+            },
+            # no replicas: the autoscaler owns them, and `pulumi up` must not scale in
+            spec={
+                "revisionHistoryLimit": 5,
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            },
             # The configured reference beside the resolved digest: the policy pack checks both.
-            metadata={
+            meta={
                 **metadata(target, component),
                 "annotations": {IMAGE_ANNOTATION: released(spec), **skip_annotations(component)},
             },
-            spec={  # no replicas: the autoscaler owns them, and `pulumi up` must not scale in
-                "revisionHistoryLimit": 5,
-                "selector": {"matchLabels": labels(component)},
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-                "template": {
-                    "metadata": {
-                        "labels": labels(component),
-                        "annotations": {
-                            "prometheus.io/scrape": "true",
-                            "prometheus.io/path": "/metrics/prometheus",
-                            # Pods roll when their settings or secrets change.
-                            CHECKSUM_ANNOTATION: checksum(
-                                json.dumps(env, sort_keys=True), target.secret_checksum(*secret_keys)
-                            ),
-                        },
-                    },
-                    "spec": {
-                        "terminationGracePeriodSeconds": drain + grace + 10,
-                        "automountServiceAccountToken": False,
-                        "securityContext": pod_security(APP_UID),
-                        "topologySpreadConstraints": [
-                            {
-                                "maxSkew": 1,
-                                "topologyKey": key,
-                                "whenUnsatisfiable": mode,
-                                "labelSelector": {"matchLabels": labels(component)},
-                            }
-                            for key, mode in (
-                                ("topology.kubernetes.io/zone", "ScheduleAnyway"),
-                                ("kubernetes.io/hostname", "ScheduleAnyway"),
-                            )
-                        ],
-                        "containers": [container],
-                        "volumes": volumes,
-                        **({"imagePullSecrets": pull_secrets} if pull_secrets else {}),
-                    },
-                },
-            },
-            opts=child(self),
         )
-        self.service = k8s.core.v1.Service(
-            "app",
-            metadata=metadata(target, component),
-            spec={
-                "selector": labels(component),
-                "type": "ClusterIP",
-                "ports": [{"name": "http", "port": self.port, "targetPort": "http"}],
-            },
-            opts=child(self),
-        )
+        self.service = service(self, target, self.entry, named_ports=True)
         scaling = spec.autoscaling
         # Without the resource metrics API the HPA reads no CPU or memory and never scales.
         target.prerequisites.append(
@@ -291,14 +252,4 @@ class App(pulumi.ComponentResource):
             },
             opts=child(self),
         )
-        self.pdb = k8s.policy.v1.PodDisruptionBudget(
-            "app",
-            metadata=metadata(target, component),
-            # AlwaysAllow: a crash-looping pod never blocks a node drain (it serves nothing anyway).
-            spec={
-                "maxUnavailable": 1,
-                "selector": {"matchLabels": labels(component)},
-                "unhealthyPodEvictionPolicy": "AlwaysAllow",
-            },
-            opts=child(self),
-        )
+        self.pdb = disruption_budget(self, target, self.entry)

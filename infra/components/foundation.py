@@ -1,5 +1,5 @@
 """What every other component stands on: the Docker network, or the namespace, the Secret and the
-NetworkPolicies (default deny, then only the paths the services need)."""
+NetworkPolicies (default deny, then only the paths the catalogue's peers name: infra/catalogue.py)."""
 
 from __future__ import annotations
 
@@ -9,37 +9,10 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
+from infra.catalogue import egress_paths, ingress_paths
 from infra.components.target import PREFIX, Target, child, labels, stateful
-from infra.render import ALERTMANAGER_PORT
 from infra.secrets import SOURCES_ANNOTATION
 from infra.spec import EnvironmentSpec
-
-Path = tuple[str, str, list[int], list[str]]  # (policy name, pods it selects, ports, peer components)
-
-
-def ingress_paths(spec: EnvironmentSpec) -> list[Path]:
-    app = spec.ports.app
-    return [
-        ("app-from-gateway-and-prometheus", "app", [app], ["gateway", "prometheus"]),
-        ("postgres-from-app-and-backup", "postgres", [5432], ["app", "postgres-backup"]),
-        ("redis-from-app", "redis", [6379], ["app"]),
-        ("jaeger-from-app", "jaeger", [4318], ["app"]),
-        ("prometheus-from-grafana", "prometheus", [9090], ["grafana"]),
-        ("alertmanager-from-prometheus", "alertmanager", [ALERTMANAGER_PORT], ["prometheus"]),
-        ("kube-state-metrics-from-prometheus", "kube-state-metrics", [8080], ["prometheus"]),
-    ]
-
-
-def egress_paths(spec: EnvironmentSpec) -> list[Path]:
-    app = spec.ports.app
-    return [
-        ("gateway-to-app", "gateway", [app], ["app"]),
-        ("app-to-backends", "app", [5432, 6379, 4318], ["postgres", "redis", "jaeger"]),
-        ("prometheus-to-app-and-alertmanager", "prometheus", [app, ALERTMANAGER_PORT], ["app", "alertmanager"]),
-        ("grafana-to-prometheus", "grafana", [9090], ["prometheus"]),
-        ("backup-to-postgres", "postgres-backup", [5432], ["postgres"]),
-        ("prometheus-to-kube-state-metrics", "prometheus", [8080], ["kube-state-metrics"]),
-    ]
 
 
 def dns_egress(spec: EnvironmentSpec) -> dict[str, Any]:

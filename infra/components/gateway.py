@@ -9,29 +9,25 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
-from infra import images
+from infra import catalogue
+from infra.catalogue import GATEWAY_HTTP, GATEWAY_HTTPS
+from infra.components.container import container
 from infra.components.issuers import WAIT_READY
 from infra.components.target import (
-    CHECKSUM_ANNOTATION,
     Target,
     checksum,
     child,
     cpu_count,
-    docker_healthcheck,
-    docker_network,
     labels,
-    megabytes,
     metadata,
-    pod_security,
-    resources,
-    restricted_container,
 )
+from infra.components.workload import container as kubernetes_container
+from infra.components.workload import disruption_budget, workload
 from infra.reload_scripts import nginx_with_reload
 from infra.render import Container, render_nginx
 from infra.spec import NAMESPACE, EnvironmentSpec
 
-# The unprivileged nginx image cannot bind ports below 1024; the Service or the host maps 80/443.
-HTTP, HTTPS = 8080, 8443
+HTTP, HTTPS = GATEWAY_HTTP, GATEWAY_HTTPS  # nginx's own ports; the Service or the host maps 80/443
 TLS_DIR = "/etc/nginx/tls"
 CONF_DIR = "/etc/nginx/living-codex"  # a directory mount (not subPath), so a changed ConfigMap reaches it
 NGINX_UID = "101"  # the nginx-unprivileged image's user: it alone may read the uploaded key
@@ -86,6 +82,7 @@ class Gateway(pulumi.ComponentResource):
     ) -> None:
         super().__init__("living-codex:index:Gateway", name, None, opts)
         spec = target.spec
+        self.entry = catalogue.entry(spec, "gateway")
         self.tls_secret = spec.tlsSecretName or f"{target.host('gateway')}-tls"
         self.nginx_conf = render_nginx(
             spec,
@@ -108,7 +105,7 @@ class Gateway(pulumi.ComponentResource):
         self.register_outputs({})
 
     def _docker(self, target: Target) -> None:
-        spec, host = target.spec, target.host("gateway")
+        spec = target.spec
         ports = [{"internal": HTTP, "external": spec.ports.http}]
         uploads: list[dict[str, object]] = [{"file": "/etc/nginx/nginx.conf", "content": self.nginx_conf}]
         if spec.tls:
@@ -120,17 +117,13 @@ class Gateway(pulumi.ComponentResource):
                 {"file": f"{TLS_DIR}/tls.crt", "content": certificate, "permissions": "0444"},
                 {"file": f"{TLS_DIR}/tls.key", "content": key, "owner": NGINX_UID, "permissions": "0400"},
             ]
-        self.container = docker.Container(
-            "gateway",
-            name=host,
-            image=target.pinned(images.NGINX),
-            restart="unless-stopped",
-            memory=megabytes(spec.gateway.resources.memoryLimit),
-            networks_advanced=docker_network(target, host),
+        self.container = container(
+            self,
+            target,
+            self.entry,
+            health=["CMD-SHELL", f"wget -qO- http://127.0.0.1:{HTTP}/health/live"],
             ports=ports,
             uploads=uploads,
-            healthcheck=docker_healthcheck(["CMD-SHELL", f"wget -qO- http://127.0.0.1:{HTTP}/health/live"]),
-            opts=child(self),
         )
 
     def _kubernetes(self, target: Target) -> None:
@@ -167,48 +160,28 @@ class Gateway(pulumi.ComponentResource):
             volumes.append({"name": "tls", "secret": {"secretName": self.tls_secret}})
         probe = {"tcpSocket": {"port": HTTP}, "periodSeconds": 10}
         watched = f"{CONF_DIR}/nginx.conf" + (f" {TLS_DIR}/tls.crt {TLS_DIR}/tls.key" if spec.tls else "")
-        limits = spec.gateway.resources
-        self.deployment = k8s.apps.v1.Deployment(
-            "gateway",
-            metadata=metadata(target, component),
-            spec={
-                "replicas": spec.gateway.replicas,
-                "selector": {"matchLabels": labels(component)},
-                "template": {
-                    "metadata": {
-                        "labels": labels(component),
-                        "annotations": {CHECKSUM_ANNOTATION: checksum(self.nginx_conf)},
-                    },
-                    "spec": {
-                        # nginx-unprivileged runs under any uid; a high one avoids host uids (checkov CKV_K8S_40).
-                        "securityContext": pod_security(10101),
-                        "automountServiceAccountToken": False,
-                        "containers": [
-                            {
-                                "name": "nginx",
-                                "image": target.pinned(images.NGINX),
-                                # nginx reloads in place when cert-manager renews the certificate (or the
-                                # config changes): infra/reload_scripts.py.
-                                "command": ["sh", "-c", nginx_with_reload(f"{CONF_DIR}/nginx.conf", watched)],
-                                "ports": [
-                                    {"containerPort": HTTP, "name": "http"},
-                                    {"containerPort": HTTPS, "name": "https"},
-                                ],
-                                "resources": resources(
-                                    limits.cpuRequest, limits.memoryRequest, limits.cpuLimit, limits.memoryLimit
-                                ),
-                                "securityContext": restricted_container(),
-                                "readinessProbe": probe,
-                                "livenessProbe": probe,
-                                # The LoadBalancer and kube-proxy drop this pod before nginx is stopped.
-                                "lifecycle": {"preStop": {"sleep": {"seconds": spec.shutdown.drainSeconds}}},
-                                "volumeMounts": mounts,
-                            }
-                        ],
-                        "volumes": volumes,
-                    },
-                },
-            },
+        self.deployment = workload(
+            self,
+            target,
+            self.entry,
+            [
+                kubernetes_container(
+                    target,
+                    self.entry,
+                    name="nginx",
+                    # nginx reloads in place when cert-manager renews the certificate (or the config
+                    # changes): infra/reload_scripts.py.
+                    command=["sh", "-c", nginx_with_reload(f"{CONF_DIR}/nginx.conf", watched)],
+                    readinessProbe=probe,
+                    livenessProbe=probe,
+                    # The LoadBalancer and kube-proxy drop this pod before nginx is stopped.
+                    lifecycle={"preStop": {"sleep": {"seconds": spec.shutdown.drainSeconds}}},
+                    volumeMounts=mounts,
+                )
+            ],
+            rollout=checksum(self.nginx_conf),
+            volumes=volumes,
+            spec={"replicas": self.entry.replicas},
             # The pod mounts the certificate's Secret: start it once cert-manager has issued it.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[c for c in [self.certificate] if c]),
         )
@@ -229,14 +202,4 @@ class Gateway(pulumi.ComponentResource):
         )
         # What DNS for the domain points at: the LoadBalancer's address once the cloud assigned it.
         self.address = self.service.status.apply(_load_balancer_address)
-        self.pdb = k8s.policy.v1.PodDisruptionBudget(
-            "gateway",
-            metadata=metadata(target, component),
-            # AlwaysAllow: a crash-looping pod never blocks a node drain (it serves nothing anyway).
-            spec={
-                "maxUnavailable": 1,
-                "selector": {"matchLabels": labels(component)},
-                "unhealthyPodEvictionPolicy": "AlwaysAllow",
-            },
-            opts=child(self),
-        )
+        self.pdb = disruption_budget(self, target, self.entry)

@@ -10,25 +10,14 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
-from infra import images
+from infra import catalogue, images
 from infra.alerts import render_alert_rules
-from infra.components.target import (
-    CHECKSUM_ANNOTATION,
-    Target,
-    checksum,
-    child,
-    docker_healthcheck,
-    docker_network,
-    labels,
-    megabytes,
-    metadata,
-    pod_security,
-    pvc,
-    resources,
-    restricted_container,
-    stateful,
-    workload_metadata,
-)
+from infra.catalogue import KSM_PORT, PROMETHEUS_PORT, scrape_jobs
+from infra.components.container import container, data_volume
+from infra.components.target import Target, checksum, child, metadata, pvc, restricted_container
+from infra.components.workload import container as kubernetes_container
+from infra.components.workload import limits, workload
+from infra.components.workload import service as service_of
 from infra.dashboard import GRAFANA_DASHBOARD_PROVIDER, GRAFANA_DATASOURCE, render_dashboard
 from infra.grafana_admin import PASSWORD_FILE, RESET_ADMIN_PASSWORD
 from infra.render import (
@@ -38,26 +27,16 @@ from infra.render import (
     render_alertmanager,
     render_prometheus,
 )
-from infra.spec import NAMESPACE, Service
+from infra.spec import NAMESPACE
 
-PROMETHEUS_PORT, GRAFANA_PORT, OTLP_HTTP_PORT, JAEGER_UI_PORT = 9090, 3000, 4318, 16686
-KSM_PORT, CERT_MANAGER_METRICS_PORT = 8080, 9402
+CERT_MANAGER_METRICS_PORT = 9402
 KSM_RESOURCES = "cronjobs,jobs,pods,statefulsets"  # what the backup and datastore alerts read
-# Where each service keeps its data (a volume or claim), and the uid that owns it.
-DATA = {
-    "prometheus": ("/prometheus", 65534),
-    "alertmanager": ("/alertmanager", 65534),
-    "grafana": ("/var/lib/grafana", 10472),  # any uid runs Grafana; a high one avoids host uids
-}
-GRAFANA_ENV = {
-    "GF_AUTH_ANONYMOUS_ENABLED": "false",
-    "GF_LOG_MODE": "console",  # the default file log cannot be written under a read-only root
-}
 
 
-def _limits(service: Service) -> dict[str, Any]:
-    r = service.resources
-    return resources(r.cpuRequest, r.memoryRequest, r.cpuLimit, r.memoryLimit)
+def _addresses(target: Target, entry: catalogue.Entry) -> list[str]:
+    """Where Prometheus scrapes a service: its Service, or each of its containers."""
+    hosts = [entry.host] if target.kubernetes else catalogue.docker_hosts(entry)
+    return [f"{host}:{entry.port}" for host in hosts]
 
 
 class Observability(pulumi.ComponentResource):
@@ -78,7 +57,7 @@ class Observability(pulumi.ComponentResource):
         spec = target.spec
         self.containers, self.volumes, self.deployments, self.services = {}, {}, {}, {}
         self.config_maps, self.claims = {}, {}
-        self.otlp_endpoint = f"http://{target.host('jaeger')}:{OTLP_HTTP_PORT}"
+        self.otlp_endpoint = catalogue.OTLP_ENDPOINT
         self.alertmanager_address = f"{target.host('alertmanager')}:{ALERTMANAGER_PORT}"
         self.prometheus_config = render_prometheus(
             spec,
@@ -95,10 +74,8 @@ class Observability(pulumi.ComponentResource):
         }
         self.datasource = GRAFANA_DATASOURCE.format(url=f"http://{target.host('prometheus')}:{PROMETHEUS_PORT}")
         self.dashboard = render_dashboard(spec)
-        self.jaeger_env = {
-            "COLLECTOR_OTLP_ENABLED": "true",
-            "MEMORY_MAX_TRACES": str(spec.observability.jaegerMaxTraces),
-        }
+        self.jaeger_env = dict(catalogue.entry(spec, "jaeger").env)
+        self.grafana_env = dict(catalogue.entry(spec, "grafana").env)
         if target.kubernetes:
             self._kubernetes(target)
         else:
@@ -106,13 +83,14 @@ class Observability(pulumi.ComponentResource):
         self.register_outputs({"otlpEndpoint": self.otlp_endpoint})
 
     @staticmethod
-    def _cluster_jobs(target: Target) -> list[tuple[str, str]]:
-        """kube-state-metrics (backups, datastore pods) and, with TLS, cert-manager (certificate expiry)."""
-        if not target.kubernetes:
-            return []
+    def _cluster_jobs(target: Target) -> list[tuple[str, str | list[str]]]:
+        """The catalogue's scraped services (kube-state-metrics: backups, datastore pods) and, with TLS,
+        cert-manager (certificate expiry)."""
         spec = target.spec
-        jobs = [("kube-state-metrics", f"{target.host('kube-state-metrics')}:{KSM_PORT}")]
-        if spec.tls or spec.redis.tls:
+        jobs: list[tuple[str, str | list[str]]] = [
+            *scrape_jobs(catalogue.running(spec), lambda e: _addresses(target, e))
+        ]
+        if target.kubernetes and (spec.tls or spec.redis.tls):
             jobs.append(("cert-manager", f"cert-manager.{spec.certManagerNamespace}.svc:{CERT_MANAGER_METRICS_PORT}"))
             target.prerequisites.append(
                 f"cert-manager's metrics on Service {spec.certManagerNamespace}/cert-manager port "
@@ -122,33 +100,18 @@ class Observability(pulumi.ComponentResource):
         return jobs
 
     # -- staging --------------------------------------------------------------------------
-    def _container(
-        self, target: Target, service: str, image: str, limits: Service, health: list[str], **extra: Any
-    ) -> None:
-        host = target.host(service)
-        if service in DATA:
-            self.volumes[service] = docker.Volume(f"{service}-data", name=f"{host}-data", opts=stateful(self, target))
-            extra["volumes"] = [{"volume_name": self.volumes[service].name, "container_path": DATA[service][0]}]
-        self.containers[service] = docker.Container(
-            service,
-            name=host,
-            image=target.pinned(image),
-            restart="unless-stopped",
-            memory=megabytes(limits.resources.memoryLimit),
-            networks_advanced=docker_network(target, host),
-            healthcheck=docker_healthcheck(health),
-            opts=child(self),
-            **extra,
-        )
+    def _container(self, target: Target, service: str, health: list[str] | None = None, **extra: Any) -> None:
+        entry = catalogue.entry(target.spec, service)
+        volume = None
+        if entry.data_path:
+            volume = self.volumes[service] = data_volume(self, target, entry)
+        self.containers[service] = container(self, target, entry, health=health, volume=volume, **extra)
 
     def _docker(self, target: Target) -> None:
         o = target.spec.observability
         self._container(
             target,
             "prometheus",
-            images.PROMETHEUS,
-            o.prometheus,
-            ["CMD", "wget", "-qO-", f"http://127.0.0.1:{PROMETHEUS_PORT}/-/ready"],
             command=[
                 "--config.file=/etc/prometheus/prometheus.yml",
                 "--storage.tsdb.path=/prometheus",
@@ -162,9 +125,6 @@ class Observability(pulumi.ComponentResource):
         self._container(
             target,
             "alertmanager",
-            images.ALERTMANAGER,
-            o.alertmanager,
-            ["CMD", "wget", "-qO-", f"http://127.0.0.1:{ALERTMANAGER_PORT}/-/ready"],
             command=[
                 "--config.file=/etc/alertmanager/alertmanager.yml",
                 "--storage.path=/alertmanager",
@@ -179,23 +139,13 @@ class Observability(pulumi.ComponentResource):
         self._container(
             target,
             "grafana",
-            images.GRAFANA,
-            o.grafana,
-            ["CMD", "wget", "-qO-", f"http://127.0.0.1:{GRAFANA_PORT}/api/health"],
-            envs=[f"{k}={v}" for k, v in GRAFANA_ENV.items()]
+            envs=[f"{k}={v}" for k, v in self.grafana_env.items()]
             + [pulumi.Output.concat("GF_SECURITY_ADMIN_PASSWORD=", target.secret_data["grafanaPassword"])],
             # A rotated password reaches the existing database: reset it, then the image's own start script.
             entrypoints=["sh", "-c", f"{RESET_ADMIN_PASSWORD}; exec /run.sh"],
             uploads=self._grafana_files(),
         )
-        self._container(
-            target,
-            "jaeger",
-            images.JAEGER,
-            o.jaeger,
-            ["CMD", "wget", "-qO-", "http://127.0.0.1:14269/"],
-            envs=[f"{k}={v}" for k, v in self.jaeger_env.items()],
-        )
+        self._container(target, "jaeger", ["CMD", "wget", "-qO-", "http://127.0.0.1:14269/"])  # its admin port
 
     def _grafana_files(self) -> list[dict[str, str]]:
         base = "/etc/grafana/provisioning"
@@ -210,76 +160,38 @@ class Observability(pulumi.ComponentResource):
         self,
         target: Target,
         service: str,
-        image: str,
-        port: int,
-        limits: Service,
-        container: dict[str, Any],
+        extra: dict[str, Any],
         volumes: list[dict[str, Any]],
         rollout: pulumi.Input[str],
         service_account: str | None = None,
         init: dict[str, Any] | None = None,
     ) -> None:
         """One replica; with a data claim, Recreate (a ReadWriteOnce claim cannot attach to two pods)."""
-        mounts = list(container.pop("volumeMounts", []))
+        entry = catalogue.entry(target.spec, service)
+        mounts = list(extra.pop("volumeMounts", []))
         strategy = {"type": "RollingUpdate"}
-        if service in DATA and limits.storage:
-            self.claims[service] = pvc(self, target, service, limits.storage, f"{service}-data")
-            volumes = [
-                *volumes,
-                {"name": "data", "persistentVolumeClaim": {"claimName": f"{target.host(service)}-data"}},
-            ]
-            mounts.append({"name": "data", "mountPath": DATA[service][0]})
+        if entry.data_path and entry.storage:
+            self.claims[service] = pvc(self, target, service, entry.storage, f"{service}-data")
+            volumes = [*volumes, {"name": "data", "persistentVolumeClaim": {"claimName": f"{entry.host}-data"}}]
+            mounts.append({"name": "data", "mountPath": entry.data_path})
             strategy = {"type": "Recreate"}
-        uid = DATA[service][1] if service in DATA else 10001
-        pod: dict[str, Any] = {
-            "securityContext": pod_security(uid),
-            "automountServiceAccountToken": service_account is not None,
-            "containers": [
-                {
-                    "name": service,
-                    "image": target.pinned(image),
-                    "ports": [{"containerPort": port, "name": "http"}],
-                    "securityContext": restricted_container(),
-                    "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 10},
-                    "livenessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 20},
-                    "resources": _limits(limits),
-                    "volumeMounts": mounts,
-                    **container,
-                }
-            ],
-            "volumes": volumes,
-        }
+        pod: dict[str, Any] = {"automountServiceAccountToken": service_account is not None}
         if service_account:
             pod["serviceAccountName"] = service_account
         if init:  # runs with the same mounts (the data claim included) before the server starts
-            security = {"securityContext": restricted_container(), "resources": _limits(limits)}
+            security = {"securityContext": restricted_container(), "resources": limits(entry)}
             pod["initContainers"] = [{**security, "volumeMounts": mounts, **init}]
-        self.deployments[service] = k8s.apps.v1.Deployment(
-            service,
-            metadata=workload_metadata(target, service),
-            spec={
-                "replicas": 1,
-                "strategy": strategy,
-                "selector": {"matchLabels": labels(service)},
-                "template": {
-                    "metadata": {"labels": labels(service), "annotations": {CHECKSUM_ANNOTATION: rollout}},
-                    "spec": pod,
-                },
-            },
-            opts=child(self),
+        self.deployments[service] = workload(
+            self,
+            target,
+            entry,
+            [kubernetes_container(target, entry, volumeMounts=mounts, **extra)],
+            rollout=rollout,
+            volumes=volumes,
+            pod=pod,
+            spec={"replicas": 1, "strategy": strategy},
         )
-
-    def _service(self, target: Target, service: str, ports: list[tuple[str, int]]) -> None:
-        self.services[service] = k8s.core.v1.Service(
-            service,
-            metadata=metadata(target, service),
-            spec={
-                "selector": labels(service),
-                "type": "ClusterIP",
-                "ports": [{"name": n, "port": p, "targetPort": p} for n, p in ports],
-            },
-            opts=child(self),
-        )
+        self.services[service] = service_of(self, target, entry)
 
     def _config_map(self, target: Target, service: str, data: dict[str, str]) -> str:
         name = f"{target.host(service)}-config"
@@ -325,9 +237,6 @@ class Observability(pulumi.ComponentResource):
         self._deployment(
             target,
             "prometheus",
-            images.PROMETHEUS,
-            PROMETHEUS_PORT,
-            o.prometheus,
             {
                 "args": [
                     "--config.file=/etc/prometheus/prometheus.yml",
@@ -340,7 +249,6 @@ class Observability(pulumi.ComponentResource):
             checksum(*data.values()),
             service_account=account,
         )
-        self._service(target, "prometheus", [("http", PROMETHEUS_PORT)])
 
     def _alertmanager(self, target: Target) -> None:
         config = self._config_map(target, "alertmanager", {"alertmanager.yml": self.alertmanager_config})
@@ -359,9 +267,6 @@ class Observability(pulumi.ComponentResource):
         self._deployment(
             target,
             "alertmanager",
-            images.ALERTMANAGER,
-            ALERTMANAGER_PORT,
-            target.spec.observability.alertmanager,
             {
                 "args": [
                     "--config.file=/etc/alertmanager/config/alertmanager.yml",
@@ -373,7 +278,6 @@ class Observability(pulumi.ComponentResource):
             volumes,
             checksum(self.alertmanager_config, *self.alertmanager_secrets.values()),
         )
-        self._service(target, "alertmanager", [("http", ALERTMANAGER_PORT)])
 
     def _grafana(self, target: Target) -> None:
         data = {
@@ -389,13 +293,10 @@ class Observability(pulumi.ComponentResource):
         self._deployment(
             target,
             "grafana",
-            images.GRAFANA,
-            GRAFANA_PORT,
-            target.spec.observability.grafana,
             {
                 "env": [
                     {"name": "GF_SECURITY_ADMIN_PASSWORD__FILE", "value": PASSWORD_FILE},
-                    *({"name": k, "value": v} for k, v in GRAFANA_ENV.items()),
+                    *({"name": k, "value": v} for k, v in self.grafana_env.items()),
                 ],
                 "volumeMounts": [
                     {"name": "datasources", "mountPath": "/etc/grafana/provisioning/datasources"},
@@ -429,27 +330,17 @@ class Observability(pulumi.ComponentResource):
                 "env": [{"name": "GF_SECURITY_ADMIN_PASSWORD__FILE", "value": PASSWORD_FILE}],
             },
         )
-        self._service(target, "grafana", [("http", GRAFANA_PORT)])
 
     def _jaeger(self, target: Target) -> None:
         self._deployment(
             target,
             "jaeger",
-            images.JAEGER,
-            JAEGER_UI_PORT,
-            target.spec.observability.jaeger,
             {
-                "env": [{"name": k, "value": v} for k, v in self.jaeger_env.items()],
-                "ports": [
-                    {"containerPort": JAEGER_UI_PORT, "name": "http"},
-                    {"containerPort": OTLP_HTTP_PORT, "name": "otlp-http"},
-                ],
                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
             },
             [{"name": "tmp", "emptyDir": {}}],
             checksum(*self.jaeger_env.values()),
         )
-        self._service(target, "jaeger", [("http", JAEGER_UI_PORT), ("otlp-http", OTLP_HTTP_PORT)])
 
     def _kube_state_metrics(self, target: Target) -> None:
         """kube-state-metrics for this namespace only, with a namespaced Role (no cluster-wide read)."""
@@ -478,9 +369,6 @@ class Observability(pulumi.ComponentResource):
         self._deployment(
             target,
             "kube-state-metrics",
-            images.KUBE_STATE_METRICS,
-            KSM_PORT,
-            target.spec.observability.kubeStateMetrics,
             {
                 "args": args,
                 # /healthz on the metrics port: served by every kube-state-metrics v2 release.
@@ -491,4 +379,3 @@ class Observability(pulumi.ComponentResource):
             checksum(*args),
             service_account=account,
         )
-        self._service(target, "kube-state-metrics", [("http", KSM_PORT)])

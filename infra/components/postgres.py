@@ -11,26 +11,21 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
-from infra import images
+from infra import catalogue, images
+from infra.catalogue import POSTGRES_PORT as PORT
+from infra.components.container import container, data_volume
 from infra.components.target import (
-    CHECKSUM_ANNOTATION,
     PREFIX,
-    STATEFULSET_RETENTION,
     Target,
-    child,
-    data_claim,
-    docker_healthcheck,
-    docker_network,
-    headless_service,
     labels,
-    megabytes,
     pod_security,
     pvc,
     resources,
     restricted_container,
-    stateful,
     workload_metadata,
 )
+from infra.components.workload import container as kubernetes_container
+from infra.components.workload import service, workload
 from infra.pg_scripts import (
     DATABASE,
     DOCKER_ENTRYPOINT,
@@ -43,7 +38,6 @@ from infra.pg_scripts import (
 )
 from infra.spec import Offsite
 
-PORT = 5432
 POSTGRES_UID = 70  # the alpine image's postgres user
 BACKUPS = "/backups"
 BACKUPS_CLAIM = f"{PREFIX}-postgres-backups"  # what pvc(..., "postgres-backups") names the claim
@@ -80,25 +74,22 @@ class Postgres(pulumi.ComponentResource):
         self.register_outputs({"host": self.host})
 
     def _docker(self, target: Target, password: pulumi.Output[str]) -> None:
-        self.volume = docker.Volume("postgres-data", name=f"{self.host}-data", opts=stateful(self, target))
-        self.container = docker.Container(
-            "postgres",
-            name=self.host,
-            image=target.pinned(images.POSTGRES),
-            restart="unless-stopped",
-            memory=megabytes(target.spec.postgres.resources.memoryLimit),
-            networks_advanced=docker_network(target, self.host),
+        entry = catalogue.entry(target.spec, "postgres")
+        self.volume = data_volume(self, target, entry)
+        self.container = container(
+            self,
+            target,
+            entry,
+            volume=self.volume,
+            health=["CMD-SHELL", f"pg_isready -U {ROLE} -d {DATABASE}"],
             envs=[
                 pulumi.Output.concat("POSTGRES_PASSWORD=", password),
                 f"POSTGRES_USER={ROLE}",
                 f"POSTGRES_DB={DATABASE}",
             ],
             entrypoints=["sh", "-c", DOCKER_ENTRYPOINT],
-            volumes=[{"volume_name": self.volume.name, "container_path": "/var/lib/postgresql/data"}],
-            healthcheck=docker_healthcheck(["CMD-SHELL", f"pg_isready -U {ROLE} -d {DATABASE}"]),
             wait=True,  # `pulumi up` goes on to the app only once PostgreSQL is healthy
             wait_timeout=120,
-            opts=child(self),
         )
 
     def _password_env(self, target: Target) -> dict[str, Any]:
@@ -108,71 +99,45 @@ class Postgres(pulumi.ComponentResource):
         }
 
     def _kubernetes(self, target: Target) -> None:
-        component, store = "postgres", target.spec.postgres
-        self.service = headless_service(self, target, component, PORT)
+        store, entry = target.spec.postgres, catalogue.entry(target.spec, "postgres")
+        self.service = service(self, target, entry)
         self.backups = pvc(self, target, "postgres-backup", store.backup.storage, "postgres-backups")
         probe = {
             "exec": {"command": ["pg_isready", "-U", ROLE, "-d", DATABASE]},
             "periodSeconds": 10,
             "timeoutSeconds": 3,
         }
-        limits = store.resources
-        self.statefulset = k8s.apps.v1.StatefulSet(
-            "postgres",
-            metadata=workload_metadata(target, component),
-            spec={
-                "serviceName": self.host,
-                "replicas": 1,
-                "selector": {"matchLabels": labels(component)},
-                "persistentVolumeClaimRetentionPolicy": STATEFULSET_RETENTION,
-                "template": {
-                    "metadata": {
-                        "labels": labels(component),
-                        # A rotated password restarts the pod, whose postStart sets it on the role.
-                        "annotations": {CHECKSUM_ANNOTATION: target.secret_checksum("postgresPassword")},
-                    },
-                    "spec": {
-                        "securityContext": pod_security(POSTGRES_UID),
-                        "automountServiceAccountToken": False,
-                        "containers": [
-                            {
-                                "name": "postgres",
-                                "image": target.pinned(images.POSTGRES),
-                                "ports": [{"containerPort": PORT, "name": "postgres"}],
-                                "env": [
-                                    {"name": "POSTGRES_USER", "value": ROLE},
-                                    {"name": "POSTGRES_DB", "value": DATABASE},
-                                    {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
-                                    self._password_env(target),
-                                ],
-                                "resources": resources(
-                                    limits.cpuRequest, limits.memoryRequest, limits.cpuLimit, limits.memoryLimit
-                                ),
-                                "securityContext": restricted_container(),
-                                "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", PASSWORD_SYNC]}}},
-                                "readinessProbe": probe,
-                                "livenessProbe": {**probe, "initialDelaySeconds": 30},
-                                "volumeMounts": [
-                                    {"name": "data", "mountPath": "/var/lib/postgresql/data"},
-                                    {"name": "run", "mountPath": "/var/run/postgresql"},
-                                    {"name": "tmp", "mountPath": "/tmp"},
-                                    {"name": "backups", "mountPath": BACKUPS, "readOnly": True},
-                                ],
-                            }
-                        ],
-                        "volumes": [
-                            {"name": "run", "emptyDir": {}},
-                            {"name": "tmp", "emptyDir": {}},
-                            {
-                                "name": "backups",
-                                "persistentVolumeClaim": {"claimName": BACKUPS_CLAIM},
-                            },
-                        ],
-                    },
-                },
-                "volumeClaimTemplates": [data_claim(store.storage)],
-            },
-            opts=child(self),
+        server = kubernetes_container(
+            target,
+            entry,
+            env=[
+                {"name": "POSTGRES_USER", "value": ROLE},
+                {"name": "POSTGRES_DB", "value": DATABASE},
+                {"name": "PGDATA", "value": f"{entry.data_path}/pgdata"},
+                self._password_env(target),
+            ],
+            lifecycle={"postStart": {"exec": {"command": ["sh", "-c", PASSWORD_SYNC]}}},
+            readinessProbe=probe,
+            livenessProbe={**probe, "initialDelaySeconds": 30},
+            volumeMounts=[
+                {"name": "data", "mountPath": entry.data_path},
+                {"name": "run", "mountPath": "/var/run/postgresql"},
+                {"name": "tmp", "mountPath": "/tmp"},
+                {"name": "backups", "mountPath": BACKUPS, "readOnly": True},
+            ],
+        )
+        self.statefulset = workload(
+            self,
+            target,
+            entry,
+            [server],
+            # A rotated password restarts the pod, whose postStart sets it on the role.
+            rollout=target.secret_checksum("postgresPassword"),
+            volumes=[
+                {"name": "run", "emptyDir": {}},
+                {"name": "tmp", "emptyDir": {}},
+                {"name": "backups", "persistentVolumeClaim": {"claimName": BACKUPS_CLAIM}},
+            ],
         )
         self._backup_job(target, self.backups)
         self.restore_command = (

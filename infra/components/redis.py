@@ -7,30 +7,16 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
-from infra import images
+from infra import catalogue
+from infra.catalogue import REDIS_PORT as PORT
+from infra.components.container import container, data_volume
 from infra.components.issuers import WAIT_READY
-from infra.components.target import (
-    CHECKSUM_ANNOTATION,
-    STATEFULSET_RETENTION,
-    Target,
-    child,
-    data_claim,
-    docker_healthcheck,
-    docker_network,
-    headless_service,
-    labels,
-    megabytes,
-    metadata,
-    pod_security,
-    resources,
-    restricted_container,
-    stateful,
-    workload_metadata,
-)
+from infra.components.target import Target, child, metadata
+from infra.components.workload import container as kubernetes_container
+from infra.components.workload import service, workload
 from infra.reload_scripts import redis_with_reload
 from infra.spec import RedisSpec, quantity_bytes
 
-PORT = 6379
 REDIS_IMAGE_USER = "999:1000"  # redis:*-alpine's redis user and group
 
 
@@ -70,39 +56,35 @@ class Redis(pulumi.ComponentResource):
         self.register_outputs({"host": self.host})
 
     def _docker(self, target: Target, password: pulumi.Output[str]) -> None:
-        store = target.spec.redis
-        self.volume = docker.Volume("redis-data", name=f"{self.host}-data", opts=stateful(self, target))
-        self.container = docker.Container(
-            "redis",
-            name=self.host,
-            image=target.pinned(images.REDIS),
+        store, entry = target.spec.redis, catalogue.entry(target.spec, "redis")
+        self.volume = data_volume(self, target, entry)
+        self.container = container(
+            self,
+            target,
+            entry,
+            volume=self.volume,
+            health=["CMD-SHELL", 'redis-cli -a "$REDIS_PASSWORD" ping | grep PONG'],
             # The image's redis user (the command bypasses its entrypoint, which would drop root itself);
             # a new volume takes the image's /data, owned by it.
             user=REDIS_IMAGE_USER,
-            restart="unless-stopped",
-            memory=megabytes(store.resources.memoryLimit),
-            networks_advanced=docker_network(target, self.host),
             envs=[pulumi.Output.concat("REDIS_PASSWORD=", password)],
             command=[
                 "sh",
                 "-c",
                 f'exec redis-server --requirepass "$REDIS_PASSWORD" {memory_args(store)}--appendonly yes --dir /data',
             ],
-            volumes=[{"volume_name": self.volume.name, "container_path": "/data"}],
-            healthcheck=docker_healthcheck(["CMD-SHELL", 'redis-cli -a "$REDIS_PASSWORD" ping | grep PONG']),
             wait=True,  # `pulumi up` goes on to the app only once Redis is healthy
             wait_timeout=120,
-            opts=child(self),
         )
 
     def _kubernetes(self, target: Target) -> None:
-        component, store = "redis", target.spec.redis
+        store, entry = target.spec.redis, catalogue.entry(target.spec, "redis")
         if self.tls:
             self.certificate = k8s.apiextensions.CustomResource(
                 "redis-tls",
                 api_version="cert-manager.io/v1",
                 kind="Certificate",
-                metadata={**metadata(target, component, self.tls_secret), "annotations": WAIT_READY},
+                metadata={**metadata(target, "redis", self.tls_secret), "annotations": WAIT_READY},
                 spec={
                     "secretName": self.tls_secret,
                     "issuerRef": {"name": target.spec.internalIssuer, "kind": "ClusterIssuer"},
@@ -110,7 +92,7 @@ class Redis(pulumi.ComponentResource):
                 },
                 opts=child(self),
             )
-        self.service = headless_service(self, target, component, PORT)
+        self.service = service(self, target, entry)
         tls_args = (
             (
                 "--port 0 --tls-port 6379 --tls-cert-file /tls/tls.crt --tls-key-file /tls/tls.key "
@@ -130,55 +112,32 @@ class Redis(pulumi.ComponentResource):
         if self.tls:
             mounts.append({"name": "tls", "mountPath": "/tls", "readOnly": True})
             volumes.append({"name": "tls", "secret": {"secretName": self.tls_secret}})
-        limits = store.resources
         server = (
             f'redis-server {tls_args}--requirepass "$REDIS_PASSWORD" {memory_args(store)}--appendonly yes --dir /data'
         )
         # With TLS, a renewed certificate is loaded in place (CONFIG SET; infra/reload_scripts.py).
         command = redis_with_reload(server, "/tls") if self.tls else f"exec {server}"
         password = {"secretKeyRef": {"name": target.secret_name, "key": "redisPassword"}}
-        self.statefulset = k8s.apps.v1.StatefulSet(
-            "redis",
-            metadata=workload_metadata(target, component),
-            spec={
-                "serviceName": self.host,
-                "replicas": 1,
-                "selector": {"matchLabels": labels(component)},
-                "persistentVolumeClaimRetentionPolicy": STATEFULSET_RETENTION,
-                "template": {
-                    "metadata": {
-                        "labels": labels(component),
-                        "annotations": {CHECKSUM_ANNOTATION: target.secret_checksum("redisPassword")},
-                    },
-                    "spec": {
-                        # Redis runs under any uid (the claim is writable through fsGroup); a high one avoids
-                        # host uids (checkov CKV_K8S_40).
-                        "securityContext": pod_security(10999),
-                        "automountServiceAccountToken": False,
-                        "containers": [
-                            {
-                                "name": "redis",
-                                "image": target.pinned(images.REDIS),
-                                "command": ["sh", "-c", command],
-                                "ports": [{"containerPort": PORT, "name": "redis"}],
-                                "env": [
-                                    {"name": "REDIS_PASSWORD", "valueFrom": password},
-                                    {"name": "REDISCLI_AUTH", "valueFrom": password},  # the reload's redis-cli
-                                ],
-                                "resources": resources(
-                                    limits.cpuRequest, limits.memoryRequest, limits.cpuLimit, limits.memoryLimit
-                                ),
-                                "securityContext": restricted_container(),
-                                "readinessProbe": probe,
-                                "livenessProbe": {**probe, "initialDelaySeconds": 15},
-                                "volumeMounts": mounts,
-                            }
-                        ],
-                        "volumes": volumes,
-                    },
-                },
-                "volumeClaimTemplates": [data_claim(store.storage)],
-            },
+        self.statefulset = workload(
+            self,
+            target,
+            entry,
+            [
+                kubernetes_container(
+                    target,
+                    entry,
+                    command=["sh", "-c", command],
+                    env=[
+                        {"name": "REDIS_PASSWORD", "valueFrom": password},
+                        {"name": "REDISCLI_AUTH", "valueFrom": password},  # the reload's redis-cli
+                    ],
+                    readinessProbe=probe,
+                    livenessProbe={**probe, "initialDelaySeconds": 15},
+                    volumeMounts=mounts,
+                )
+            ],
+            rollout=target.secret_checksum("redisPassword"),
+            volumes=volumes,
             # The pod mounts the certificate's Secret: start it once cert-manager has issued it.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[c for c in [self.certificate] if c]),
         )

@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
+from infra.catalogue import replica_hosts
 from infra.checkov_skips import skip_annotations
 from infra.spec import EnvironmentSpec, quantity_bytes
 
@@ -68,7 +69,7 @@ class Target:
         """The app as the gateway and Prometheus reach it: each container, or the one Service."""
         if self.kubernetes:
             return [self.host("app")]
-        return [f"{self.host('app')}-{i + 1}" for i in range(self.spec.replicas)]
+        return replica_hosts(self.spec)
 
     @property
     def gateway_upstreams(self) -> list[str]:
@@ -189,19 +190,3 @@ def data_claim(storage: str) -> dict[str, Any]:
         "metadata": {"name": "data"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}},
     }
-
-
-def headless_service(parent: pulumi.Resource, target: Target, component: str, port: int) -> Any:
-    """The stable DNS name a StatefulSet's pod is reached by."""
-    import pulumi_kubernetes as k8s
-
-    return k8s.core.v1.Service(
-        component,
-        metadata=metadata(target, component),
-        spec={
-            "clusterIP": "None",
-            "selector": labels(component),
-            "ports": [{"name": component, "port": port, "targetPort": port}],
-        },
-        opts=child(parent),
-    )

@@ -3,10 +3,9 @@ passwords in connection strings, bounds Jaeger's memory."""
 
 from __future__ import annotations
 
-import pulumi
 from sqlalchemy.engine import make_url
 
-from infra.app_env import postgres_url, redis_url
+from infra.app_env import postgres_dsn, redis_dsn
 from infra.mock_runtime import Declaration
 from tests.infra.conftest import Variant, container, docker_env, pod_spec
 
@@ -44,17 +43,17 @@ def test_containers_start_once_what_they_need_is_healthy(staging: Declaration) -
     assert {urns["app-1"], urns["app-2"]} <= set(components["gateway"].dependencies)
 
 
-@pulumi.runtime.test  # type: ignore[untyped-decorator]
-def test_passwords_are_url_encoded_in_connection_strings() -> pulumi.Output[None]:
+def test_users_and_passwords_are_url_encoded_in_connection_strings() -> None:
     password = "p@ss:w/rd%?#"
-    postgres = postgres_url("db", 5432, pulumi.Output.from_input(password))
-    redis = redis_url("cache", 6379, pulumi.Output.from_input(password), tls=False)
-
-    def verify(urls: list[str]) -> None:
-        assert make_url(urls[0]).password == password and make_url(urls[0]).host == "db"
-        assert urls[1] == "redis://:p%40ss%3Aw%2Frd%25%3F%23@cache:6379/0"
-
-    return pulumi.Output.all(postgres, redis).apply(verify)
+    postgres = make_url(postgres_dsn("db", 5432, password, user="co@dex"))
+    assert (postgres.username, postgres.password, postgres.host, postgres.database) == (
+        "co@dex",
+        password,
+        "db",
+        "livingcodex",
+    )
+    assert redis_dsn("cache", 6379, password) == "redis://:p%40ss%3Aw%2Frd%25%3F%23@cache:6379/0"
+    assert redis_dsn("cache", 6379, "x", tls=True).startswith("rediss://:x@cache:6379/0?ssl_ca_certs=")
 
 
 def test_jaeger_memory_is_bounded(staging: Declaration, production: Declaration) -> None:
