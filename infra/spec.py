@@ -309,6 +309,8 @@ class Rollout(Model):
 
     steps: tuple[RolloutStep, ...] = (RolloutStep(weight=10, pause="60s"), RolloutStep(weight=50, pause="60s"))
     analysis: Analysis = Analysis()
+    # Kubernetes: where the Argo Rollouts controller runs (its analysis queries the stack's Prometheus).
+    controllerNamespace: str = Field("argo-rollouts", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
     @model_validator(mode="after")
     def _rising(self) -> Rollout:

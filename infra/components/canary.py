@@ -18,7 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import canary_queries as q
-from infra.components.target import Target, child, labels, metadata
+from infra.components.target import PREFIX, Target, child, labels, metadata
 from infra.spec import EnvironmentSpec
 
 ARGO = "argoproj.io/v1alpha1"
@@ -165,5 +165,27 @@ class CanaryRollout(pulumi.ComponentResource):
                 },
             },
             opts=pulumi.ResourceOptions.merge(child(self), pulumi.ResourceOptions(depends_on=[self.template])),
+        )
+        # The controller measures from its own namespace: the stack's default-deny would refuse it.
+        self.prometheus_access = k8s.networking.v1.NetworkPolicy(
+            "prometheus-from-argo-rollouts",
+            metadata={**metadata(target, "prometheus", f"{PREFIX}-prometheus-from-argo-rollouts")},
+            spec={
+                "podSelector": {"matchLabels": labels("prometheus")},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {
+                                    "matchLabels": {"kubernetes.io/metadata.name": spec.rollout.controllerNamespace}
+                                }
+                            }
+                        ],
+                        "ports": [{"protocol": "TCP", "port": PROMETHEUS_PORT}],
+                    }
+                ],
+            },
+            opts=child(self),
         )
         self.register_outputs({})

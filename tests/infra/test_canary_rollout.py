@@ -69,3 +69,12 @@ def test_every_analysis_query_is_valid_promql(production: Declaration, tmp_path:
     result = subprocess.run([PROMTOOL, "check", "rules", str(tmp_path / "rules.yml")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert {m["name"] for m in metrics} >= {"canary-samples", "baseline-samples", "p95-regression", "p99-regression"}
+
+
+def test_the_controller_may_reach_prometheus_and_nothing_else_opens(released: Declaration) -> None:
+    (policy,) = [r for r in released.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy") if "argo" in r.name]
+    rule = policy.inputs["spec"]["ingress"][0]
+    namespace = rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+    assert namespace == released.spec.rollout.controllerNamespace
+    assert rule["ports"] == [{"protocol": "TCP", "port": 9090}]
+    assert policy.inputs["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "living-codex-prometheus"
