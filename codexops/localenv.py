@@ -29,6 +29,7 @@ import httpx
 
 from codexops.paths import local_root, stacks_root
 from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql, restrict_access
+from codexops.rollout.weights import upstream_weights
 from codexops.supervisor_programs import catalogue_program, supervisor_program
 from infra import app_env
 from infra.alerts import render_alert_rules
@@ -42,6 +43,7 @@ BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 LOOPBACK_NAMES = ("localhost", HOST)  # every local gateway serves these, whatever the stack's domain
 GATEWAY_PORT = 5002  # the default stack's gateway: the runbook's curl commands use it
+CANARY = "canary"  # a rollout's canary replica's program (never app-N: those are the serving replicas)
 PORT_BASE_ENV = "CODEX_PORT_BASE"  # one base for every stack's ports (stack_ports): parallel tests
 PORT_SLOT = 200  # ports a stack's range spans: 10 fixed ones, then up to 100 replicas
 # The load generator is one address: the gateway's per-client limits are raised here, not removed.
@@ -69,17 +71,18 @@ class Ports:
     prometheus: int
     alertmanager: int
     apps: tuple[int, ...]
+    canary: int  # a rollout's canary replica, beside the serving ones (codexops/rollout/)
 
 
 def stack_ports(spec: EnvironmentSpec) -> Ports:
     """The stack's ports, from one base per stack: gateway base, PostgreSQL +1, Redis +2, Prometheus +3,
-    Alertmanager +4, app replicas from +10 on.
+    Alertmanager +4, a rollout's canary +5, app replicas from +10 on.
 
     The base: with CODEX_PORT_BASE=B set, stack i of the checkout's stacks in sorted order (kind 0,
     production 1, staging 2) takes B + PORT_SLOT * i, so every stack under one override has a range of
     its own and two overrides PORT_SLOT * (number of stacks) apart never meet (the tests give each shard
     its own B). Without it, the spec's `local.portBase`, or, without that, the runbook's ports (gateway
-    5002, PostgreSQL 5433, Redis 6390, Prometheus 9091, Alertmanager 9095, apps 5101+). Raises
+    5002, PostgreSQL 5433, Redis 6390, Prometheus 9091, Alertmanager 9095, apps 5101+, canary 5100). Raises
     LocalEnvError when a range leaves 1024-65535 or, without the override, meets another stack's range.
     """
     override = os.environ.get(PORT_BASE_ENV, "").strip()
@@ -94,7 +97,7 @@ def _declared_ports(spec: EnvironmentSpec) -> Ports:
     """The stack's ports without the override: its spec's portBase, else the runbook's."""
     base = spec.local.portBase
     if base is None:
-        return Ports(GATEWAY_PORT, 5433, 6390, 9091, 9095, tuple(5101 + i for i in range(spec.replicas)))
+        return Ports(GATEWAY_PORT, 5433, 6390, 9091, 9095, tuple(5101 + i for i in range(spec.replicas)), 5100)
     return _ranged(spec, base)
 
 
@@ -103,7 +106,7 @@ def _ranged(spec: EnvironmentSpec, base: int) -> Ports:
     if base < 1024 or last > 65535:
         raise LocalEnvError(f"stack {spec.stack}: ports {base}-{last} leave 1024-65535 (check {PORT_BASE_ENV})")
     apps = tuple(base + 10 + i for i in range(spec.replicas))
-    return Ports(base, base + 1, base + 2, base + 3, base + 4, apps)
+    return Ports(base, base + 1, base + 2, base + 3, base + 4, apps, base + 5)
 
 
 def _slot_base(stack: str, override: str) -> int:
@@ -146,7 +149,7 @@ def _declared_in(stack: str, path: str, mtime_ns: int, size: int) -> tuple[int |
 
 
 def _port_set(ports: Ports) -> set[int]:
-    return {ports.gateway, ports.postgres, ports.redis, ports.prometheus, ports.alertmanager, *ports.apps}
+    return {ports.gateway, ports.postgres, ports.redis, ports.prometheus, ports.alertmanager, *ports.apps, ports.canary}
 
 
 @dataclass(frozen=True)
@@ -326,11 +329,23 @@ def spec_env(spec: EnvironmentSpec) -> dict[str, str]:
 
 
 def app_environment(stack: LocalStack, index: int, values: dict[str, str], state: dict[str, Any]) -> dict[str, str]:
-    ports, name = stack.ports, stack.apps[index - 1]
-    release = state["releases"].get(name)
+    name = stack.apps[index - 1]
+    return replica_environment(stack, name, stack.ports.apps[index - 1], state["releases"].get(name), values, state)
+
+
+def replica_environment(
+    stack: LocalStack,
+    name: str,
+    port: int,
+    release: dict[str, Any] | None,
+    values: dict[str, str],
+    state: dict[str, Any],
+) -> dict[str, str]:
+    """A replica's environment (a serving one or the canary): the spec's, its port, its release's."""
+    ports = stack.ports
     return {
         **spec_env(stack.spec),
-        "CODEX_URLS": f"http://{HOST}:{ports.apps[index - 1]}",
+        "CODEX_URLS": f"http://{HOST}:{port}",
         "CODEX_INSTANCE_ID": f"{stack.name}-{name}",
         "CONNECTION_STRING": app_env.postgres_dsn(HOST, ports.postgres, values["POSTGRES_PASSWORD"]),
         "REDIS_CONNECTION_STRING": app_env.redis_dsn(HOST, ports.redis, values["REDIS_PASSWORD"]),
@@ -379,11 +394,19 @@ def redis_config(stack: LocalStack, values: dict[str, str]) -> str:
     return f'port {stack.ports.redis}\nbind {HOST}\nrequirepass {values["REDIS_PASSWORD"]}\nsave ""\nappendonly no\n'
 
 
+def canary_of(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The rollout in progress: {"release": release.json, "weight": percent}, or None."""
+    canary: dict[str, Any] | None = state.get("canary")
+    return canary
+
+
 def app_program(stack: LocalStack, name: str, state: dict[str, Any]) -> str:
     """A replica: its release's command, started once the datastores answer, drained at stop."""
+    canary = canary_of(state)
+    release = canary["release"] if name == CANARY and canary else state["releases"].get(name)
     return supervisor_program(
         name,
-        app_command(state["releases"].get(name)),
+        app_command(release),
         directory=stack.runtime / name,
         logs=stack.runtime / "logs",
         autostart=False,
@@ -411,6 +434,8 @@ def supervisor_config(stack: LocalStack, bins: dict[str, str], state: dict[str, 
         assert entry.local is not None
         if entry.name == "app":
             programs += [app_program(stack, name, state) for name in stack.apps]
+            if canary_of(state):
+                programs.append(app_program(stack, CANARY, state))
             continue
         folder = pg if entry.local.cluster else run / (entry.local.program or entry.name)
         programs.append(
@@ -428,12 +453,25 @@ def supervisor_config(stack: LocalStack, bins: dict[str, str], state: dict[str, 
     return header + "\n".join(programs)
 
 
+def upstream_weights_now(stack: LocalStack, canary: dict[str, Any] | None) -> tuple[list[str], dict[str, int]]:
+    """The replicas nginx routes to and their weights: with a canary in the upstream, the step's share."""
+    serving = [f"{HOST}:{port}" for port in stack.ports.apps]
+    if not canary or not canary.get("weight"):
+        return serving, {}
+    weights = upstream_weights(int(canary["weight"]), len(serving))
+    address = f"{HOST}:{stack.ports.canary}"
+    return [*serving, address], {**dict.fromkeys(serving, weights.baseline), address: weights.canary}
+
+
 def nginx_conf(stack: LocalStack) -> str:
-    """nginx.conf routing to every replica. No TLS on loopback, and the loopback names are the ones served."""
+    """nginx.conf routing to every replica (and a rollout's canary, weighted). No TLS on loopback, and the
+    loopback names are the ones served."""
     ports = stack.ports
+    upstreams, weights = upstream_weights_now(stack, canary_of(read_state(stack)))
     return render_nginx(
         stack.spec.model_copy(update={"tls": False, "serverNames": LOOPBACK_NAMES}),
-        [f"{HOST}:{port}" for port in ports.apps],
+        upstreams,
+        weights=weights,
         runtime_dir=str(stack.runtime / "nginx"),
         listen_host=f"{HOST}:",
         http_port=ports.gateway,
@@ -450,7 +488,8 @@ READERS["alertmanager.yml"] = "alertmanager"
 def rendered_files(stack: LocalStack) -> dict[Path, str]:
     """The gateway's, Prometheus' and Alertmanager's files as the spec renders them now."""
     run = stack.runtime
-    upstreams = [f"{HOST}:{port}" for port in stack.ports.apps]
+    canary = [stack.ports.canary] if canary_of(read_state(stack)) else []  # scraped from its start
+    upstreams = [f"{HOST}:{port}" for port in (*stack.ports.apps, *canary)]
     prometheus = render_prometheus(
         stack.spec,
         upstreams,
@@ -475,6 +514,9 @@ def stale_files(stack: LocalStack) -> list[Path]:
 def write_supervisor_conf(stack: LocalStack, state: dict[str, Any]) -> None:
     values = local_secrets(stack)
     environments = {name: app_environment(stack, i, values, state) for i, name in enumerate(stack.apps, start=1)}
+    canary = canary_of(state)
+    if canary:
+        environments[CANARY] = replica_environment(stack, CANARY, stack.ports.canary, canary["release"], values, state)
     write_private(stack.private / "environment.conf", _supervisor_environment(environments))
     write_private(stack.private / "redis.conf", redis_config(stack, values))
     (stack.runtime / "supervisord.conf").write_text(supervisor_config(stack, binaries(), state))
@@ -483,7 +525,7 @@ def write_supervisor_conf(stack: LocalStack, state: dict[str, Any]) -> None:
 def make_folders(stack: LocalStack) -> None:
     """Every process's working folder (a replica added to the spec gets its own)."""
     programs = [e.local.program or e.name for e in stack.services if e.local and not e.local.cluster]
-    for sub in ("logs", *(p for p in programs if p != "app"), *stack.apps):
+    for sub in ("logs", *(p for p in programs if p != "app"), *stack.apps, CANARY):
         (stack.runtime / sub).mkdir(parents=True, exist_ok=True)
 
 

@@ -304,10 +304,13 @@ class Analysis(Model):
 
 
 class Rollout(Model):
-    """Progressive delivery: the steps a new release goes through before it takes all traffic. No steps:
-    all replicas move at once (a rolling update), judged after."""
+    """Progressive delivery: the steps a new release goes through before it takes all traffic. No steps
+    (the default): all replicas move at once (a rolling update), judged after. A stack with users of its
+    own declares them (Pulumi.production.yaml); a step without enough traffic is INCONCLUSIVE and aborts,
+    so a stack nobody uses declares `trafficRps`, which codexops sends through the gateway in each step."""
 
-    steps: tuple[RolloutStep, ...] = (RolloutStep(weight=10, pause="60s"), RolloutStep(weight=50, pause="60s"))
+    steps: tuple[RolloutStep, ...] = ()
+    trafficRps: float = Field(0, ge=0, le=500, description="rehearsal requests per second during each step")
     analysis: Analysis = Analysis()
     # Kubernetes: where the Argo Rollouts controller runs (its analysis queries the stack's Prometheus).
     controllerNamespace: str = Field("argo-rollouts", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from codexops.releases.history import GateResult
 from codexops.releases.model import Release
@@ -28,6 +28,7 @@ class DeployOutcome:
     ok: bool
     detail: str
     backup: Path | None = None  # pg_dump taken first because the release moves the schema forward
+    rollout: dict[str, Any] | None = None  # the canary steps and their analyses (codexops/rollout/driver.py)
 
 
 class Backend(Protocol):

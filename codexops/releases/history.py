@@ -57,6 +57,7 @@ class Event:
     report: str | None = None
     backup: str | None = None  # pg_dump taken before this event moved the schema forward
     source: str | None = None  # the stack a promotion came from
+    rollout: dict[str, Any] | None = None  # the deploy's canary steps: each step's figures and decision
     actor: str = ""
     at: str = ""
 
@@ -86,7 +87,8 @@ def append(event: Event) -> Event:
     stamped = Event.from_json({**asdict(event), "actor": event.actor or actor(), "at": event.at or now()})
     path = stack_dir(stamped.stack) / "history.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(asdict(stamped), sort_keys=True) + "\n").encode()
+    record = {k: v for k, v in asdict(stamped).items() if k != "rollout" or v is not None}  # lines as before
+    line = (json.dumps(record, sort_keys=True) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)

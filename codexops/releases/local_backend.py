@@ -30,11 +30,15 @@ from codexops.postgres_cluster import as_postgres, postgres_bin
 from codexops.releases import manifest
 from codexops.releases.backend import DeployOutcome, Progress, ReleaseTampered
 from codexops.releases.build import release_differences
+from codexops.releases.local_canary import LocalCanary, leftover
+from codexops.releases.local_replicas import apply_settings, start_replica
 from codexops.releases.model import MANIFEST, Release, ReleaseNotFound, load_release, read_release
 from codexops.releases.serving import Replica, Serving
+from codexops.rollout.driver import RolloutResult, run_canary
+from codexops.rollout.traffic import rehearsal_traffic
 from codexops.targets import local_target
+from infra.app_env import GATE_USERNAME
 
-READY_TIMEOUT = 90.0
 ROUTED_TIMEOUT = 30.0
 DATABASE = "livingcodex"
 
@@ -63,7 +67,16 @@ class LocalBackend:
         except (subprocess.SubprocessError, OSError) as exc:
             return DeployOutcome(False, f"the backup before a schema change failed, nothing deployed: {exc}")
         apply_settings(local, progress)
+        if leftover(local):
+            progress("  a canary of an unfinished rollout still runs: removed first")
+            LocalCanary(local, release).stop_canary(progress)
         asked = {replica.name: replica for replica in self.serving(stack).replicas}
+        rollout = canary_steps(local, release, list(asked.values()), progress)
+        if rollout is not None and rollout.outcome == "ABORTED":
+            _await_scrapes(local, progress)
+            return DeployOutcome(
+                False, f"canary aborted, nothing else changed: {rollout.reason}", backup, rollout.as_dict()
+            )
         for app, port in zip(local.apps, local.ports.apps, strict=True):
             settings = environment_drift(local, app)
             if asked[app].sound and asked[app].release == release.id and not settings:  # e.g. a killed deploy's half
@@ -79,10 +92,15 @@ class LocalBackend:
             if problem:
                 _await_scrapes(local, progress)
                 return DeployOutcome(False, f"{app} did not serve {release.id}: {problem}; put back", backup)
+        if rollout is not None:
+            LocalCanary(local, release).stop_canary(progress)  # the replicas serve its release now
         remove_extra_replicas(local, progress)
         _await_scrapes(local, progress)
         detail = f"{len(local.apps)} replicas of stack {stack} serve {release.id}"
-        return DeployOutcome(True, detail + (f"; backup {backup}" if backup else ""), backup)
+        if rollout is not None:
+            detail += f" after {len(rollout.steps)} canary steps"
+        summary = rollout.as_dict() if rollout else None
+        return DeployOutcome(True, detail + (f"; backup {backup}" if backup else ""), backup, summary)
 
     def current_release(self, stack: str) -> Release | None:
         """The release every replica serves, as they say (None when one is down, differs or is edited)."""
@@ -115,6 +133,8 @@ class LocalBackend:
             return ""
         lines = [f"  {path.name}: not what the spec renders now" for path in localenv.stale_files(local)]
         lines += [f"  {app}: {change}" for app in local.apps for change in environment_drift(local, app)]
+        if leftover(local):
+            lines.append("  canary: a canary of an unfinished rollout still runs (the next deploy removes it)")
         extra = extra_replicas(local)
         if extra:
             lines.append(f"  {', '.join(extra)}: beyond the spec's {len(local.apps)} replicas")
@@ -131,6 +151,27 @@ class LocalBackend:
 
     def gate(self, stack: str, shape: str, reports: Path, since: datetime | None = None) -> GateReport:
         return run_gate(local_target(stack, stack), shape=shape, reports=reports, alert_wait=1.0, since=since)
+
+
+def canary_steps(
+    local: localenv.LocalStack, release: Release, replicas: list[Replica], progress: Progress
+) -> RolloutResult | None:
+    """The spec's canary steps, when it has some and another release serves to compare with; None when
+    the release goes straight to the replicas (no steps, nothing serving, or this release already)."""
+    steps = local.spec.rollout.steps
+    if not steps or not any(r.sound and r.release and r.release != release.id for r in replicas):
+        return None
+    progress(f"  canary: {len(steps)} steps before the replicas move ({', '.join(f'{s.weight}%' for s in steps)})")
+    platform = LocalCanary(local, release)
+    rps = local.spec.rollout.trafficRps
+    if not rps:
+        return run_canary(platform, release.id, local.spec, progress)
+    values = localenv.local_secrets(local)
+    progress(f"  rehearsal traffic: {rps:g} requests/s through the gateway during each step")
+    with rehearsal_traffic(local.gateway_url(), GATE_USERNAME, values["GATE_PASSWORD"], rps) as sent:
+        result = run_canary(platform, release.id, local.spec, progress)
+    progress(f"  rehearsal traffic: {sent.requests} requests, {sent.failed} failed")
+    return result
 
 
 def tampered_message(release: Release, found: list[str]) -> str:
@@ -254,21 +295,6 @@ def extra_replicas(local: localenv.LocalStack) -> list[str]:
     return sorted(n for n in states if n.startswith("app-") and n not in local.apps)
 
 
-def apply_settings(local: localenv.LocalStack, progress: Progress) -> None:
-    """Write the rendered files that changed and have their processes re-read them (SIGHUP: nginx keeps
-    its connections; a replica removed from the spec leaves the gateway before it stops)."""
-    localenv.make_folders(local)
-    stale = localenv.stale_files(local)
-    if not stale:
-        return
-    texts = localenv.rendered_files(local)
-    for path in stale:
-        path.write_text(texts[path])
-    readers = sorted({localenv.READERS[path.name] for path in stale})
-    progress(f"  settings changed in {', '.join(p.name for p in stale)}: reloading {', '.join(readers)}")
-    localenv.supervisorctl("signal", "HUP", *readers, check=False, stack=local)
-
-
 def remove_extra_replicas(local: localenv.LocalStack, progress: Progress) -> None:
     extra = extra_replicas(local)
     if extra:
@@ -302,50 +328,18 @@ def _set_release(local: localenv.LocalStack, app: str, release: dict[str, object
     localenv.supervisorctl("update", app, stack=local)
 
 
-def _serving(port: int, release_id: str | None) -> bool:
-    """Ready, and (when a release is named) serving that release."""
-    try:
-        if httpx.get(f"http://{localenv.HOST}:{port}/health/ready", timeout=2).status_code != 200:
-            return False
-        return (
-            release_id is None
-            or httpx.get(f"http://{localenv.HOST}:{port}/health", timeout=5).json().get("version") == release_id
-        )
-    except (httpx.HTTPError, ValueError):
-        return False
-
-
-def _start(local: localenv.LocalStack, app: str, port: int, release_id: str | None) -> str | None:
-    """Start the replica and wait until it serves; the reason when it does not."""
-    localenv.supervisorctl("start", app, check=False, stack=local)
-    first_pid = localenv.supervisorctl("pid", app, check=False, stack=local).strip()
-    began = time.monotonic()
-    while time.monotonic() - began < READY_TIMEOUT:
-        if _serving(port, release_id):
-            return None
-        # A replica that exits while starting is restarted by supervisord: a new pid, or a failed state.
-        state = localenv.process_states(local).get(app)
-        pid = localenv.supervisorctl("pid", app, check=False, stack=local).strip()
-        if state in ("FATAL", "BACKOFF", "EXITED") or pid != first_pid:
-            log = local.runtime / "logs" / f"{app}.out.log"
-            tail = log.read_text()[-600:].strip().splitlines()[-3:] if log.exists() else []
-            return "it exited: " + " | ".join(tail)
-        time.sleep(0.3)
-    return f"not ready (or not serving {release_id}) within {READY_TIMEOUT:.0f} s"
-
-
 def replace_replica(
     local: localenv.LocalStack, app: str, port: int, release: Release, progress: Progress
 ) -> str | None:
     previous = localenv.read_state(local)["releases"].get(app)
     localenv.supervisorctl("stop", app, check=False, stack=local)  # SIGTERM: it drains, then exits
     _set_release(local, app, release.to_json())
-    problem = _start(local, app, port, release.id)
+    problem = start_replica(local, app, port, release.id)
     if problem:
         progress(f"  {app} failed on {release.id} ({problem}); back to {previous['id'] if previous else 'checkout'}")
         localenv.supervisorctl("stop", app, check=False, stack=local)
         _set_release(local, app, previous)
-        if _start(local, app, port, previous["id"] if previous else None):
+        if start_replica(local, app, port, previous["id"] if previous else None):
             progress(f"  {app} did not come back on its previous release either")
             return problem
     if not _routed_again(local, app):

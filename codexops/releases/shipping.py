@@ -50,7 +50,9 @@ def ship(
     backup = str(outcome.backup) if outcome.backup else None
     if not outcome.ok:
         failed = f"deploy failed: {outcome.detail}"
-        history.append(Event(kind, stack, release.id, release.digest, "FAIL", failed, None, backup, source))
+        history.append(
+            Event(kind, stack, release.id, release.digest, "FAIL", failed, None, backup, source, outcome.rollout)
+        )
         why = f"deploy of {release.id} failed: {outcome.detail}"
         return _roll_back_after(backend, stack, release, previous, why, say, reports)
     deployed_at = datetime.now(UTC)  # the verification judges alerts on samples from here on (fix-forward)
@@ -65,7 +67,9 @@ def ship(
     path = f"{report.directory}/report.json"
     loud = f"{admitted.detail}; " if admitted.loud else ""  # a break-glass shows in every line it caused
     reasons = (loud + "; ".join(report.reasons()))[:500]
-    history.append(Event(kind, stack, release.id, release.digest, report.verdict, reasons, path, backup, source))
+    history.append(
+        Event(kind, stack, release.id, release.digest, report.verdict, reasons, path, backup, source, outcome.rollout)
+    )
     if report.verdict == "FAIL":
         why = f"{release.id} failed on {stack}: {reasons}"
         return _roll_back_after(backend, stack, release, previous, why, say, reports)

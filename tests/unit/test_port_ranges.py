@@ -14,7 +14,7 @@ def _all(ports: Ports) -> set[int]:
 
 def test_without_the_override_staging_keeps_the_runbook_ports(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PORT_BASE_ENV, raising=False)
-    assert stack_ports(load_spec("staging")) == Ports(5002, 5433, 6390, 9091, 9095, (5101, 5102))
+    assert stack_ports(load_spec("staging")) == Ports(5002, 5433, 6390, 9091, 9095, (5101, 5102), 5100)
     assert stack_ports(load_spec("production")).gateway == load_spec("production").local.portBase == 5200
 
 
