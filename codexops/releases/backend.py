@@ -40,7 +40,7 @@ class DeployOutcome:
 class GateResult(Protocol):
     """What promotion reads of a gate run (codexops.gate.GateReport has it)."""
 
-    verdict: str  # PASS, WARN, FAIL
+    verdict: str  # PASS, WARN, FAIL, INCONCLUSIVE
     directory: str  # the report's folder
     release: dict[str, str] | None  # {"id", "digest"} of the release judged
 

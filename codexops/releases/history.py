@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from codexops.releases.backend import GateResult
 
 KINDS = ("deploy", "promote", "rollback", "sync", "gate")
-VERDICTS = ("PASS", "WARN", "FAIL", "REFUSED")
+VERDICTS = ("PASS", "WARN", "FAIL", "INCONCLUSIVE", "REFUSED")
 CHANGES_SERVICE = ("deploy", "promote", "rollback", "sync")  # kinds that put a release in service when they succeed
 
 
