@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import mmap
+from typing import Any
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.conftest import running
+from tests.conftest import RunningApp, running
 
 
 async def test_chaos_errors_and_latency_hit_api_routes_only(make_settings) -> None:
@@ -68,10 +69,10 @@ async def test_leak_detector_sees_sustained_growth(make_settings) -> None:
             block.close()
 
 
-async def _leak_report(app, seconds: float) -> dict:
+async def _leak_report(app: RunningApp, seconds: float) -> dict[str, Any]:
     """/health/memory's leak report once the sampler has run for `seconds`."""
     await asyncio.sleep(seconds)
-    return (await app.client.get("/health/memory")).json()["memoryLeaks"]
+    return dict((await app.client.get("/health/memory")).json()["memoryLeaks"])
 
 
 async def test_the_chaos_leak_is_detected_once_warmed_only(make_settings) -> None:
