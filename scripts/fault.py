@@ -1,8 +1,10 @@
 """Held-out-style faults on the local stack, for scripts/gate-repeat.sh: `fault.py on|off NAME`.
 
-critical-log     a CRITICAL line in app-1's server.log (off: app-1 restarts, a new "starting" line)
+critical-log     a CRITICAL line in app-1's server.log
 redis-frozen     SIGSTOP on Redis's process tree: connections stay open, nothing answers (off: SIGCONT)
 postgres-frozen  the same on PostgreSQL's
+Off, the replicas restart too: the errors a fault made them log stay in this deployment's logs (the
+checklist reads them) until then, and the next run must be judged on its own.
 As tests/resilience/test_faults.py and test_bad_releases.py inject them; CODEX_STACKS_DIR applies.
 """
 
@@ -25,19 +27,18 @@ def _tree(program: str) -> list[psutil.Process]:
 
 def switch(state: str, fault: str) -> None:
     stack = localenv.local_stack()
-    if fault == "critical-log":
-        if state == "on":
-            stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S,000")
-            with stack.app_log(stack.apps[0]).open("a") as log:
-                log.write(f"{stamp} CRITICAL codex.server injected by scripts/fault.py: a held-out-style fault\n")
-        else:
-            localenv.supervisorctl("restart", stack.apps[0], stack=stack)
-        return
-    for process in _tree(fault.removesuffix("-frozen")):
-        if state == "on":
-            process.suspend()
-        else:
-            process.resume()
+    if fault == "critical-log" and state == "on":
+        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S,000")
+        with stack.app_log(stack.apps[0]).open("a") as log:
+            log.write(f"{stamp} CRITICAL codex.server injected by scripts/fault.py: a held-out-style fault\n")
+    elif fault != "critical-log":
+        for process in _tree(fault.removesuffix("-frozen")):
+            if state == "on":
+                process.suspend()
+            else:
+                process.resume()
+    if state == "off":
+        localenv.supervisorctl("restart", *stack.apps, stack=stack)
 
 
 if __name__ == "__main__":
