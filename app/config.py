@@ -183,6 +183,8 @@ class Settings(BaseSettings):
     memory_sample_interval_seconds: float = Field(5.0, validation_alias="MEMORY_SAMPLE_INTERVAL_SECONDS", gt=0)
     memory_window_samples: int = Field(60, validation_alias="MEMORY_WINDOW_SAMPLES", ge=4)
     memory_leak_threshold_mb_per_min: float = Field(2.0, validation_alias="MEMORY_LEAK_THRESHOLD_MB_PER_MIN", gt=0)
+    # The leak detector ignores samples of the first N seconds after start: the allocator's warm-up.
+    memory_leak_warmup_seconds: float = Field(120.0, validation_alias="MEMORY_LEAK_WARMUP_SECONDS", ge=0)
     memory_warning_percent: float = Field(80.0, validation_alias="MEMORY_WARNING_PERCENT")
     memory_critical_percent: float = Field(90.0, validation_alias="MEMORY_CRITICAL_PERCENT")
     # The stack's healthScore thresholds (the spec passes them in; the runbook's 80/60 by default).

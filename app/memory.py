@@ -7,18 +7,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from app.config import Settings
+from app.leak import MB, LeakVerdict, judge_leak
 from app.metrics import Metrics
 from app.modules import Module
 
 log = logging.getLogger("codex.memory")
-MB = 1024 * 1024
 _NO_LIMIT = 1 << 60  # cgroup v1 writes a huge number for "unlimited"
 CGROUP_FILES = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
 
@@ -37,33 +36,8 @@ def detect_limit(settings: Settings) -> tuple[int, str]:
     return psutil.virtual_memory().total, "physical memory"
 
 
-@dataclass(frozen=True)
-class Trend:
-    mb_per_minute: float
-    r_squared: float
-    samples: int
-    window_seconds: float
-
-
-def linear_trend(samples: list[tuple[float, int]]) -> Trend:
-    """Least-squares slope of RSS over time, and how well a straight line explains it."""
-    n = len(samples)
-    if n < 2:
-        return Trend(0.0, 0.0, n, 0.0)
-    xs = [t for t, _ in samples]
-    ys = [rss / MB for _, rss in samples]
-    mean_x, mean_y = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mean_x) ** 2 for x in xs)
-    syy = sum((y - mean_y) ** 2 for y in ys)
-    sxy = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
-    slope = sxy / sxx if sxx else 0.0
-    r_squared = (sxy * sxy) / (sxx * syy) if sxx and syy else 0.0
-    return Trend(slope * 60, r_squared, n, xs[-1] - xs[0])
-
-
 class MemoryModule(Module):
     name = "memory"
-    LEAK_MIN_R_SQUARED = 0.8  # growth must be steady, not one spike
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         super().__init__()
@@ -74,6 +48,10 @@ class MemoryModule(Module):
         self.reliefs: list[Callable[[], None]] = []  # e.g. drop the response cache
         self.optimizations = 0
         self.leak_detected = False
+        # The leak detector judges only samples from the warm-up's end: process start + N seconds.
+        uptime = max(0.0, time.time() - self.process.create_time())
+        self.warm_from = time.monotonic() - uptime + settings.memory_leak_warmup_seconds
+        self.leak = judge_leak([], self.warm_from, settings.memory_leak_threshold_mb_per_min, 0)
 
     async def start(self) -> None:
         if self.settings.gc_mode == "Server":
@@ -87,18 +65,13 @@ class MemoryModule(Module):
     def sample(self) -> None:
         rss = self.process.memory_info().rss
         self.samples.append((time.monotonic(), rss))
-        trend = self.trend()
-        minimum = max(4, self.settings.memory_window_samples // 2)
-        self.leak_detected = (
-            trend.samples >= minimum
-            and trend.mb_per_minute >= self.settings.memory_leak_threshold_mb_per_min
-            and trend.r_squared >= self.LEAK_MIN_R_SQUARED
-        )
+        self.leak = self.judge_leak()
+        self.leak_detected = self.leak.detected
         percent = self.percent(rss)
         self.metrics.memory_usage.set(rss)
         self.metrics.memory_limit.set(self.limit)
         self.metrics.memory_percent.set(percent)
-        self.metrics.memory_growth.set(trend.mb_per_minute)
+        self.metrics.memory_growth.set(self.leak.trend.mb_per_minute)
         self.metrics.memory_leak.set(1 if self.leak_detected else 0)
         if self.settings.enable_memory_optimization and percent >= self.settings.memory_warning_percent:
             self.relieve(percent)
@@ -119,8 +92,9 @@ class MemoryModule(Module):
     def percent(self, rss: int | None = None) -> float:
         return round(100.0 * (rss if rss is not None else self.rss()) / self.limit, 2)
 
-    def trend(self) -> Trend:
-        return linear_trend(list(self.samples))
+    def judge_leak(self) -> LeakVerdict:
+        minimum = max(4, self.settings.memory_window_samples // 2)
+        return judge_leak(list(self.samples), self.warm_from, self.settings.memory_leak_threshold_mb_per_min, minimum)
 
     def pressure(self) -> str:
         percent = self.percent()
@@ -146,15 +120,19 @@ class MemoryModule(Module):
         }
 
     def leak_report(self) -> dict[str, Any]:
-        trend = self.trend()
+        leak = self.leak
         return {
-            "detected": self.leak_detected,
-            "growthRateMBPerMinute": round(trend.mb_per_minute, 3),
-            "rSquared": round(trend.r_squared, 3),
+            "detected": leak.detected,
+            "judged": leak.judged,
+            "note": leak.note,
+            "growthRateMBPerMinute": round(leak.trend.mb_per_minute, 3),
+            "rSquared": round(leak.trend.r_squared, 3),
+            "thirdsMBPerMinute": [round(p, 3) for p in leak.parts],
             "thresholdMBPerMinute": self.settings.memory_leak_threshold_mb_per_min,
-            "windowSamples": trend.samples,
-            "windowSeconds": round(trend.window_seconds, 1),
+            "windowSamples": leak.trend.samples,
+            "windowSeconds": round(leak.trend.window_seconds, 1),
             "sampleIntervalSeconds": self.settings.memory_sample_interval_seconds,
+            "warmupSeconds": self.settings.memory_leak_warmup_seconds,
         }
 
     def recommendations(self) -> list[str]:

@@ -233,7 +233,10 @@ def gate(
         Path, typer.Option(envvar="CODEX_REPORTS_DIR", help="reports go to REPORTS/<target>-<timestamp>/")
     ] = ROOT / "reports",
 ) -> None:
-    """Checklist, load test, alert state: PASS, WARN or FAIL (exit 0, 0, 1; 2 when it cannot run)."""
+    """Checklist, load test, alert state: PASS, WARN or FAIL (exit 0, 0, 1; 2 when it cannot run), or
+    INCONCLUSIVE (exit 3): the load generator was starved (its CPU, its send lag or its wait for a CPU),
+    so the load's rate and latency judged nothing (errors and the checklist still FAIL); never promotion
+    evidence. Run it again on a quieter machine."""
     from codexops.gate import GateCannotRun, run_gate
     from codexops.targets import TargetError, resolve_target
 
@@ -248,7 +251,7 @@ def gate(
         from codexops.releases.history import record_gate
 
         record_gate(resolved.spec.stack, report)
-    colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}[report.verdict]
+    colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "INCONCLUSIVE": "magenta"}[report.verdict]
     typer.secho(f"==> verdict: {report.verdict} ({time.monotonic() - began:.1f} s)", fg=colour, bold=True)
     for reason in report.reasons():
         typer.echo(f"    - {reason}")

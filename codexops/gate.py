@@ -1,8 +1,9 @@
 """`codexops gate`: the deployment checklist, then the load test, then the alert state, then a verdict.
 
-PASS, WARN (a warning threshold crossed) or FAIL, each with its reasons in plain words; exit 0 for PASS
-and WARN, 1 for FAIL, 2 when the gate could not run. Every step has a timeout, so a hung dependency ends
-in a verdict, never in a hung gate.
+PASS, WARN (a warning threshold crossed), FAIL, or INCONCLUSIVE (the load generator was starved, so the
+load says nothing about the stack: codexops/load_client.py), each with its reasons in plain words; exit 0
+for PASS and WARN, 1 for FAIL, 2 when the gate could not run, 3 for INCONCLUSIVE. Every step has a
+timeout, so a hung dependency ends in a verdict, never in a hung gate.
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ from typing import Any
 
 import httpx
 
+from codexops import load_client
 from codexops.checklist import CHECKLIST_DIR
 from codexops.targets import Target, TargetError, resolve_target
 from infra.spec import ROOT, EnvironmentSpec
-from loadtests.shapes import duration, ramp_seconds
+from loadtests.shapes import duration, per_user_rate, ramp_seconds
 from loadtests.thresholds import Measurement, judge, steady_rps_from_history
 
 BIN = Path(sys.executable).parent
 HTTP_TIMEOUT = 5.0
+EXIT_INCONCLUSIVE = 3  # the load generator was starved: not a verdict on the stack
 
 
 class GateCannotRun(RuntimeError):
@@ -40,7 +43,7 @@ class GateCannotRun(RuntimeError):
 @dataclass
 class Step:
     name: str
-    status: str  # pass, warn, fail
+    status: str  # pass, warn, fail, inconclusive
     seconds: float
     reasons: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
@@ -64,7 +67,7 @@ class GateReport:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.verdict in ("PASS", "WARN") else 1
+        return {"PASS": 0, "WARN": 0, "INCONCLUSIVE": EXIT_INCONCLUSIVE}.get(self.verdict, 1)
 
     def reasons(self) -> list[str]:
         return [f"{s.name}: {r}" for s in self.steps for r in s.reasons]
@@ -157,6 +160,7 @@ def run_load(target: Target, target_file: Path, shape: str, scale: float, out: P
         "CODEX_LOAD_SCALE": str(scale),
         "CODEX_LOAD_USERNAME": username,
         "CODEX_LOAD_PASSWORD": password,
+        "CODEX_LOAD_CLIENT_FILE": str(out / "client.json"),  # the generator's send lag
     }
     command = [
         str(BIN / "locust"),
@@ -176,8 +180,7 @@ def run_load(target: Target, target_file: Path, shape: str, scale: float, out: P
     ]
     limit = duration(shape, target.spec.load, scale) + 60
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=limit, env=env, cwd=ROOT)
-        (out / "locust.log").write_text(result.stdout + result.stderr)
+        _, cpu = load_client.run_measured(command, env=env, cwd=ROOT, timeout=limit, log=out / "locust.log")
     except subprocess.TimeoutExpired:
         return Step("load", "fail", time.monotonic() - began, [f"the load test did not end within {limit} s"])
     stats = _aggregated(out / "locust_stats.csv")
@@ -186,9 +189,20 @@ def run_load(target: Target, target_file: Path, shape: str, scale: float, out: P
     if shape == "gate":  # the spec's target rate, held after the ramp: achieved against target
         achieved = steady_rps_from_history(out / "locust_stats_history.csv", ramp_seconds(target.spec.load))
         stats.update(target_rps=target.spec.load.targetRps, achieved_rps=round(achieved or 0.0, 1))
-    verdict = judge(Measurement.of_stats(stats), target.spec.thresholds, target.spec.load)
-    status = {"pass": "pass", "warning": "warn", "critical": "fail"}[verdict.level]
-    return Step("load", status, time.monotonic() - began, verdict.reasons, stats)
+    spec = target.spec
+    measured = Measurement.of_stats(stats)
+    verdict = judge(measured, spec.thresholds, spec.load)
+    status = STATUS[verdict.level]
+    steady_from = ramp_seconds(spec.load) if shape == "gate" else 0
+    client = load_client.assess(cpu, out / "client.json", steady_from, 1000 / per_user_rate(spec.load))
+    stats["client"] = client.figures()
+    # The stack's own errors, starved client or not: latency and rate are not judged here.
+    errors = judge(Measurement(measured.requests, 0.0, measured.error_rate), spec.thresholds, spec.load)
+    status, reasons = load_client.not_judged(status, verdict.reasons, STATUS[errors.level], client)
+    return Step("load", status, time.monotonic() - began, reasons, stats)
+
+
+STATUS = {"pass": "pass", "warning": "warn", "critical": "fail"}
 
 
 def _aggregated(path: Path) -> dict[str, Any] | None:
@@ -287,8 +301,12 @@ def _judge_since(
 
 # -- the verdict and the report ------------------------------------------------------------------------
 def verdict(steps: list[Step]) -> str:
+    """FAIL over INCONCLUSIVE (a stack that fails a check fails, whatever the load said) over WARN."""
     statuses = {s.status for s in steps}
-    return "FAIL" if "fail" in statuses else "WARN" if "warn" in statuses else "PASS"
+    for status, name in (("fail", "FAIL"), ("inconclusive", "INCONCLUSIVE"), ("warn", "WARN")):
+        if status in statuses:
+            return name
+    return "PASS"
 
 
 def new_report_dir(reports: Path, name: str) -> Path:

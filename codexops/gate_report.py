@@ -11,7 +11,8 @@ from infra.spec import EnvironmentSpec
 if TYPE_CHECKING:
     from codexops.gate import GateReport
 
-ICON = {"PASS": "✅", "WARN": "⚠️", "FAIL": "❌", "pass": "✅", "warn": "⚠️", "fail": "❌"}
+ICON = {"PASS": "✅", "WARN": "⚠️", "FAIL": "❌", "INCONCLUSIVE": "❔"}
+ICON.update({k.lower(): v for k, v in ICON.items()})
 
 
 def latency_chart(history: Path, spec: EnvironmentSpec, out: Path) -> Path | None:

@@ -2,7 +2,8 @@
 
 Environment: CODEX_TARGET_FILE (the target the gate resolved: its spec's thresholds and `load` section
 apply) or CODEX_STACK (default staging), CODEX_LOAD_SHAPE (smoke, gate, soak, spike), CODEX_LOAD_SCALE
-(stretch the shape), CODEX_LOAD_USERNAME / CODEX_LOAD_PASSWORD (an editor). Every user runs at constant
+(stretch the shape), CODEX_LOAD_USERNAME / CODEX_LOAD_PASSWORD (an editor), CODEX_LOAD_CLIENT_FILE (where
+the generator's own send lag goes, loadtests/client_probe.py). Every user runs at constant
 throughput (targetRps / users tasks per second) and each class's share of the users is the spec's
 `load.mix`. Exit code 1 when a critical threshold is crossed (missing the target rate included, when
 the spec makes that critical).
@@ -24,6 +25,7 @@ from locust import FastHttpUser, LoadTestShape, constant_throughput, events, tas
 from locust.env import Environment
 
 from infra.spec import EnvironmentSpec, load_spec
+from loadtests import client_probe
 from loadtests.shapes import per_user_rate, ramp_seconds, stages
 from loadtests.thresholds import Measurement, judge, steady_rps
 
@@ -261,6 +263,16 @@ class CodexShape(LoadTestShape):
             if elapsed < end:
                 return users, rate
         return None
+
+
+PROBE_FILE = os.environ.get("CODEX_LOAD_CLIENT_FILE")
+PROBE = client_probe.start(Path(PROBE_FILE)) if PROBE_FILE else None
+
+
+@events.quitting.add_listener  # type: ignore[untyped-decorator]
+def _save_probe(**_: Any) -> None:
+    if PROBE and PROBE_FILE:
+        PROBE.save(Path(PROBE_FILE))
 
 
 @events.quitting.add_listener  # type: ignore[untyped-decorator]

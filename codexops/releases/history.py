@@ -19,14 +19,14 @@ from codexops.paths import stacks_root
 from infra.spec import check_stack_name
 
 KINDS = ("deploy", "promote", "rollback", "sync", "gate")
-VERDICTS = ("PASS", "WARN", "FAIL", "REFUSED")
+VERDICTS = ("PASS", "WARN", "FAIL", "INCONCLUSIVE", "REFUSED")
 CHANGES_SERVICE = ("deploy", "promote", "rollback", "sync")  # kinds that put a release in service when they succeed
 
 
 class GateResult(Protocol):
     """What the history and promotion read of a gate run (codexops.gate.GateReport has it)."""
 
-    verdict: str  # PASS, WARN, FAIL
+    verdict: str  # PASS, WARN, FAIL, INCONCLUSIVE
     directory: str  # the report's folder
     release: dict[str, str] | None  # {"id", "digest"} of the release judged
 

@@ -70,8 +70,9 @@ def ship(
     history.append(
         Event(kind, stack, release.id, release.digest, report.verdict, reasons, path, backup, source, outcome.rollout)
     )
-    if report.verdict == "FAIL":
-        why = f"{release.id} failed on {stack}: {reasons}"
+    if report.verdict not in ("PASS", "WARN"):  # INCONCLUSIVE too: the release is not verified
+        failure = "failed" if report.verdict == "FAIL" else f"was not verified ({report.verdict})"
+        why = f"{release.id} {failure} on {stack}: {reasons}"
         return _roll_back_after(backend, stack, release, previous, why, say, reports)
     return Result(0, report.verdict, f"{stack} serves {release.id} ({report.verdict}; report {path})")
 

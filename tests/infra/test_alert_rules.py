@@ -21,36 +21,60 @@ def _gauge(name: str, value: float) -> list[dict[str, str]]:
     return [{"series": f'{name}{{instance="a",{JOB}}}', "values": f"{value:g}x15"}]
 
 
+BOUNDS = ["0.25", "0.5", "0.75", "1", "2.5", "+Inf"]  # the app's latency buckets
+
+
+def _p95_ms(bucket: str) -> float:
+    """p95 as histogram_quantile interpolates it when every request lands in `bucket`."""
+    i = BOUNDS.index(bucket)
+    lower = float(BOUNDS[i - 1]) if i else 0.0
+    return 1000 * (lower + 0.95 * (float(bucket) - lower))
+
+
+def _bucket_above(ms: float, below: float = float("inf")) -> str:
+    """The first bucket whose p95 is above `ms` (and must be below `below`): the spec's lines, not copies."""
+    bucket = next(le for le in BOUNDS[:-1] if _p95_ms(le) > ms)
+    assert _p95_ms(bucket) < below, f"no latency bucket between {ms} and {below} ms"
+    return bucket
+
+
 def _latency(bucket_with_all_requests: str) -> list[dict[str, str]]:
     """Histogram series where every request lands in one bucket (100 requests a minute)."""
-    bounds = ["0.25", "0.5", "0.75", "1", "2.5", "+Inf"]
-    start = bounds.index(bucket_with_all_requests)
+    start = BOUNDS.index(bucket_with_all_requests)
     return [
         {
             "series": f'codex_http_request_latency_seconds_bucket{{{JOB},le="{le}"}}',
             "values": "0+100x15" if i >= start else "0+0x15",
         }
-        for i, le in enumerate(bounds)
+        for i, le in enumerate(BOUNDS)
     ]
 
 
-def _errors(per_hundred: int) -> list[dict[str, str]]:
+def _errors(per_hundred: float) -> list[dict[str, str]]:
     return [
-        {"series": f'codex_http_requests_total{{{JOB},status="500"}}', "values": f"0+{per_hundred}x15"},
-        {"series": f'codex_http_requests_total{{{JOB},status="200"}}', "values": f"0+{100 - per_hundred}x15"},
+        {"series": f'codex_http_requests_total{{{JOB},status="500"}}', "values": f"0+{per_hundred:g}x15"},
+        {"series": f'codex_http_requests_total{{{JOB},status="200"}}', "values": f"0+{100 - per_hundred:g}x15"},
     ]
+
+
+# Values on either side of the spec's lines (the stack file's thresholds, or the defaults).
+T = SPEC.thresholds
+MEMORY_BETWEEN = (T.memoryUsagePercent.warning + T.memoryUsagePercent.critical) / 2
+HEALTH_BETWEEN = (T.healthScore.warning + T.healthScore.critical) / 2  # lower is worse
+ERRORS_BETWEEN = 100 * (T.errorRate.warning + T.errorRate.critical) / 2  # per hundred requests
+LATENCY_BETWEEN = _bucket_above(T.p95LatencyMs.warning, below=T.p95LatencyMs.critical)
 
 
 # alert name -> (series that fire it, series that must not, labels the alert carries)
 CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, str]], dict[str, str]]] = {
     "CodexMemoryUsageWarning": (
-        _gauge("codex_memory_usage_percent", 85),
-        _gauge("codex_memory_usage_percent", 75),
+        _gauge("codex_memory_usage_percent", MEMORY_BETWEEN),
+        _gauge("codex_memory_usage_percent", T.memoryUsagePercent.warning / 2),
         {"instance": "a"},
     ),
     "CodexMemoryUsageCritical": (
-        _gauge("codex_memory_usage_percent", 95),
-        _gauge("codex_memory_usage_percent", 85),
+        _gauge("codex_memory_usage_percent", (T.memoryUsagePercent.critical + 100) / 2),
+        _gauge("codex_memory_usage_percent", MEMORY_BETWEEN),
         {"instance": "a"},
     ),
     "CodexMemoryLeakDetected": (
@@ -58,27 +82,27 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, str]], dict[str, str
         _gauge("codex_memory_leak_detected", 0),
         {"instance": "a"},
     ),
-    "CodexP95LatencyWarning": (_latency("0.75"), _latency("0.25"), {}),
-    "CodexP95LatencyCritical": (_latency("2.5"), _latency("0.75"), {}),
+    "CodexP95LatencyWarning": (_latency(LATENCY_BETWEEN), _latency(BOUNDS[0]), {}),
+    "CodexP95LatencyCritical": (_latency(_bucket_above(T.p95LatencyMs.critical)), _latency(LATENCY_BETWEEN), {}),
     "CodexErrorRateWarning": (
-        _errors(2),
+        _errors(ERRORS_BETWEEN),
         [{"series": f'codex_http_requests_total{{{JOB},status="200"}}', "values": "0+100x15"}],
         {},
     ),
-    "CodexErrorRateCritical": (_errors(10), _errors(2), {}),
+    "CodexErrorRateCritical": (_errors(min(100, 200 * T.errorRate.critical)), _errors(ERRORS_BETWEEN), {}),
     "CodexHealthScoreWarning": (
-        _gauge("codex_health_score", 70),
-        _gauge("codex_health_score", 90),
+        _gauge("codex_health_score", HEALTH_BETWEEN),
+        _gauge("codex_health_score", (T.healthScore.warning + 100) / 2),
         {"instance": "a"},
     ),
     "CodexHealthScoreCritical": (
-        _gauge("codex_health_score", 50),
-        _gauge("codex_health_score", 70),
+        _gauge("codex_health_score", T.healthScore.critical / 2),
+        _gauge("codex_health_score", HEALTH_BETWEEN),
         {"instance": "a"},
     ),
     "CodexModuleFailures": (
-        _gauge("codex_module_failures", 1),
-        _gauge("codex_module_failures", 0),
+        _gauge("codex_module_failures", T.moduleFailures.warning + 1),
+        _gauge("codex_module_failures", T.moduleFailures.warning),
         {"instance": "a"},
     ),
     "CodexInstanceDown": (

@@ -29,7 +29,8 @@ async def test_every_dashboard_and_alert_metric_is_exported(codex: RunningApp) -
 
 
 def test_dashboard_has_the_promised_panels_and_threshold_lines() -> None:
-    board = dashboard(load_spec("production"))
+    spec = load_spec("production")
+    board = dashboard(spec)
     titles = [p["title"] for p in board["panels"]]
     for wanted in (
         "Request rate",
@@ -44,4 +45,4 @@ def test_dashboard_has_the_promised_panels_and_threshold_lines() -> None:
         assert wanted in titles
     latency = next(p for p in board["panels"] if p["title"].startswith("Latency"))
     values = [s["value"] for s in latency["fieldConfig"]["defaults"]["thresholds"]["steps"]]
-    assert values == [None, 500, 1000]
+    assert values == [None, spec.thresholds.p95LatencyMs.warning, spec.thresholds.p95LatencyMs.critical]

@@ -216,11 +216,15 @@ def test_the_local_environment_provisions_the_gate_account(tmp_path: Path, monke
 
 # -- finding 7: one owner for the app's environment -----------------------------------------------------
 def _changed(spec: EnvironmentSpec, path: str, value: Any) -> EnvironmentSpec:
+    """`spec` with `path` set to `value`; with a tuple of candidates, the first that differs from the
+    spec's own (a stack file may already hold one of them)."""
     data = spec.model_dump()
     *parents, last = path.split(".")
     node = data
     for key in parents:
         node = node[key]
+    if isinstance(value, tuple):
+        value = next(v for v in value if v != node[last])
     node[last] = value
     return EnvironmentSpec(**data)
 
@@ -245,12 +249,12 @@ def _local_env(spec: EnvironmentSpec) -> dict[str, str]:
     )
 
 
-SPEC_FIELDS = {  # every spec field that reaches the app's environment, and a different value for it
-    "thresholds.memoryUsagePercent": {"warning": 70, "critical": 85},
-    "thresholds.healthScore": {"warning": 85, "critical": 50},
-    "resources.memoryLimit": "768Mi",
-    "shutdown.graceSeconds": 33,
-    "environment": "Development",
+SPEC_FIELDS = {  # every spec field that reaches the app's environment, and two values for it (one differs)
+    "thresholds.memoryUsagePercent": ({"warning": 70.0, "critical": 85.0}, {"warning": 71.0, "critical": 86.0}),
+    "thresholds.healthScore": ({"warning": 85.0, "critical": 50.0}, {"warning": 86.0, "critical": 51.0}),
+    "resources.memoryLimit": ("768Mi", "640Mi"),
+    "shutdown.graceSeconds": (33, 34),
+    "environment": ("Development", "Staging"),
 }
 
 

@@ -108,9 +108,10 @@ def test_every_production_container_is_bounded_and_probed(production: Declaratio
 
 def test_autoscaling_and_disruption_budget(production: Declaration) -> None:
     hpa = _one(production, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "app")["spec"]
-    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 10)
+    scaling = production.spec.autoscaling  # what Pulumi.production.yaml sets
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (scaling.minReplicas, scaling.maxReplicas)
     targets = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in hpa["metrics"]}
-    assert targets == {"cpu": 70, "memory": 80}
+    assert targets == {"cpu": scaling.cpuPercent, "memory": scaling.memoryPercent}
     pdbs = {r.name for r in production.of_type("kubernetes:policy/v1:PodDisruptionBudget")}
     assert pdbs == {"app", "gateway"}
 

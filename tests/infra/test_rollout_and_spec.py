@@ -3,10 +3,12 @@ the autoscaler alone owns the app's replica count."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from infra.components.target import CHECKSUM_ANNOTATION
 from infra.mock_runtime import Declaration
+from infra.spec import load_spec
 from policies import stack
 from tests.infra.conftest import Variant, container, deployment
 from tests.policies.conftest import check_stack
@@ -31,9 +33,11 @@ def test_every_pod_template_carries_a_config_checksum(production: Declaration) -
 
 def test_a_change_rolls_exactly_the_pods_that_use_it(variant: Variant) -> None:
     before = _checksums(variant("production"))  # the same stack name: it appears in rendered files
-    thresholds = variant(
-        "production", append="  living-codex:thresholds:\n    p95LatencyMs: {warning: 400, critical: 900}\n"
-    )
+    # The stack's thresholds with only the latency lines moved (the file may set others: they stay).
+    latency = load_spec("production").thresholds.p95LatencyMs
+    moved = {"warning": latency.warning * 0.8, "critical": latency.critical * 0.9}
+    block = {**load_spec("production").thresholds.model_dump(), "p95LatencyMs": moved}
+    thresholds = variant("production", append=f"  living-codex:thresholds: {json.dumps(block)}\n")
     changed = {name for name, value in _checksums(thresholds).items() if value != before[name]}
     assert changed == {"prometheus", "grafana"}  # the alert rules and the dashboard's threshold lines
     secret = variant("production", append="  living-codex:postgresPassword:\n    secure: v1:rotated==\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.spec import ROOT, SpecError, available_stacks, load_spec, stack_file
+from infra.spec import ROOT, SpecError, Thresholds, available_stacks, load_spec, stack_file
 
 
 def _stack(tmp_path: Path, body: str, name: str = "trial") -> str:
@@ -23,13 +23,15 @@ def test_committed_stacks_load() -> None:
     assert load_spec("staging").platform == "docker"
 
 
-def test_thresholds_default_to_the_runbook() -> None:
-    t = load_spec("staging").thresholds
+def test_thresholds_default_to_the_runbook(tmp_path: Path) -> None:
+    # The spec's defaults, not a committed stack's (a stack file may set its own thresholds).
+    t = Thresholds()
     assert (t.p95LatencyMs.warning, t.p95LatencyMs.critical) == (500, 1000)
     assert (t.errorRate.warning, t.errorRate.critical) == (0.01, 0.05)
     assert (t.memoryUsagePercent.warning, t.memoryUsagePercent.critical) == (80, 90)
     assert (t.healthScore.warning, t.healthScore.critical) == (80, 60)
     assert t.moduleFailures.warning == 0
+    assert load_spec(_stack(tmp_path, MINIMAL), tmp_path).thresholds == t  # a stack that sets none gets them
 
 
 MINIMAL = "config:\n  living-codex:platform: docker\n  living-codex:image: codex:1.0.0\n"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import mmap
+from typing import Any
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.conftest import running
+from tests.conftest import RunningApp, running
 
 
 async def test_chaos_errors_and_latency_hit_api_routes_only(make_settings) -> None:
@@ -46,7 +47,7 @@ async def test_storage_failing_makes_the_service_unhealthy(make_settings, tmp_pa
 
 
 async def test_leak_detector_sees_sustained_growth(make_settings) -> None:
-    settings = make_settings(memory_window_samples=8, memory_leak_threshold_mb_per_min=1)
+    settings = make_settings(memory_window_samples=8, memory_leak_threshold_mb_per_min=1, memory_leak_warmup_seconds=0)
     async for app in running(settings):
         memory = app.services.memory
         memory.samples.clear()
@@ -66,6 +67,24 @@ async def test_leak_detector_sees_sustained_growth(make_settings) -> None:
         assert "codex_memory_leak_detected 1.0" in (await app.client.get("/metrics")).text
         for block in hoard:
             block.close()
+
+
+async def _leak_report(app: RunningApp, seconds: float) -> dict[str, Any]:
+    """/health/memory's leak report once the sampler has run for `seconds`."""
+    await asyncio.sleep(seconds)
+    return dict((await app.client.get("/health/memory")).json()["memoryLeaks"])
+
+
+async def test_the_chaos_leak_is_detected_once_warmed_only(make_settings) -> None:
+    # The app's own sampler, every 0.25 s over 24 samples; the chaos leak adds 10 MB a second.
+    fast = {"memory_sample_interval_seconds": 0.25, "memory_window_samples": 24, "chaos_leak_mb_per_min": 600}
+    async for app in running(make_settings(**fast, memory_leak_warmup_seconds=0)):
+        leaks = await _leak_report(app, 4.5)
+        assert leaks["detected"] and leaks["judged"], leaks
+        assert all(part > leaks["thresholdMBPerMinute"] for part in leaks["thirdsMBPerMinute"])
+    async for app in running(make_settings(**fast, memory_leak_warmup_seconds=3600)):
+        leaks = await _leak_report(app, 4.5)
+        assert not leaks["detected"] and not leaks["judged"] and "after the warm-up" in leaks["note"], leaks
 
 
 async def test_chaos_leak_grows_memory(make_settings) -> None:

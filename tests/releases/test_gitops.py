@@ -23,6 +23,7 @@ from codexops import localenv
 from codexops.releases import desired
 from codexops.releases.local_backend import LocalBackend
 from codexops.releases.promote import change
+from infra.spec import load_spec
 from tests.support.evidence import commit_evidence
 from tests.support.gitrepo import git
 from tests.support.releases import build, copy_with_migration
@@ -160,13 +161,17 @@ def test_a_hand_edited_file_without_evidence_is_refused_and_synced_once_its_evid
 def test_a_committed_settings_change_is_drift_and_sync_applies_it_even_after_a_missed_run(world: World) -> None:
     path = world.repo / "Pulumi.staging.yaml"
     original = path.read_text()
-    threshold = "  living-codex:thresholds:\n    memoryUsagePercent: {warning: 75, critical: 88}\n"
+    running = load_spec("staging", world.repo).thresholds.memoryUsagePercent  # the file's, or the default
+    warning, critical = running.warning - 5, running.critical - 2
+    threshold = (
+        f"  living-codex:thresholds:\n    memoryUsagePercent: {{warning: {warning:g}, critical: {critical:g}}}\n"
+    )
     path.write_text(original + threshold)
-    git(world.repo, "commit", "--quiet", "-am", "staging: memory warning at 75%")
+    git(world.repo, "commit", "--quiet", "-am", f"staging: memory warning at {warning:g}%")
     drift = world.run("codexops", "diff", "staging")
     assert drift.returncode == 1 and "its settings differ from Pulumi.staging.yaml" in drift.stdout
     assert "alert-rules.yml: not what the spec renders now" in drift.stdout
-    assert "app-1: MEMORY_WARNING_PERCENT=80.0 running, 75.0 in the spec" in drift.stdout
+    assert f"app-1: MEMORY_WARNING_PERCENT={running.warning} running, {warning} in the spec" in drift.stdout
     # a second commit before any sync ran (a missed run): the next sync applies both, desired vs running
     path.write_text(path.read_text().replace("  living-codex:replicas: 2\n", "  living-codex:replicas: 3\n"))
     git(world.repo, "commit", "--quiet", "-am", "staging: 3 replicas")
@@ -177,7 +182,7 @@ def test_a_committed_settings_change_is_drift_and_sync_applies_it_even_after_a_m
     assert local.apps == ("app-1", "app-2", "app-3")
     assert all(localenv.process_states(local)[app] == "RUNNING" for app in local.apps)
     assert LocalBackend().drift("staging") == "" and world.run("codexops", "diff", "staging").returncode == 0
-    assert "75" in (local.runtime / "prometheus" / "alert-rules.yml").read_text()
+    assert f"> {warning:g}" in (local.runtime / "prometheus" / "alert-rules.yml").read_text()
     assert world.health("staging").json()["version"] == world.good.id
 
     git(world.repo, "revert", "--no-edit", "HEAD", "HEAD~1")  # both settings back: app-3 leaves

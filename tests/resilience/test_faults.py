@@ -286,7 +286,9 @@ def _leak_detected(port: int) -> bool:
 
 def test_the_chaos_leak_is_reported_alerts_and_clears(spec: EnvironmentSpec) -> None:
     # A short detection window so the test takes seconds, not minutes; the alert keeps its `for: 1m`.
-    localenv.up(spec, print, {"CHAOS_LEAK_MB_PER_MIN": "120", "MEMORY_WINDOW_SAMPLES": "8"})
+    localenv.up(
+        spec, print, {"CHAOS_LEAK_MB_PER_MIN": "120", "MEMORY_WINDOW_SAMPLES": "8", "MEMORY_LEAK_WARMUP_SECONDS": "10"}
+    )
     detected = wait_until(
         lambda: all(_leak_detected(p) for p in localenv.local_stack().ports.apps), 60, "/health/memory leak"
     )

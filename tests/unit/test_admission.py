@@ -55,6 +55,14 @@ def test_a_failed_gate_is_never_evidence(store: Path) -> None:
         admission.admit("production", release)
 
 
+def test_an_inconclusive_gate_is_never_evidence(store: Path) -> None:
+    release = make_release(store, "1.0.1", "a")
+    folder = commit_evidence("production", release, verdict="INCONCLUSIVE")
+    (folder / admission.PROMOTION).write_text('{"acceptWarnings": true}')  # not even with warnings accepted
+    with pytest.raises(admission.NotAdmitted, match="is a INCONCLUSIVE gate"):
+        admission.admit("production", release)
+
+
 def test_break_glass_says_why_is_written_into_the_file_and_shipped(store: Path, tmp_path: Path) -> None:
     release = make_release(store, "1.0.1", "a")
     with pytest.raises(ValueError, match="say why in a sentence"):

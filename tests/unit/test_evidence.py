@@ -62,7 +62,7 @@ def gate(
     """A finished gate as run_gate leaves it: report.json, the attestation, the history line."""
     out = tmp / "reports" / f"{STACK}-{at:%Y%m%dT%H%M%S}-{shape}-{len(list(tmp.glob('reports/*')))}"
     out.mkdir(parents=True)
-    status = {"PASS": "pass", "WARN": "warn", "FAIL": "fail"}[verdict]
+    status = {"PASS": "pass", "WARN": "warn", "FAIL": "fail", "INCONCLUSIVE": "inconclusive"}[verdict]
     load = Step("load", status, 30.0, [] if verdict == "PASS" else ["p95 latency 900 ms is above the warning"])
     load.figures = {"requests": 6000, "failures": 0, "error_rate": 0.0, "p95_ms": 12.0, "rps": 149.0}
     report = GateReport(STACK, STACK, "http://127.0.0.1:5002", f"{at:%Y%m%dT%H%M%SZ}", verdict, [load], str(out))
@@ -234,6 +234,12 @@ def test_a_warn_gate_needs_accept_warnings(world: Path) -> None:
     gate(world, good, "WARN")
     refused(good, "is WARN: pass --accept-warnings")
     assert check_evidence(STACK, good, now=AT, max_age=timedelta(hours=1), accept_warnings=True).verdict == "WARN"
+
+
+def test_an_inconclusive_gate_is_refused_even_with_accept_warnings(world: Path) -> None:
+    good = release()
+    gate(world, good, "INCONCLUSIVE")  # signed like any full gate: the signature is not the verdict
+    refused(good, "is INCONCLUSIVE: load: p95 latency", accept_warnings=True)
 
 
 def test_a_full_gate_run_without_a_key_is_not_evidence(world: Path) -> None:

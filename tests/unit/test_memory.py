@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from app.memory import MB, detect_limit, linear_trend
+from app.leak import MB, linear_trend
+from app.memory import detect_limit
 
 
 def test_steady_growth_has_its_slope_and_a_high_r_squared() -> None:

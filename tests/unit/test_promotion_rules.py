@@ -72,17 +72,20 @@ def test_a_refused_promotion_leaves_the_destination_untouched(store: Path, tmp_p
     assert [(e.kind, e.verdict) for e in history.read("production")] == [("promote", "REFUSED")]
 
 
-def test_a_release_failing_its_smoke_gate_is_rolled_back(store: Path, tmp_path: Path) -> None:
+# INCONCLUSIVE (a starved load generator) leaves the release unverified: it goes back like a FAIL.
+@pytest.mark.parametrize(("verdict", "said"), [("FAIL", "failed"), ("INCONCLUSIVE", "was not verified (INCONCLUSIVE)")])
+def test_a_release_failing_its_smoke_gate_is_rolled_back(store: Path, tmp_path: Path, verdict: str, said: str) -> None:
     r1, r2 = make_release(store, "1.0.1", "a"), make_release(store, "1.0.2", "b")
     commit_evidence("production", r1)
     commit_evidence("production", r2)
-    backend = FakeBackend(served={"production": r1}, verdicts={r2.id: "FAIL"})
+    backend = FakeBackend(served={"production": r1}, verdicts={r2.id: verdict})
     result = shipping.ship(backend, "production", r2, kind="deploy", reports=tmp_path, say=print)
     assert (result.exit_code, result.verdict) == (1, "FAIL")
+    assert f"{r2.id} {said} on production" in result.message
     assert "rolled back to 1.0.1+aaaaaaaaaaaa" in result.message
     assert backend.served["production"] == r1
     kinds = [(e.kind, e.release, e.verdict) for e in history.read("production")]
-    gates = [("gate", r2.id, "FAIL"), ("deploy", r2.id, "FAIL"), ("gate", r1.id, "PASS")]
+    gates = [("gate", r2.id, verdict), ("deploy", r2.id, verdict), ("gate", r1.id, "PASS")]
     assert kinds == [*gates, ("rollback", r1.id, "PASS")]  # the rollback passed its own checklist
 
 

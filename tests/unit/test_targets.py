@@ -44,11 +44,16 @@ def test_a_stack_with_a_port_base_gets_its_own_range() -> None:
 
 
 def test_the_spec_decides_the_replicas_environment() -> None:
-    env = spec_env(load_spec("production"))
+    spec = load_spec("production")
+    env, t = spec_env(spec), spec.thresholds  # whatever Pulumi.production.yaml sets, or the defaults
     assert env["CODEX_ENVIRONMENT"] == "Production"
-    assert env["HEAP_SIZE_LIMIT"] == str(512 * 2**20)
-    assert (env["HEALTH_SCORE_WARNING"], env["HEALTH_SCORE_CRITICAL"]) == ("80.0", "60.0")
-    assert (env["MEMORY_WARNING_PERCENT"], env["MEMORY_CRITICAL_PERCENT"]) == ("80.0", "90.0")
+    assert env["HEAP_SIZE_LIMIT"] == str(spec.resources.memory_limit_bytes)
+    assert (env["HEALTH_SCORE_WARNING"], env["HEALTH_SCORE_CRITICAL"]) == tuple(
+        str(float(v)) for v in (t.healthScore.warning, t.healthScore.critical)
+    )
+    assert (env["MEMORY_WARNING_PERCENT"], env["MEMORY_CRITICAL_PERCENT"]) == tuple(
+        str(float(v)) for v in (t.memoryUsagePercent.warning, t.memoryUsagePercent.critical)
+    )
 
 
 def test_with_the_pulumi_backend_a_stack_is_its_deployment(monkeypatch: pytest.MonkeyPatch) -> None:
