@@ -67,11 +67,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--compare", action="store_true", help="compare two snapshots")
+    parser.add_argument("--stack", action="append", help=f"a stack to snapshot (default: {', '.join(STACKS)})")
     args = parser.parse_args()
     if args.compare:
         before, after = (json.loads(path.read_text()) for path in args.files)
         return compare(before, after)
-    result = {stack: snapshot(stack) for stack in STACKS}
+    result = {stack: snapshot(stack) for stack in args.stack or STACKS}
     args.files[0].write_text(json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")
     print(", ".join(f"{stack}: {len(resources)} resources" for stack, resources in result.items()))
     return 0
