@@ -83,6 +83,7 @@ def fixed_port_shards() -> list[Shard]:
                 "tests/resilience/test_faults.py",
                 "tests/resilience/test_local_env.py",
                 "tests/resilience/test_local_secrets.py",
+                "tests/releases/test_canary.py",
             ),
         ),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import httpx
@@ -24,10 +25,11 @@ class Traffic:
         threads: int = 4,
         interval: float = 0.02,
         is_failure: Callable[[int], bool] = lambda status: status >= 500,
+        slow_seconds: float | None = None,  # answers slower than this are counted in `slow`
     ) -> None:
         self.url, self.paths, self.headers, self.is_failure = url, paths, headers or {}, is_failure
-        self.interval = interval
-        self.requests = 0
+        self.interval, self.slow_seconds = interval, slow_seconds
+        self.requests = self.slow = 0
         self.failures: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -37,13 +39,16 @@ class Traffic:
         with httpx.Client(base_url=self.url, timeout=10) as client:
             while not self._stop.is_set():
                 for path in self.paths:
+                    began = time.monotonic()
                     try:
                         status = client.get(path, headers=self.headers).status_code
                         failure = f"{path}: {status}" if self.is_failure(status) else None
                     except httpx.HTTPError as exc:
                         failure = f"{path}: {exc!r}"
+                    slow = self.slow_seconds is not None and time.monotonic() - began > self.slow_seconds
                     with self._lock:
                         self.requests += 1
+                        self.slow += slow
                         if failure:
                             self.failures.append(failure)
                     self._stop.wait(self.interval)

@@ -87,10 +87,33 @@ class World:
         return httpx.get(f"{localenv.local_stack(stack).gateway_url()}/health", timeout=10)
 
 
+NO_CANARY = "{steps: []}"  # the release tests' default: a deploy moves the replicas at once
+
+
+def set_rollout(stack_file: Path, flow: str) -> None:
+    """Replace the stack file's `living-codex:rollout` block (if any) with one flow-YAML line."""
+    kept, skipping = [], False
+    for line in stack_file.read_text().splitlines():
+        if line.startswith("  living-codex:rollout:"):
+            skipping = True
+            continue
+        if skipping and line.startswith("    "):
+            continue
+        skipping = False
+        kept.append(line)
+    stack_file.write_text("\n".join([*kept, f"  living-codex:rollout: {flow}"]) + "\n")
+
+
 @contextmanager
-def two_stacks(tmp: Path, builders: dict[str, Builder]) -> Iterator[World]:
-    """Build the releases side by side, start both stacks, yield; stop them and check the ports are free."""
+def two_stacks(tmp: Path, builders: dict[str, Builder], rollouts: dict[str, str] | None = None) -> Iterator[World]:
+    """Build the releases side by side, start both stacks, yield; stop them and check the ports are free.
+
+    `rollouts`: each stack's `living-codex:rollout` in the clone (default: no canary steps on either, so a
+    test of promotion or sync is not also a test of the canary: tests/releases/test_canary.py is)."""
     repo = clone_checkout(tmp / "repo")
+    for stack in STACKS:
+        set_rollout(repo / f"Pulumi.{stack}.yaml", (rollouts or {}).get(stack, NO_CANARY))
+    git(repo, "commit", "--quiet", "-am", "Rollout steps for this test")
     env = {
         **os.environ,
         "CODEX_REPO_DIR": str(repo),

@@ -1,0 +1,89 @@
+"""Canary steps on real local stacks: a release slow on its canary is aborted at the first step with only
+that step's share of requests slow and none failed, and production keeps serving; a healthy release goes
+through every step, then takes every replica. The steps and their figures are in the deploy's history.
+
+Production's rollout here: two short steps (10%, then 50%) with a small sample floor, judged on the test's
+own steady reads through the gateway (production's traffic is its users'). The releases are forced onto
+production by break-glass: what is tested is the rollout, not the evidence (test_promotion.py is)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codexops import localenv
+from tests.support.releases import build
+from tests.support.traffic import Traffic
+from tests.support.two_stacks import NO_CANARY, World, two_stacks
+
+PAUSE_SECONDS = 20
+ROLLOUT = (
+    f"{{steps: [{{weight: 10, pause: {PAUSE_SECONDS}s}}, {{weight: 50, pause: {PAUSE_SECONDS}s}}], "
+    "analysis: {minSamples: 20}}"
+)
+LATENCY_MS = 400  # far above the replicas' p95 here, below the critical 1000 ms: only the relative limit sees it
+READS = ("/api/nodes?limit=5",)  # anonymous: a 401 is an answer; the chaos latency applies to /api/
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    builders = {
+        "good": lambda repo: build(repo),
+        "slow": lambda repo: build(repo, CHAOS_LATENCY_MS=str(LATENCY_MS), CHAOS_ALLOW_IN_PRODUCTION="true"),
+        "next": lambda repo: build(repo, CODEX_CANARY_TEST="next"),  # healthy, another id
+    }
+    rollouts = {"production": ROLLOUT, "staging": NO_CANARY}
+    with two_stacks(tmp_path_factory.mktemp("canary"), builders, rollouts) as world:
+        forced = world.run(
+            "codexops", "deploy", "production", "--release", world.good.id, "--break-glass", "canary test"
+        )
+        assert forced.returncode == 0, forced.stdout + forced.stderr  # nothing served: no canary, replicas at once
+        yield world
+
+
+def _deploy_under_reads(world: World, release: str) -> tuple[int, Traffic, str]:
+    gateway = localenv.local_stack("production").gateway_url()
+    with Traffic(gateway, READS, threads=4, interval=0.05, slow_seconds=LATENCY_MS / 2000) as reads:
+        deployed = world.run("codexops", "deploy", "production", "--release", release, "--break-glass", "canary test")
+    return deployed.returncode, reads, deployed.stdout + deployed.stderr
+
+
+def _last_rollout(world: World, release: str) -> dict[str, Any]:
+    path = Path(world.env["CODEX_STACKS_DIR"]) / "production" / "history.jsonl"
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    deploys = [e for e in events if e["kind"] == "deploy" and e["release"] == release and e.get("rollout")]
+    assert deploys, f"no deploy of {release} recorded its rollout"
+    return dict(deploys[-1]["rollout"])
+
+
+def test_a_release_slow_on_its_canary_is_aborted_at_the_first_step(world: World) -> None:
+    code, reads, said = _deploy_under_reads(world, world.releases["slow"].id)
+    assert code != 0, said
+    assert "canary aborted" in said and "step 1 (10%) FAIL" in said, said
+    assert world.health("production").json()["version"] == world.good.id
+    assert localenv.canary_of(localenv.read_state(localenv.local_stack("production"))) is None  # removed
+    rollout = _last_rollout(world, world.releases["slow"].id)
+    steps = rollout["steps"]
+    assert rollout["outcome"] == "ABORTED" and [s["step"] for s in steps] == [1]
+    assert reads.failures == [], reads.failures[:5]
+    # Slow answers only from the canary while it had its 10%: far below half of what the step saw.
+    share = reads.slow / reads.requests
+    print(f"{reads.requests} reads, {reads.slow} slow ({share:.1%}), {len(reads.failures)} failed")
+    assert reads.slow > 0 and share < 0.10, (reads.slow, reads.requests)
+
+
+def test_a_healthy_release_goes_through_every_step_then_takes_every_replica(world: World) -> None:
+    code, reads, said = _deploy_under_reads(world, world.releases["next"].id)
+    assert code == 0, said
+    assert reads.failures == [], reads.failures[:5]
+    rollout = _last_rollout(world, world.releases["next"].id)
+    steps = rollout["steps"]
+    assert rollout["outcome"] == "PASSED"
+    assert [(s["weight"], s["decision"]) for s in steps] == [(10, "PASS"), (50, "PASS")]
+    assert all(s["canary"]["requests"] >= 20 and s["baseline"]["requests"] >= 20 for s in steps)
+    served = world.run("codexops", "status", "--stack", "production", "--json")
+    assert json.loads(served.stdout)["release"]["id"] == world.releases["next"].id, served.stdout
