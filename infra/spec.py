@@ -298,7 +298,8 @@ class Analysis(Model):
     hard limits; the relative limits catch a regression below them."""
 
     maxRegressionPercent: float = Field(20, gt=0, description="canary p95/p99 may exceed the baseline's by this")
-    minLatencyDeltaMs: float = Field(10, ge=0, description="a latency difference below this is noise")
+    # Latency buckets are 5, 10, 25, 50, 100 ms...: a quantile moves a bucket on little; below this is noise.
+    minLatencyDeltaMs: float = Field(25, ge=0, description="a latency difference below this is noise")
     maxErrorRateIncrease: float = Field(0.01, ge=0, le=1, description="canary error rate minus the baseline's")
     minSamples: int = Field(50, ge=1, description="requests each side needs in a step, else INCONCLUSIVE")
 

@@ -20,10 +20,11 @@ from tests.support.releases import build
 from tests.support.traffic import Traffic
 from tests.support.two_stacks import NO_CANARY, World, two_stacks
 
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 PAUSE_SECONDS = 20
 ROLLOUT = (
     f"{{steps: [{{weight: 10, pause: {PAUSE_SECONDS}s}}, {{weight: 50, pause: {PAUSE_SECONDS}s}}], "
-    "analysis: {minSamples: 20}}"
+    "analysis: {minSamples: 20, minLatencyDeltaMs: 100}}"  # the slow canary is 400 ms slower; noise is not
 )
 LATENCY_MS = 400  # far above the replicas' p95 here, below the critical 1000 ms: only the relative limit sees it
 READS = ("/api/nodes?limit=5",)  # anonymous: a 401 is an answer; the chaos latency applies to /api/
