@@ -37,7 +37,8 @@ def test_a_quiet_step_is_inconclusive_never_a_pass(side: str) -> None:
 
 
 def test_latency_beyond_the_relative_limit_fails_below_the_hard_limit() -> None:
-    slow = healthy(p95_ms=40.0 * (1 + ANALYSIS.maxRegressionPercent / 100) + 15)  # far below critical
+    allowed = max(40.0 * (1 + ANALYSIS.maxRegressionPercent / 100), 40.0 + ANALYSIS.minLatencyDeltaMs)
+    slow = healthy(p95_ms=allowed + 5)  # far below the critical level
     decision, reasons = judge(slow, BASELINE, LIMITS, ANALYSIS)
     assert decision == "FAIL" and "p95" in reasons[0] and "baseline" in reasons[0]
 
