@@ -9,6 +9,7 @@ timeout, so a hung dependency ends in a verdict, never in a hung gate.
 from __future__ import annotations
 
 import csv
+import fcntl
 import itertools
 import json
 import os
@@ -16,7 +17,8 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,6 +146,23 @@ def _load_user(target: Target) -> tuple[str, str]:
             "or run `codexops up` again so the local environment provisions it"
         )
     return username, password
+
+
+@contextmanager
+def one_full_load_at_a_time(shape: str, say: Callable[[str], None]) -> Iterator[None]:
+    """With CODEX_GATE_LOCK naming a file, full gates on this machine take their load one at a time: two
+    at once each starve the other's load generator (INCONCLUSIVE), so the second waits (make test sets it)."""
+    path = os.environ.get("CODEX_GATE_LOCK")
+    if shape != "gate" or not path:
+        yield
+        return
+    with open(path, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"    waiting for another full gate's load to end ({path})")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def run_load(target: Target, target_file: Path, shape: str, scale: float, out: Path) -> Step:
@@ -380,7 +399,8 @@ def run_gate(
         say(f"    {report.steps[-1].status} ({report.steps[-1].seconds:.1f} s)")
         load = target.spec.load
         say(f"==> load test: shape {shape}, {duration(shape, load, scale)} s at {load.targetRps:g} RPS")
-        report.steps.append(run_load(target, target_file, shape, scale, out))
+        with one_full_load_at_a_time(shape, say):
+            report.steps.append(run_load(target, target_file, shape, scale, out))
         say(f"    {report.steps[-1].status} ({report.steps[-1].seconds:.1f} s) {report.steps[-1].figures}")
     finally:
         target_file.unlink()  # it may carry the admin password; report.json names the target instead

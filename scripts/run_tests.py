@@ -125,7 +125,8 @@ def command(shard: Shard) -> list[str]:
 
 def shard_env(shard: Shard) -> dict[str, str]:
     """A stack shard's own stacks, reports and port range, whatever the checkout's .local holds."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Full gates in every shard take their load one at a time (codexops.gate.one_full_load_at_a_time).
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CODEX_GATE_LOCK": str(shard.folder.parent / "full-gate.lock")}
     if shard.isolated:
         names = [other.name for other in fixed_port_shards()]  # the same range with or without --only
         first = int(os.environ.get("CODEX_PORT_BASE") or FIRST_PORT_BASE)
