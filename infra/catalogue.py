@@ -2,8 +2,8 @@
 
 One `Entry` per service: its image (by digest, infra/images.py), ports by name, replicas, resources,
 health, storage, who may reach it (peers) and its environment (infra/app_env.py for the app). The
-renderers read it: a Kubernetes workload (infra/kubernetes_workload.py), a Docker container
-(infra/docker_container.py) and a supervisor program (codexops/local_programs.py); so do the
+renderers read it: a Kubernetes workload (infra/components/workload.py), a Docker container
+(infra/components/container.py) and a supervisor program (codexops/supervisor_programs.py); so do the
 NetworkPolicy paths, Prometheus' scrape jobs, the local environment's processes and the checklist's
 replica hosts. What only one service needs (PostgreSQL's init scripts, nginx's reload loop) stays in
 its component as extras passed to the renderers.
