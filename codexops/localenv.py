@@ -463,11 +463,11 @@ def upstream_weights_now(stack: LocalStack, canary: dict[str, Any] | None) -> tu
     return [*serving, address], {**dict.fromkeys(serving, weights.baseline), address: weights.canary}
 
 
-def nginx_conf(stack: LocalStack) -> str:
+def nginx_conf(stack: LocalStack, canary: dict[str, Any] | None) -> str:
     """nginx.conf routing to every replica (and a rollout's canary, weighted). No TLS on loopback, and the
     loopback names are the ones served."""
     ports = stack.ports
-    upstreams, weights = upstream_weights_now(stack, canary_of(read_state(stack)))
+    upstreams, weights = upstream_weights_now(stack, canary)
     return render_nginx(
         stack.spec.model_copy(update={"tls": False, "serverNames": LOOPBACK_NAMES}),
         upstreams,
@@ -488,8 +488,9 @@ READERS["alertmanager.yml"] = "alertmanager"
 def rendered_files(stack: LocalStack) -> dict[Path, str]:
     """The gateway's, Prometheus' and Alertmanager's files as the spec renders them now."""
     run = stack.runtime
-    canary = [stack.ports.canary] if canary_of(read_state(stack)) else []  # scraped from its start
-    upstreams = [f"{HOST}:{port}" for port in (*stack.ports.apps, *canary)]
+    canary = canary_of(read_state(stack))
+    scraped = [stack.ports.canary] if canary else []  # the canary is scraped from its start
+    upstreams = [f"{HOST}:{port}" for port in (*stack.ports.apps, *scraped)]
     prometheus = render_prometheus(
         stack.spec,
         upstreams,
@@ -499,7 +500,7 @@ def rendered_files(stack: LocalStack) -> dict[Path, str]:
         extra_jobs=scrape_jobs(stack.services, lambda e: [f"{HOST}:{stack.port(e)}"]),
     )
     return {
-        run / "nginx" / "nginx.conf": nginx_conf(stack),
+        run / "nginx" / "nginx.conf": nginx_conf(stack, canary),
         run / "prometheus" / "prometheus.yml": prometheus,
         run / "prometheus" / "alert-rules.yml": render_alert_rules(stack.spec),
         run / "alertmanager" / "alertmanager.yml": render_alertmanager(stack.spec, group_wait="5s"),
