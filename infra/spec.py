@@ -275,7 +275,8 @@ class Load(Model):
         return self
 
 
-DURATION = re.compile(r"^(\d+)(s|m)$")
+DURATION = re.compile(r"^(\d{1,6})(s|m)$")
+MAX_PAUSE_SECONDS = 3600
 
 
 class RolloutStep(Model):
@@ -290,6 +291,12 @@ class RolloutStep(Model):
         match = DURATION.match(self.pause)
         assert match is not None  # the pattern checked it
         return int(match[1]) * (60 if match[2] == "m" else 1)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> RolloutStep:
+        if not 1 <= self.pause_seconds <= MAX_PAUSE_SECONDS:  # a deploy (and its lock) waits this long
+            raise ValueError(f"rollout step pause {self.pause}: between 1s and {MAX_PAUSE_SECONDS // 60}m")
+        return self
 
 
 class Analysis(Model):

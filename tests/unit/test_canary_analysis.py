@@ -11,7 +11,7 @@ import yaml
 
 from codexops.rollout.analysis import Figures, analyse_step, judge
 from infra import canary_queries
-from infra.spec import Analysis, Thresholds
+from infra.spec import Analysis, RolloutStep, Thresholds
 
 LIMITS = Thresholds()
 ANALYSIS = Analysis()
@@ -122,3 +122,9 @@ def test_the_queries_split_real_series_by_release_in_promtool(tmp_path: Path) ->
     (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests))
     result = subprocess.run([PROMTOOL, "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("pause", ["0s", "61m", "99999999999m", "60s\n", "60"])
+def test_a_step_pause_out_of_bounds_or_malformed_is_refused(pause: str) -> None:
+    with pytest.raises(ValueError, match="pause"):
+        RolloutStep(weight=10, pause=pause)
