@@ -24,12 +24,12 @@ from codexops.releases.evidence import Evidence, EvidenceRefused, check_evidence
 from codexops.releases.model import Release
 from tests.support.gitrepo import git, stack_repo
 from tests.support.releases import build
+from tests.support.suite_load import SUITE_LOAD
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 STACK = "evidencetest"
-LOAD = {"targetRps": 20, "durationSeconds": 12, "rampSeconds": 2, "users": 4}
 
 
 def codexops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -42,7 +42,7 @@ def codexops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Path]]:
     tmp = tmp_path_factory.mktemp("evidence")
     document = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
-    document["config"]["living-codex:load"] = LOAD
+    document["config"]["living-codex:load"] = SUITE_LOAD
     # The stack exists only in a throw-away repository (its specs and desired state: CODEX_REPO_DIR),
     # where deploy commits its file; the checkout, which other tests read, never sees it.
     repo = stack_repo(tmp / "repo")
@@ -97,7 +97,7 @@ def test_only_a_real_signed_full_gate_is_evidence_and_its_report_cannot_be_edite
     assert "attestation signed" in gated.stdout
     accepted = evidence(release)
     report = json.loads(accepted.report.read_text())
-    assert (report["shape"], report["scale"], report["target_rps"]) == ("gate", 1.0, LOAD["targetRps"])
+    assert (report["shape"], report["scale"], report["target_rps"]) == ("gate", 1.0, SUITE_LOAD["targetRps"])
     assert report["release"] == {"id": release.id, "digest": release.digest}
     assert report["achieved_rps"] > 0
     assert accepted.verdict == report["verdict"] and accepted.signer == "evidence-test"
@@ -105,7 +105,7 @@ def test_only_a_real_signed_full_gate_is_evidence_and_its_report_cannot_be_edite
     assert accepted.digest == attestation.envelope_digest(envelope)
     print(f"gate {report['verdict']}: {report['achieved_rps']} of {report['target_rps']} RPS; {accepted}")
 
-    edited = {**report, "achieved_rps": 2 * LOAD["targetRps"]}  # a better figure than measured
+    edited = {**report, "achieved_rps": 2 * SUITE_LOAD["targetRps"]}  # a better figure than measured
     accepted.report.write_text(json.dumps(edited, indent=2))
     with pytest.raises(EvidenceRefused, match=r"report\.json was edited after it was signed"):
         evidence(release)

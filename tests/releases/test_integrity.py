@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import yaml
 
 from codexops import localenv
 from codexops.releases.model import Release
@@ -30,18 +29,12 @@ from tests.support.two_stacks import BIN, ROOT, STACKS, Builder, World, two_stac
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
-SHORT_GATE = {"targetRps": 20, "durationSeconds": 12, "rampSeconds": 2, "users": 4}  # evidence, quickly
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     builders: dict[str, Builder] = {"good": build, "next": lambda repo: build(repo, RELEASE_TEST_TAG="next")}
     with two_stacks(tmp_path_factory.mktemp("integrity"), builders) as world:
-        spec = world.repo / "Pulumi.staging.yaml"
-        document = yaml.safe_load(spec.read_text())
-        document["config"]["living-codex:load"] = SHORT_GATE
-        spec.write_text(yaml.safe_dump(document))
-        git(world.repo, "commit", "--quiet", "-am", "staging: a short full gate")
         commit_evidence("production", world.good)  # as promote commits it: production admits good
         with ThreadPoolExecutor(len(STACKS)) as pool:
             deploys = list(pool.map(lambda s: world.run("codexops", "deploy", s, "--release", world.good.id), STACKS))

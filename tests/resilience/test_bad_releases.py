@@ -17,6 +17,7 @@ from infra.alerts import alert_rules
 from infra.dashboard import dashboard_queries
 from infra.spec import EnvironmentSpec
 from tests.resilience.conftest import run_gate
+from tests.support.suite_load import with_suite_load
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420), pytest.mark.usefixtures("local_env")]
 
@@ -31,10 +32,10 @@ def healthy(spec: EnvironmentSpec) -> None:
 
 @pytest.fixture(scope="module")
 def healthy_gate(spec: EnvironmentSpec, tmp_path_factory: pytest.TempPathFactory) -> gate.GateReport:
-    """A full gate (half scale) of the healthy replicas, run once for the module by whichever test needs
-    it first: its verdict is judged, and its load is what fills every dashboard query."""
+    """A full gate of the healthy replicas at the suite's load, run once for the module by whichever test
+    needs it first: its verdict is judged, and its load is what fills every dashboard query."""
     localenv.up(spec, print)
-    return run_gate(spec, tmp_path_factory.mktemp("healthy-gate"), shape="gate", scale=0.5)
+    return run_gate(with_suite_load(spec), tmp_path_factory.mktemp("healthy-gate"), shape="gate", scale=1.0)
 
 
 def _reasons(report: object) -> str:

@@ -28,6 +28,7 @@ from codexops import localenv, signing
 from codexops.releases import desired
 from codexops.releases.model import Release
 from tests.support.gitrepo import clone_checkout, git
+from tests.support.suite_load import suite_load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: its codexops and runbooks run
 BIN = Path(sys.executable).parent
@@ -90,18 +91,18 @@ class World:
 NO_CANARY = "{steps: []}"  # the release tests' default: a deploy moves the replicas at once
 
 
-def set_rollout(stack_file: Path, flow: str) -> None:
-    """Replace the stack file's `living-codex:rollout` block (if any) with one flow-YAML line."""
+def set_config(stack_file: Path, key: str, flow: str) -> None:
+    """Replace the stack file's `living-codex:<key>` block (if any) with one flow-YAML line, comments kept."""
     kept, skipping = [], False
     for line in stack_file.read_text().splitlines():
-        if line.startswith("  living-codex:rollout:"):
+        if line.startswith(f"  living-codex:{key}:"):
             skipping = True
             continue
         if skipping and line.startswith("    "):
             continue
         skipping = False
         kept.append(line)
-    stack_file.write_text("\n".join([*kept, f"  living-codex:rollout: {flow}"]) + "\n")
+    stack_file.write_text("\n".join([*kept, f"  living-codex:{key}: {flow}"]) + "\n")
 
 
 @contextmanager
@@ -109,11 +110,13 @@ def two_stacks(tmp: Path, builders: dict[str, Builder], rollouts: dict[str, str]
     """Build the releases side by side, start both stacks, yield; stop them and check the ports are free.
 
     `rollouts`: each stack's `living-codex:rollout` in the clone (default: no canary steps on either, so a
-    test of promotion or sync is not also a test of the canary: tests/releases/test_canary.py is)."""
+    test of promotion or sync is not also a test of the canary: tests/releases/test_canary.py is). Both
+    stacks' full gates run at the suite's load (tests/support/suite_load.py)."""
     repo = clone_checkout(tmp / "repo")
     for stack in STACKS:
-        set_rollout(repo / f"Pulumi.{stack}.yaml", (rollouts or {}).get(stack, NO_CANARY))
-    git(repo, "commit", "--quiet", "-am", "Rollout steps for this test")
+        set_config(repo / f"Pulumi.{stack}.yaml", "rollout", (rollouts or {}).get(stack, NO_CANARY))
+        set_config(repo / f"Pulumi.{stack}.yaml", "load", suite_load_yaml())
+    git(repo, "commit", "--quiet", "-am", "Rollout steps and the suite's load for this test")
     env = {
         **os.environ,
         "CODEX_REPO_DIR": str(repo),
