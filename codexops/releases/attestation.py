@@ -67,11 +67,13 @@ def predicate(report_path: Path, at: datetime) -> dict[str, Any]:
     }
 
 
-def statement(release_id: str, digest: str, body: dict[str, Any]) -> dict[str, Any]:
+def statement(
+    release_id: str, digest: str, body: dict[str, Any], predicate_type: str = PREDICATE_TYPE
+) -> dict[str, Any]:
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": release_id, "digest": {"sha256": digest.removeprefix("sha256:")}}],
-        "predicateType": PREDICATE_TYPE,
+        "predicateType": predicate_type,
         "predicate": body,
     }
 
@@ -98,7 +100,13 @@ def attest_gate(directory: Path, say: Callable[[str], None], *, now: datetime | 
         say("    no attestation: this gate judged no single release (a checkout, or a mixed stack)")
         return None
     body = predicate(report_path, now or datetime.now(UTC))
-    document = statement(release["id"], release["digest"], body)
+    return write_signed(directory, statement(release["id"], release["digest"], body), say)
+
+
+def write_signed(directory: Path, document: dict[str, Any], say: Callable[[str], None]) -> Path | None:
+    """statement.json and predicate.json in `directory`, and the DSSE envelope signed with the operator's
+    key when there is one (its path; None: CI signs the predicate with the workflow's identity)."""
+    body = document["predicate"]
     payload = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
     (directory / STATEMENT).write_bytes(payload)
     (directory / PREDICATE).write_text(json.dumps(body, sort_keys=True))

@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from codexops.releases import admission, history
 from codexops.releases.backend import Backend, Progress
 from codexops.releases.history import Event, GateResult
 from codexops.releases.model import Release
+from codexops.releases.rollout_attestation import attest_rollout
+from infra.spec import load_spec
 
 SMOKE = "smoke"
 
@@ -48,11 +51,10 @@ def ship(
     say(f"==> {kind} {release.id} to {stack} ({backend.name}); serving now: {previous.id if previous else 'nothing'}")
     outcome = backend.deploy(stack, release, say)
     backup = str(outcome.backup) if outcome.backup else None
+    rollout = _attested(outcome.rollout, stack, release, previous, reports, say)
     if not outcome.ok:
         failed = f"deploy failed: {outcome.detail}"
-        history.append(
-            Event(kind, stack, release.id, release.digest, "FAIL", failed, None, backup, source, outcome.rollout)
-        )
+        history.append(Event(kind, stack, release.id, release.digest, "FAIL", failed, None, backup, source, rollout))
         why = f"deploy of {release.id} failed: {outcome.detail}"
         return _roll_back_after(backend, stack, release, previous, why, say, reports)
     deployed_at = datetime.now(UTC)  # the verification judges alerts on samples from here on (fix-forward)
@@ -68,13 +70,24 @@ def ship(
     loud = f"{admitted.detail}; " if admitted.loud else ""  # a break-glass shows in every line it caused
     reasons = (loud + "; ".join(report.reasons()))[:500]
     history.append(
-        Event(kind, stack, release.id, release.digest, report.verdict, reasons, path, backup, source, outcome.rollout)
+        Event(kind, stack, release.id, release.digest, report.verdict, reasons, path, backup, source, rollout)
     )
     if report.verdict not in ("PASS", "WARN"):  # INCONCLUSIVE too: the release is not verified
         failure = "failed" if report.verdict == "FAIL" else f"was not verified ({report.verdict})"
         why = f"{release.id} {failure} on {stack}: {reasons}"
         return _roll_back_after(backend, stack, release, previous, why, say, reports)
     return Result(0, report.verdict, f"{stack} serves {release.id} ({report.verdict}; report {path})")
+
+
+def _attested(
+    rollout: dict[str, Any] | None, stack: str, release: Release, previous: Release | None, reports: Path, say: Progress
+) -> dict[str, Any] | None:
+    """The deploy's canary steps with the path of their signed attestation (None: no steps ran)."""
+    if rollout is None:
+        return None
+    spec = load_spec(stack)
+    folder = attest_rollout(reports, spec, release, previous.id if previous else None, rollout, say)
+    return {**rollout, "attestation": str(folder)}
 
 
 def door(stack: str, release: Release, kind: str, say: Progress, source: str | None = None) -> admission.Admission:

@@ -140,4 +140,24 @@ def note(row: Row) -> str:
         check = f" [{row['verdict']}: {row['evidenceCheck']}]" if row.get("evidenceCheck") else ""
         return f"{row['commit'][:12]} {row['detail']}{evidence}{check}"
     text = str(row.get("report") or row.get("detail") or "")
+    if row.get("rollout"):
+        text += f" | {rollout_note(row['rollout'])}"
     return f"from {row['source']}; {text}" if row.get("source") else text
+
+
+def rollout_note(rollout: dict[str, Any]) -> str:
+    """A deploy's canary steps in one line: each step's weight, decision and both sides' figures."""
+
+    def side(figures: dict[str, Any]) -> str:
+        return f"{figures.get('requests', 0):.0f} req, p95 {figures.get('p95_ms')} ms"
+
+    steps = [
+        f"step {s.get('step')} {s.get('weight')}% {s.get('decision')} "
+        f"(canary {side(s.get('canary') or {})}; baseline {side(s.get('baseline') or {})})"
+        for s in rollout.get("steps") or []
+    ]
+    outcome = str(rollout.get("outcome"))
+    if outcome == "ABORTED":
+        outcome += f": {rollout.get('reason', '')}"
+    where = f"; attestation {rollout['attestation']}" if rollout.get("attestation") else ""
+    return f"canary {'; '.join(steps) or 'no step ran'}; {outcome}{where}"

@@ -50,6 +50,7 @@ class StepAnalysis:
     baseline: Figures
     decision: Decision
     reasons: tuple[str, ...] = field(default=())
+    window: str = ""  # the range both sides were measured over: the step's pause, e.g. "60s"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,4 +109,4 @@ def analyse_step(
     canary = Figures.measure(query, q.canary(release), window)
     baseline = Figures.measure(query, q.baseline(release), window)
     decision, reasons = judge(canary, baseline, thresholds, analysis)
-    return StepAnalysis(step, weight, canary, baseline, decision, tuple(reasons))
+    return StepAnalysis(step, weight, canary, baseline, decision, tuple(reasons), window)

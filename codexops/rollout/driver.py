@@ -74,22 +74,32 @@ def run_canary(
         return RolloutResult("ABORTED", reason=f"the canary did not start: {problem}")
     result = RolloutResult("PASSED")
     steps = spec.rollout.steps
-    for number, step in enumerate(steps, start=1):
-        platform.route(step.weight, progress)
-        progress(f"  step {number}/{len(steps)}: {step.weight}% of requests to {release_id} for {step.pause}")
-        wait(step.pause_seconds, f"step {number}", progress, sleep)
-        window = f"{step.pause_seconds}s"
-        analysis = analyse_step(
-            platform.query(), release_id, number, step.weight, window, spec.thresholds, spec.rollout.analysis
-        )
-        result.steps.append(analysis)
-        progress(f"  step {number}: {analysis.decision} {describe(analysis)}")
-        if analysis.decision != "PASS":
-            platform.route(0, progress)
-            platform.stop_canary(progress)
-            result.outcome = "ABORTED"
-            result.reason = f"step {number} ({step.weight}%) {analysis.decision}: {'; '.join(analysis.reasons)}"
-            return result
+    number, weight = 0, 0
+    try:
+        for number, step in enumerate(steps, start=1):
+            weight = step.weight
+            platform.route(step.weight, progress)
+            progress(f"  step {number}/{len(steps)}: {step.weight}% of requests to {release_id} for {step.pause}")
+            wait(step.pause_seconds, f"step {number}", progress, sleep)
+            window = f"{step.pause_seconds}s"
+            analysis = analyse_step(
+                platform.query(), release_id, number, step.weight, window, spec.thresholds, spec.rollout.analysis
+            )
+            result.steps.append(analysis)
+            progress(f"  step {number}: {analysis.decision} {describe(analysis)}")
+            if analysis.decision != "PASS":
+                why = f"step {number} ({step.weight}%) {analysis.decision}: {'; '.join(analysis.reasons)}"
+                return abort(platform, result, why, progress)
+    except KeyboardInterrupt:  # the operator's abort (Ctrl-C): every request back, the canary removed
+        return abort(platform, result, f"step {number} ({weight}%) aborted by the operator (interrupted)", progress)
+    return result
+
+
+def abort(platform: CanaryPlatform, result: RolloutResult, reason: str, progress: Progress) -> RolloutResult:
+    """Every request back on the serving replicas, the canary stopped: nothing else changed."""
+    platform.route(0, progress)
+    platform.stop_canary(progress)
+    result.outcome, result.reason = "ABORTED", reason
     return result
 
 

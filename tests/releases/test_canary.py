@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from codexops import localenv
+from codexops import localenv, signing
+from codexops.releases import attestation
 from tests.support.releases import build
 from tests.support.traffic import Traffic
 from tests.support.two_stacks import NO_CANARY, World, two_stacks
@@ -61,6 +62,19 @@ def _last_rollout(world: World, release: str) -> dict[str, Any]:
     return dict(deploys[-1]["rollout"])
 
 
+def _attested_steps(world: World, rollout: dict[str, Any], name: str) -> dict[str, Any]:
+    """The rollout's signed predicate (verified with the world's trusted key), checked against its history."""
+    folder = Path(rollout["attestation"])
+    envelope = json.loads((folder / attestation.ENVELOPE).read_text())
+    payload, _ = signing.verify_envelope(envelope, signing.read_trusted(Path(world.env["CODEX_TRUSTED_KEYS"])))
+    statement = json.loads(payload)
+    release = world.releases[name]
+    assert statement["subject"][0]["digest"]["sha256"] == release.digest.removeprefix("sha256:")
+    body: dict[str, Any] = statement["predicate"]
+    assert (body["release"], body["outcome"], body["steps"]) == (release.id, rollout["outcome"], rollout["steps"])
+    return body
+
+
 def test_a_release_slow_on_its_canary_is_aborted_at_the_first_step(world: World) -> None:
     code, reads, said = _deploy_under_reads(world, world.releases["slow"].id)
     assert code != 0, said
@@ -70,6 +84,9 @@ def test_a_release_slow_on_its_canary_is_aborted_at_the_first_step(world: World)
     rollout = _last_rollout(world, world.releases["slow"].id)
     steps = rollout["steps"]
     assert rollout["outcome"] == "ABORTED" and [s["step"] for s in steps] == [1]
+    signed = _attested_steps(world, rollout, "slow")
+    assert (signed["abortedAtStep"], signed["baseline"]) == (1, world.good.id)
+    assert "step 1 10% FAIL" in world.run("codexops", "history", "production").stdout
     assert reads.failures == [], reads.failures[:5]
     # Slow answers only from the canary while it had its 10%: far below half of what the step saw.
     share = reads.slow / reads.requests
@@ -86,5 +103,6 @@ def test_a_healthy_release_goes_through_every_step_then_takes_every_replica(worl
     assert rollout["outcome"] == "PASSED"
     assert [(s["weight"], s["decision"]) for s in steps] == [(10, "PASS"), (50, "PASS")]
     assert all(s["canary"]["requests"] >= 20 and s["baseline"]["requests"] >= 20 for s in steps)
+    assert _attested_steps(world, rollout, "next")["abortedAtStep"] is None
     served = world.run("codexops", "status", "--stack", "production", "--json")
     assert json.loads(served.stdout)["release"]["id"] == world.releases["next"].id, served.stdout

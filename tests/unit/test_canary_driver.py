@@ -82,3 +82,16 @@ def test_weight_zero_takes_the_canary_out() -> None:
     assert upstream_weights(0, 2).canary == 0
     with pytest.raises(ValueError):
         upstream_weights(101, 2)
+
+
+def test_an_operators_interrupt_aborts_the_step_and_puts_every_request_back() -> None:
+    platform = Recorded({10: 0.042, 50: 0.041})
+
+    def interrupted(seconds: float) -> None:
+        if platform.weight == 50:
+            raise KeyboardInterrupt
+
+    result = run_canary(platform, "r2", SPEC, lambda line: None, sleep=interrupted)
+    assert (result.outcome, [s.step for s in result.steps]) == ("ABORTED", [1])
+    assert result.reason == "step 2 (50%) aborted by the operator (interrupted)"
+    assert platform.calls == ["start", "route 10", "route 50", "route 0", "stop"]
