@@ -9,6 +9,7 @@ from typing import Any
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from app.leak import SUSTAINED
 from tests.conftest import RunningApp, running
 
 
@@ -87,7 +88,8 @@ async def test_the_chaos_leak_is_detected_once_warmed_only(make_settings) -> Non
     async for app in running(make_settings(**fast, memory_leak_warmup_seconds=0)):
         leaks = await _leak_report(app, lambda report: bool(report["detected"]))
         assert leaks["detected"] and leaks["judged"], leaks
-        assert all(part > leaks["thresholdMBPerMinute"] for part in leaks["thirdsMBPerMinute"])
+        # Every third grew (a starved sampler makes one third flatter than the others: the rule allows it).
+        assert min(leaks["thirdsMBPerMinute"]) >= SUSTAINED * leaks["thresholdMBPerMinute"], leaks
     async for app in running(make_settings(**fast, memory_leak_warmup_seconds=3600)):
         # The same growth for as long as the first case needed at most: never judged inside the warm-up.
         leaks = await _leak_report(app, lambda report: bool(report["detected"]), timeout=6)

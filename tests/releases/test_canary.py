@@ -9,6 +9,8 @@ production by break-glass: what is tested is the rollout, not the evidence (test
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from codexops import localenv, signing
 from codexops.releases import attestation
 from tests.support.releases import build
 from tests.support.traffic import Traffic
-from tests.support.two_stacks import NO_CANARY, World, two_stacks
+from tests.support.two_stacks import BIN, NO_CANARY, ROOT, World, two_stacks
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 PAUSE_SECONDS = 20
@@ -106,3 +108,33 @@ def test_a_healthy_release_goes_through_every_step_then_takes_every_replica(worl
     assert _attested_steps(world, rollout, "next")["abortedAtStep"] is None
     served = world.run("codexops", "status", "--stack", "production", "--json")
     assert json.loads(served.stdout)["release"]["id"] == world.releases["next"].id, served.stdout
+
+
+def test_an_operators_ctrl_c_aborts_the_rollout_and_every_request_goes_back(world: World) -> None:
+    """The runbook's abort on the local backend: Ctrl-C during a step. Nothing but the canary changed."""
+    serving = world.health("production").json()["version"]
+    name = "good" if serving != world.good.id else "next"
+    command = [str(BIN / "codexops"), "deploy", "production", "--release", world.releases[name].id]
+    command += ["--break-glass", "canary test"]
+    gateway = localenv.local_stack("production").gateway_url()
+    with Traffic(gateway, READS, threads=4, interval=0.05) as reads:
+        deploy = subprocess.Popen(
+            command, cwd=ROOT, env={**world.env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        assert deploy.stdout is not None
+        said = ""
+        for line in deploy.stdout:
+            said += line
+            if "step 1/2" in line:  # the canary takes its 10%: the operator presses Ctrl-C
+                deploy.send_signal(signal.SIGINT)
+                break
+        said += deploy.communicate(timeout=600)[0]
+    print(said)
+    assert deploy.returncode != 0 and "step 1 (10%) aborted by the operator" in said, said
+    assert world.health("production").json()["version"] == serving and world.named("production") == serving
+    assert localenv.canary_of(localenv.read_state(localenv.local_stack("production"))) is None
+    assert reads.failures == [], reads.failures[:5]
+    rollout = _last_rollout(world, world.releases[name].id)
+    assert (rollout["outcome"], rollout["steps"]) == ("ABORTED", [])
+    assert _attested_steps(world, rollout, name)["reason"] == rollout["reason"]
