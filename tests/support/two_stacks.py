@@ -27,6 +27,7 @@ import pytest
 from codexops import localenv, signing
 from codexops.releases import desired
 from codexops.releases.model import Release
+from tests.support.evidence import commit_evidence
 from tests.support.gitrepo import clone_checkout, git
 from tests.support.suite_load import suite_load_yaml
 
@@ -151,3 +152,11 @@ def two_stacks(tmp: Path, builders: dict[str, Builder], rollouts: dict[str, str]
         assert stopped.returncode == 0
         for stack in STACKS:
             assert not localenv.port_taken(localenv.local_stack(stack).ports.gateway), f"{stack} still listens"
+
+
+def good_on_both(world: World) -> None:
+    """Both stacks deployed with good, production admitting it (its evidence committed, as promote does)."""
+    commit_evidence("production", world.good)
+    with ThreadPoolExecutor(len(STACKS)) as pool:
+        deploys = list(pool.map(lambda s: world.run("codexops", "deploy", s, "--release", world.good.id), STACKS))
+    assert [d.returncode for d in deploys] == [0, 0], [d.stdout + d.stderr for d in deploys]
