@@ -25,6 +25,12 @@ ARGO = "argoproj.io/v1alpha1"
 COMPONENT = "app"
 PROMETHEUS_PORT = 9090
 CONTROLLER = "Argo Rollouts v1.9.1 (its controller and CRDs, infra/crds/): https://argo-rollouts.readthedocs.io/"
+# pulumi up waits for the rollout's end: Healthy once every step passed. An aborted (Degraded) or paused
+# rollout (an Inconclusive step) never gets there, so the update fails at the timeout, the deploy fails
+# and codexops rolls back, instead of reporting a release that Argo sent back. The timeout: every pause,
+# plus the pods' start and each analysis.
+ROLLOUT_DONE = "jsonpath={.status.phase}=Healthy"
+AWAIT_MARGIN_SECONDS = 600
 
 
 def rolls_out(spec: EnvironmentSpec) -> bool:
@@ -118,6 +124,12 @@ def canary_steps(spec: EnvironmentSpec, template: str) -> list[dict[str, Any]]:
     return steps
 
 
+def awaited(spec: EnvironmentSpec) -> dict[str, str]:
+    """pulumi-kubernetes' await annotations (its generic await, 4.18.4 and later) for the Rollout."""
+    total = sum(step.pause_seconds for step in spec.rollout.steps) + AWAIT_MARGIN_SECONDS
+    return {"pulumi.com/waitFor": ROLLOUT_DONE, "pulumi.com/timeoutSeconds": str(total)}
+
+
 def effective_weight(weight: int, replicas: int) -> float:
     """Without a traffic router a step's weight is a share of pods: what share the canary really gets."""
     return math.ceil(replicas * weight / 100) / replicas
@@ -149,7 +161,7 @@ class CanaryRollout(pulumi.ComponentResource):
             "app-rollout",
             api_version=ARGO,
             kind="Rollout",
-            metadata=metadata(target, COMPONENT),
+            metadata={**metadata(target, COMPONENT), "annotations": awaited(spec)},
             spec={  # no replicas: the autoscaler scales the Rollout, as it scaled the Deployment
                 "selector": {"matchLabels": labels(COMPONENT)},
                 # The Deployment keeps its pods until the Rollout's are ready, then goes to 0.

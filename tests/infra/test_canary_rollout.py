@@ -42,6 +42,14 @@ def test_the_rollout_walks_the_spec_steps_each_analysed(released: Declaration) -
     assert all(a["args"] == [{"name": "canary", "value": "r42"}] for a in analyses)
 
 
+def test_pulumi_up_waits_until_every_step_passed(released: Declaration) -> None:
+    """An aborted or paused rollout never turns Healthy: the update fails, the deploy rolls back."""
+    annotations = _one(released, ROLLOUT)["metadata"]["annotations"]  # type: ignore[index]
+    pauses = sum(step.pause_seconds for step in released.spec.rollout.steps)
+    assert annotations["pulumi.com/waitFor"] == "jsonpath={.status.phase}=Healthy"
+    assert int(annotations["pulumi.com/timeoutSeconds"]) > pauses
+
+
 def test_the_rollout_takes_over_the_deployment_and_the_autoscaler_follows(production: Declaration) -> None:
     rollout = _one(production, ROLLOUT)["spec"]
     (deployment,) = [r for r in production.of_type("kubernetes:apps/v1:Deployment") if r.name == "app"]
