@@ -29,6 +29,7 @@ import httpx
 from codexops import load_client
 from codexops.checklist import CHECKLIST_DIR
 from codexops.targets import Target, TargetError, resolve_target
+from infra.alerts import is_latency_alert
 from infra.spec import ROOT, EnvironmentSpec
 from loadtests.shapes import duration, per_user_rate, ramp_seconds
 from loadtests.thresholds import Measurement, judge, steady_rps_from_history
@@ -267,9 +268,11 @@ def _instant_query(prometheus: str, at: datetime) -> Callable[[str], list[dict[s
     return query
 
 
-def check_alerts(target: Target, wait: float, since: datetime | None = None) -> Step:
+def check_alerts(target: Target, wait: float, since: datetime | None = None, starved: str = "") -> Step:
     """Firing alerts: critical FAILs, warning WARNs. With `since` (a deploy's verification), an alert
-    firing only on samples older than `since` does not count (codexops/alert_window.py)."""
+    firing only on samples older than `since` does not count (codexops/alert_window.py). With `starved`
+    (the load was INCONCLUSIVE: the machine starved its generator), the latency alerts, which measured the
+    same machine over the same window, are not judged: INCONCLUSIVE when nothing else fires."""
     began = time.monotonic()
     manager = alertmanager_url(target)
     if not target.prometheus_url and not manager:
@@ -289,13 +292,19 @@ def check_alerts(target: Target, wait: float, since: datetime | None = None) -> 
     figures: dict[str, Any] = {"checked": True, "source": source}
     if since is not None and firing:
         firing, figures = _judge_since(target, firing, since, figures)
+    aside = [a for a in firing if starved and is_latency_alert(str(a["labels"].get("alertname")))]
+    firing = [a for a in firing if a not in aside]
     reasons = [
         f"{a['labels'].get('alertname')} ({a['labels'].get('severity')}) firing: "
         f"{a.get('annotations', {}).get('summary', '')}"
         for a in firing
     ]
     severities = {a["labels"].get("severity") for a in firing}
-    status = "fail" if "critical" in severities else "warn" if firing else "pass"
+    status = "fail" if "critical" in severities else "warn" if firing else "inconclusive" if aside else "pass"
+    if aside:
+        names = sorted({str(a["labels"].get("alertname")) for a in aside})
+        figures["not_judged"] = names
+        reasons.append(f"not judged: {', '.join(names)} firing, on the machine that starved the load ({starved})")
     pending = [a["labels"].get("alertname") for a in alerts if a.get("state") == "pending"]
     figures.update(firing=len(firing), pending=pending)
     return Step("alerts", status, time.monotonic() - began, reasons, figures)
@@ -405,7 +414,10 @@ def run_gate(
     finally:
         target_file.unlink()  # it may carry the admin password; report.json names the target instead
     say("==> alert state in Alertmanager and Prometheus")
-    report.steps.append(check_alerts(target, alert_wait, since))
+    load_step = next((s for s in report.steps if s.name == "load"), None)
+    starved = str(load_step.figures.get("client", {}).get("starved", "")) if load_step else ""
+    starved = starved if load_step is not None and load_step.status == "inconclusive" else ""
+    report.steps.append(check_alerts(target, alert_wait, since, starved))
     predating = report.steps[-1].figures.get("predating_deploy")
     say(
         f"    {report.steps[-1].status}"

@@ -54,6 +54,15 @@ def threshold_rules(
     ]
 
 
+LATENCY_ALERT = "CodexP95Latency"  # its Warning and Critical: the service's latency, as the machine allows
+
+
+def is_latency_alert(name: str) -> bool:
+    """A latency alert measures the machine as much as the stack: not judged when the gate's load
+    generator was starved (codexops/gate.py)."""
+    return name in (f"{LATENCY_ALERT}Warning", f"{LATENCY_ALERT}Critical")
+
+
 def alert_rules(spec: EnvironmentSpec) -> list[AlertRule]:
     t = spec.thresholds
     return [
@@ -64,7 +73,7 @@ def alert_rules(spec: EnvironmentSpec) -> list[AlertRule]:
             "critical",
             "Sustained memory growth: a leak is likely",
         ),
-        *threshold_rules("CodexP95Latency", P95, t.p95LatencyMs, "p95 latency above {:g} ms", per=1000),
+        *threshold_rules(LATENCY_ALERT, P95, t.p95LatencyMs, "p95 latency above {:g} ms", per=1000),
         *threshold_rules("CodexErrorRate", ERROR_RATE, t.errorRate, "More than {:.0%} of requests fail"),
         *threshold_rules("CodexHealthScore", HEALTH, t.healthScore, "Health score below {:g}", below=True),
         AlertRule(

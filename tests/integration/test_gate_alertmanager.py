@@ -37,6 +37,32 @@ def test_a_warning_alert_warns_and_no_alert_passes(manager: str) -> None:
     assert check_alerts(TARGET, wait=0).status == "warn"
 
 
+STARVED = "the load generator was starved: it waited for a CPU 60 % of the time"
+
+
+def test_with_the_load_generator_starved_latency_alerts_are_not_judged(manager: str) -> None:
+    """The latency alerts measured the machine that starved the load: INCONCLUSIVE, not FAIL."""
+    post_alert(manager, alertname="CodexP95LatencyCritical", severity="critical", stack="staging")
+    post_alert(manager, alertname="CodexP95LatencyWarning", severity="warning", stack="staging")
+    assert check_alerts(TARGET, wait=0).status == "fail"  # a load the client delivered: the stack is slow
+    step = check_alerts(TARGET, wait=0, starved=STARVED)
+    assert step.status == "inconclusive", step
+    assert step.figures["not_judged"] == ["CodexP95LatencyCritical", "CodexP95LatencyWarning"]
+    assert step.reasons == [
+        "not judged: CodexP95LatencyCritical, CodexP95LatencyWarning firing, on the machine that starved "
+        f"the load ({STARVED})"
+    ]
+
+
+def test_with_the_load_generator_starved_any_other_alert_still_fails(manager: str) -> None:
+    post_alert(manager, alertname="CodexP95LatencyCritical", severity="critical", stack="staging")
+    post_alert(manager, alertname="CodexDatabaseDown", severity="critical", stack="staging")
+    step = check_alerts(TARGET, wait=0, starved=STARVED)
+    assert (
+        step.status == "fail" and step.reasons[0] == "CodexDatabaseDown (critical) firing: CodexDatabaseDown in a test"
+    )
+
+
 def test_an_alertmanager_that_does_not_answer_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CODEX_ALERTMANAGER_URL", f"http://127.0.0.1:{free_port()}")
     step = check_alerts(TARGET, wait=0)
