@@ -178,5 +178,6 @@ def baseline_markdown(stack: str, baselines: list[Baseline]) -> list[str]:
         if b.status == "compared" and b.candidate and b.serving:
             lines += [f"{stack} against {b.stack}, {window}:", "", *_table(b, b.candidate, b.serving), ""]
         else:
-            lines += [f"{stack} against {b.stack}: {b.note}.", ""]
+            served = [f"{side.stack} served {side.release}" for side in (b.candidate, b.serving) if side]
+            lines += [f"{stack} against {b.stack}: {b.note}." + (f" ({'; '.join(served)})" if served else ""), ""]
     return lines

@@ -119,6 +119,7 @@ def test_a_quiet_production_is_not_enough_traffic_not_a_comparison(urls: tuple[s
     assert f"production: not enough traffic (36 requests in 60 s, {MIN_SAMPLES} needed)" == baseline.note
     section = "\n".join(baseline_markdown("staging", [baseline]))
     assert baseline.note in section and "| p95 |" not in section
+    assert "(staging served r2; production served r1)" in section  # who, even without a comparison
 
 
 @pytest.mark.parametrize(
@@ -136,7 +137,7 @@ def test_without_a_prometheus_it_is_said_never_a_figure(
     baseline = compare("production", given.get(candidate or ""), given.get(serving or "", serving), BUSY, "staging")
     assert baseline.status == "unavailable" and said in baseline.note
     assert baseline.difference == {} and (baseline.candidate is None or baseline.serving is None)
-    assert f"staging against production: {baseline.note}." in baseline_markdown("staging", [baseline])
+    assert f"staging against production: {baseline.note}." in "\n".join(baseline_markdown("staging", [baseline]))
 
 
 def test_the_report_shows_both_side_by_side(urls: tuple[str, str]) -> None:
