@@ -232,6 +232,13 @@ def gate(
     reports: Annotated[
         Path, typer.Option(envvar="CODEX_REPORTS_DIR", help="reports go to REPORTS/<target>-<timestamp>/")
     ] = ROOT / "reports",
+    baseline_prometheus_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CODEX_BASELINE_PROMETHEUS_URL",
+            help="Prometheus of the stack the release would be promoted to (a local stack's is known)",
+        ),
+    ] = None,
 ) -> None:
     """Checklist, load test, alert state: PASS, WARN or FAIL (exit 0, 0, 1; 2 when it cannot run), or
     INCONCLUSIVE (exit 3): the load generator was starved (its CPU, its send lag or its wait for a CPU),
@@ -243,7 +250,14 @@ def gate(
     began = time.monotonic()
     try:
         resolved = resolve_target(target, stack=stack, prometheus_url=prometheus_url, local=local)
-        report = run_gate(resolved, shape=shape, scale=scale, reports=reports, say=typer.echo)
+        report = run_gate(
+            resolved,
+            shape=shape,
+            scale=scale,
+            reports=reports,
+            say=typer.echo,
+            baseline_prometheus_url=baseline_prometheus_url,
+        )
     except (GateCannotRun, TargetError, ValueError) as exc:
         typer.secho(f"gate could not run: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None

@@ -28,6 +28,7 @@ import httpx
 
 from codexops import load_client
 from codexops.checklist import CHECKLIST_DIR
+from codexops.gate_baseline import Baseline, Window, baselines, describe
 from codexops.targets import Target, TargetError, resolve_target
 from infra.alerts import is_latency_alert
 from infra.spec import ROOT, EnvironmentSpec
@@ -67,6 +68,8 @@ class GateReport:
     scale: float = 1.0
     target_rps: float = 0.0  # the spec's load.targetRps
     achieved_rps: float | None = None  # held after the ramp (gate shape only)
+    # The gate shape's candidate against each stack it would be promoted to; informational, never the verdict.
+    baselines: list[Baseline] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -362,10 +365,13 @@ def run_gate(
     say: Callable[[str], None] = print,
     alert_wait: float = 6.0,
     since: datetime | None = None,
+    baseline_prometheus_url: str | None = None,
 ) -> GateReport:
     """Judge `target` (resolved, or a name for resolve_target; `spec` then names whose thresholds apply).
     `since`: when the release under verification finished deploying; alerts firing only on older
-    samples then do not count (fix-forward). A plain gate passes none and judges every firing alert."""
+    samples then do not count (fix-forward). A plain gate passes none and judges every firing alert.
+    `baseline_prometheus_url`: the Prometheus of the stack the candidate would be promoted to (a local
+    target's is its local stack's), for the gate shape's baseline."""
     if isinstance(target, str):
         try:
             target = resolve_target(target, stack=spec.stack if spec else None, prometheus_url=prometheus_url)
@@ -409,7 +415,9 @@ def run_gate(
         load = target.spec.load
         say(f"==> load test: shape {shape}, {duration(shape, load, scale)} s at {load.targetRps:g} RPS")
         with one_full_load_at_a_time(shape, say):
+            began = time.time()
             report.steps.append(run_load(target, target_file, shape, scale, out))
+            window = Window(began, time.time())
         say(f"    {report.steps[-1].status} ({report.steps[-1].seconds:.1f} s) {report.steps[-1].figures}")
     finally:
         target_file.unlink()  # it may carry the admin password; report.json names the target instead
@@ -423,6 +431,16 @@ def run_gate(
         f"    {report.steps[-1].status}"
         + (f" (firing only on samples older than the deploy: {predating})" if predating else "")
     )
+    if shape == "gate":
+        report.baselines = baselines(
+            target.spec.stack,
+            target.prometheus_url,
+            window,
+            local=target.kind == "local",
+            serving_url=baseline_prometheus_url,
+        )
+        for line in describe(target.spec.stack, report.baselines):
+            say(line)
     report.verdict = verdict(report.steps)
     report.achieved_rps = next((s.figures.get("achieved_rps") for s in report.steps if s.name == "load"), None)
     write_report(report, target.spec, out)
@@ -444,6 +462,6 @@ def _attest(out: Path, say: Callable[[str], None]) -> None:
 def write_report(report: GateReport, spec: EnvironmentSpec, out: Path) -> None:
     from codexops.gate_report import latency_chart, markdown
 
-    chart = latency_chart(out / "locust_stats_history.csv", spec, out / "latency.png")
+    chart = latency_chart(out / "locust_stats_history.csv", spec, out / "latency.png", report.baselines)
     (out / "report.json").write_text(json.dumps(asdict(report), indent=2, default=str))
     (out / "report.md").write_text(markdown(report, spec, chart))

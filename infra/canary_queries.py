@@ -35,6 +35,16 @@ def latency_quantile(quantile: float, selector: str, window: str) -> str:
     return f"histogram_quantile({quantile}, sum by (le) ({buckets}))"
 
 
+def releases(window: str) -> str:
+    """One series per release a replica exported in the window (its `version` label)."""
+    return f"group by (version) (max_over_time(codex_build_info{{{JOB}}}[{window}]))"
+
+
+def every_release() -> str:
+    """A selector for every replica, whatever it serves: a whole stack's figures (the gate's baseline)."""
+    return 'version=~".+"'
+
+
 def canary(release: str) -> str:
     return f'version="{release}"'
 

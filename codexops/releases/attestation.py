@@ -2,8 +2,8 @@
 
 Written next to the gate's report.json when a full gate (the spec's `gate` shape at scale 1.0) of a named
 release finishes, whatever its verdict:
-- statement.json: the statement (subject = the release digest; predicate = verdict, figures, spec digest,
-  shape and scale, report.json's sha256);
+- statement.json: the statement (subject = the release digest; predicate = verdict, figures, the baselines
+  against the stack it would be promoted to, spec digest, shape and scale, report.json's sha256);
 - predicate.json: the predicate alone, what `actions/attest` signs in CI with the workflow's identity;
 - attestation.json: the statement in a DSSE envelope signed with the operator's ed25519 key, when one
   exists (codexops/signing.py).
@@ -47,6 +47,16 @@ def _load_figures(report: dict[str, Any]) -> dict[str, Any]:
     return {k: figures[k] for k in keys if k in figures}
 
 
+def _baselines(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The gate's baselines (codexops/gate_baseline.py) without their p95 series: figures, not charts."""
+
+    def side(figures: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if figures is None else {k: v for k, v in figures.items() if k != "p95_series"}
+
+    found = report.get("baselines") or []
+    return [{**b, "candidate": side(b.get("candidate")), "serving": side(b.get("serving"))} for b in found]
+
+
 def predicate(report_path: Path, at: datetime) -> dict[str, Any]:
     """The predicate of the gate whose report is `report_path`, bound to that file's exact bytes."""
     report = json.loads(report_path.read_text())
@@ -60,6 +70,7 @@ def predicate(report_path: Path, at: datetime) -> dict[str, Any]:
         "targetRps": report.get("target_rps"),
         "achievedRps": report.get("achieved_rps"),
         "figures": _load_figures(report),
+        "baselines": _baselines(report),  # informational: the verdict does not depend on them
         "reasons": [f"{s['name']}: {r}" for s in report.get("steps", []) for r in s.get("reasons", [])][:20],
         "specDigest": report.get("spec_digest", ""),
         "report": {"name": REPORT, "sha256": sha256_file(report_path)},

@@ -11,6 +11,7 @@ a deploy: its alerts (5-minute rate windows) fail only what they should.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -163,6 +164,23 @@ def test_a_good_release_is_promoted_under_load_and_a_second_promotion_is_refused
     assert f"evidence/production/{world.good.id}/attestation.json" in files and "Pulumi.production.yaml" in files
     assert run.diff.returncode == 0, run.diff.stdout
     assert f"production serves {world.good.id}, as Pulumi.production.yaml" in run.diff.stdout
+
+
+def test_the_full_gate_reports_the_candidate_against_productions_prometheus(
+    world: World, first_promotion: FirstPromotion
+) -> None:
+    """Staging's full gate read production's own Prometheus over its load's window (codexops/gate_baseline.py):
+    the candidate's side is the gated release, production's side whatever its replicas exported then."""
+    stdout = first_promotion.gated.stdout
+    folder = Path(stdout.split("==> report: ", 1)[1].split()[0]).parent
+    (baseline,) = json.loads((folder / "report.json").read_text())["baselines"]
+    print(f"baseline: {baseline['status']}: {baseline['note']} {baseline.get('difference')}")
+    assert baseline["stack"] == "production" and baseline["status"] in ("compared", "not enough traffic")
+    candidate, serving = baseline["candidate"], baseline["serving"]
+    assert candidate["releases"] == [world.good.id] and candidate["requests"] >= baseline["min_samples"]
+    assert serving["prometheus_url"] == localenv.local_stack("production").prometheus_url()
+    assert "### Baseline" in (folder / "report.md").read_text()
+    assert "==> baseline: staging against production" in stdout
 
 
 @pytest.mark.usefixtures("staging_serves_good")
