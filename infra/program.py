@@ -93,11 +93,12 @@ def build(spec: EnvironmentSpec) -> Environment:
     redis = Redis("redis", target, secrets.redis_password, opts(foundation, issuers))
     app_port = spec.ports.app
     observability = Observability(
-        "observability", target, [f"{h}:{app_port}" for h in target.app_hosts], opts(foundation)
+        "observability", target, [f"{h}:{app_port}" for h in target.scraped_app_hosts], opts(foundation)
     )
     app = App("app", target, secret_env, opts(foundation, postgres, redis))
     services = generic_services(target, opts(foundation))
-    gateway = Gateway("gateway", target, [f"{h}:{app_port}" for h in target.gateway_upstreams], opts(app, issuers))
+    upstreams = [f"{h}:{app_port}" for h in target.gateway_upstreams]
+    gateway = Gateway("gateway", target, upstreams, opts(app, issuers), canary=app.canary)
     canary = CanaryRollout("canary", target, opts(app, observability)) if rolls_out(spec) else None
     pulumi.export("platform", spec.platform)
     pulumi.export("image", app.image_ref)

@@ -2,7 +2,8 @@
 kubelet refreshes the mounted files (within about a minute), but nginx and Redis read them only at start:
 each runs under a small shell supervisor that checks the mounted files every RELOAD_SECONDS and, when they
 changed, reloads the server in place (no restart, no dropped connections). Self-contained: no reloader
-controller, no sidecar signalling across containers."""
+controller, no sidecar signalling across containers. On Docker a canary step's upstream weights reach the
+gateway container by `docker exec` and the same graceful reload (docker_nginx_reload)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,34 @@ def redis_with_reload(server: str, tls_dir: str) -> str:
         "| grep -q OK"
     )
     return reload_on_change(server, reload, files)
+
+
+def docker_nginx_reload(container: str, conf: str) -> str:
+    """sh, run where `pulumi up` runs (the docker CLI on DOCKER_HOST): the nginx.conf on stdin is written
+    beside `conf` in the running `container` (as root: the upload is root's), checked there with `nginx -t`
+    as nginx's own user, moved in place and loaded with `nginx -s reload`. The first run keeps the uploaded
+    file (.uploaded) for docker_nginx_restore. A file nginx refuses fails the command, and `pulumi up` with
+    it; nginx keeps serving the file it has."""
+    box, new, kept = shlex.quote(container), f"{conf}.next", f"{conf}.uploaded"
+    return (
+        "set -eu; "
+        f"docker exec -i -u 0 {box} sh -c 'cat > {new} && chmod 0644 {new} && "
+        f"{{ [ -f {kept} ] || cp -p {conf} {kept}; }}'; "
+        f"docker exec {box} nginx -q -t -c {new}; "
+        f"docker exec -u 0 {box} mv {new} {conf}; "
+        f"docker exec {box} nginx -s reload; "
+        f'echo "{container}: nginx reloaded with the new upstream weights"'
+    )
+
+
+def docker_nginx_restore(container: str, conf: str) -> str:
+    """sh that puts the uploaded nginx.conf back and reloads; nothing to do for a container created since
+    (it runs its upload) or one that is gone."""
+    box, kept = shlex.quote(container), f"{conf}.uploaded"
+    return (
+        "set -eu; "
+        f"docker inspect {box} >/dev/null 2>&1 || exit 0; "
+        f"if docker exec -u 0 {box} sh -c '[ -f {kept} ] && mv {kept} {conf}'; then "
+        f"docker exec {box} nginx -s reload; "
+        f'echo "{container}: nginx reloaded with its uploaded upstream"; fi'
+    )

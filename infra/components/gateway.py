@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
@@ -23,14 +24,17 @@ from infra.components.target import (
 )
 from infra.components.workload import container as kubernetes_container
 from infra.components.workload import disruption_budget, workload
-from infra.reload_scripts import nginx_with_reload
+from infra.providers import setting
+from infra.reload_scripts import docker_nginx_reload, docker_nginx_restore, nginx_with_reload
 from infra.render import Container, render_nginx
 from infra.spec import NAMESPACE, EnvironmentSpec
+from infra.weights import upstream_weights
 
 HTTP, HTTPS = GATEWAY_HTTP, GATEWAY_HTTPS  # nginx's own ports; the Service or the host maps 80/443
 TLS_DIR = "/etc/nginx/tls"
 CONF_DIR = "/etc/nginx/living-codex"  # a directory mount (not subPath), so a changed ConfigMap reaches it
 NGINX_UID = "101"  # the nginx-unprivileged image's user: it alone may read the uploaded key
+DOCKER_CONF = "/etc/nginx/nginx.conf"
 DOCKER_TLS_KEYS = ("tlsCertificate", "tlsKey")
 
 
@@ -67,6 +71,16 @@ def _load_balancer_address(status: Any) -> str:
     return str(getattr(ingress[0], "ip", None) or getattr(ingress[0], "hostname", None) or "")
 
 
+def canary_upstreams(target: Target, upstreams: list[str], weight: int) -> tuple[list[str], dict[str, int]]:
+    """The serving replicas and the canary with the step's weights (infra/weights.py), as the local gateway
+    routes a step; at weight 0 the canary is not in the upstream."""
+    if not weight or target.canary_host is None:
+        return upstreams, {}
+    weights = upstream_weights(weight, len(upstreams))
+    canary = f"{target.canary_host}:{target.spec.ports.app}"
+    return [*upstreams, canary], {**dict.fromkeys(upstreams, weights.baseline), canary: weights.canary}
+
+
 class Gateway(pulumi.ComponentResource):
     nginx_conf: str
     container: docker.Container | None = None
@@ -76,17 +90,40 @@ class Gateway(pulumi.ComponentResource):
     service: k8s.core.v1.Service | None = None
     pdb: k8s.policy.v1.PodDisruptionBudget | None = None
     address: pulumi.Output[str] | None = None
+    reload: command.local.Command | None = None  # Docker: a rollout step's weights, reloaded in place
 
     def __init__(
-        self, name: str, target: Target, upstreams: list[str], opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        target: Target,
+        upstreams: list[str],
+        opts: pulumi.ResourceOptions | None = None,
+        canary: docker.Container | None = None,
     ) -> None:
         super().__init__("living-codex:index:Gateway", name, None, opts)
         spec = target.spec
         self.entry = catalogue.entry(spec, "gateway")
         self.tls_secret = spec.tlsSecretName or f"{target.host('gateway')}-tls"
-        self.nginx_conf = render_nginx(
+        # What the container is created with: the serving replicas alone, so a canary step never changes it.
+        self.uploaded_conf = self._render(target, upstreams, {})
+        self.nginx_conf = self.uploaded_conf  # what nginx serves
+        if spec.canary and target.canary_host:
+            routed, weights = canary_upstreams(target, upstreams, spec.canary.weight)
+            self.nginx_conf = self._render(target, routed, weights)
+        if target.kubernetes:
+            self._kubernetes(target)
+        else:
+            self._docker(target)
+            if spec.canary and canary is not None:
+                self._reload_weights(target, canary)
+        self.register_outputs({})
+
+    def _render(self, target: Target, upstreams: list[str], weights: dict[str, int]) -> str:
+        spec = target.spec
+        return render_nginx(
             spec,
             upstreams,
+            weights=weights,
             http_port=HTTP,
             https_port=HTTPS,
             tls_cert=f"{TLS_DIR}/tls.crt" if spec.tls else "",
@@ -98,16 +135,11 @@ class Gateway(pulumi.ComponentResource):
                 real_ip_from=spec.gateway.trustedProxies,
             ),
         )
-        if target.kubernetes:
-            self._kubernetes(target)
-        else:
-            self._docker(target)
-        self.register_outputs({})
 
     def _docker(self, target: Target) -> None:
         spec = target.spec
         ports = [{"internal": HTTP, "external": spec.ports.http}]
-        uploads: list[dict[str, object]] = [{"file": "/etc/nginx/nginx.conf", "content": self.nginx_conf}]
+        uploads: list[dict[str, object]] = [{"file": DOCKER_CONF, "content": self.uploaded_conf}]
         if spec.tls:
             # Secrets stay secrets in the state; a new certificate is new uploads, so `pulumi up` replaces
             # the container (no reload loop to watch files, as on Kubernetes).
@@ -124,6 +156,32 @@ class Gateway(pulumi.ComponentResource):
             health=["CMD-SHELL", f"wget -qO- http://127.0.0.1:{HTTP}/health/live"],
             ports=ports,
             uploads=uploads,
+        )
+
+    def _reload_weights(self, target: Target, canary: docker.Container) -> None:
+        """A rollout step's weights reach the running nginx by a graceful reload, not a new container.
+
+        Uploads are fixed when a container is created (the provider replaces it for new ones, and a replaced
+        gateway drops every connection), so the container keeps the serving upstream it was created with,
+        and this command writes the step's nginx.conf into it (`docker exec`, checked with `nginx -t`)
+        and reloads nginx: new workers take new connections, the old ones finish theirs. A new weight runs
+        it again; deleting it (the canary removed) puts the uploaded file back and reloads first, since it
+        depends on the canary's container, which is deleted after it."""
+        assert self.container is not None
+        host = target.host("gateway")
+        docker_host = setting(target.spec, "docker:host")
+        self.reload = command.local.Command(
+            "gateway-weights",
+            create=docker_nginx_reload(host, DOCKER_CONF),
+            delete=docker_nginx_restore(host, DOCKER_CONF),
+            stdin=self.nginx_conf,
+            environment={"DOCKER_HOST": docker_host} if docker_host else None,
+            triggers=[self.container.id],  # a new gateway container starts from the upload: write it again
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container, canary], delete_before_replace=True),
+        )
+        target.prerequisites.append(
+            "the docker CLI where `pulumi up` runs, reaching docker:host: a canary step reloads the gateway "
+            "with `docker exec`"
         )
 
     def _kubernetes(self, target: Target) -> None:
