@@ -128,3 +128,14 @@ def test_production_declares_no_canary_container_or_command(production: Declarat
     assert not production.of_type(COMMAND)
     assert not any("canary" in r.name and r.type.startswith("docker:") for r in production.resources)
     assert with_release(load_spec("production")).canary is None
+
+
+def test_the_policy_pack_passes_a_step(step: Declaration) -> None:
+    from policies.evaluate import evaluate
+
+    resources = [(r.type, r.name, r.inputs) for r in step.custom()]
+    assert evaluate(resources, "Staging", stack="staging") == []
+    broken = [(t, n, {**p, "memory": 0} if n == "app-canary" else p) for t, n, p in resources]
+    assert [(v.resource, v.level) for v in evaluate(broken, "Staging", stack="staging")][:1] == [
+        ("app-canary", "mandatory")
+    ]  # the canary is held to the replicas' rules
