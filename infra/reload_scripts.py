@@ -68,7 +68,7 @@ def docker_nginx_reload(container: str, conf: str) -> str:
         f"{{ [ -f {kept} ] || cp -p {conf} {kept}; }}'; "
         f"docker exec {box} nginx -q -t -c {new}; "
         f"docker exec -u 0 {box} mv {new} {conf}; "
-        f"docker exec {box} nginx -s reload; "
+        f"docker exec {box} nginx -s reload -c {conf}; "
         f'echo "{container}: nginx reloaded with the new upstream weights"'
     )
 
@@ -81,6 +81,6 @@ def docker_nginx_restore(container: str, conf: str) -> str:
         "set -eu; "
         f"docker inspect {box} >/dev/null 2>&1 || exit 0; "
         f"if docker exec -u 0 {box} sh -c '[ -f {kept} ] && mv {kept} {conf}'; then "
-        f"docker exec {box} nginx -s reload; "
+        f"docker exec {box} nginx -s reload -c {conf}; "
         f'echo "{container}: nginx reloaded with its uploaded upstream"; fi'
     )
