@@ -93,9 +93,11 @@ def build(spec: EnvironmentSpec) -> Environment:
     redis = Redis("redis", target, secrets.redis_password, opts(foundation, issuers))
     app_port = spec.ports.app
     observability = Observability(
-        "observability", target, [f"{h}:{app_port}" for h in target.scraped_app_hosts], opts(foundation)
+        "observability", target, [f"{h}:{app_port}" for h in target.app_hosts], opts(foundation)
     )
     app = App("app", target, secret_env, opts(foundation, postgres, redis))
+    if app.canary is not None:  # a Docker rollout step (codexops/releases/docker_canary.py)
+        observability.scrape_canary(target, app.canary)
     services = generic_services(target, opts(foundation))
     upstreams = [f"{h}:{app_port}" for h in target.gateway_upstreams]
     gateway = Gateway("gateway", target, upstreams, opts(app, issuers), canary=app.canary)

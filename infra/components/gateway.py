@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 from infra import catalogue
 from infra.catalogue import GATEWAY_HTTP, GATEWAY_HTTPS
 from infra.components.container import container
+from infra.components.in_place import reloaded_file
 from infra.components.issuers import WAIT_READY
 from infra.components.target import (
     Target,
@@ -24,7 +25,6 @@ from infra.components.target import (
 )
 from infra.components.workload import container as kubernetes_container
 from infra.components.workload import disruption_budget, workload
-from infra.providers import setting
 from infra.reload_scripts import docker_nginx_reload, docker_nginx_restore, nginx_with_reload
 from infra.render import Container, render_nginx
 from infra.spec import NAMESPACE, EnvironmentSpec
@@ -159,30 +159,12 @@ class Gateway(pulumi.ComponentResource):
         )
 
     def _reload_weights(self, target: Target, canary: docker.Container) -> None:
-        """A rollout step's weights reach the running nginx by a graceful reload, not a new container.
-
-        Uploads are fixed when a container is created (the provider replaces it for new ones, and a replaced
-        gateway drops every connection), so the container keeps the serving upstream it was created with,
-        and this command writes the step's nginx.conf into it (`docker exec`, checked with `nginx -t`)
-        and reloads nginx: new workers take new connections, the old ones finish theirs. A new weight runs
-        it again; deleting it (the canary removed) puts the uploaded file back and reloads first, since it
-        depends on the canary's container, which is deleted after it."""
+        """A step's weights reach the running nginx by a graceful reload, never a new gateway container
+        (infra/components/in_place.py): new workers take new connections, the old ones finish theirs."""
         assert self.container is not None
         host = target.host("gateway")
-        docker_host = setting(target.spec, "docker:host")
-        self.reload = command.local.Command(
-            "gateway-weights",
-            create=docker_nginx_reload(host, DOCKER_CONF),
-            delete=docker_nginx_restore(host, DOCKER_CONF),
-            stdin=self.nginx_conf,
-            environment={"DOCKER_HOST": docker_host} if docker_host else None,
-            triggers=[self.container.id],  # a new gateway container starts from the upload: write it again
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container, canary], delete_before_replace=True),
-        )
-        target.prerequisites.append(
-            "the docker CLI where `pulumi up` runs, reaching docker:host: a canary step reloads the gateway "
-            "with `docker exec`"
-        )
+        scripts = docker_nginx_reload(host, DOCKER_CONF), docker_nginx_restore(host, DOCKER_CONF)
+        self.reload = reloaded_file(self, target, "gateway-weights", self.container, self.nginx_conf, scripts, [canary])
 
     def _kubernetes(self, target: Target) -> None:
         spec, component = target.spec, "gateway"

@@ -77,11 +77,6 @@ class Target:
         return f"{self.host('app')}-canary" if self.spec.canary and not self.kubernetes else None
 
     @property
-    def scraped_app_hosts(self) -> list[str]:
-        """Every app container Prometheus scrapes: the serving ones and a rollout step's canary."""
-        return self.app_hosts + ([self.canary_host] if self.canary_host else [])
-
-    @property
     def gateway_upstreams(self) -> list[str]:
         """nginx's resolver applies no search domains: in Kubernetes, the Service's full name."""
         if self.kubernetes:

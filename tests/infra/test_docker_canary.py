@@ -5,6 +5,8 @@ upstream reloaded in place by a command; the gateway container itself is the sam
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from tests.infra.test_nginx_conf import _for_this_nginx, _nginx_t, _self_signed
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = "command:local:Command"
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"  # installed by make setup
 SERVING_IMAGE = "ghcr.io/living-codex/living-codex@sha256:" + "a" * 64
 CANARY_IMAGE = "ghcr.io/living-codex/living-codex@sha256:" + "b" * 64
 
@@ -63,8 +66,25 @@ def test_a_step_declares_one_canary_container_of_its_release(step: Declaration) 
         assert docker_env(container(step, name))["CODEX_RELEASE"] == "1.0.0+a"
     assert canary["wait"] is True  # `up` returns once it is healthy
     assert set(container(step, "app-1")) == set(canary)  # the same kind of replica: limits, health, secrets
-    scraped = step.environment and step.environment.observability.prometheus_config
-    assert scraped and "living-codex-app-canary:5002" in scraped
+
+
+def test_prometheus_scrapes_the_canary_by_a_reload_and_its_config_passes_promtool(
+    serving: Declaration, step: Declaration, tmp_path: Path
+) -> None:
+    assert container(step, "prometheus") == container(serving, "prometheus")  # never replaced by a step
+    scrape = step.one(COMMAND, "prometheus-canary")
+    targets = yaml.safe_load(scrape.inputs["stdin"])["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert targets == ["living-codex-app-1:5002", "living-codex-app-2:5002", "living-codex-app-canary:5002"]
+    script = scrape.inputs["create"]
+    assert script.index("promtool check config /etc/prometheus/prometheus.yml.next") < script.index("kill -HUP 1")
+    urns = {r.name: r.urn for r in step.custom()}
+    assert {urns["prometheus"], urns["app-canary"]} <= set(scrape.dependencies)
+    rules = tmp_path / "alert-rules.yml"
+    rules.write_text(next(u["content"] for u in container(step, "prometheus")["uploads"] if "alert-rules" in u["file"]))
+    config = tmp_path / "prometheus.yml"
+    config.write_text(scrape.inputs["stdin"].replace("/etc/prometheus/alert-rules.yml", str(rules)))
+    checked = subprocess.run([PROMTOOL, "check", "config", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_the_step_weights_the_gateway_upstream_and_its_conf_passes_nginx_t(step: Declaration, tmp_path: Path) -> None:
@@ -85,9 +105,11 @@ def test_the_step_weights_the_gateway_upstream_and_its_conf_passes_nginx_t(step:
 
 def test_a_weight_change_reloads_nginx_and_never_replaces_the_gateway(serving: Declaration, step: Declaration) -> None:
     later = staging_with(canary_at(50))
-    assert container(step, "gateway") == container(serving, "gateway") == container(later, "gateway")
+    for name in ("gateway", "prometheus", "app-1", "app-2"):
+        assert container(step, name) == container(serving, name) == container(later, name), name
     first, second = step.one(COMMAND, "gateway-weights"), later.one(COMMAND, "gateway-weights")
     assert first.inputs["create"] == second.inputs["create"] and first.inputs["stdin"] != second.inputs["stdin"]
+    assert later.one(COMMAND, "prometheus-canary").inputs == step.one(COMMAND, "prometheus-canary").inputs
     assert "weight=100" in upstream(second.inputs["stdin"])[2]  # 50%: 100 / (50 + 50 + 100)
     script = first.inputs["create"]
     checked, reloaded = script.index("nginx -q -t -c /etc/nginx/nginx.conf.next"), script.index("nginx -s reload")
@@ -111,7 +133,7 @@ def test_without_a_canary_nothing_of_it_is_declared(serving: Declaration, stagin
     for declaration in (serving, staging):
         names = {r.name for r in declaration.resources}
         assert "app-canary" not in names and not declaration.of_type(COMMAND)
-        assert declaration.environment and "canary" not in declaration.environment.observability.prometheus_config
+        assert "canary" not in str(container(declaration, "prometheus")["uploads"])
 
 
 def test_kubernetes_and_the_committed_files_refuse_a_canary(tmp_path: Path) -> None:
