@@ -29,13 +29,13 @@ import httpx
 
 from codexops.paths import local_root, stacks_root
 from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql, restrict_access
-from codexops.rollout.weights import upstream_weights
 from codexops.supervisor_programs import catalogue_program, supervisor_program
 from infra import app_env
 from infra.alerts import render_alert_rules
 from infra.catalogue import Entry, catalogue, scrape_jobs
 from infra.render import render_alertmanager, render_nginx, render_prometheus
 from infra.spec import EnvironmentSpec, SpecError, available_stacks, load_spec, repo_root
+from infra.weights import upstream_weights
 
 RUNTIME = local_root()
 DEFAULT_STACK = "staging"

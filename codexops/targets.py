@@ -153,7 +153,7 @@ def remote_target(stack: str, asked: str, prometheus_url: str | None) -> Target:
         kind=spec.platform,
         url=gateway_url(spec),
         spec=spec,
-        prometheus_url=prometheus_url,
+        prometheus_url=prometheus_url or os.environ.get("CODEX_PROMETHEUS_URL") or None,
         tls=spec.tls,
         app_hosts=hosts,  # Kubernetes pods are listed by the checklist when it runs (kubectl)
         log_paths=("/app/logs/server.log",) * len(hosts),

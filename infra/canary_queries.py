@@ -51,3 +51,8 @@ def canary(release: str) -> str:
 
 def baseline(release: str) -> str:
     return f'version!="{release}"'
+
+
+def scraped(release: str) -> str:
+    """How many replicas of `release` Prometheus scrapes: a canary serves its step once this is 1."""
+    return f"count(codex_build_info{{{JOB},{canary(release)}}})"

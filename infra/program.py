@@ -96,8 +96,11 @@ def build(spec: EnvironmentSpec) -> Environment:
         "observability", target, [f"{h}:{app_port}" for h in target.app_hosts], opts(foundation)
     )
     app = App("app", target, secret_env, opts(foundation, postgres, redis))
+    if app.canary is not None:  # a Docker rollout step (codexops/releases/docker_canary.py)
+        observability.scrape_canary(target, app.canary)
     services = generic_services(target, opts(foundation))
-    gateway = Gateway("gateway", target, [f"{h}:{app_port}" for h in target.gateway_upstreams], opts(app, issuers))
+    upstreams = [f"{h}:{app_port}" for h in target.gateway_upstreams]
+    gateway = Gateway("gateway", target, upstreams, opts(app, issuers), canary=app.canary)
     canary = CanaryRollout("canary", target, opts(app, observability)) if rolls_out(spec) else None
     pulumi.export("platform", spec.platform)
     pulumi.export("image", app.image_ref)

@@ -336,6 +336,16 @@ RELEASE_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$"
 ONE_LINE = r"^[^\x00-\x1f\x7f]+$"  # no newline or other control character
 
 
+class DockerCanary(Model):
+    """A canary step in progress on a Docker stack: one container of `release` (`image`) beside the serving
+    ones, sent `weight` percent of requests by the gateway. Set by codexops for one `pulumi up` at a time
+    (codexops/releases/docker_canary.py), never committed: the stack file is the desired state."""
+
+    release: str = Field(pattern=RELEASE_PATTERN)
+    image: str = Field(min_length=1, pattern=ONE_LINE)
+    weight: int = Field(ge=0, le=99, description="percent of requests to the canary (0: started, no traffic)")
+
+
 class Promotion(Model):
     """What a release needs before it may run on this stack: a signed full gate of its exact digest on
     the stack `from`, committed under evidence/<this stack>/<release>/ (codexops/releases/doors.py)."""
@@ -403,6 +413,7 @@ class EnvironmentSpec(Model):
     local: Local = Local()
     load: Load = Load()
     rollout: Rollout = Rollout()
+    canary: DockerCanary | None = None  # a rollout's step on Docker, set at run time (never in the file)
     secrets: dict[str, str] = Field(default_factory=dict, description="secret key -> ciphertext")
     plaintext_secrets: tuple[str, ...] = Field(
         (), description="secret keys set without --secret: the policy pack refuses such a stack"
@@ -436,6 +447,11 @@ class EnvironmentSpec(Model):
                 ipaddress.ip_network(getattr(self, key), strict=False)
             except ValueError as exc:
                 raise ValueError(f"{key}: {exc}; give a CIDR like 10.244.0.0/16") from None
+        if self.canary is not None and self.platform != "docker":
+            raise ValueError(
+                f"canary: {NAMESPACE}:canary is codexops' Docker rollout step; on {self.platform} the "
+                "rollout engine (Argo Rollouts) runs the canary"
+            )
         receivers = self.alerting.receivers
         if len({r.name for r in receivers}) != len(receivers):
             raise ValueError("alerting: receiver names must be unique")
@@ -547,4 +563,9 @@ def load_spec(stack: str, root: Path | None = None) -> EnvironmentSpec:
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise SpecError(f"{path.name} has no 'config:' map")
+    if f"{NAMESPACE}:canary" in config:
+        raise SpecError(
+            f"{path.name}: {NAMESPACE}:canary is set by codexops during a rollout, for one `pulumi up` at a "
+            "time; a committed file names the release every replica runs (living-codex:image): remove it"
+        )
     return spec_from_config(stack, config, path.name)

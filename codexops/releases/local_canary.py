@@ -7,15 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from codexops import localenv
 from codexops.releases.backend import Progress
 from codexops.releases.local_replicas import apply_settings, start_replica
 from codexops.releases.model import Release
 from codexops.rollout.analysis import Query
-
-HTTP_TIMEOUT = 10.0
+from codexops.rollout.prometheus import instant_query
 
 
 class LocalCanary:
@@ -58,16 +55,7 @@ class LocalCanary:
         progress("  canary stopped and removed")
 
     def query(self) -> Query:
-        url = f"{self.local.prometheus_url()}/api/v1/query"
-
-        def value(expression: str) -> float | None:
-            answer = httpx.get(url, params={"query": expression}, timeout=HTTP_TIMEOUT).json()
-            if answer.get("status") != "success":
-                raise ValueError(f"Prometheus refused {expression!r}: {answer.get('error')}")
-            result = answer["data"]["result"]
-            return float(result[0]["value"][1]) if result else None
-
-        return value
+        return instant_query(self.local.prometheus_url())
 
 
 def leftover(local: localenv.LocalStack) -> bool:

@@ -2,6 +2,8 @@
 
 Deploy = select the stack and `up` it with the policy pack: the image is the one Pulumi.<stack>.yaml
 names (the desired state committed in Git; nothing is set at run time), and it must be the release's.
+A Docker stack with canary steps walks them first (codexops/releases/docker_canary.py), each step an `up`
+of a copy of that file; Kubernetes runs them under Argo Rollouts.
 It is thin and honest: without the Pulumi CLI it says so (exit 2), and it reports a deployment only
 when `up` says it succeeded. Drift is `preview --expect-no-changes`.
 
@@ -22,10 +24,13 @@ from codexops.backend_choice import BackendUnavailable
 from codexops.gate import GateReport, run_gate
 from codexops.releases import desired
 from codexops.releases.backend import DeployOutcome, Progress
+from codexops.releases.docker_canary import CanaryCannotRun, DockerCanary, PulumiUpFailed, ServingRelease, walk
 from codexops.releases.model import Release, list_releases
 from codexops.releases.serving import Replica, Serving
-from codexops.targets import remote_target
-from infra.spec import load_spec
+from codexops.rollout.driver import RolloutResult
+from codexops.rollout.prometheus import instant_query
+from codexops.targets import gateway_url, remote_target
+from infra.spec import EnvironmentSpec, load_spec
 
 SelectStack = Callable[..., Any]  # pulumi.automation.select_stack, or a stand-in in tests
 
@@ -54,8 +59,6 @@ class PulumiBackend:
     def deploy(self, stack: str, release: Release, progress: Progress) -> DeployOutcome:
         if not release.image:
             return DeployOutcome(False, f"{release.id} has no image: build it where Docker runs")
-        from pulumi.automation.errors import CommandError
-
         named = desired.read(stack, self._root).image
         if named != release.image:
             return DeployOutcome(
@@ -63,23 +66,83 @@ class PulumiBackend:
                 f"Pulumi.{stack}.yaml names image {named or '(none)'}, not {release.id}'s {release.image}: "
                 "commit it first",
             )
-        environment = load_spec(stack, self._root).environment.lower()
+        spec = load_spec(stack, self._root)
+        environment = spec.environment.lower()
+        rollout: RolloutResult | None = None
         try:
             target = self._stack(stack)
+            rollout = self._canary_steps(target, spec, release, progress)
+            if rollout is not None and rollout.outcome == "ABORTED":
+                return DeployOutcome(
+                    False,
+                    f"canary aborted, the serving replicas never changed: {rollout.reason}",
+                    None,
+                    rollout.as_dict(),
+                )
+            # After the steps, the file's own `up`: the replicas move while the canary still takes its
+            # share, and it is removed last (infra/components/gateway.py puts the upstream back first).
             progress(f"  pulumi up --stack {stack} with the policy pack ({environment})")
+            result = self._up(target, environment, progress, f"deploy {release.id}")
+        except (CanaryCannotRun, PulumiUpFailed) as exc:
+            return DeployOutcome(False, str(exc), None, rollout.as_dict() if rollout else None)
+        outputs = ", ".join(f"{k}={v.value}" for k, v in result.outputs.items() if not v.secret)
+        detail = f"pulumi up succeeded: {outputs or 'no outputs'}"
+        if rollout is not None:
+            detail += f", after {len(rollout.steps)} canary steps"
+        return DeployOutcome(True, detail, None, rollout.as_dict() if rollout else None)
+
+    def _up(self, target: Any, environment: str, progress: Progress, message: str, config: Path | None = None) -> Any:
+        """`pulumi up` with the policy pack; `config`: a config file other than the committed one."""
+        from pulumi.automation.errors import CommandError
+
+        try:
             result = target.up(
                 on_output=progress,
                 refresh=True,  # read what really runs first: a change made outside Pulumi is not overwritten blind
                 policy_packs=[str(self._root / "policies")],
                 policy_pack_configs=[str(self._root / "policies" / "config" / f"{environment}.json")],
-                message=f"deploy {release.id}",
+                message=message,
+                **({"config_file": str(config)} if config else {}),
             )
         except CommandError as exc:
-            return DeployOutcome(False, f"pulumi up failed: {str(exc).strip()[-500:]}")
+            raise PulumiUpFailed(f"pulumi up failed: {str(exc).strip()[-500:]}") from None
         if result.summary.result != "succeeded":
-            return DeployOutcome(False, f"pulumi up ended {result.summary.result}")
-        outputs = ", ".join(f"{k}={v.value}" for k, v in result.outputs.items() if not v.secret)
-        return DeployOutcome(True, f"pulumi up succeeded: {outputs or 'no outputs'}")
+            raise PulumiUpFailed(f"pulumi up ended {result.summary.result}")
+        return result
+
+    def _canary_steps(
+        self, target: Any, spec: EnvironmentSpec, release: Release, progress: Progress
+    ) -> RolloutResult | None:
+        """A Docker stack's steps, walked by codexops (codexops/releases/docker_canary.py), when the spec
+        has steps and another image serves; None: straight to `up`. Kubernetes: Argo Rollouts walks the
+        steps the program declares (infra/components/canary.py), within that `up`'s rollout."""
+        from pulumi.automation.errors import CommandError
+
+        if spec.platform != "docker" or not spec.rollout.steps:
+            return None
+        try:
+            outputs = target.outputs()
+        except CommandError:
+            return None
+        image = outputs.get("image")
+        if image is None or not image.value or image.value == release.image:
+            return None  # nothing deployed yet, or this release already: nothing to compare with
+        prometheus = remote_target(spec.stack, spec.stack, None).prometheus_url
+        if not prometheus:
+            raise CanaryCannotRun(
+                f"{spec.stack}'s canary steps are analysed on its Prometheus: set CODEX_PROMETHEUS_URL "
+                "(main.yml: the PROMETHEUS_URL variable); nothing was deployed"
+            )
+        served = outputs.get("release")
+        serving = ServingRelease(str(image.value), str(served.value) if served else "")
+        environment = spec.environment.lower()
+
+        def up(config: Path | None, message: str) -> None:
+            self._up(target, environment, progress, message, config)
+
+        platform = DockerCanary(spec.stack, self._root, up, serving, release, instant_query(prometheus))
+        account = _value(outputs, "gateUsername"), _value(outputs, "gatePassword")
+        return walk(platform, spec, gateway_url(spec), account, progress)
 
     def serving_image(self, stack: str) -> str | None:
         """The image the stack's last deployment exported (None before the first `up`)."""
@@ -150,5 +213,9 @@ class PulumiBackend:
             outputs = self._stack(stack).outputs()
         except CommandError:
             return None, None
-        username, password = outputs.get("gateUsername"), outputs.get("gatePassword")
-        return (str(username.value) if username else None), (str(password.value) if password else None)
+        return _value(outputs, "gateUsername"), _value(outputs, "gatePassword")
+
+
+def _value(outputs: dict[str, Any], key: str) -> str | None:
+    found = outputs.get(key)
+    return str(found.value) if found else None

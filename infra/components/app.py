@@ -44,6 +44,7 @@ class App(pulumi.ComponentResource):
     image_ref: pulumi.Input[str]
     image: docker.Image | None = None
     containers: list[docker.Container]
+    canary: docker.Container | None = None  # Docker: a rollout step's canary beside the serving replicas
     config_map: k8s.core.v1.ConfigMap | None = None
     deployment: k8s.apps.v1.Deployment | None = None
     service: k8s.core.v1.Service | None = None
@@ -90,31 +91,45 @@ class App(pulumi.ComponentResource):
                 opts=child(self),
             )
             self.image_ref = self.image.repo_digest
-        envs: list[pulumi.Input[str]] = [f"{k}={v}" for k, v in env.items()]
-        envs += [pulumi.Output.concat(k, "=", v) for k, v in secret_env.items()]
+        secrets: list[pulumi.Input[str]] = [pulumi.Output.concat(k, "=", v) for k, v in secret_env.items()]
         self.hosts = target.app_hosts
         for index, host in enumerate(self.hosts, start=1):
-            self.containers.append(
-                container(
-                    self,
-                    target,
-                    self.entry,
-                    name=f"app-{index}",
-                    host=host,
-                    image=self.image_ref,
-                    health=[
-                        "CMD",
-                        "python",
-                        "-c",
-                        f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{self.port}{self.entry.health}')",
-                    ],
-                    envs=envs,
-                    labels=[{"label": SOURCES_ANNOTATION, "value": target.secret_sources}],
-                    stop_timeout=spec.shutdown.drainSeconds + spec.shutdown.graceSeconds + 5,
-                    wait=True,  # the gateway is declared after the app: it starts on healthy replicas
-                    wait_timeout=120,
-                )
+            self.containers.append(self._replica(target, f"app-{index}", host, self.image_ref, env, secrets))
+        if spec.canary and target.canary_host:  # a rollout step (codexops/releases/docker_canary.py)
+            canary_env = {**env, "CODEX_RELEASE": spec.canary.release}  # its metrics say its release
+            self.canary = self._replica(
+                target, "app-canary", target.canary_host, target.pinned(spec.canary.image), canary_env, secrets
             )
+
+    def _replica(
+        self,
+        target: Target,
+        name: str,
+        host: str,
+        image: pulumi.Input[str],
+        env: dict[str, str],
+        secrets: list[pulumi.Input[str]],
+    ) -> docker.Container:
+        shutdown = target.spec.shutdown
+        return container(
+            self,
+            target,
+            self.entry,
+            name=name,
+            host=host,
+            image=image,
+            health=[
+                "CMD",
+                "python",
+                "-c",
+                f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{self.port}{self.entry.health}')",
+            ],
+            envs=[f"{k}={v}" for k, v in env.items()] + secrets,
+            labels=[{"label": SOURCES_ANNOTATION, "value": target.secret_sources}],
+            stop_timeout=shutdown.drainSeconds + shutdown.graceSeconds + 5,
+            wait=True,  # the gateway is declared after the app: it starts on healthy replicas
+            wait_timeout=120,
+        )
 
     # -- production -----------------------------------------------------------------------
     def _pull_secret(self, target: Target) -> list[dict[str, str]]:

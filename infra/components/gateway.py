@@ -6,12 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
 from infra import catalogue
 from infra.catalogue import GATEWAY_HTTP, GATEWAY_HTTPS
 from infra.components.container import container
+from infra.components.in_place import reloaded_file
 from infra.components.issuers import WAIT_READY
 from infra.components.target import (
     Target,
@@ -23,14 +25,16 @@ from infra.components.target import (
 )
 from infra.components.workload import container as kubernetes_container
 from infra.components.workload import disruption_budget, workload
-from infra.reload_scripts import nginx_with_reload
+from infra.reload_scripts import docker_nginx_reload, docker_nginx_restore, nginx_with_reload
 from infra.render import Container, render_nginx
 from infra.spec import NAMESPACE, EnvironmentSpec
+from infra.weights import upstream_weights
 
 HTTP, HTTPS = GATEWAY_HTTP, GATEWAY_HTTPS  # nginx's own ports; the Service or the host maps 80/443
 TLS_DIR = "/etc/nginx/tls"
 CONF_DIR = "/etc/nginx/living-codex"  # a directory mount (not subPath), so a changed ConfigMap reaches it
 NGINX_UID = "101"  # the nginx-unprivileged image's user: it alone may read the uploaded key
+DOCKER_CONF = "/etc/nginx/nginx.conf"
 DOCKER_TLS_KEYS = ("tlsCertificate", "tlsKey")
 
 
@@ -67,6 +71,16 @@ def _load_balancer_address(status: Any) -> str:
     return str(getattr(ingress[0], "ip", None) or getattr(ingress[0], "hostname", None) or "")
 
 
+def canary_upstreams(target: Target, upstreams: list[str], weight: int) -> tuple[list[str], dict[str, int]]:
+    """The serving replicas and the canary with the step's weights (infra/weights.py), as the local gateway
+    routes a step; at weight 0 the canary is not in the upstream."""
+    if not weight or target.canary_host is None:
+        return upstreams, {}
+    weights = upstream_weights(weight, len(upstreams))
+    canary = f"{target.canary_host}:{target.spec.ports.app}"
+    return [*upstreams, canary], {**dict.fromkeys(upstreams, weights.baseline), canary: weights.canary}
+
+
 class Gateway(pulumi.ComponentResource):
     nginx_conf: str
     container: docker.Container | None = None
@@ -76,17 +90,40 @@ class Gateway(pulumi.ComponentResource):
     service: k8s.core.v1.Service | None = None
     pdb: k8s.policy.v1.PodDisruptionBudget | None = None
     address: pulumi.Output[str] | None = None
+    reload: command.local.Command | None = None  # Docker: a rollout step's weights, reloaded in place
 
     def __init__(
-        self, name: str, target: Target, upstreams: list[str], opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        target: Target,
+        upstreams: list[str],
+        opts: pulumi.ResourceOptions | None = None,
+        canary: docker.Container | None = None,
     ) -> None:
         super().__init__("living-codex:index:Gateway", name, None, opts)
         spec = target.spec
         self.entry = catalogue.entry(spec, "gateway")
         self.tls_secret = spec.tlsSecretName or f"{target.host('gateway')}-tls"
-        self.nginx_conf = render_nginx(
+        # What the container is created with: the serving replicas alone, so a canary step never changes it.
+        self.uploaded_conf = self._render(target, upstreams, {})
+        self.nginx_conf = self.uploaded_conf  # what nginx serves
+        if spec.canary and target.canary_host:
+            routed, weights = canary_upstreams(target, upstreams, spec.canary.weight)
+            self.nginx_conf = self._render(target, routed, weights)
+        if target.kubernetes:
+            self._kubernetes(target)
+        else:
+            self._docker(target)
+            if spec.canary and canary is not None:
+                self._reload_weights(target, canary)
+        self.register_outputs({})
+
+    def _render(self, target: Target, upstreams: list[str], weights: dict[str, int]) -> str:
+        spec = target.spec
+        return render_nginx(
             spec,
             upstreams,
+            weights=weights,
             http_port=HTTP,
             https_port=HTTPS,
             tls_cert=f"{TLS_DIR}/tls.crt" if spec.tls else "",
@@ -98,16 +135,11 @@ class Gateway(pulumi.ComponentResource):
                 real_ip_from=spec.gateway.trustedProxies,
             ),
         )
-        if target.kubernetes:
-            self._kubernetes(target)
-        else:
-            self._docker(target)
-        self.register_outputs({})
 
     def _docker(self, target: Target) -> None:
         spec = target.spec
         ports = [{"internal": HTTP, "external": spec.ports.http}]
-        uploads: list[dict[str, object]] = [{"file": "/etc/nginx/nginx.conf", "content": self.nginx_conf}]
+        uploads: list[dict[str, object]] = [{"file": DOCKER_CONF, "content": self.uploaded_conf}]
         if spec.tls:
             # Secrets stay secrets in the state; a new certificate is new uploads, so `pulumi up` replaces
             # the container (no reload loop to watch files, as on Kubernetes).
@@ -125,6 +157,14 @@ class Gateway(pulumi.ComponentResource):
             ports=ports,
             uploads=uploads,
         )
+
+    def _reload_weights(self, target: Target, canary: docker.Container) -> None:
+        """A step's weights reach the running nginx by a graceful reload, never a new gateway container
+        (infra/components/in_place.py): new workers take new connections, the old ones finish theirs."""
+        assert self.container is not None
+        host = target.host("gateway")
+        scripts = docker_nginx_reload(host, DOCKER_CONF), docker_nginx_restore(host, DOCKER_CONF)
+        self.reload = reloaded_file(self, target, "gateway-weights", self.container, self.nginx_conf, scripts, [canary])
 
     def _kubernetes(self, target: Target) -> None:
         spec, component = target.spec, "gateway"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
@@ -14,12 +15,14 @@ from infra import catalogue, images
 from infra.alerts import render_alert_rules
 from infra.catalogue import KSM_PORT, PROMETHEUS_PORT, scrape_jobs
 from infra.components.container import container, data_volume
+from infra.components.in_place import reloaded_file
 from infra.components.target import Target, checksum, child, metadata, pvc, restricted_container
 from infra.components.workload import container as kubernetes_container
 from infra.components.workload import limits, workload
 from infra.components.workload import service as service_of
 from infra.dashboard import GRAFANA_DASHBOARD_PROVIDER, GRAFANA_DATASOURCE, render_dashboard
 from infra.grafana_admin import PASSWORD_FILE, RESET_ADMIN_PASSWORD
+from infra.reload_scripts import docker_prometheus_reload, docker_prometheus_restore
 from infra.render import (
     ALERTMANAGER_PORT,
     ALERTMANAGER_SECRETS_DIR,
@@ -31,6 +34,7 @@ from infra.spec import NAMESPACE
 
 CERT_MANAGER_METRICS_PORT = 9402
 KSM_RESOURCES = "cronjobs,jobs,pods,statefulsets"  # what the backup and datastore alerts read
+PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 
 
 def _addresses(target: Target, entry: catalogue.Entry) -> list[str]:
@@ -49,6 +53,7 @@ class Observability(pulumi.ComponentResource):
     services: dict[str, k8s.core.v1.Service]
     config_maps: dict[str, k8s.core.v1.ConfigMap]
     claims: dict[str, k8s.core.v1.PersistentVolumeClaim]
+    canary_scrape: command.local.Command | None = None  # Docker: a rollout step's canary, scraped too
 
     def __init__(
         self, name: str, target: Target, app_targets: list[str], opts: pulumi.ResourceOptions | None = None
@@ -59,14 +64,8 @@ class Observability(pulumi.ComponentResource):
         self.config_maps, self.claims = {}, {}
         self.otlp_endpoint = catalogue.OTLP_ENDPOINT
         self.alertmanager_address = f"{target.host('alertmanager')}:{ALERTMANAGER_PORT}"
-        self.prometheus_config = render_prometheus(
-            spec,
-            app_targets,
-            rules_path="/etc/prometheus/alert-rules.yml",
-            kubernetes_sd=target.kubernetes,
-            alertmanagers=[self.alertmanager_address],
-            extra_jobs=self._cluster_jobs(target),
-        )
+        self.app_targets = app_targets
+        self.prometheus_config = self._render_prometheus(target, app_targets)
         self.alert_rules = render_alert_rules(spec, cluster=target.kubernetes)
         self.alertmanager_config = render_alertmanager(spec)
         self.alertmanager_secrets = {
@@ -81,6 +80,26 @@ class Observability(pulumi.ComponentResource):
         else:
             self._docker(target)
         self.register_outputs({"otlpEndpoint": self.otlp_endpoint})
+
+    def _render_prometheus(self, target: Target, app_targets: list[str]) -> str:
+        return render_prometheus(
+            target.spec,
+            app_targets,
+            rules_path="/etc/prometheus/alert-rules.yml",
+            kubernetes_sd=target.kubernetes,
+            alertmanagers=[self.alertmanager_address],
+            extra_jobs=self._cluster_jobs(target),
+        )
+
+    def scrape_canary(self, target: Target, canary: docker.Container) -> None:
+        """A Docker rollout step's canary joins the scraped replicas by a reload of the running Prometheus
+        (infra/components/in_place.py): its container, data and alert state stay as they are."""
+        assert target.canary_host is not None
+        scraped = self._render_prometheus(target, [*self.app_targets, f"{target.canary_host}:{target.spec.ports.app}"])
+        host = target.host("prometheus")
+        scripts = docker_prometheus_reload(host, PROMETHEUS_CONFIG), docker_prometheus_restore(host, PROMETHEUS_CONFIG)
+        prometheus = self.containers["prometheus"]
+        self.canary_scrape = reloaded_file(self, target, "prometheus-canary", prometheus, scraped, scripts, [canary])
 
     @staticmethod
     def _cluster_jobs(target: Target) -> list[tuple[str, str | list[str]]]:

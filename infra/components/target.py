@@ -72,6 +72,11 @@ class Target:
         return replica_hosts(self.spec)
 
     @property
+    def canary_host(self) -> str | None:
+        """A Docker rollout step's canary container (living-codex-app-canary), when the stack declares one."""
+        return f"{self.host('app')}-canary" if self.spec.canary and not self.kubernetes else None
+
+    @property
     def gateway_upstreams(self) -> list[str]:
         """nginx's resolver applies no search domains: in Kubernetes, the Service's full name."""
         if self.kubernetes:

@@ -171,7 +171,7 @@ def test_every_security_header_nginx_adds_is_hidden_from_the_replicas(stack: str
 
 
 def test_a_canary_step_weights_the_upstream_and_passes_nginx_t(tmp_path: Path) -> None:
-    """A canary step's share is nginx weights (codexops/rollout/weights.py): 10% over two serving replicas."""
+    """A canary step's share is nginx weights (infra/weights.py): 10% over two serving replicas."""
     spec = load_spec("staging").model_copy(update={"tls": False})
     servers = ["127.0.0.1:5101", "127.0.0.1:5102", "127.0.0.1:5199"]
     conf = render_nginx(spec, servers, runtime_dir=str(tmp_path), weights=dict(zip(servers, (90, 90, 20), strict=True)))

@@ -6,8 +6,8 @@ import pytest
 
 from codexops.rollout.analysis import Query
 from codexops.rollout.driver import Progress, run_canary
-from codexops.rollout.weights import upstream_weights
 from infra.spec import Rollout, RolloutStep, load_spec
+from infra.weights import upstream_weights
 
 STEPS = (RolloutStep(weight=10, pause="20s"), RolloutStep(weight=50, pause="20s"))
 SPEC = load_spec("staging").model_copy(update={"rollout": Rollout(steps=STEPS)})

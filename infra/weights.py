@@ -1,4 +1,5 @@
-"""nginx upstream weights that send a step's share of requests to the canary beside the serving replicas."""
+"""nginx upstream weights that send a step's share of requests to the canary beside the serving replicas:
+the local backend's gateway and Docker staging's (infra/components/gateway.py) use the same."""
 
 from __future__ import annotations
 
