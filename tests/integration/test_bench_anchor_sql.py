@@ -75,6 +75,8 @@ async def test_the_anchor_answers_what_the_service_stores(
             assert (await client.get("/api/nodes/n1")).status_code == 401  # no token
             assert (await client.get("/api/nodes/n1", headers=auth)).json() == stored
             assert (await client.get("/api/nodes?typeId=codex.note&limit=20", headers=auth)).json() == listed
+            assert (await client.get("/wire/api/nodes/n1", headers=auth)).json() == stored  # + SQLAlchemy's trips
+            assert (await client.get("/wire/api/nodes?typeId=codex.note&limit=20", headers=auth)).json() == listed
             node = {"id": "n2", "typeId": "codex.note", "title": "Two", "state": "water"}
             created = await client.post("/api/nodes", headers=auth, json=node)
             assert created.status_code == 201
@@ -87,3 +89,5 @@ async def test_the_anchor_answers_what_the_service_stores(
                 "updatedAt": None,
             }
             assert (await client.post("/api/nodes", headers=auth, json=node)).status_code == 409
+            wired = await client.post("/wire/api/nodes", headers=auth, json={**node, "id": "n3"})
+            assert wired.status_code == 201 and wired.json()["id"] == "n3"
