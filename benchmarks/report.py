@@ -35,15 +35,16 @@ def _ratio(value: float, anchor: float) -> str:
     return f"{value / anchor:.2f}" if anchor else "-"
 
 
-def _figures_table(rows: dict[str, dict[str, Any]]) -> list[str]:
+def _figures_table(rows: dict[str, dict[str, Any]], opened: dict[str, int]) -> list[str]:
     lines = [
-        "| endpoint | RPS | p50 ms | p95 ms | p99 ms | errors | wrk CPU (cores) | machine busy |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| endpoint | RPS | p50 ms | p95 ms | p99 ms | errors | wrk CPU (cores) | machine busy | PostgreSQL "
+        "connections opened |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in rows.items():
         lines.append(
             f"| {name} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | "
-            f"{r['errors']} | {r['wrk_cpu']:.2f} | {r['machine_busy']:.0%} |"
+            f"{r['errors']} | {r['wrk_cpu']:.2f} | {r['machine_busy']:.0%} | {opened.get(name, '-')} |"
         )
     return lines
 
@@ -212,7 +213,7 @@ def _profile_section(profiles: dict[str, Any]) -> list[str]:
             "|---|---:|",
             *(f"| {part} | {share:.0%} |" for part, share in p["parts"].items() if share >= 0.005),
             "",
-            "| function (top by inclusive time, loop scaffolding left out) | self | inclusive |",
+            "| function (top by self time) | self | inclusive |",
             "|---|---:|---:|",
             *(f"| `{f}` | {own:.0%} | {total:.0%} |" for f, own, total in p["top"]),
             "",
@@ -286,7 +287,7 @@ def write_results(results: dict[str, Any], directory: Path, history: Path | None
         "",
         "## Figures",
         "",
-        *_figures_table(rows),
+        *_figures_table(rows, results.get("connectionsOpened", {})),
         "",
         "## Ratios to the bare and static anchors",
         "",
@@ -340,3 +341,10 @@ def _gate_section(results: dict[str, Any]) -> list[str]:
         + (" Reasons: " + "; ".join(gate["reasons"]) if gate.get("reasons") else ""),
         f"- RSS per replica under the gate's load: {rss}.",
     ]
+
+
+if __name__ == "__main__":  # RESULTS.md again from a results.json (e.g. after NOTES.md changed)
+    import sys
+
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
+    write_results(json.loads((folder / "results.json").read_text()), folder, history=Path(__file__).resolve().parent)

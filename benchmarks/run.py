@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import asyncpg
 import httpx
 import typer
 
@@ -41,7 +42,7 @@ from benchmarks.report import (
     WIRE,
     write_results,
 )
-from benchmarks.stack import RUNTIME, Bench, anchors_and_gateway
+from benchmarks.stack import RUNTIME, Bench, anchor_env, anchors_and_gateway
 from benchmarks.wrk import COLD_NODES, COLD_PREFIX, WrkResult, run_wrk
 from codexops import localenv
 from infra.spec import load_spec
@@ -50,6 +51,7 @@ HERE = Path(__file__).resolve().parent
 NODE_ID = "bench.node"
 LIST = "/api/nodes?typeId=codex.note&limit=20"
 Wrk = Callable[..., WrkResult]
+SESSIONS = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
 
 
 def _machine() -> dict[str, Any]:
@@ -137,21 +139,40 @@ ENDPOINTS = (
 PROFILED = {"uncached read": f"/api/nodes/{COLD_PREFIX}", "create": "/api/nodes"}
 
 
-def _endpoint_rows(bench: Bench, token: str, wrk: Wrk, rounds: int) -> dict[str, WrkResult]:
+def _sessions_opened() -> int:
+    """PostgreSQL sessions opened so far in the database (this query's own included)."""
+
+    async def ask() -> int:
+        conn = await asyncpg.connect(anchor_env()["BENCH_PG_DSN"])
+        try:
+            return int(await conn.fetchval(SESSIONS))
+        finally:
+            await conn.close()
+
+    return asyncio.run(ask())
+
+
+def _endpoint_rows(bench: Bench, token: str, wrk: Wrk, rounds: int) -> tuple[dict[str, WrkResult], dict[str, int]]:
+    """Each row's best round, and how many PostgreSQL connections were opened during it (pool churn)."""
     ports = bench.ports
     bases = {"static": ports.static, "bare": ports.bare, "service": ports.service, "asyncpg": ports.asyncpg}
     rows: dict[str, WrkResult] = {}
+    opened: dict[str, int] = {}
     for round_ in range(rounds):  # the machine is shared: each row keeps its best round
         for name, base, path, mode, authenticated in ENDPOINTS:
             url = f"http://{HOST}:{bases[base]}{path}"
             headers = {"Authorization": f"Bearer {token}"} if authenticated else {}
             if round_ == 0:
                 wrk(url, mode=mode, headers=headers, seconds=2)  # warm-up
+            before = _sessions_opened()
             result = wrk(url, mode=mode, headers=headers)
-            print(f"  {name:<40} {result.rps:>9.0f} rps  p95 {result.p95_ms:6.1f} ms", flush=True)
+            sessions = _sessions_opened() - before - 1
+            print(
+                f"  {name:<40} {result.rps:>9.0f} rps  p95 {result.p95_ms:6.1f} ms  {sessions} connections", flush=True
+            )
             if name not in rows or result.rps > rows[name].rps:
-                rows[name] = result
-    return rows
+                rows[name], opened[name] = result, sessions
+    return rows, opened
 
 
 def _profiles(bench: Bench, token: str, wrk: Wrk, seconds: float, out: Path) -> dict[str, Any]:
@@ -206,7 +227,7 @@ def measure(
     load_before = os.getloadavg()
     auth = {"Authorization": f"Bearer {token}"}
     with anchors_and_gateway(spec, Ports.from_env(), node_json) as bench:
-        rows = _endpoint_rows(bench, token, wrk, rounds)
+        rows, opened = _endpoint_rows(bench, token, wrk, rounds)
         cached = rows["service node read, cached"]
         paced_rate = round(0.7 * cached.rps)
         service = f"http://{HOST}:{bench.ports.service}"
@@ -236,6 +257,7 @@ def measure(
         "rows": {name: {**asdict(r), "rps": r.rps} for name, r in rows.items()},
         "paced": {"targetRps": paced_rate, **asdict(paced), "rps": paced.rps},
         "rssAfterWrkMB": rss_after,
+        "connectionsOpened": opened,
         "profiles": profiles,
         "scale": curve,
         "gate": gate,

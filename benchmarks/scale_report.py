@@ -58,20 +58,24 @@ def scale_chart(rows: list[dict[str, Any]], path: Path) -> None:
     points = scale_points(rows)
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     for column, axis in enumerate(("replicas", "nodes")):
-        for name in dict.fromkeys(p["path"] for p in points if p["axis"] == axis):
+        for index, name in enumerate(dict.fromkeys(p["path"] for p in points if p["axis"] == axis)):
             series = [p for p in points if p["axis"] == axis and p["path"] == name]
             xs = [p["value"] for p in series]
             for side, style in zip(SIDES, ("-o", "--s"), strict=True):
                 have = [(x, p[side]) for x, p in zip(xs, series, strict=True) if side in p]
                 label = f"{name}, {side}"
-                axes[0][column].plot([x for x, _ in have], [r["rps"] for _, r in have], style, label=label)
-                axes[1][column].plot([x for x, _ in have], [r["p95_ms"] for _, r in have], style, label=label)
+                colour = f"C{index}"
+                axes[0][column].plot(
+                    [x for x, _ in have], [r["rps"] for _, r in have], style, color=colour, label=label
+                )
+                axes[1][column].plot([x for x, _ in have], [r["p95_ms"] for _, r in have], style, color=colour)
         axes[0][column].set_ylabel("requests per second")
         axes[1][column].set_ylabel("p95 latency, ms")
         axes[1][column].set_xlabel(axis)
-        if axis == "nodes":
-            for row in axes:
+        for row in axes:
+            if axis == "nodes":
                 row[column].set_xscale("log")
+            row[column].set_xticks(sorted({p["value"] for p in points if p["axis"] == axis}))
         axes[0][column].legend(fontsize=7)
     fig.suptitle("Scale curve: service (solid) and asyncpg anchor (dashed), through the same nginx")
     fig.tight_layout()
