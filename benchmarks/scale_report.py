@@ -19,7 +19,10 @@ def scale_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _cell(row: dict[str, Any] | None) -> str:
-    return "-" if row is None else f"{row['rps']:,.0f} / {row['p95_ms']:.1f} ms"
+    if row is None:
+        return "-"
+    errors = row.get("errors", 0)
+    return f"{row['rps']:,.0f} / {row['p95_ms']:.1f} ms" + (f" ({errors} errors)" if errors else "")
 
 
 def _ratio(point: dict[str, Any]) -> str:

@@ -53,7 +53,7 @@ def test_the_scale_table_pairs_service_and_anchor_per_point() -> None:
         _scale(1, None, "read", "asyncpg", 600),
         _scale(2, 100_000, "list", "service", 50),
         _scale(2, 100_000, "list", "asyncpg", 100),
-        _scale(4, None, "read", "service", 500),
+        _scale(4, None, "read", "service", 500) | {"errors": 2},
     ]
     points = scale_points(rows)
     assert [(p["axis"], p["value"], p["path"]) for p in points] == [
@@ -64,7 +64,7 @@ def test_the_scale_table_pairs_service_and_anchor_per_point() -> None:
     table = scale_table(rows, 4)
     assert "| 1 replica | read | 300 / 3.0 ms | 600 / 6.0 ms | 0.50 |" in table
     assert "| 100,000 nodes | list | 50 / 0.5 ms | 100 / 1.0 ms | 0.50 |" in table
-    assert "| 4 replicas | read | 500 / 5.0 ms | - | - |" in table  # a missing anchor is shown as missing
+    assert "| 4 replicas | read | 500 / 5.0 ms (2 errors) | - | - |" in table  # a missing anchor: shown missing
     assert scale_table([], 4) == ["No scale curve in this run."]
 
 
