@@ -258,7 +258,9 @@ def _anchors_note() -> list[str]:
         "tests/integration/test_bench_anchor_sql.py) on one asyncpg pool per replica (20, the service's pool), "
         "orjson bodies; its `+ auth check` row adds the check the service makes when its auth view is not "
         "trusted: the account row from PostgreSQL, revocation and session from Redis. The service's view is "
-        "trusted in these runs (Redis up), so its reads do that check from memory.",
+        "trusted in these runs (Redis up), so its reads do that check from memory. Its `+ SQLAlchemy's round "
+        "trips` rows add what SQLAlchemy sends around the same statements: the pool's pre-ping (BEGIN, an empty "
+        "query, ROLLBACK) at every checkout and BEGIN ... ROLLBACK around a read.",
     ]
 
 
