@@ -1,10 +1,14 @@
 """`make bench`: the service against its anchors, side by side in one run, through one nginx.
 
-Brings the local environment up (2 replicas, PostgreSQL, Redis), starts two bare FastAPI replicas
-and a benchmark nginx rendered from the project's template, then runs wrk against: a static
-`return 200`, bare FastAPI, and the service's /health/live, node read (cached, uncached), list,
-create and /health; then the node read paced at 70% of its maximum; then the gate with RSS sampled
-per replica, and both previews. Writes benchmarks/results.json, RESULTS.md and results.png.
+Brings the local environment up (2 replicas, PostgreSQL, Redis), starts two bare FastAPI replicas,
+two asyncpg anchor replicas (benchmarks/asyncpg_app.py: the service's own SQL) and a benchmark nginx
+rendered from the project's template, then runs wrk against: a static `return 200`, bare FastAPI, the
+service's /health/live, node read (cached, uncached), list by type (cached, uncached), create and
+/health, and the anchor's read, list and create (also with the untrusted auth check and with
+SQLAlchemy's round trips); then the node read paced at 70% of its maximum; py-spy profiles of the
+service's uncached read and create; the scale curve (1, 2, 4 replicas; 1k, 10k, 100k nodes); then the
+gate with RSS sampled per replica, and both previews. Writes benchmarks/results.json, RESULTS.md,
+results.png, scale.png and the profiles' SVGs (`--quick`: a shorter trial into .local/bench/quick/).
 """
 
 from __future__ import annotations
