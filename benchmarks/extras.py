@@ -29,7 +29,7 @@ def replica_pids() -> dict[str, int]:
     return pids
 
 
-def _rss_mb(pid: int) -> float:
+def rss_mb(pid: int) -> float:
     try:
         return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
     except psutil.Error:
@@ -48,7 +48,7 @@ class RssSampler(threading.Thread):
     def run(self) -> None:
         while not self.halt.is_set():
             for name, pid in self.pids.items():
-                self.samples[name].append(_rss_mb(pid))
+                self.samples[name].append(rss_mb(pid))
             self.halt.wait(1.0)
 
 
@@ -66,7 +66,7 @@ def fresh_replicas(timeout: float = 60) -> None:
 def gate_under_load() -> dict[str, Any]:
     fresh_replicas()
     pids = replica_pids()
-    idle = {name: _rss_mb(pid) for name, pid in pids.items()}
+    idle = {name: rss_mb(pid) for name, pid in pids.items()}
     sampler = RssSampler(pids)
     sampler.start()
     began = time.monotonic()
@@ -80,7 +80,7 @@ def gate_under_load() -> dict[str, Any]:
     total = time.monotonic() - began
     sampler.halt.set()
     sampler.join()
-    after = {name: _rss_mb(pid) for name, pid in pids.items()}
+    after = {name: rss_mb(pid) for name, pid in pids.items()}
     reports = sorted(REPORTS.glob("*/report.json"))
     report = json.loads(reports[-1].read_text()) if reports else {}
     return {

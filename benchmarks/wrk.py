@@ -37,6 +37,7 @@ def _cpu_times() -> tuple[int, int]:
 # Cold reads cycle over this many nodes: three times a replica's default CACHE_MAX_ENTRIES (1000).
 COLD_NODES = 3000
 COLD_PREFIX = "bench.cold."
+CREATE_TYPE = "bench.create"  # created nodes get their own type: the lists by codex.note keep their size
 
 
 def run_wrk(
@@ -49,6 +50,7 @@ def run_wrk(
     rate: float = 0,
     headers: dict[str, str] | None = None,
     tag: str = "bench",
+    cold_nodes: int = COLD_NODES,
 ) -> WrkResult:
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s", "-s", str(SCRIPT)]
     for key, value in (headers or {}).items():
@@ -59,7 +61,8 @@ def run_wrk(
         "WRK_RATE": str(rate),
         "WRK_THREADS": str(threads),
         "WRK_TAG": tag,
-        "WRK_COLD_NODES": str(COLD_NODES),
+        "WRK_COLD_NODES": str(cold_nodes),
+        "WRK_CREATE_TYPE": CREATE_TYPE,
         "PATH": "/usr/bin",
     }
     before, busy_before = resource.getrusage(resource.RUSAGE_CHILDREN), _cpu_times()

@@ -1,7 +1,8 @@
 -- wrk script for benchmarks/run.py.
 -- WRK_MODE: "get" (the URL as given), "cold" (the URL's path followed by a node number, cycling over
 -- WRK_COLD_NODES nodes, each thread half a cycle apart: more than a replica's cache holds, so every
--- read is a cache miss), "create" (POST /api/nodes with a fresh id). WRK_RATE > 0 paces the whole run at that many requests
+-- read is a cache miss), "coldlist" (the same, for a list URL ending in "offset=": a page per offset),
+-- "create" (POST to the URL's path with a fresh id, of type WRK_CREATE_TYPE). WRK_RATE > 0 paces the whole run at that many requests
 -- per second (a schedule of send slots per thread); 0 runs flat out. done() prints one JSON line.
 local ffi = require("ffi")
 ffi.cdef [[
@@ -18,6 +19,7 @@ local mode = os.getenv("WRK_MODE") or "get"
 local rate = tonumber(os.getenv("WRK_RATE") or "0")
 local run_tag = os.getenv("WRK_TAG") or "bench"
 local cold_nodes = tonumber(os.getenv("WRK_COLD_NODES") or "1")
+local create_type = os.getenv("WRK_CREATE_TYPE") or "codex.note"
 local threads = {}
 local counter, thread_id, interval, next_slot = 0, 0, 0, 0
 
@@ -35,19 +37,19 @@ end
 
 function request()
   counter = counter + 1
-  if mode == "cold" then
+  if mode == "cold" or mode == "coldlist" then
     local threads_total = tonumber(os.getenv("WRK_THREADS") or "2")
     local n = (counter + thread_id * math.floor(cold_nodes / threads_total)) % cold_nodes
     return wrk.format("GET", wrk.path .. n)
   elseif mode == "create" then
     local id = string.format("bench.%s.%d.%d", run_tag, thread_id, counter)
-    local body = '{"id":"' .. id .. '","typeId":"codex.note","title":"Bench ' .. id ..
+    local body = '{"id":"' .. id .. '","typeId":"' .. create_type .. '","title":"Bench ' .. id ..
       '","content":"Redis sessions survive outages; PostgreSQL keeps nodes and edges.","state":"water"}'
     local headers = { ["Content-Type"] = "application/json" }
     for key, value in pairs(wrk.headers) do  -- wrk.format does not merge a given table with -H headers
       headers[key] = value
     end
-    return wrk.format("POST", "/api/nodes", headers, body)
+    return wrk.format("POST", wrk.path, headers, body)
   end
   return wrk.format()
 end
