@@ -30,10 +30,12 @@ from types import FrameType
 ROOT = Path(__file__).resolve().parent.parent
 HEARTBEAT = 30.0  # seconds between progress lines
 TEARDOWN_GRACE = 180.0  # seconds an interrupted shard gets to stop its stacks
-# Stack shards at once: each runs real stacks whose gates need CPU. At the runbook's 150 RPS five at once
-# starved a full gate on 2 cores (67 of 150 RPS, a clean-clone run); the suite's gates now run at its own
-# load (tests/support/suite_load.py), which leaves room for more. CODEX_TEST_SHARDS overrides it.
-MAX_ISOLATED = int(os.environ.get("CODEX_TEST_SHARDS") or 6)
+# Stack shards at once: each runs real stacks, release builds and loads, and 2 cores are the limit: with
+# six at once (a clean-clone run, 2026-12-07) every long shard took twice as long as alone (gitops
+# 1,246 s, killed 1,291 s), the niced rest shard had run 38 of its 964 tests after 12 minutes, and a
+# slow release's gate was INCONCLUSIVE (its client starved). Four is what runs reliably. CODEX_TEST_SHARDS
+# overrides it.
+MAX_ISOLATED = int(os.environ.get("CODEX_TEST_SHARDS") or 4)
 FIXED_PORT_DIRS = ("tests/releases", "tests/resilience")  # every module here must be in an isolated shard
 # Stack shard i's CODEX_PORT_BASE: first + SHARD_PORTS * i, first being CODEX_PORT_BASE if set (two runs
 # side by side) else FIRST_PORT_BASE, below Linux's ephemeral ports (32768+, where the free-port tests

@@ -26,6 +26,7 @@ from tests.support.gitrepo import git
 from tests.support.releases import build
 from tests.support.traffic import Traffic
 from tests.support.two_stacks import ROOT, Builder, World, two_stacks
+from tests.support.verdicts import slow_release_refused_by_the_command
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -203,7 +204,7 @@ def test_promoting_the_release_already_serving_is_a_no_op(world: World) -> None:
 def test_a_release_with_injected_latency_is_refused_promotion(world: World) -> None:
     assert LocalBackend().deploy("staging", world.releases["slow"], print).ok  # on staging, not yet judged
     gated = world.run("runbooks/validate-deployment.sh", "staging")
-    assert gated.returncode == 1 and "verdict: FAIL" in gated.stdout
+    assert slow_release_refused_by_the_command(gated.returncode, gated.stdout), gated.stdout
     refused = world.run("runbooks/deploy-production.sh")
     assert refused.returncode == 1
     assert f"refused: the latest gate of {world.releases['slow'].id} on staging was a smoke" in refused.stderr
