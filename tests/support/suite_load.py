@@ -1,7 +1,7 @@
 """The load the suite's full gates run at, in every stack a test starts.
 
 The runbook's rate (the spec's default, 150 RPS for 45 s) is a capacity figure: `make gate` measures it
-on a machine of its own, and benchmarks/RESULTS.md says what the replicas take. `make test` runs six
+on a machine of its own, and benchmarks/RESULTS.md says what the replicas take. `make test` runs its
 shards side by side on 2 cores, where a full gate at that rate is rightly INCONCLUSIVE: in a CI run its
 client waited for a CPU 28 % of the time and the stack, starved too, answered 111 of 150 RPS at p95
 530 ms. The suite's gates test the flow (a verdict, its evidence, what promote and sync do with it), so
