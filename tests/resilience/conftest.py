@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from codexops import gate, localenv
+from codexops.targets import resolve_target
 from infra.spec import EnvironmentSpec, load_spec
 
 
@@ -29,5 +31,7 @@ def local_env(spec: EnvironmentSpec) -> Iterator[None]:
 
 
 def run_gate(spec: EnvironmentSpec, reports: Path, shape: str = "smoke", scale: float = 0.5) -> gate.GateReport:
-    """Half scale by default: a 10 s smoke (about 300 requests) shows each fault plainly."""
-    return gate.run_gate("local", spec, shape=shape, scale=scale, reports=reports, alert_wait=1.0)
+    """Half scale by default: a 10 s smoke (about 300 requests) shows each fault plainly. The gate judges
+    `spec` itself (its load and thresholds), not the stack file it was read from: a test may change it."""
+    target = dataclasses.replace(resolve_target("local", stack=spec.stack), spec=spec)
+    return gate.run_gate(target, shape=shape, scale=scale, reports=reports, alert_wait=1.0)

@@ -17,7 +17,7 @@ from infra.alerts import alert_rules
 from infra.dashboard import dashboard_queries
 from infra.spec import EnvironmentSpec
 from tests.resilience.conftest import run_gate
-from tests.support.suite_load import with_suite_load
+from tests.support.suite_load import SUITE_LOAD, with_suite_load
 from tests.support.verdicts import slow_release_refused
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420), pytest.mark.usefixtures("local_env")]
@@ -54,6 +54,7 @@ def _only_the_shared_cpu(report: object) -> bool:
 
 def test_a_healthy_environment_passes(healthy_gate: gate.GateReport) -> None:
     report = healthy_gate
+    assert report.target_rps == SUITE_LOAD["targetRps"], "the gate judged the stack file's load, not the suite's"
     assert report.verdict == "PASS" or (report.verdict == "WARN" and _only_the_shared_cpu(report)), _reasons(report)
     assert {s.name: s.status for s in report.steps if s.name != "load"} == {"checklist": "pass", "alerts": "pass"}
     load = next(s for s in report.steps if s.name == "load")
