@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.pubsub import REDIS_ERRORS, follow
 from app.sessions import SessionStore
+from app.storage.database import reader
 from app.storage.schema import users
 
 log = logging.getLogger("codex.authview")
@@ -62,7 +63,8 @@ async def load_user(engine: AsyncEngine, user_id: int) -> UserState | None:
 
 class AuthView:
     def __init__(self, engine: AsyncEngine, store: SessionStore, redis_url: str | None, max_staleness: float) -> None:
-        self.engine, self.store, self.max_staleness = engine, store, max_staleness
+        # Its reads are one statement each: autocommit, no transaction around them.
+        self.engine, self.store, self.max_staleness = reader(engine), store, max_staleness
         self.users: dict[int, UserState | None] = {}
         self.ended: dict[str, float] = {}  # session id -> until (epoch s)
         self.generation = 0  # bumped by every user message: a resync read before it is not applied

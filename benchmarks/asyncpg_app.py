@@ -4,9 +4,10 @@ One asyncpg pool per replica (the service's pool size), statements prepared once
 (asyncpg's statement cache), orjson bodies. Every route verifies the bearer token (PyJWT, the service's
 secret and claims); the routes under /auth/ also do the account and session check the service makes
 when its replicated auth view is not trusted (app/authview.py): the account row from PostgreSQL, the
-revocation and the session from Redis. The routes under /wire/ add the round trips SQLAlchemy makes
-around the same statements (PostgreSQL's log_statement shows them): the pool's pre-ping (BEGIN, an empty
-query, ROLLBACK) at every checkout, and BEGIN ... ROLLBACK around a read. benchmarks/sql.py holds the
+revocation and the session from Redis. The routes under /wire/ add the round trip SQLAlchemy makes
+around the same statements (PostgreSQL's log_statement shows them; tests/integration/test_round_trips.py):
+the pool's pre-ping, an empty query, at every checkout (until 2026-12-07 also BEGIN and ROLLBACK around
+the ping and around each read: the service's pool now keeps its connections in autocommit). benchmarks/sql.py holds the
 statements; a test checks they are the ones the service issues.
 Environment: BENCH_PG_DSN, BENCH_REDIS_URL, BENCH_JWT_SECRET, BENCH_POOL_SIZE.
 """
@@ -108,28 +109,17 @@ async def account_allows(request: Request, claims: dict[str, Any]) -> bool:
 
 
 @asynccontextmanager
-async def connection(request: Request, wire: bool, read: bool) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection; with `wire`, SQLAlchemy's round trips around it (pre-ping, and a read's
-    BEGIN ... ROLLBACK: SQLAlchemy begins a transaction before any statement, and a read ends by rollback)."""
+async def connection(request: Request, wire: bool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection; with `wire`, SQLAlchemy's round trip before it (the pool's pre-ping). The
+    service reads in autocommit, as this anchor does, so a read adds nothing else."""
     async with request.app.state.pool.acquire() as conn:
         if wire:
-            ping = conn.transaction()
-            await ping.start()
             await conn.fetchrow(";")
-            await ping.rollback()
-        if not (wire and read):
-            yield conn
-            return
-        transaction = conn.transaction()
-        await transaction.start()
-        try:
-            yield conn
-        finally:
-            await transaction.rollback()
+        yield conn
 
 
 async def _read(request: Request, node_id: str, wire: bool) -> Response:
-    async with connection(request, wire, read=True) as conn:
+    async with connection(request, wire) as conn:
         row = await conn.fetchrow(sql.NODE_BY_ID, node_id)
     return _json(node_out(row)) if row else _error(404, "not_found")
 
@@ -137,7 +127,7 @@ async def _read(request: Request, node_id: str, wire: bool) -> Response:
 async def _list(request: Request, wire: bool) -> Response:
     query = request.query_params
     type_id, limit, offset = query.get("typeId", ""), int(query.get("limit", "50")), int(query.get("offset", "0"))
-    async with connection(request, wire, read=True) as conn:
+    async with connection(request, wire) as conn:
         total = await conn.fetchval(sql.COUNT_BY_TYPE, type_id)
         rows = await conn.fetch(sql.LIST_BY_TYPE, type_id, limit, offset)
     return _json({"items": [node_out(r) for r in rows], "total": total, "limit": limit, "offset": offset})
@@ -150,7 +140,7 @@ async def _create(request: Request, role: str, wire: bool) -> Response:
     now = datetime.now(UTC)
     node_id = data.get("id") or str(uuid.uuid4())
     values = (node_id, data["typeId"], data["title"], data.get("content", ""), data.get("meta", {}))
-    async with connection(request, wire, read=False) as conn, conn.transaction():
+    async with connection(request, wire) as conn, conn.transaction():
         try:
             await conn.execute(sql.INSERT_NODE, *values, data.get("state", "ice"), 1, now, now)
         except asyncpg.UniqueViolationError:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ssl
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.config import ConfigError, Settings
@@ -125,20 +126,44 @@ def _sqlite_pragmas(optimize: bool) -> Any:
 
 
 def create_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine:
-    """One pooled engine; pool sizing and pragmas follow ENABLE_DATABASE_OPTIMIZATION."""
+    """One pooled engine; pool sizing and pragmas follow ENABLE_DATABASE_OPTIMIZATION.
+
+    On PostgreSQL every `begin()`/`connect()` of the returned engine is a READ COMMITTED transaction, as
+    SQLAlchemy's default gives, while the pool keeps its connections in autocommit between checkouts:
+    the checkout's pre-ping is then one empty query instead of BEGIN, the query and ROLLBACK (the level is
+    set on asyncpg's side, no round trip). `reader()` gives single-statement reads with no transaction."""
     optimize = settings.enable_database_optimization
     if target.backend == "sqlite":
         engine = create_async_engine(target.url, connect_args=target.connect_args, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(optimize))
         return engine
     connect_args = {"timeout": 5, "command_timeout": 10, **target.connect_args}
-    return create_async_engine(
+    pooled = create_async_engine(
         target.url,
         connect_args=connect_args,
         hide_parameters=True,  # a failed statement's message never carries the user's values
-        pool_size=10 if optimize else 5,
-        max_overflow=10 if optimize else 0,
+        isolation_level="AUTOCOMMIT",  # between checkouts only: the engine returned below is transactional
+        # Every connection kept (no overflow): an overflow connection is closed when returned, and under a
+        # burst each request then opens one anew (TCP, SCRAM, statements prepared again; benchmarks/NOTES.md).
+        pool_size=20 if optimize else 5,
+        max_overflow=0,
         pool_pre_ping=True,
         pool_recycle=1800,
         pool_timeout=5,
     )
+    transactional = pooled.execution_options(isolation_level="READ COMMITTED")
+    _READERS[transactional.sync_engine] = pooled
+    return transactional
+
+
+# The autocommit engine behind each transactional one. An option derived from the transactional engine
+# would not do: SQLAlchemy applies the parent's isolation level after the child's, so READ COMMITTED wins.
+_READERS: weakref.WeakKeyDictionary[Engine, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+def reader(engine: AsyncEngine) -> AsyncEngine:
+    """`engine` for reads of one statement each (or several that need no common snapshot): on PostgreSQL in
+    autocommit, so a read is its one query, without autobegin's BEGIN and ROLLBACK. Under READ COMMITTED
+    each statement takes its own snapshot anyway, so such a read sees what it saw inside a transaction.
+    The same pool; `engine` itself for SQLite or an engine create_engine did not make."""
+    return _READERS.get(engine.sync_engine, engine)

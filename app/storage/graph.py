@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.rendering import render_json
+from app.storage.database import reader
 from app.storage.schema import edges, nodes
 
 
@@ -64,6 +65,7 @@ class GraphStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.reads = reader(engine)  # one-statement reads: no transaction around them
 
     async def create_node(self, data: dict[str, Any]) -> bytes:
         """Insert a node; its JSON is rendered inside the transaction, so a failed render commits nothing."""
@@ -114,7 +116,7 @@ class GraphStore:
         await conn.execute(dialect.insert(nodes).values(**values).on_conflict_do_nothing(index_elements=["id"]))
 
     async def get_node(self, node_id: str) -> dict[str, Any]:
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             return await self._node_in(conn, node_id)
 
     async def list_nodes(
@@ -134,7 +136,7 @@ class GraphStore:
         if search:
             conditions.append(nodes.c.title.ilike(f"%{search}%"))
         where = and_(True, *conditions)
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:  # count and page: each its own snapshot, as in a transaction
             total = await conn.scalar(select(func.count()).select_from(nodes).where(where))
             rows = await conn.execute(
                 select(nodes).where(where).order_by(nodes.c.created_at, nodes.c.id).limit(limit).offset(offset)
@@ -209,7 +211,7 @@ class GraphStore:
         if role:
             conditions.append(edges.c.role == role)
         where = and_(True, *conditions)
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:  # count and page: each its own snapshot, as in a transaction
             total = await conn.scalar(select(func.count()).select_from(edges).where(where))
             rows = await conn.execute(select(edges).where(where).order_by(edges.c.id).limit(limit).offset(offset))
             items = [edge_out(r) for r in rows]

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.authview import load_user
 from app.storage import migrate
-from app.storage.database import create_engine, postgres_target
+from app.storage.database import create_engine, postgres_target, reader
 from app.storage.graph import GraphStore
 from benchmarks import sql
 from tests.support.servers import Postgres
@@ -30,11 +30,12 @@ async def _issued(engine: AsyncEngine, call: Callable[[], Awaitable[Any]]) -> tu
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         seen.append(statement)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    pool = reader(engine).sync_engine  # the engine under both: its listeners see reads and writes
+    event.listen(pool, "before_cursor_execute", record)
     try:
         await call()
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        event.remove(pool, "before_cursor_execute", record)
     return tuple(seen)
 
 
