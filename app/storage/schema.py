@@ -9,6 +9,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -23,7 +24,7 @@ nodes = Table(
     "nodes",
     metadata,
     Column("id", String(200), primary_key=True),
-    Column("type_id", String(200), nullable=False, index=True),
+    Column("type_id", String(200), nullable=False),
     Column("title", String(500), nullable=False),
     Column("content", Text, nullable=False, default=""),
     Column("meta", JSON, nullable=False, default=dict),
@@ -31,6 +32,7 @@ nodes = Table(
     Column("version", Integer, nullable=False, default=1),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_nodes_type_created_id", "type_id", "created_at", "id"),  # a type's pages in order (0006)
 )
 
 edges = Table(

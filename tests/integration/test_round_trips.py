@@ -67,3 +67,16 @@ async def test_a_failed_write_leaves_nothing(fresh_postgres: Postgres, engine: A
     assert (await GraphStore(engine).list_nodes(type_id=None, state=None, search=None, limit=20, offset=0))[
         "total"
     ] == 1
+
+
+async def test_a_page_of_a_type_walks_its_index(fresh_postgres: Postgres, engine: AsyncEngine) -> None:
+    """The list's page reads the type in order from ix_nodes_type_created_id (migration 0006), no sort."""
+    graph = GraphStore(engine)
+    for i in range(300):
+        await graph.create_node({"id": f"b{i}", "typeId": "codex.bulk", "title": f"bulk {i}"})
+    fresh_postgres.psql("ANALYZE nodes", database=fresh_postgres.database)
+    plan = fresh_postgres.psql(
+        "EXPLAIN SELECT * FROM nodes WHERE type_id = 'codex.bulk' ORDER BY created_at, id LIMIT 20 OFFSET 100",
+        database=fresh_postgres.database,
+    )
+    assert "ix_nodes_type_created_id" in plan and "Sort" not in plan, plan
