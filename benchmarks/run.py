@@ -215,6 +215,10 @@ def measure(
 ) -> dict[str, Any]:
     spec = load_spec("staging")
     began = time.monotonic()
+    if localenv.supervisord_pid(spec.stack) is not None:
+        # Replicas started earlier run the code they loaded then, not this checkout's: measure this one.
+        print("==> stopping the running local stack: the benchmark starts its replicas from this checkout")
+        localenv.down(print, stack=spec.stack)
     localenv.up(spec, print)
     setup_seconds = time.monotonic() - began
     token, node_json = _prepare(localenv.gateway_url())
