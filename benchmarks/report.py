@@ -71,6 +71,8 @@ def anchor_ratios(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         if service not in rows or anchor not in rows:
             continue
         s, a = rows[service], rows[anchor]
+        if s.get("errors") or a.get("errors"):
+            continue  # a side that answered errors measured something else: no ratio (the figures table shows them)
         ratios = {k: (s[k] / a[k] if a[k] else 0.0) for k in ("rps", "p50_ms", "p95_ms", "p99_ms")}
         found.append({"path": path, "service": service, "anchor": anchor, "target": target, **ratios})
     return found

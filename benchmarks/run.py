@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -156,6 +157,11 @@ def _sessions_opened() -> int:
     return asyncio.run(ask())
 
 
+def _better(result: WrkResult, kept: WrkResult) -> bool:
+    """A round without errors beats one with them (errors answer fast: a failing row would win on RPS)."""
+    return (not result.errors, result.rps) > (not kept.errors, kept.rps)
+
+
 def _endpoint_rows(bench: Bench, token: str, wrk: Wrk, rounds: int) -> tuple[dict[str, WrkResult], dict[str, int]]:
     """Each row's best round, and how many PostgreSQL connections were opened during it (pool churn)."""
     ports = bench.ports
@@ -171,10 +177,12 @@ def _endpoint_rows(bench: Bench, token: str, wrk: Wrk, rounds: int) -> tuple[dic
             before = _sessions_opened()
             result = wrk(url, mode=mode, headers=headers)
             sessions = _sessions_opened() - before - 1
+            errors = f"  {result.errors} ERRORS" if result.errors else ""
             print(
-                f"  {name:<40} {result.rps:>9.0f} rps  p95 {result.p95_ms:6.1f} ms  {sessions} connections", flush=True
+                f"  {name:<40} {result.rps:>9.0f} rps  p95 {result.p95_ms:6.1f} ms  {sessions} connections{errors}",
+                flush=True,
             )
-            if name not in rows or result.rps > rows[name].rps:
+            if name not in rows or _better(result, rows[name]):
                 rows[name], opened[name] = result, sessions
     return rows, opened
 
@@ -287,6 +295,9 @@ def main(
         ),
     ] = False,
 ) -> None:
+    # A TERM (a CI timeout, kill) unwinds like Ctrl-C: the anchors and the nginx it started are stopped,
+    # not left answering on the ports the next run measures.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     out = HERE
     if quick:
         seconds, rounds, scale_seconds, gate, out = 3, 1, 2, False, RUNTIME / "quick"

@@ -20,7 +20,7 @@ from infra.spec import ROOT, EnvironmentSpec
 
 BIN = Path(sys.executable).parent
 RUNTIME = localenv.RUNTIME / "bench"
-POOL_SIZE = 20  # the service's pool with ENABLE_DATABASE_OPTIMIZATION: 10 + 10 overflow (app/storage/database.py)
+POOL_SIZE = 20  # the service's pool with ENABLE_DATABASE_OPTIMIZATION: 20 kept, no overflow (app/storage/database.py)
 
 
 def wait_for_port(port: int, timeout: float = 30) -> None:
@@ -34,7 +34,18 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"nothing listens on {HOST}:{port} after {timeout:.0f} s; see {RUNTIME}")
 
 
+def ensure_free(*ports: int) -> None:
+    """A port something else answers on would be measured in place of what the bench starts there."""
+    taken = [port for port in ports if localenv.port_taken(port)]
+    if taken:
+        raise RuntimeError(
+            f"{HOST}:{', '.join(map(str, taken))} already answer: a process left by an interrupted bench? "
+            "Stop it first (pgrep -af 'benchmarks[.]')"
+        )
+
+
 def _uvicorn(module: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    ensure_free(port)
     command = [str(BIN / "uvicorn"), module, "--host", HOST, "--port", str(port), "--loop", "uvloop"]
     command += ["--http", "httptools", "--no-access-log", "--log-level", "warning"]
     log = (RUNTIME / f"{module.split('.')[-1].split(':')[0]}-{port}.log").open("wb")
@@ -87,6 +98,7 @@ class Bench:
 
     def start(self) -> None:
         (RUNTIME / "nginx").mkdir(parents=True, exist_ok=True)
+        ensure_free(self.ports.service, self.ports.static, self.ports.bare, self.ports.asyncpg)
         node_file = RUNTIME / "node.json"
         node_file.write_text(self.node_json)
         self.others = [
@@ -132,6 +144,7 @@ class Bench:
         ):
             name = f"bench-app-{len(stack.ports.apps) + i + 1}"
             env = localenv.replica_environment(stack, name, port, None, values, state)
+            ensure_free(port)
             log = (RUNTIME / f"{name}.log").open("wb")
             self.extra_service.append(
                 subprocess.Popen(

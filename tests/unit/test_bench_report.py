@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -9,7 +10,9 @@ import pytest
 from benchmarks import profile
 from benchmarks.gateway import Ports, anchors
 from benchmarks.report import ANCHOR_CREATE, ANCHOR_READ, BARE, anchor_ratios, issue_targets
+from benchmarks.run import _better
 from benchmarks.scale_report import scale_points, scale_table
+from benchmarks.wrk import WrkResult
 
 
 def _row(rps: float, p50: float = 1.0, p95: float = 2.0, p99: float = 3.0) -> dict[str, Any]:
@@ -22,6 +25,23 @@ def test_each_service_path_is_a_ratio_of_its_own_anchor() -> None:
     assert set(ratios) == {"node read, uncached"}  # pairs missing a side are left out, not divided by zero
     assert ratios["node read, uncached"]["rps"] == pytest.approx(0.7)
     assert ratios["node read, uncached"]["p95_ms"] == pytest.approx(2.0)
+
+
+def test_a_side_that_answered_errors_is_not_a_ratio() -> None:
+    """An anchor left running by an interrupted bench answered 70,512 errors a second: no ratio from it."""
+    failing = {**_row(70_512), "errors": 565_260}
+    rows = {"service node read, uncached": _row(1_650), ANCHOR_READ: failing}
+    assert anchor_ratios(rows) == []
+    assert anchor_ratios({**rows, ANCHOR_READ: {**_row(3_000), "errors": 0}})[0]["rps"] == pytest.approx(0.55)
+
+
+def test_a_round_without_errors_is_kept_over_a_faster_one_with_errors() -> None:
+    clean = WrkResult(requests=10, seconds=1.0, errors=0, p50_ms=1, p95_ms=2, p99_ms=3, wrk_cpu=0, machine_busy=0)
+    failing = WrkResult(
+        requests=9_999, seconds=1.0, errors=9_999, p50_ms=1, p95_ms=1, p99_ms=1, wrk_cpu=0, machine_busy=0
+    )
+    assert _better(clean, failing) and not _better(failing, clean)
+    assert _better(dataclasses.replace(clean, requests=20), clean)
 
 
 def test_targets_are_judged_from_the_figures() -> None:
