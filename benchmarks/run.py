@@ -302,7 +302,11 @@ def main(
     if quick:
         seconds, rounds, scale_seconds, gate, out = 3, 1, 2, False, RUNTIME / "quick"
         out.mkdir(parents=True, exist_ok=True)
-    results = measure(seconds, connections, threads, rounds, gate, scale_seconds, out)
+    try:
+        results = measure(seconds, connections, threads, rounds, gate, scale_seconds, out)
+    except RuntimeError as exc:  # what could not start, and what to do: a sentence, not a traceback
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     (out / "results.json").write_text(json.dumps(results, indent=2))
     write_results(results, out, history=HERE)
     print(f"==> {out / 'RESULTS.md'}")

@@ -40,7 +40,7 @@ def ensure_free(*ports: int) -> None:
     if taken:
         raise RuntimeError(
             f"{HOST}:{', '.join(map(str, taken))} already answer: a process left by an interrupted bench? "
-            "Stop it first (pgrep -af 'benchmarks[.]')"
+            "Stop it first (pgrep -af 'benchmarks[.]|local/bench')"
         )
 
 
