@@ -44,8 +44,10 @@ async def _init(conn: asyncpg.Connection) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
     size = int(os.environ.get("BENCH_POOL_SIZE", "20"))
+    # Opened on demand and kept, as the service's pool does (app/storage/database.py): a replica holds
+    # what its load needed, so the anchors and the service fit PostgreSQL's 100 connections side by side.
     app.state.pool = await asyncpg.create_pool(
-        os.environ["BENCH_PG_DSN"], min_size=min(10, size), max_size=size, init=_init
+        os.environ["BENCH_PG_DSN"], min_size=1, max_size=size, max_inactive_connection_lifetime=0, init=_init
     )
     app.state.redis = aioredis.from_url(os.environ["BENCH_REDIS_URL"])
     yield

@@ -120,11 +120,12 @@ class Bench:
             wait_for_port(port)
 
     def set_anchors(self, count: int, reload: bool = True) -> None:
-        """Exactly `count` asyncpg replicas (the others stopped: each holds a pool of connections)."""
-        _stop(self.anchors[count:])
-        self.anchors = self.anchors[:count]
+        """Exactly `count` asyncpg replicas, started afresh: each holds the connections its last load needed,
+        and the service's replicas and the anchors share PostgreSQL's 100 (a scale point at 4 replicas ran
+        out of them with the 2-replica points' pools still held)."""
+        _stop(self.anchors)
         ports = self.ports.asyncpg_replicas(count)
-        self.anchors += [_uvicorn("benchmarks.asyncpg_app:app", p, anchor_env()) for p in ports[len(self.anchors) :]]
+        self.anchors = [_uvicorn("benchmarks.asyncpg_app:app", p, anchor_env()) for p in ports]
         for port in ports:
             wait_for_port(port)
         self.anchor_count = count
