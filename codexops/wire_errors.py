@@ -5,10 +5,17 @@ uvicorn refuses what its parser cannot take (a malformed request line, a 100 kB 
 request line and headers are bounded, so an oversized one is a 414 or 431 rather than whatever the
 parser makes of it (httptools takes headers of any size). nginx refuses these first at the edge; this
 is for a replica reached directly.
+
+The answer is sent before the request has all arrived (a 100 kB URL is refused at 16 kB). Closing at
+once would reset the connection while the client still sends, and a reset can discard the answer
+before the client reads it (seen in CI). So the replica closes as nginx does (`lingering_close`): it
+ends its side, reads and discards what the client still sends, and closes when the client does, or
+after `LINGER_SECONDS` or `LINGER_BYTES`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from http import HTTPStatus
 from typing import Any
@@ -17,6 +24,8 @@ from app.middleware.observe import SECURITY_HEADERS, request_id_of
 
 MAX_URL_BYTES = 16 * 1024  # nginx's request line fits 8 KiB (large_client_header_buffers)
 MAX_HEADER_BYTES = 64 * 1024  # names and values of one request, together
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
 BAD_REQUEST = (400, "bad_request", "the request could not be parsed")
 URI_TOO_LONG = (414, "uri_too_long", f"the request target is longer than {MAX_URL_BYTES} bytes")
 HEADERS_TOO_LARGE = (
@@ -50,12 +59,32 @@ class JsonWireErrors:
 
     transport: Any
     server_state: Any
+    loop: asyncio.AbstractEventLoop
     _wire_error: tuple[int, str, str] | None = None
+    _lingering: asyncio.TimerHandle | None = None
+    _discarded = 0
 
     def send_400_response(self, msg: str) -> None:
         status, code, message = self._wire_error or BAD_REQUEST
         self.transport.write(error_response(status, code, message, self.server_state.default_headers))
-        self.transport.close()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # the answer is complete; the client may still be sending
+            self._lingering = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering is None:
+            super().data_received(data)  # type: ignore[misc]
+            return
+        self._discarded += len(data)  # the rest of a refused request: read so the close is clean
+        if self._discarded > LINGER_BYTES:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._lingering is not None:
+            self._lingering.cancel()
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def _refuse(self, error: tuple[int, str, str]) -> None:
         self._wire_error = error

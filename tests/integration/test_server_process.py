@@ -155,3 +155,11 @@ def test_the_replicas_own_protocol_errors_are_json(
     assert headers["x-content-type-options"] == "nosniff" and headers["x-request-id"]
     if code is not None:
         assert json.loads(body) == {"error": code, "message": ANY, "requestId": headers["x-request-id"]}
+
+
+def test_a_refused_request_is_answered_while_the_client_still_sends(served: int) -> None:
+    # 512 kB of URL: the replica refuses at 16 kB while the client is still sending the rest
+    request = b"GET /api/nodes?q=" + b"a" * 512_000 + b" HTTP/1.1\r\nHost: x\r\n" + CLOSE
+    for _ in range(20):
+        answered, _, body = _exchange(served, request)
+        assert answered == 414 and json.loads(body)["error"] == "uri_too_long"
