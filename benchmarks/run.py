@@ -35,6 +35,7 @@ import typer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import profile, scale
+from benchmarks.dataset import remove_written
 from benchmarks.extras import gate_under_load, previews, replica_pids, rss_mb
 from benchmarks.gateway import HOST, Ports
 from benchmarks.report import (
@@ -214,6 +215,12 @@ def _profiles(bench: Bench, token: str, wrk: Wrk, seconds: float, out: Path) -> 
     return found
 
 
+def _take_back_writes() -> None:
+    print("  removing the nodes benchmarks wrote (creates, scale seeds)", flush=True)
+    removed = remove_written(anchor_env()["BENCH_PG_DSN"])
+    print(f"  removed {removed:,} nodes", flush=True)
+
+
 def _rss_now() -> dict[str, float]:
     return {name: rss_mb(pid) for name, pid in replica_pids().items()}
 
@@ -242,18 +249,22 @@ def measure(
 
     load_before = os.getloadavg()
     auth = {"Authorization": f"Bearer {token}"}
-    with anchors_and_gateway(spec, Ports.from_env(), node_json) as bench:
-        rows, opened = _endpoint_rows(bench, token, wrk, rounds)
-        cached = rows["service node read, cached"]
-        paced_rate = round(0.7 * cached.rps)
-        service = f"http://{HOST}:{bench.ports.service}"
-        paced = wrk(f"{service}/api/nodes/{NODE_ID}", rate=paced_rate, headers=auth)
-        print(f"  node read paced at {paced_rate} rps: {paced.rps:.0f} rps, p95 {paced.p95_ms:.1f} ms", flush=True)
-        rss_after = _rss_now()
-        load_during = os.getloadavg()
-        profiles = _profiles(bench, token, wrk, max(4.0, seconds), out)
-        print("  scale curve", flush=True)
-        curve = scale.by_replicas(bench, scale_wrk, auth, print) + scale.by_size(bench, scale_wrk, auth, print)
+    _take_back_writes()  # an interrupted run's, so this one starts from the same data set
+    try:
+        with anchors_and_gateway(spec, Ports.from_env(), node_json) as bench:
+            rows, opened = _endpoint_rows(bench, token, wrk, rounds)
+            cached = rows["service node read, cached"]
+            paced_rate = round(0.7 * cached.rps)
+            service = f"http://{HOST}:{bench.ports.service}"
+            paced = wrk(f"{service}/api/nodes/{NODE_ID}", rate=paced_rate, headers=auth)
+            print(f"  node read paced at {paced_rate} rps: {paced.rps:.0f} rps, p95 {paced.p95_ms:.1f} ms", flush=True)
+            rss_after = _rss_now()
+            load_during = os.getloadavg()
+            profiles = _profiles(bench, token, wrk, max(4.0, seconds), out)
+            print("  scale curve", flush=True)
+            curve = scale.by_replicas(bench, scale_wrk, auth, print) + scale.by_size(bench, scale_wrk, auth, print)
+    finally:
+        _take_back_writes()  # before the gate: it judges the stack as a user left it
     load_scale = os.getloadavg()
     gate = gate_under_load() if with_gate else {}
     return {
