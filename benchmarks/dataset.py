@@ -20,7 +20,9 @@ async def _remove(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
         status = await conn.execute("DELETE FROM nodes WHERE type_id = ANY($1::text[])", [CREATE_TYPE, SCALE_TYPE])
-        await conn.execute("VACUUM ANALYZE nodes")  # the next counts walk a clean visibility map
+        # FULL: a plain VACUUM leaves the heap at its largest, and a count over most of it then scans
+        # every page it ever had (seen: 14,600 pages for 12,500 live nodes after a run, the list halved).
+        await conn.execute("VACUUM (FULL, ANALYZE) nodes")
         return int(status.split()[-1])
     finally:
         await conn.close()

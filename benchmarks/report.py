@@ -261,8 +261,9 @@ def _anchors_note() -> list[str]:
         "orjson bodies; its `+ auth check` row adds the check the service makes when its auth view is not "
         "trusted: the account row from PostgreSQL, revocation and session from Redis. The service's view is "
         "trusted in these runs (Redis up), so its reads do that check from memory. Its `+ SQLAlchemy's round "
-        "trips` rows add what SQLAlchemy sends around the same statements: the pool's pre-ping (BEGIN, an empty "
-        "query, ROLLBACK) at every checkout and BEGIN ... ROLLBACK around a read.",
+        "trips` rows add what SQLAlchemy sends around the same statements: the pool's pre-ping (an empty query) "
+        "at every checkout. The nodes the creates and the scale curve write are removed at the end "
+        "(benchmarks/dataset.py).",
     ]
 
 
