@@ -281,16 +281,22 @@ class IdentityModule(Module):
                     f"too many failed logins for this account from your address; try again in {wait} s",
                     headers={"Retry-After": str(wait)},
                 )
-            if user is None:
-                await asyncio.to_thread(self._verify, _dummy_hash(), password)
-                await self.throttle.failed(username, client, free)
-                self.metrics.auth_failures.labels("unknown_user").inc()
-                raise _unauthorized("invalid_credentials", "username or password is wrong")
-            if not await asyncio.to_thread(self._verify, user.password_hash, password):
-                await self._count_failure(user.id)
-                await self.throttle.failed(username, client, free)
-                self.metrics.auth_failures.labels("bad_password").inc()
-                raise _unauthorized("invalid_credentials", "username or password is wrong")
+            # The connection that counts a failure is taken before the password is checked: taken after,
+            # a pool kept full by a flood would turn the count into a 503, and the attacker would learn
+            # "wrong password" from a guess that was never counted.
+            async with self.engine.connect() as conn:
+                if user is None:
+                    await asyncio.to_thread(self._verify, _dummy_hash(), password)
+                    await self.throttle.failed(username, client, free, conn)
+                    await conn.commit()
+                    self.metrics.auth_failures.labels("unknown_user").inc()
+                    raise _unauthorized("invalid_credentials", "username or password is wrong")
+                if not await asyncio.to_thread(self._verify, user.password_hash, password):
+                    await self._count_failure(user.id, conn)
+                    await self.throttle.failed(username, client, free, conn)
+                    await conn.commit()
+                    self.metrics.auth_failures.labels("bad_password").inc()
+                    raise _unauthorized("invalid_credentials", "username or password is wrong")
         await self.throttle.succeeded(username, client)
         if user.disabled:
             self.metrics.auth_failures.labels("disabled").inc()
@@ -307,15 +313,14 @@ class IdentityModule(Module):
         except VerificationError:
             return False
 
-    async def _count_failure(self, user_id: int) -> None:
+    async def _count_failure(self, user_id: int, conn: AsyncConnection) -> None:
         """Count a failure in one statement, so parallel failures cannot overwrite each other."""
-        async with self.engine.begin() as conn:
-            failures = await conn.scalar(
-                update(users)
-                .where(users.c.id == user_id)
-                .values(failed_logins=users.c.failed_logins + 1)
-                .returning(users.c.failed_logins)
-            )
+        failures = await conn.scalar(
+            update(users)
+            .where(users.c.id == user_id)
+            .values(failed_logins=users.c.failed_logins + 1)
+            .returning(users.c.failed_logins)
+        )
         if failures == self.settings.auth_account_ceiling:
             log.warning("account %s reached %d failed logins: new addresses get one free attempt", user_id, failures)
 

@@ -91,18 +91,18 @@ class LoginThrottle:
             return None
         return max(1, math.ceil(float(next_at) - now))
 
-    async def failed(self, username: str, client: str, free: int) -> int:
-        """Count a failure and set when the next attempt may come, in one statement; the new count."""
+    async def failed(self, username: str, client: str, free: int, conn: AsyncConnection) -> int:
+        """Count a failure and set when the next attempt may come, in one statement, on `conn` (the caller
+        commits: it took the connection before the password was checked); the new count."""
         now = time.time()
-        async with self.engine.begin() as conn:
-            await self._ensure_row(conn, username, client, now)
-            failures = throttle.c.attempts + 1
-            counted = await conn.scalar(
-                update(throttle)
-                .where(self._key(username, client))
-                .values(attempts=failures, next_at=now + _delay_sql(failures, free, self.max_delay), updated_at=now)
-                .returning(throttle.c.attempts)
-            )
+        await self._ensure_row(conn, username, client, now)
+        failures = throttle.c.attempts + 1
+        counted = await conn.scalar(
+            update(throttle)
+            .where(self._key(username, client))
+            .values(attempts=failures, next_at=now + _delay_sql(failures, free, self.max_delay), updated_at=now)
+            .returning(throttle.c.attempts)
+        )
         return int(counted or 0)
 
     async def _ensure_row(self, conn: AsyncConnection, username: str, client: str, now: float) -> None:
