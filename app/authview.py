@@ -226,10 +226,10 @@ class AuthView:
         """Reload cached accounts and every ended session; trusted again only if all of it answered."""
         began = time.monotonic()
         generation = self.generation
+        ids = list(self.users)  # the accounts cached when it began; those cached meanwhile are as fresh
         try:
             async with asyncio.timeout(max(1.0, self.max_staleness / 3)):
                 ended = await self.store.ended_sessions()
-                ids = list(self.users)
                 fresh: dict[int, UserState | None] = dict.fromkeys(ids)
                 if ids:
                     async with self.engine.connect() as conn:
@@ -242,7 +242,8 @@ class AuthView:
         self.ended = {sid: until for sid, until in {**self.ended, **ended}.items() if until > now}
         if generation != self.generation:
             return False  # a change arrived meanwhile: what was read may predate it
-        self.users = fresh
+        # An account cached while this ran was read with no change announced since: keep it.
+        self.users = {**self.users, **fresh}
         self.synced_at = began
         self.publish_ok = self._redis is not None
         self.resyncs += 1

@@ -95,6 +95,29 @@ async def test_changes_on_one_replica_hold_on_the_other_at_the_next_request(
         assert await _write(b, editor) in (401, 403), username
 
 
+async def test_an_account_cached_during_a_resync_stays_cached(
+    replicas: tuple[RunningApp, RunningApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resync (every 0.5 s here) replaced the cache with what it had reloaded, so an account cached
+    while it ran was dropped: one more SQL read per request, and a CI run's flaky cache check."""
+    a, b = replicas
+    view = _trusting(b)
+    editor = await _editor(a, "rhea")
+    held, real = asyncio.Event(), view.store.ended_sessions
+
+    async def ended_sessions() -> dict[str, float]:
+        await held.wait()
+        return await real()
+
+    monkeypatch.setattr(view.store, "ended_sessions", ended_sessions)
+    resync = asyncio.create_task(view.resync())
+    await asyncio.sleep(0.05)  # the resync has begun and waits on the session store
+    assert await _write(b, editor) == 201  # b caches rhea meanwhile
+    held.set()
+    assert await resync
+    assert any(s is not None and s.username == "rhea" for s in view.users.values())
+
+
 async def test_the_next_request_is_refused_every_time(replicas: tuple[RunningApp, RunningApp]) -> None:
     """The admin's answer waits for every replica's acknowledgement; without it, b's listener could
     still be behind the client's next request (a CI run caught exactly that)."""
