@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     enable_performance_optimization: bool = Field(True, validation_alias="ENABLE_PERFORMANCE_OPTIMIZATION")
     enable_response_caching: bool = Field(True, validation_alias="ENABLE_RESPONSE_CACHING")
     enable_database_optimization: bool = Field(True, validation_alias="ENABLE_DATABASE_OPTIMIZATION")
+    # Connections this replica keeps to PostgreSQL; the spec sizes it so every replica's fits (infra/spec.py).
+    database_pool_size: int = Field(20, validation_alias="DATABASE_POOL_SIZE", ge=1, le=100)
     cache_ttl_seconds: float = Field(30.0, validation_alias="CACHE_TTL_SECONDS", gt=0)
     cache_max_entries: int = Field(1000, validation_alias="CACHE_MAX_ENTRIES", gt=0)
     cache_max_bytes: int = Field(16 * 1024 * 1024, validation_alias="CACHE_MAX_BYTES", gt=0)

@@ -46,6 +46,7 @@ def spec_env(spec: EnvironmentSpec, platform: Platform) -> dict[str, str]:
             "SHUTDOWN_DRAIN_SECONDS": str(drain),
             "SHUTDOWN_GRACE_SECONDS": str(spec.shutdown.graceSeconds),
             "GATE_USERNAME": GATE_USERNAME,
+            "DATABASE_POOL_SIZE": str(spec.database_pool_size),  # the replicas' pools fit max_connections
         }
         | ({"HEAP_SIZE_LIMIT": str(spec.resources.memory_limit_bytes)} if spec.resources.memoryLimit else {})
         | _release(spec, platform)

@@ -20,7 +20,7 @@ from typing import Literal
 
 from infra import images
 from infra.app_env import Platform, plain_env, spec_env
-from infra.spec import EnvironmentSpec, Resources
+from infra.spec import POSTGRES_DEFAULT_MAX_CONNECTIONS, EnvironmentSpec, Resources
 
 PREFIX = "living-codex"
 APP_PORT_NAME = "http"
@@ -132,7 +132,14 @@ def _gateway(spec: EnvironmentSpec, platform: Platform) -> Entry:
     )
 
 
+def postgres_options(spec: EnvironmentSpec) -> tuple[str, ...]:
+    """Only what differs from PostgreSQL's defaults: a server that keeps them keeps its pod template."""
+    connections = spec.postgres.maxConnections
+    return () if connections == POSTGRES_DEFAULT_MAX_CONNECTIONS else ("-c", f"max_connections={connections}")
+
+
 def _postgres(spec: EnvironmentSpec, platform: Platform) -> Entry:
+    options = postgres_options(spec)
     return Entry(
         "postgres",
         images.POSTGRES,
@@ -144,7 +151,8 @@ def _postgres(spec: EnvironmentSpec, platform: Platform) -> Entry:
         uid=70,  # the alpine image's postgres user
         access=(Access("postgres", ("app", "postgres-backup")),),
         local=LocalProgram(
-            "{bin} -D {dir}/data -p {port} -k {dir} -c listen_addresses={host} -c unix_socket_permissions=0700",
+            "{bin} -D {dir}/data -p {port} -k {dir} -c listen_addresses={host} -c unix_socket_permissions=0700"
+            + "".join(f" {option}" for option in options),
             "postgres",
             autostart=True,
             stopsignal="INT",

@@ -8,6 +8,9 @@ no old password; psql reads the new one from the environment (\\getenv), never f
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Sequence
+
 ROLE, DATABASE = "codex", "livingcodex"
 
 PASSWORD_SYNC = (
@@ -17,14 +20,12 @@ PASSWORD_SYNC = (
     "done; echo 'could not set the codex password' >&2; exit 1"
 )
 
-# The Docker image has no postStart hook: start the server, sync the password, then wait on the server
-# (forwarding the stop signal so PostgreSQL shuts down cleanly).
-DOCKER_ENTRYPOINT = (
-    "docker-entrypoint.sh postgres & pid=$!; "
-    "trap 'kill -TERM $pid' TERM INT; "
-    f"( {PASSWORD_SYNC} ); "
-    "wait $pid; wait $pid"
-)
+
+def docker_entrypoint(options: Sequence[str] = ()) -> str:
+    """The Docker image has no postStart hook: start the server (with `options`, the entry's args), sync
+    the password, then wait on the server (forwarding the stop signal so PostgreSQL shuts down cleanly)."""
+    server = " ".join(["docker-entrypoint.sh", "postgres", *map(shlex.quote, options)])
+    return f"{server} & pid=$!; trap 'kill -TERM $pid' TERM INT; ( {PASSWORD_SYNC} ); wait $pid; wait $pid"
 
 
 def backup_script(keep: int) -> str:

@@ -137,9 +137,23 @@ class Backup(Model):
     maxAgeHours: int = Field(26, ge=1, description="no successful backup for this long: CodexBackupMissing")
 
 
+# PostgreSQL's own max_connections; the servers the program runs are told another value only when set.
+POSTGRES_DEFAULT_MAX_CONNECTIONS = 100
+# Connections the app's pools leave free: PostgreSQL's superuser_reserved_connections (3), the migration,
+# the backup's pg_dump, the password sync (postStart) and an operator's psql.
+RESERVED_CONNECTIONS = 8
+POOL_CAP = 20  # what a replica keeps at most: a burst's concurrent reads (benchmarks/NOTES.md)
+
+
 class PostgresSpec(Datastore):
     resources: Resources = _resources("250m", "1", "256Mi", "1Gi")
     backup: Backup = Backup()
+    maxConnections: int = Field(
+        POSTGRES_DEFAULT_MAX_CONNECTIONS, ge=20, le=5000, description="the server's (external: its own setting)"
+    )
+    poolPerReplica: int | None = Field(
+        None, ge=1, le=100, description="connections each app replica keeps; default: a fair share, at most 20"
+    )
 
 
 class RedisSpec(Datastore):
@@ -426,10 +440,37 @@ class EnvironmentSpec(Model):
     def server_names(self) -> tuple[str, ...]:
         return self.serverNames or (self.domain,)
 
+    @property
+    def peak_app_replicas(self) -> int:
+        """App replicas at most at once: the autoscaler's maximum on Kubernetes, else the replica count, and
+        the one more a rollout runs (maxSurge 1 on Kubernetes, the canary replica elsewhere)."""
+        return (self.autoscaling.maxReplicas if self.platform == "kubernetes" else self.replicas) + 1
+
+    @property
+    def database_pool_size(self) -> int:
+        """Each replica's pool: poolPerReplica, else the server's connections shared by the replicas at
+        their peak, at most POOL_CAP (0 when there are too few for one each; the spec refuses that)."""
+        store = self.postgres
+        fair = (store.maxConnections - RESERVED_CONNECTIONS) // self.peak_app_replicas
+        return store.poolPerReplica or min(POOL_CAP, fair)
+
+    def _check_connections(self) -> None:
+        """Every replica's pool at the peak fits in the server's max_connections: past it, PostgreSQL
+        refuses new connections ("too many clients") just when the autoscaler has added replicas for load."""
+        peak, pool, limit = self.peak_app_replicas, self.database_pool_size, self.postgres.maxConnections
+        needed = peak * max(pool, 1) + RESERVED_CONNECTIONS
+        if needed > limit:
+            raise ValueError(
+                f"postgres: {peak} app replicas at peak * {max(pool, 1)} connections each + {RESERVED_CONNECTIONS} "
+                f"reserved = {needed}, above maxConnections {limit}: lower postgres.poolPerReplica or the "
+                "replicas (autoscaling.maxReplicas on Kubernetes), or raise postgres.maxConnections"
+            )
+
     @model_validator(mode="after")
     def _production_rules(self) -> EnvironmentSpec:
         if self.autoscaling.minReplicas > self.autoscaling.maxReplicas:
             raise ValueError("autoscaling: minReplicas is above maxReplicas")
+        self._check_connections()
         for name in ("redis", "postgres"):
             store: Datastore = getattr(self, name)
             if store.mode == "external" and not store.externalHost:

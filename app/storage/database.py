@@ -145,7 +145,7 @@ def create_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine:
         isolation_level="AUTOCOMMIT",  # between checkouts only: the engine returned below is transactional
         # Every connection kept (no overflow): an overflow connection is closed when returned, and under a
         # burst each request then opens one anew (TCP, SCRAM, statements prepared again; benchmarks/NOTES.md).
-        pool_size=20 if optimize else 5,
+        pool_size=settings.database_pool_size if optimize else min(5, settings.database_pool_size),
         max_overflow=0,
         pool_pre_ping=True,
         pool_recycle=1800,

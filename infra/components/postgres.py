@@ -28,19 +28,25 @@ from infra.components.workload import container as kubernetes_container
 from infra.components.workload import service, workload
 from infra.pg_scripts import (
     DATABASE,
-    DOCKER_ENTRYPOINT,
     OFFSITE_SCRIPT,
     PASSWORD_SYNC,
     RESTORE_CHECK_SCRIPT,
     RESTORE_SCRIPT,
     ROLE,
     backup_script,
+    docker_entrypoint,
 )
 from infra.spec import Offsite
 
 POSTGRES_UID = 70  # the alpine image's postgres user
 BACKUPS = "/backups"
 BACKUPS_CLAIM = f"{PREFIX}-postgres-backups"  # what pvc(..., "postgres-backups") names the claim
+
+
+def _server_args(target: Target) -> dict[str, list[str]]:
+    """The image's command with the spec's options (`args` replaces the image's CMD, `postgres`)."""
+    options = catalogue.postgres_options(target.spec)
+    return {"args": ["postgres", *options]} if options else {}
 
 
 class Postgres(pulumi.ComponentResource):
@@ -87,7 +93,7 @@ class Postgres(pulumi.ComponentResource):
                 f"POSTGRES_USER={ROLE}",
                 f"POSTGRES_DB={DATABASE}",
             ],
-            entrypoints=["sh", "-c", DOCKER_ENTRYPOINT],
+            entrypoints=["sh", "-c", docker_entrypoint(catalogue.postgres_options(target.spec))],
             wait=True,  # `pulumi up` goes on to the app only once PostgreSQL is healthy
             wait_timeout=120,
         )
@@ -117,6 +123,7 @@ class Postgres(pulumi.ComponentResource):
                 self._password_env(target),
             ],
             lifecycle={"postStart": {"exec": {"command": ["sh", "-c", PASSWORD_SYNC]}}},
+            **_server_args(target),
             readinessProbe=probe,
             livenessProbe={**probe, "initialDelaySeconds": 30},
             volumeMounts=[

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from infra.components.postgres import Postgres as PostgresComponent
 from infra.mock_runtime import Declaration
-from infra.pg_scripts import DOCKER_ENTRYPOINT, PASSWORD_SYNC, RESTORE_SCRIPT, backup_script
+from infra.pg_scripts import PASSWORD_SYNC, RESTORE_SCRIPT, backup_script, docker_entrypoint
 from tests.infra.conftest import container, pod_spec
 from tests.support.servers import Postgres, free_port
 
@@ -81,7 +81,7 @@ def test_a_rotated_password_is_set_on_the_role(postgres: Postgres) -> None:
 def test_both_stacks_sync_the_password_at_every_start(staging: Declaration, production: Declaration) -> None:
     postgres = pod_spec(production, STATEFULSET, "postgres")["containers"][0]
     assert postgres["lifecycle"]["postStart"]["exec"]["command"] == ["sh", "-c", PASSWORD_SYNC]
-    assert container(staging, "postgres")["entrypoints"] == ["sh", "-c", DOCKER_ENTRYPOINT]
+    assert container(staging, "postgres")["entrypoints"] == ["sh", "-c", docker_entrypoint()]
     component = production.environment.postgres  # type: ignore[union-attr]
     assert isinstance(component, PostgresComponent)
     assert shlex.quote(RESTORE_SCRIPT) in component.restore_command

@@ -36,6 +36,7 @@ class Postgres:
     user: str = "codex"
     password: str = "codex-test-password"
     database: str = "livingcodex"
+    options: tuple[str, ...] = ()  # more server options, e.g. infra.catalogue.postgres_options(spec)
 
     @property
     def url(self) -> str:
@@ -54,7 +55,9 @@ class Postgres:
         )
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = " ".join(
+            [f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off", *self.options]
+        )
         self._ctl("-o", options, "-l", str(self.data_dir / "server.log"), "-w", "start")
 
     def stop(self) -> None:
@@ -68,11 +71,11 @@ class Postgres:
         self.psql(f"CREATE DATABASE {self.database} OWNER {self.user}")
 
 
-def start_postgres() -> Postgres:
+def start_postgres(options: tuple[str, ...] = ()) -> Postgres:
     data_dir = Path(tempfile.mkdtemp(prefix="codex-pg-"))  # 0700: the socket's folder, closed to others
     give_to_postgres(data_dir)
     initdb(data_dir, trust_local=True)  # the container's trusted socket, which infra/pg_scripts.py uses
-    server = Postgres(free_port(), data_dir)
+    server = Postgres(free_port(), data_dir, options=options)
     server.start()
     server.psql(f"CREATE ROLE {server.user} LOGIN PASSWORD '{server.password}'")
     server.psql(f"CREATE DATABASE {server.database} OWNER {server.user}")
