@@ -21,12 +21,8 @@ REPORTS = localenv.RUNTIME / "bench" / "reports"
 
 
 def replica_pids() -> dict[str, int]:
-    pids = {}
-    for name in ("app-1", "app-2"):
-        out = localenv.supervisorctl("pid", name, check=False).strip()
-        if out.isdigit() and int(out) > 0:
-            pids[name] = int(out)
-    return pids
+    pids = {name: localenv.supervisor().pid(name) for name in ("app-1", "app-2")}
+    return {name: pid for name, pid in pids.items() if pid > 0}
 
 
 def rss_mb(pid: int) -> float:
@@ -55,7 +51,7 @@ class RssSampler(threading.Thread):
 def fresh_replicas(timeout: float = 60) -> None:
     """Restart both replicas and wait until they are ready: the gate then meets them as `make gate` does,
     not warmed up (and grown) by minutes of wrk, which the leak detector would rightly notice."""
-    localenv.supervisorctl("restart", "app-1", "app-2", check=False)
+    localenv.supervisor().restart("app-1", "app-2")
     for process in localenv.local_stack().processes:
         if process.name in ("app-1", "app-2"):
             localenv.wait_until(lambda p=process: localenv.healthy(p), process.name, timeout, print)  # type: ignore[misc]

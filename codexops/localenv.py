@@ -8,6 +8,7 @@ own ports (stack_ports: from CODEX_PORT_BASE, else the spec's `local.portBase`, 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -27,9 +28,11 @@ from typing import Any
 
 import httpx
 
+from codexops.local_errors import LocalEnvError as LocalEnvError  # callers catch localenv.LocalEnvError
 from codexops.paths import local_root, stacks_root
 from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql, restrict_access
 from codexops.supervisor_programs import catalogue_program, supervisor_program
+from codexops.supervisor_rpc import Supervisor
 from infra import app_env
 from infra.alerts import render_alert_rules
 from infra.catalogue import Entry, catalogue, scrape_jobs
@@ -48,10 +51,6 @@ PORT_BASE_ENV = "CODEX_PORT_BASE"  # one base for every stack's ports (stack_por
 PORT_SLOT = 200  # ports a stack's range spans: 10 fixed ones, then up to 100 replicas
 # The load generator is one address: the gateway's per-client limits are raised here, not removed.
 LOCAL_API_RATE, LOCAL_API_BURST = "2000r/s", 2000
-
-
-class LocalEnvError(RuntimeError):
-    """Something stops the local environment; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -554,28 +553,18 @@ def supervisord_pid(stack: LocalStack | str | None = None) -> int | None:
         return None
 
 
-def supervisorctl(*args: str, check: bool = True, stack: LocalStack | str | None = None) -> str:
-    conf = _stack(stack).runtime / "supervisord.conf"
-    result = subprocess.run(
-        [str(BIN / "supervisorctl"), "-c", str(conf), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if check and result.returncode not in (0, 3):  # 3: some process is not running (status)
-        raise LocalEnvError(f"supervisorctl {' '.join(args)} failed: {result.stdout}{result.stderr}")
-    return result.stdout
+def supervisor(stack: LocalStack | str | None = None) -> Supervisor:
+    """The stack's supervisord over its socket: what codexops itself starts, stops and asks."""
+    return Supervisor(_stack(stack).scratch / "supervisor.sock")
 
 
 def process_states(stack: LocalStack) -> dict[str, str]:
     if supervisord_pid(stack) is None:
         return {}
-    states = {}
-    for line in supervisorctl("status", check=False, stack=stack).splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            states[parts[0]] = parts[1]
-    return states
+    try:
+        return supervisor(stack).states()
+    except LocalEnvError:  # shutting down, or gone since the pid check
+        return {}
 
 
 # -- health ----------------------------------------------------------------------------------------
@@ -692,24 +681,23 @@ def up(
     render_files(stack, state)
     if running:
         say("  supervisord already running: reloading configuration")
-        supervisorctl("update", stack=stack)  # restarts programs whose command or environment changed
+        supervisor(stack).update()  # restarts programs whose command or environment changed
         # re-read rendered files (PostgreSQL: pg_hba.conf)
-        reloading = [p.name for p in stack.processes if p.reloads]
-        supervisorctl("signal", "HUP", *reloading, check=False, stack=stack)
+        supervisor(stack).signal("HUP", *(p.name for p in stack.processes if p.reloads))
     else:
         say(f"  starting supervisord for stack {stack.name}")
         subprocess.run(
             [str(BIN / "supervisord"), "-c", str(stack.runtime / "supervisord.conf")], check=True, timeout=30
         )
     first = [p for p in stack.processes if p.autostart]
-    supervisorctl("start", *(p.name for p in first), check=False, stack=stack)
+    supervisor(stack).start(*(p.name for p in first))
     wait_until(lambda: postgres_accepts(stack), "postgres", timeout, say, stack)
     for process in first:
         if process.name != "postgres":
             wait_until(lambda p=process: healthy(p), process.name, timeout, say, stack)  # type: ignore[misc]
     bootstrap_database(stack, values)
     then = [p for p in stack.processes if not p.autostart]
-    supervisorctl("start", *(p.name for p in then), check=False, stack=stack)
+    supervisor(stack).start(*(p.name for p in then))
     for process in then:
         wait_until(lambda p=process: healthy(p), process.name, timeout, say, stack)  # type: ignore[misc]
     wait_until(lambda: replicas_scraped(stack), "scrapes", timeout, say, stack)
@@ -735,8 +723,10 @@ def down(
     pid = supervisord_pid(local)
     if pid is not None:
         say(f"  stopping stack {local.name} (apps drain first)")
-        supervisorctl("stop", "nginx", *local.apps, check=False, stack=local)
-        supervisorctl("shutdown", check=False, stack=local)
+        with contextlib.suppress(LocalEnvError):  # stopped with the rest at the shutdown, then
+            supervisor(local).stop("nginx", *local.apps)
+        with contextlib.suppress(LocalEnvError):  # shutting down already
+            supervisor(local).shutdown()
         began = time.monotonic()
         while supervisord_pid(local) is not None and time.monotonic() - began < timeout:
             time.sleep(0.2)

@@ -21,7 +21,7 @@ FAULTS = ("critical-log", "redis-frozen", "postgres-frozen")
 
 
 def _tree(program: str) -> list[psutil.Process]:
-    root = psutil.Process(int(localenv.supervisorctl("pid", program).strip()))
+    root = psutil.Process(localenv.supervisor().pid(program))
     return [root, *root.children(recursive=True)]
 
 
@@ -38,7 +38,9 @@ def switch(state: str, fault: str) -> None:
             else:
                 process.resume()
     if state == "off":
-        localenv.supervisorctl("restart", *stack.apps, stack=stack)
+        control = localenv.supervisor(stack)
+        control.stop(*stack.apps)  # SIGTERM, drain, exit; then a fresh process each
+        control.start(*stack.apps)
 
 
 if __name__ == "__main__":

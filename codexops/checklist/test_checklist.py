@@ -138,7 +138,7 @@ def _jwt_secrets(target: Checked) -> list[str]:
         stack = localenv.LocalStack(target.spec)
         found = []
         for name in target.target.app_processes:
-            pid = localenv.supervisorctl("pid", name, stack=stack).strip()
+            pid = localenv.supervisor(stack).pid(name)
             environ = target.hosts[0].file(f"/proc/{pid}/environ").content
             found += [e.split(b"=", 1)[1].decode() for e in environ.split(b"\0") if e.startswith(b"JWT_SECRET=")]
         return found

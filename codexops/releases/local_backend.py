@@ -255,8 +255,7 @@ def _health(port: int) -> dict[str, object]:
 
 
 def _pid(local: localenv.LocalStack, app: str) -> int:
-    text = localenv.supervisorctl("pid", app, check=False, stack=local).strip()
-    return int(text) if text.isdigit() else 0
+    return localenv.supervisor(local).pid(app)
 
 
 def executing_folder(pid: int) -> Path | None:
@@ -304,7 +303,7 @@ def remove_extra_replicas(local: localenv.LocalStack, progress: Progress) -> Non
             state["releases"].pop(app, None)
         localenv.write_state(local, state)
         localenv.write_supervisor_conf(local, state)
-        localenv.supervisorctl("update", *extra, stack=local)  # a group gone from the config is removed
+        localenv.supervisor(local).update(*extra)  # a group gone from the config is removed
 
 
 # -- the rolling replacement ----------------------------------------------------------------------
@@ -325,19 +324,19 @@ def _set_release(local: localenv.LocalStack, app: str, release: dict[str, object
     localenv.write_state(local, state)
     localenv.write_supervisor_conf(local, state)
     # Only this replica's program: a changed setting in the others' environment waits for their turn.
-    localenv.supervisorctl("update", app, stack=local)
+    localenv.supervisor(local).update(app)
 
 
 def replace_replica(
     local: localenv.LocalStack, app: str, port: int, release: Release, progress: Progress
 ) -> str | None:
     previous = localenv.read_state(local)["releases"].get(app)
-    localenv.supervisorctl("stop", app, check=False, stack=local)  # SIGTERM: it drains, then exits
+    localenv.supervisor(local).stop(app)  # SIGTERM: it drains, then exits
     _set_release(local, app, release.to_json())
     problem = start_replica(local, app, port, release.id)
     if problem:
         progress(f"  {app} failed on {release.id} ({problem}); back to {previous['id'] if previous else 'checkout'}")
-        localenv.supervisorctl("stop", app, check=False, stack=local)
+        localenv.supervisor(local).stop(app)
         _set_release(local, app, previous)
         if start_replica(local, app, port, previous["id"] if previous else None):
             progress(f"  {app} did not come back on its previous release either")

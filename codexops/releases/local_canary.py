@@ -32,7 +32,7 @@ class LocalCanary:
         self._set({"release": self.release.to_json(), "weight": 0})
         localenv.make_folders(self.local)
         localenv.write_supervisor_conf(self.local, localenv.read_state(self.local))
-        localenv.supervisorctl("update", localenv.CANARY, stack=self.local)  # adds the program
+        localenv.supervisor(self.local).update(localenv.CANARY)  # adds the program
         apply_settings(self.local, progress)  # Prometheus scrapes it from now on
         return start_replica(self.local, localenv.CANARY, self.local.ports.canary, release_id)
 
@@ -47,10 +47,11 @@ class LocalCanary:
     def stop_canary(self, progress: Progress) -> None:
         """Out of the upstream first, then drained and stopped, then gone from the configuration."""
         self.route(0, progress)
-        localenv.supervisorctl("stop", localenv.CANARY, check=False, stack=self.local)
+        control = localenv.supervisor(self.local)
+        control.stop(localenv.CANARY)
         self._set(None)
         localenv.write_supervisor_conf(self.local, localenv.read_state(self.local))
-        localenv.supervisorctl("update", localenv.CANARY, check=False, stack=self.local)  # removes it
+        control.update(localenv.CANARY)  # removes it
         apply_settings(self.local, progress)
         progress("  canary stopped and removed")
 

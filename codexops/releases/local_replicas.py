@@ -24,7 +24,7 @@ def apply_settings(local: localenv.LocalStack, progress: Progress) -> None:
         path.write_text(texts[path])
     readers = sorted({localenv.READERS[path.name] for path in stale})
     progress(f"  settings changed in {', '.join(p.name for p in stale)}: reloading {', '.join(readers)}")
-    localenv.supervisorctl("signal", "HUP", *readers, check=False, stack=local)
+    localenv.supervisor(local).signal("HUP", *readers)
 
 
 def serves(port: int, release_id: str | None) -> bool:
@@ -42,15 +42,19 @@ def serves(port: int, release_id: str | None) -> bool:
 
 def start_replica(local: localenv.LocalStack, app: str, port: int, release_id: str | None) -> str | None:
     """Start the replica and wait until it serves; the reason when it does not."""
-    localenv.supervisorctl("start", app, check=False, stack=local)
-    first_pid = localenv.supervisorctl("pid", app, check=False, stack=local).strip()
+    control = localenv.supervisor(local)
+    try:
+        control.start(app)
+    except localenv.LocalEnvError as exc:  # it could not even be spawned
+        return str(exc)
+    first_pid = control.pid(app)
     began = time.monotonic()
     while time.monotonic() - began < READY_TIMEOUT:
         if serves(port, release_id):
             return None
         # A replica that exits while starting is restarted by supervisord: a new pid, or a failed state.
         state = localenv.process_states(local).get(app)
-        pid = localenv.supervisorctl("pid", app, check=False, stack=local).strip()
+        pid = control.pid(app)
         if state in ("FATAL", "BACKOFF", "EXITED") or pid != first_pid:
             log = local.runtime / "logs" / f"{app}.out.log"
             tail = log.read_text()[-600:].strip().splitlines()[-3:] if log.exists() else []

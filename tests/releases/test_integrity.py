@@ -63,7 +63,7 @@ def test_a_file_edited_in_a_built_release_is_refused_reported_and_repaired_by_a_
         assert "Traceback" not in refused.stderr
     assert world.commits() == commits  # refused before any commit
     # supervisord restarting a replica goes through the launcher, which hashes the folder first
-    localenv.supervisorctl("restart", "app-1", check=False, stack="staging")
+    localenv.supervisor("staging").restart("app-1")
     staging = localenv.local_stack("staging")
     ended = ("FATAL", "EXITED")  # FATAL when refused within startsecs, else EXITED (exit 78 is not restarted)
     wait_until(lambda: localenv.process_states(staging).get("app-1") in ended, 60, "app-1 refused to start")

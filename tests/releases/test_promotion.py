@@ -187,16 +187,13 @@ def test_the_full_gate_reports_the_candidate_against_productions_prometheus(
 @pytest.mark.usefixtures("staging_serves_good")
 def test_promoting_the_release_already_serving_is_a_no_op(world: World) -> None:
     commits, events = world.commits(), len(world.history("production"))
-    pids = localenv.supervisorctl(
-        "pid", *localenv.local_stack("production").apps, stack=localenv.local_stack("production")
-    )
+    production = localenv.local_stack("production")
+    pids = [localenv.supervisor(production).pid(app) for app in production.apps]
     again = world.run("codexops", "promote", "--from", "staging", "--to", "production", "--accept-warnings")
     assert again.returncode == 0, again.stderr
     assert f"NO CHANGE: production already serves {world.good.id}" in again.stdout
     assert world.commits() == commits and len(world.history("production")) == events  # no commit, no deploy
-    after = localenv.supervisorctl(
-        "pid", *localenv.local_stack("production").apps, stack=localenv.local_stack("production")
-    )
+    after = [localenv.supervisor(production).pid(app) for app in production.apps]
     assert after == pids  # no replica restarted
 
 

@@ -103,17 +103,17 @@ def test_a_module_that_fails_to_load_fails(spec: EnvironmentSpec, tmp_path: Path
 
 
 def test_postgresql_stopped_fails(spec: EnvironmentSpec, tmp_path: Path, healthy: None) -> None:
-    localenv.supervisorctl("stop", "postgres")
+    localenv.supervisor().stop("postgres")
     try:
         report = run_gate(spec, tmp_path)
     finally:
-        localenv.supervisorctl("start", "postgres")
+        localenv.supervisor().start("postgres")
     assert report.verdict == "FAIL"
     assert "test_database_connections_established" in _reasons(report)
 
 
 def test_a_hung_database_does_not_hang_the_gate(spec: EnvironmentSpec, tmp_path: Path, healthy: None) -> None:
-    pid = int(localenv.supervisorctl("pid", "postgres").strip())
+    pid = localenv.supervisor().pid("postgres")
     postmaster = psutil.Process(pid)
     frozen = [postmaster, *postmaster.children(recursive=True)]
     for process in frozen:

@@ -74,7 +74,7 @@ def _nothing_lost(load: Load) -> int:
 
 
 def _process_tree(name: str) -> list[psutil.Process]:
-    root = psutil.Process(int(localenv.supervisorctl("pid", name).strip()))
+    root = psutil.Process(localenv.supervisor().pid(name))
     return [root, *root.children(recursive=True)]
 
 
@@ -83,7 +83,7 @@ def test_a_replica_restarted_under_load_fails_no_request(admin_token: str, defau
     with Load(admin_token, "fault-restart") as load:
         load.wait_answered(20, "the load under way")
         began = time.monotonic()
-        localenv.supervisorctl("restart", "app-1")  # SIGTERM, drain, exit; then a fresh process
+        localenv.supervisor().restart("app-1")  # SIGTERM, drain, exit; then a fresh process
         wait_until(lambda: _ready(localenv.local_stack().ports.apps[0]), 120, "app-1 ready")
         ready_after = time.monotonic() - began
         load.wait_answered(20, "both replicas serving again")
@@ -139,7 +139,7 @@ def test_postgresql_restarted_answers_503_or_success_and_loses_no_write(
     with Load(admin_token, "fault-postgres") as load:
         load.wait_answered(20, "the load under way")
         began = time.monotonic()
-        localenv.supervisorctl("restart", "postgres")
+        localenv.supervisor().restart("postgres")
         down_for = time.monotonic() - began
         load.wait_answered(20, "PostgreSQL back: reads and writes answered again")
     _record("postgres_restart", {**load.summary(), "restart_command_s": round(down_for, 2)})

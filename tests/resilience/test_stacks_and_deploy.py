@@ -64,9 +64,9 @@ def staging(stores: Path) -> localenv.LocalStack:
 def quiet_prometheus(staging: localenv.LocalStack) -> localenv.LocalStack:
     """Staging's Prometheus started again on an empty store: its windows hold only the test's requests,
     whatever ran before (thousands of fast ones would keep a 5-minute p95 low for minutes)."""
-    localenv.supervisorctl("stop", "prometheus", stack=staging)
+    localenv.supervisor(staging).stop("prometheus")
     shutil.rmtree(staging.runtime / "prometheus" / "data", ignore_errors=True)
-    localenv.supervisorctl("start", "prometheus", stack=staging)
+    localenv.supervisor(staging).start("prometheus")
     ready = f"{staging.prometheus_url()}/-/ready"
     wait_until(lambda: httpx.get(ready, timeout=2).status_code == 200, 60, "staging's Prometheus ready")
     return staging
