@@ -33,7 +33,9 @@ TEARDOWN_GRACE = 180.0  # seconds an interrupted shard gets to stop its stacks
 # Stack shards at once: each runs real stacks, release builds and loads, and 2 cores are the limit: with
 # six at once (a clean-clone run, 2026-12-07) every long shard took twice as long as alone (gitops
 # 1,246 s, killed 1,291 s), the niced rest shard had run 38 of its 964 tests after 12 minutes, and a
-# slow release's gate was INCONCLUSIVE (its client starved). Four is what runs reliably. CODEX_TEST_SHARDS
+# slow release's gate was INCONCLUSIVE (its client starved). Four is what runs reliably. That was while the
+# stacks' supervisord busy-looped (codexops/supervisor_rpc.py); since, five took 893 s against four's
+# 1,011 s, limited by the rest shard, and passed once: four stays until five has a record. CODEX_TEST_SHARDS
 # overrides it.
 MAX_ISOLATED = int(os.environ.get("CODEX_TEST_SHARDS") or 4)
 FIXED_PORT_DIRS = ("tests/releases", "tests/resilience")  # every module here must be in an isolated shard
