@@ -679,25 +679,26 @@ def up(
     make_scratch(stack)
     init_postgres(stack, say)
     render_files(stack, state)
+    control = supervisor(stack)
     if running:
         say("  supervisord already running: reloading configuration")
-        supervisor(stack).update()  # restarts programs whose command or environment changed
+        control.update()  # restarts programs whose command or environment changed
         # re-read rendered files (PostgreSQL: pg_hba.conf)
-        supervisor(stack).signal("HUP", *(p.name for p in stack.processes if p.reloads))
+        control.signal("HUP", *(p.name for p in stack.processes if p.reloads))
     else:
         say(f"  starting supervisord for stack {stack.name}")
         subprocess.run(
             [str(BIN / "supervisord"), "-c", str(stack.runtime / "supervisord.conf")], check=True, timeout=30
         )
     first = [p for p in stack.processes if p.autostart]
-    supervisor(stack).start(*(p.name for p in first))
+    control.start(*(p.name for p in first))
     wait_until(lambda: postgres_accepts(stack), "postgres", timeout, say, stack)
     for process in first:
         if process.name != "postgres":
             wait_until(lambda p=process: healthy(p), process.name, timeout, say, stack)  # type: ignore[misc]
     bootstrap_database(stack, values)
     then = [p for p in stack.processes if not p.autostart]
-    supervisor(stack).start(*(p.name for p in then))
+    control.start(*(p.name for p in then))
     for process in then:
         wait_until(lambda p=process: healthy(p), process.name, timeout, say, stack)  # type: ignore[misc]
     wait_until(lambda: replicas_scraped(stack), "scrapes", timeout, say, stack)
@@ -723,10 +724,11 @@ def down(
     pid = supervisord_pid(local)
     if pid is not None:
         say(f"  stopping stack {local.name} (apps drain first)")
-        with contextlib.suppress(LocalEnvError):  # stopped with the rest at the shutdown, then
-            supervisor(local).stop("nginx", *local.apps)
+        control = supervisor(local)
+        with contextlib.suppress(LocalEnvError):  # if this fails, the shutdown stops them with the rest
+            control.stop("nginx", *local.apps)
         with contextlib.suppress(LocalEnvError):  # shutting down already
-            supervisor(local).shutdown()
+            control.shutdown()
         began = time.monotonic()
         while supervisord_pid(local) is not None and time.monotonic() - began < timeout:
             time.sleep(0.2)

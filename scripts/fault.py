@@ -38,9 +38,7 @@ def switch(state: str, fault: str) -> None:
             else:
                 process.resume()
     if state == "off":
-        control = localenv.supervisor(stack)
-        control.stop(*stack.apps)  # SIGTERM, drain, exit; then a fresh process each
-        control.start(*stack.apps)
+        localenv.supervisor(stack).restart(*stack.apps)  # SIGTERM, drain, exit; then a fresh process each
 
 
 if __name__ == "__main__":
