@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import mmap
+import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from app import memory as app_memory
 from app.leak import SUSTAINED
 from tests.conftest import RunningApp, running
 
@@ -48,11 +53,15 @@ async def test_storage_failing_makes_the_service_unhealthy(make_settings, tmp_pa
         assert (await app.client.get("/health/live")).status_code == 200
 
 
-async def test_leak_detector_sees_sustained_growth(make_settings) -> None:
+async def test_leak_detector_sees_sustained_growth(make_settings, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = make_settings(memory_window_samples=8, memory_leak_threshold_mb_per_min=1, memory_leak_warmup_seconds=0)
     async for app in running(settings):
         memory = app.services.memory
         memory.samples.clear()
+        # The samples 1 s apart, as the app's sampler takes them on its interval: timed by the event loop, a
+        # stalled sleep in the last third made that third look flat ("levelling off"; a CI run failed so).
+        clock = itertools.count(time.monotonic(), 1.0)
+        monkeypatch.setattr(app_memory, "time", SimpleNamespace(monotonic=clock.__next__, time=time.time))
         hoard = []
         for _ in range(8):
             # Fresh anonymous pages, touched: RSS grows by exactly this much whatever the allocator
