@@ -141,6 +141,10 @@ def test_a_release_is_read_only_verified_in_well_under_a_second_and_rebuilt_when
     assert list(release.path.rglob("__pycache__/*.cpython-*.pyc"))  # byte-compiled at build
     modes = {stat.S_IMODE(p.stat().st_mode) for p in release.path.rglob("*") if not p.is_symlink()}
     assert modes <= {0o444, 0o555} and stat.S_IMODE(release.path.stat().st_mode) == 0o555
+    # Every file its own copy: a file linked with uv's cache, the checkout's .venv or another release
+    # would change with them (and a rebuild would link the edited bytes back in).
+    shared = [p for p in release.path.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_nlink > 1]
+    assert shared == []
     edited = next(release.path.glob("venv/lib/python*/site-packages/app/health.py"))
     with edited.open("a") as handle:  # as root, or after a chmod: the mode bits stop mistakes only
         handle.write("\nprint('injected')\n")

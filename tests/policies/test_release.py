@@ -114,10 +114,9 @@ def test_a_program_naming_no_release_is_refused(repo: Path) -> None:
 
 
 def test_an_image_not_by_digest_is_refused(repo: Path) -> None:
-    resources = [
-        (t, n, json.loads(json.dumps(p).replace(image_of(program("production")), "ghcr.io/x/app:latest")))
-        for t, n, p in program("production")
-    ]
+    rendered = program("production")
+    image = image_of(rendered)
+    resources = [(t, n, json.loads(json.dumps(p).replace(image, "ghcr.io/x/app:latest"))) for t, n, p in rendered]
     [message] = found(resources)
     assert "is not by digest" in message
 
