@@ -270,10 +270,12 @@ class Load(Model):
 
     Missing the target (achieved below targetTolerance x targetRps) is a threshold breach of level
     missedTarget. Defaults: what 2 local replicas sustain on 2 shared cores, with headroom
-    (benchmarks/RESULTS.md)."""
+    (benchmarks/RESULTS.md). smokeSeconds: how long a deploy's verification smoke (a fifth of the
+    users) runs."""
 
     targetRps: float = Field(150, gt=0)
     durationSeconds: int = Field(45, ge=10)
+    smokeSeconds: int = Field(20, ge=5, le=600)
     rampSeconds: int = Field(8, ge=1)
     users: int = Field(30, ge=1)
     mix: LoadMix = LoadMix()

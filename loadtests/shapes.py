@@ -13,9 +13,9 @@ from infra.spec import Load
 # Logins at start, with the session users' refreshes, stay under the gateway's auth limit (10 r/s per
 # address): spawn at most this many users a second.
 MAX_SPAWN_RATE = 4.0
+SMOKE_SHARE = 0.2  # a smoke is a quick look: a fifth of the users for the spec's smokeSeconds
 FIXED: dict[str, list[tuple[int, float, float]]] = {
     # (end second, users as a share of the spec's users, spawn rate)
-    "smoke": [(20, 0.2, MAX_SPAWN_RATE)],  # a quick look: a fifth of the rate
     "spike": [(20, 0.25, MAX_SPAWN_RATE), (40, 2.0, MAX_SPAWN_RATE), (60, 0.25, MAX_SPAWN_RATE)],
 }
 SHAPE_NAMES = ("smoke", "gate", "soak", "spike")
@@ -35,6 +35,8 @@ def stages(name: str, load: Load, scale: float = 1.0) -> list[tuple[int, int, fl
         plan = [(ramp, load.users, spawn), (max(load.durationSeconds, ramp + 5), load.users, spawn)]
     elif name == "soak":  # the gate's rate for 10 minutes: leaks and drift
         plan = [(ramp, load.users, spawn), (600, load.users, spawn)]
+    elif name == "smoke":
+        plan = [(load.smokeSeconds, max(1, round(SMOKE_SHARE * load.users)), MAX_SPAWN_RATE)]
     else:
         plan = [(end, max(1, round(share * load.users)), rate) for end, share, rate in FIXED[name]]
     return [(max(1, round(end * scale)), users, rate) for end, users, rate in plan]

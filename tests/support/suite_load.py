@@ -6,13 +6,15 @@ shards side by side on 2 cores, where a full gate at that rate is rightly INCONC
 client waited for a CPU 28 % of the time and the stack, starved too, answered 111 of 150 RPS at p95
 530 ms. The suite's gates test the flow (a verdict, its evidence, what promote and sync do with it), so
 they run at a rate a shared machine delivers. 15 users put one in every class of the mix (Locust gives a
-class with a 4 % share its first user at the 15th), so every dashboard query gets data."""
+class with a 4 % share its first user at the 15th), so every dashboard query gets data. A deploy's smoke
+runs 10 s (3 users, about 60 requests) instead of the default 20: the suite's stack tests ran about 45
+smokes, so the default's extra 10 s each were 7 minutes of shard time."""
 
 from __future__ import annotations
 
 from infra.spec import EnvironmentSpec, Load
 
-SUITE_LOAD = {"targetRps": 30, "durationSeconds": 15, "rampSeconds": 4, "users": 15}
+SUITE_LOAD = {"targetRps": 30, "durationSeconds": 15, "rampSeconds": 4, "users": 15, "smokeSeconds": 10}
 
 
 def suite_load_yaml() -> str:

@@ -38,6 +38,13 @@ def test_gate_shape_holds_the_target_after_a_ramp() -> None:
         stages("burst", load)
 
 
+def test_a_smoke_runs_a_fifth_of_the_users_for_the_specs_smoke_seconds() -> None:
+    assert stages("smoke", Load(users=30)) == [(20, 6, MAX_SPAWN_RATE)]  # the default: 20 s
+    assert stages("smoke", Load(users=15, smokeSeconds=10), 0.5) == [(5, 3, MAX_SPAWN_RATE)]
+    with pytest.raises(ValidationError, match="smokeSeconds"):
+        Load(smokeSeconds=2)
+
+
 def test_missing_the_target_rate_is_a_breach_of_the_spec_level() -> None:
     ok = judge(Measurement(1000, 100, 0.0, achieved_rps=95), Thresholds(), Load(targetRps=100))
     assert ok.level == "pass"
