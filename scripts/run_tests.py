@@ -4,8 +4,8 @@ Most of the suite's wall-clock time is waiting: fixed-length loads, alert `for:`
 draining during rolling deploys. The modules that start local stacks get, per shard, a port range of
 their own (CODEX_PORT_BASE: codexops.localenv.stack_ports gives each stack a slot of it) and their own
 stacks and reports folders, so they run side by side on the host's loopback, no root, no namespaces;
-the rest of the suite uses free ports and runs beside them, niced, so that the loads the gates judge
-keep their CPU.
+the rest of the suite uses free ports and runs beside them in two processes (`integration`, `rest`),
+niced, so that the loads the gates judge keep their CPU.
 
 Usage: scripts/run_tests.py [--sequential] [--only SHARD ...]   (plain `pytest` runs the suite in one process)
 Exit status: the first failing shard's (pytest's: 1 failures, 5 no test collected, ...; 128+N when a
@@ -39,6 +39,9 @@ TEARDOWN_GRACE = 180.0  # seconds an interrupted shard gets to stop its stacks
 # overrides it.
 MAX_ISOLATED = int(os.environ.get("CODEX_TEST_SHARDS") or 4)
 FIXED_PORT_DIRS = ("tests/releases", "tests/resilience")  # every module here must be in an isolated shard
+# The rest of the suite (free ports) in two processes, since one pytest process uses one core: alone on a
+# quiet machine it took 378 s, of which tests/integration 232 s (2026-12-07). `rest` runs what these leave.
+FREE_PORT_SHARDS = {"integration": ("tests/integration", "tests/attacks")}
 # Stack shard i's CODEX_PORT_BASE: first + SHARD_PORTS * i, first being CODEX_PORT_BASE if set (two runs
 # side by side) else FIRST_PORT_BASE, below Linux's ephemeral ports (32768+, where the free-port tests
 # and client connections land). SHARD_PORTS: at least a stack slot (localenv.PORT_SLOT) per stack.
@@ -97,7 +100,8 @@ def fixed_port_shards() -> list[Shard]:
 
 
 def all_shards() -> list[Shard]:
-    """`rest` and the fixed-port shards; refuses a fixed-port module that no shard (or two) would run."""
+    """The free-port shards (`rest` last of them) and the fixed-port shards; refuses a fixed-port module that
+    no shard (or two) would run."""
     isolated = fixed_port_shards()
     listed = [path for shard in isolated for path in shard.paths]
     twice = sorted({path for path in listed if listed.count(path) > 1})
@@ -112,7 +116,9 @@ def all_shards() -> list[Shard]:
     unassigned = sorted(modules - set(listed))
     if unassigned:
         sys.exit(f"error: {', '.join(unassigned)} may use fixed ports: add it to a shard in scripts/run_tests.py")
-    return [Shard("rest", ("tests",), isolated=False, ignore=FIXED_PORT_DIRS), *isolated]
+    free = [Shard(name, paths, isolated=False) for name, paths in FREE_PORT_SHARDS.items()]
+    taken = tuple(path for shard in free for path in shard.paths)
+    return [*free, Shard("rest", ("tests",), isolated=False, ignore=(*FIXED_PORT_DIRS, *taken)), *isolated]
 
 
 def command(shard: Shard) -> list[str]:

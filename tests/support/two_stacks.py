@@ -90,6 +90,7 @@ class World:
 
 
 NO_CANARY = "{steps: []}"  # the release tests' default: a deploy moves the replicas at once
+SUITE_SHUTDOWN = "{drainSeconds: 2, graceSeconds: 25}"
 
 
 def set_config(stack_file: Path, key: str, flow: str) -> None:
@@ -112,12 +113,15 @@ def two_stacks(tmp: Path, builders: dict[str, Builder], rollouts: dict[str, str]
 
     `rollouts`: each stack's `living-codex:rollout` in the clone (default: no canary steps on either, so a
     test of promotion or sync is not also a test of the canary: tests/releases/test_canary.py is). Both
-    stacks' full gates run at the suite's load (tests/support/suite_load.py)."""
+    stacks' full gates run at the suite's load (tests/support/suite_load.py), and production's replicas drain
+    for SUITE_SHUTDOWN's 2 s, as staging's do."""
     repo = clone_checkout(tmp / "repo")
     for stack in STACKS:
         set_config(repo / f"Pulumi.{stack}.yaml", "rollout", (rollouts or {}).get(stack, NO_CANARY))
         set_config(repo / f"Pulumi.{stack}.yaml", "load", suite_load_yaml())
-    git(repo, "commit", "--quiet", "-am", "Rollout steps and the suite's load for this test")
+    # Production's replicas drain as staging's do (2 s, not 5): a rolling deploy stops its 3 one at a time.
+    set_config(repo / "Pulumi.production.yaml", "shutdown", SUITE_SHUTDOWN)
+    git(repo, "commit", "--quiet", "-am", "Rollout steps, the suite's load and drain for this test")
     env = {
         **os.environ,
         "CODEX_REPO_DIR": str(repo),

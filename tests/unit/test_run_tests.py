@@ -31,8 +31,12 @@ run_tests = _runner()
 
 def test_every_fixed_port_module_is_in_exactly_one_isolated_shard_and_rest_skips_their_folders() -> None:
     shards = run_tests.all_shards()
-    rest, isolated = shards[0], shards[1:]
-    assert rest.name == "rest" and not rest.isolated and set(rest.ignore) == set(run_tests.FIXED_PORT_DIRS)
+    free = [shard for shard in shards if not shard.isolated]
+    isolated = [shard for shard in shards if shard.isolated]
+    rest = next(shard for shard in free if shard.name == "rest")
+    others = [path for shard in free if shard is not rest for path in shard.paths]
+    assert others and set(rest.ignore) == {*run_tests.FIXED_PORT_DIRS, *others}  # each free folder in one shard
+    assert all(shard.ignore == () for shard in free if shard is not rest)
     listed = [path for shard in isolated for path in shard.paths]
     modules = {str(p.relative_to(ROOT)) for d in run_tests.FIXED_PORT_DIRS for p in (ROOT / d).rglob("test_*.py")}
     assert sorted(listed) == sorted(modules) and len(listed) == len(set(listed))
@@ -46,11 +50,13 @@ def test_each_stack_shard_gets_its_own_port_range_stacks_and_reports_and_rest_is
     shards = run_tests.all_shards()
     for shard in shards:
         shard.folder = tmp_path / shard.name
-    assert run_tests.command(shards[0])[:3] == ["nice", "-n", "10"]
-    assert "CODEX_PORT_BASE" not in run_tests.shard_env(shards[0])
-    stack_shard = run_tests.command(shards[1])
-    assert stack_shard[0] == sys.executable and f"--basetemp={tmp_path / shards[1].name / 'tmp'}" in stack_shard
-    envs = [run_tests.shard_env(shard) for shard in shards[1:]]
+    free = [shard for shard in shards if not shard.isolated]
+    isolated = [shard for shard in shards if shard.isolated]
+    assert len(free) >= 2 and all(run_tests.command(shard)[:3] == ["nice", "-n", "10"] for shard in free)
+    assert all("CODEX_PORT_BASE" not in run_tests.shard_env(shard) for shard in free)
+    stack_shard = run_tests.command(isolated[0])
+    assert stack_shard[0] == sys.executable and f"--basetemp={tmp_path / isolated[0].name / 'tmp'}" in stack_shard
+    envs = [run_tests.shard_env(shard) for shard in isolated]
     assert (
         len({env["CODEX_STACKS_DIR"] for env in envs}) == len({env["CODEX_REPORTS_DIR"] for env in envs}) == len(envs)
     )
@@ -59,7 +65,7 @@ def test_each_stack_shard_gets_its_own_port_range_stacks_and_reports_and_rest_is
     assert localenv.PORT_SLOT * len(available_stacks()) <= run_tests.SHARD_PORTS  # no two shards' stacks meet
     assert all(b - a == run_tests.SHARD_PORTS for a, b in itertools.pairwise(bases))
     monkeypatch.setenv("CODEX_PORT_BASE", "26000")  # a second run beside the first
-    assert int(run_tests.shard_env(shards[1])["CODEX_PORT_BASE"]) == 26000
+    assert int(run_tests.shard_env(isolated[0])["CODEX_PORT_BASE"]) == 26000
 
 
 def _started(tmp_path: Path) -> Any:
