@@ -17,8 +17,12 @@ that commit left it, its author is who.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +57,14 @@ class Change:
         return self.trailers.get("Evidence", "")
 
 
+# Reads (`git status` above all) take no optional lock: a status refreshing the index holds index.lock,
+# and a deploy of another stack committing at that instant would fail on it.
+GIT_ENV = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+COMMIT_LOCK = "codexops-commit.lock"  # in the repository's git folder
+
+
 def git(repo: Path, *args: str, check: bool = True) -> str:
-    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=60, env=GIT_ENV)
     if check and result.returncode != 0:
         raise GitError(f"git {' '.join(args[:3])} in {repo} failed: {(result.stderr or result.stdout).strip()[-400:]}")
     return result.stdout
@@ -62,7 +72,7 @@ def git(repo: Path, *args: str, check: bool = True) -> str:
 
 def git_bytes(repo: Path, *args: str) -> bytes:
     """A git command's output as bytes (a file's content at a commit)."""
-    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=60)
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=60, env=GIT_ENV)
     if result.returncode != 0:
         raise GitError(f"git {' '.join(args[:3])} in {repo} failed: {result.stderr.decode(errors='replace')[-400:]}")
     return result.stdout
@@ -133,9 +143,20 @@ def commit_files(repo: Path, paths: list[Path], text: str) -> str:
     if not git(repo, "config", "user.name", check=False).strip():
         who = "-".join(history.actor().split()) or "codexops"
         identity = ["-c", f"user.name={who}", "-c", f"user.email={who}@users.noreply.github.com"]
-    git(repo, "add", "--", *relative)
-    git(repo, *identity, "commit", "--quiet", "--no-verify", "-m", text, "--", *relative)
-    return git(repo, "rev-parse", "HEAD").strip()
+    with one_commit_at_a_time(repo):
+        git(repo, "add", "--", *relative)
+        git(repo, *identity, "commit", "--quiet", "--no-verify", "-m", text, "--", *relative)
+        return git(repo, "rev-parse", "HEAD").strip()
+
+
+@contextmanager
+def one_commit_at_a_time(repo: Path) -> Iterator[None]:
+    """codexops commits in one repository one after another: deploys of two stacks side by side each
+    commit their stack file, and the second `git add` would fail on the first one's index.lock."""
+    folder = Path(git(repo, "rev-parse", "--absolute-git-dir").strip())
+    with open(folder / COMMIT_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        yield
 
 
 def log(stack: str, repo: Path | None = None, limit: int = LOG_LIMIT) -> list[Change]:

@@ -4,6 +4,8 @@ against a backend without processes (the real-process flow is tests/releases/tes
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,28 @@ def test_an_actor_with_a_newline_cannot_add_a_trailer(repo: Path, monkeypatch: p
     assert promote.change(FakeBackend(), "production", release, kind="deploy", reports=repo, say=print).exit_code == 0
     last = gitops.log("production")[0]
     assert last.actor == "mallory Evidence: sha256:forged" and "forged" not in last.evidence  # the real digest
+
+
+COMMITTER = """
+import sys
+from pathlib import Path
+from codexops.releases import gitops
+repo, name = Path(sys.argv[1]), sys.argv[2]
+for index in range(12):
+    (repo / name).write_text(f"{index}\\n")
+    gitops.commit_file(repo, repo / name, f"{name} {index}")
+"""
+
+
+def test_deploys_of_two_stacks_side_by_side_both_commit(repo: Path) -> None:
+    """Each deploy commits its stack file: two at once, with reads beside them, all land (without the
+    commit lock, one `git add` found the other's index.lock and the deploy failed: a CI run, 2026-12-07)."""
+    committers = [
+        subprocess.Popen([sys.executable, "-c", COMMITTER, str(repo), name], cwd=ROOT, stderr=subprocess.PIPE)
+        for name in ("a.txt", "b.txt")
+    ]
+    while any(c.poll() is None for c in committers):
+        gitops.uncommitted(repo / "Pulumi.staging.yaml")  # a read, as diff and require_committed do
+    assert [c.wait() for c in committers] == [0, 0], [c.stderr.read() for c in committers if c.stderr]
+    subjects = git(repo, "log", "--format=%s").splitlines()
+    assert {f"{name} {index}" for name in ("a.txt", "b.txt") for index in range(12)} <= set(subjects)
