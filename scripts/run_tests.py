@@ -31,13 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 HEARTBEAT = 30.0  # seconds between progress lines
 TEARDOWN_GRACE = 180.0  # seconds an interrupted shard gets to stop its stacks
 # Stack shards at once: each runs real stacks, release builds and loads, and 2 cores are the limit: with
-# six at once (a clean-clone run, 2026-12-07) every long shard took twice as long as alone (gitops
-# 1,246 s, killed 1,291 s), the niced rest shard had run 38 of its 964 tests after 12 minutes, and a
-# slow release's gate was INCONCLUSIVE (its client starved). Four is what runs reliably. That was while the
-# stacks' supervisord busy-looped (codexops/supervisor_rpc.py); since, five took 893 s against four's
-# 1,011 s, limited by the rest shard, and passed once: four stays until five has a record. CODEX_TEST_SHARDS
-# overrides it.
-MAX_ISOLATED = int(os.environ.get("CODEX_TEST_SHARDS") or 4)
+# six at once (a clean-clone run, 2026-12-07, while the stacks' supervisord busy-looped) every long shard
+# took twice as long as alone and a slow release's gate was INCONCLUSIVE (its client starved). Five, since
+# releases copy their byte-code and the checklist loads two plugins, passed every shard in 908 s
+# (c7dcc74, 2026-12-07), the free-port shards last. CODEX_TEST_SHARDS overrides it.
+MAX_ISOLATED = int(os.environ.get("CODEX_TEST_SHARDS") or 5)
 FIXED_PORT_DIRS = ("tests/releases", "tests/resilience")  # every module here must be in an isolated shard
 # The rest of the suite (free ports) in two processes, since one pytest process uses one core: alone on a
 # quiet machine it took 378 s, of which tests/integration 232 s (2026-12-07). `rest` runs what these leave.
