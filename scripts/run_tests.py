@@ -34,7 +34,7 @@ TEARDOWN_GRACE = 180.0  # seconds an interrupted shard gets to stop its stacks
 # six at once (a clean-clone run, 2026-12-07, while the stacks' supervisord busy-looped) every long shard
 # took twice as long as alone and a slow release's gate was INCONCLUSIVE (its client starved). Five, since
 # releases copy their byte-code and the checklist loads two plugins, passed every shard in 908 s
-# (c7dcc74, 2026-12-07), the free-port shards last. CODEX_TEST_SHARDS overrides it.
+# (c7dcc74, 2026-12-07) and in 818 s (d748b16), the free-port shards last. CODEX_TEST_SHARDS overrides it.
 MAX_ISOLATED = int(os.environ.get("CODEX_TEST_SHARDS") or 5)
 FIXED_PORT_DIRS = ("tests/releases", "tests/resilience")  # every module here must be in an isolated shard
 # The rest of the suite (free ports) in two processes, since one pytest process uses one core: alone on a
