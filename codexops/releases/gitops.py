@@ -57,14 +57,18 @@ class Change:
         return self.trailers.get("Evidence", "")
 
 
-# Reads (`git status` above all) take no optional lock: a status refreshing the index holds index.lock,
-# and a deploy of another stack committing at that instant would fail on it.
-GIT_ENV = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
 COMMIT_LOCK = "codexops-commit.lock"  # in the repository's git folder
 
 
+def _git_env() -> dict[str, str]:
+    """The environment as it is now, with reads (`git status` above all) taking no optional lock: a
+    status refreshing the index holds index.lock, and a deploy of another stack committing at that
+    instant would fail on it."""
+    return {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+
+
 def git(repo: Path, *args: str, check: bool = True) -> str:
-    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=60, env=GIT_ENV)
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=60, env=_git_env())
     if check and result.returncode != 0:
         raise GitError(f"git {' '.join(args[:3])} in {repo} failed: {(result.stderr or result.stdout).strip()[-400:]}")
     return result.stdout
@@ -72,7 +76,7 @@ def git(repo: Path, *args: str, check: bool = True) -> str:
 
 def git_bytes(repo: Path, *args: str) -> bytes:
     """A git command's output as bytes (a file's content at a commit)."""
-    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=60, env=GIT_ENV)
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=60, env=_git_env())
     if result.returncode != 0:
         raise GitError(f"git {' '.join(args[:3])} in {repo} failed: {result.stderr.decode(errors='replace')[-400:]}")
     return result.stdout
