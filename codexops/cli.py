@@ -5,16 +5,17 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 
-from app.config import ConfigError, Settings
 from codexops.keys_cli import keys_cli
 from codexops.release_cli import register as register_release_commands
 from codexops.releases.serving import Replica
 from infra.spec import EnvironmentSpec
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +33,10 @@ def _group() -> None:
 
 def load_settings() -> Settings:
     """Read the environment; a bad setting ends the command with what to change, not a traceback."""
+    from pydantic import ValidationError
+
+    from app.config import ConfigError, Settings  # here: only `serve` reads the service's settings
+
     try:
         return Settings()
     except (ValidationError, ConfigError) as exc:
