@@ -90,6 +90,7 @@ class World:
 
 
 NO_CANARY = "{steps: []}"  # the release tests' default: a deploy moves the replicas at once
+SUITE_SHUTDOWN = "{drainSeconds: 2, graceSeconds: 25}"
 
 
 def set_config(stack_file: Path, key: str, flow: str) -> None:
@@ -112,14 +113,19 @@ def two_stacks(tmp: Path, builders: dict[str, Builder], rollouts: dict[str, str]
 
     `rollouts`: each stack's `living-codex:rollout` in the clone (default: no canary steps on either, so a
     test of promotion or sync is not also a test of the canary: tests/releases/test_canary.py is). Both
-    stacks' full gates run at the suite's load (tests/support/suite_load.py)."""
+    stacks' full gates run at the suite's load (tests/support/suite_load.py), and production runs 2
+    replicas draining for SUITE_SHUTDOWN's 2 s, as staging does."""
     repo = clone_checkout(tmp / "repo")
     for stack in STACKS:
         set_config(repo / f"Pulumi.{stack}.yaml", "rollout", (rollouts or {}).get(stack, NO_CANARY))
         set_config(repo / f"Pulumi.{stack}.yaml", "load", suite_load_yaml())
-    # Production keeps its own 3 replicas and 5 s drain: with 2 draining 2 s, a canary rollout's reader
-    # once saw a connection closed without an answer (a clean-clone run at 19dab06, cause not found).
-    git(repo, "commit", "--quiet", "-am", "Rollout steps and the suite's load for this test")
+    # Production as large as staging (2 replicas, not 3) and draining as long (2 s, not 5): a rolling
+    # deploy still replaces one replica at a time, with one start and one drain fewer. (The reader that
+    # once failed a canary test at 19dab06 had met an nginx reload's closed keep-alive connection, which
+    # any replica count meets: tests/support/traffic.py sends such a GET again, as clients do.)
+    set_config(repo / "Pulumi.production.yaml", "replicas", "2")
+    set_config(repo / "Pulumi.production.yaml", "shutdown", SUITE_SHUTDOWN)
+    git(repo, "commit", "--quiet", "-am", "Rollout steps, the suite's load and drain for this test")
     env = {
         **os.environ,
         "CODEX_REPO_DIR": str(repo),
