@@ -299,6 +299,13 @@ def _interrupted(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM (a cancelled CI job) ends the run as Ctrl-C does
 
 
+def hear_interrupts() -> None:
+    """SIGINT handled here, so every shard and what it starts gets SIGINT's default at exec: a runner
+    started with SIGINT ignored (a background job of a non-interactive shell is) passed that on, and then
+    neither stop_all's SIGINT nor a release test's Ctrl-C of a deploy reached anyone."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sequential", action="store_true", help="one shard at a time (a quiet machine's figures)")
@@ -311,6 +318,7 @@ def main() -> int:
             parser.error(f"no shard {', '.join(sorted(unknown))}; shards: {', '.join(s.name for s in shards)}")
         shards = [shard for shard in shards if shard.name in args.only]
     signal.signal(signal.SIGTERM, _interrupted)
+    hear_interrupts()
     run_dir = Path(tempfile.mkdtemp(prefix="codex-tests-"))
     names = ", ".join(shard.name for shard in shards)
     print(f"==> pytest in shards side by side: {names} (logs and temporary files in {run_dir})", flush=True)

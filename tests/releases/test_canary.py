@@ -117,6 +117,9 @@ def test_an_operators_ctrl_c_aborts_the_rollout_and_every_request_goes_back(worl
     command = [str(BIN / "codexops"), "deploy", "production", "--release", world.releases[name].id]
     command += ["--break-glass", "canary test"]
     gateway = localenv.local_stack("production").gateway_url()
+    # The deploy must hear SIGINT as a terminal's foreground process does, even when this pytest began with
+    # it ignored (a background job of a shell): a Python handler here is the default again at exec.
+    heard = signal.signal(signal.SIGINT, signal.default_int_handler)
     with Traffic(gateway, READS, threads=4, interval=0.05) as reads:
         deploy = subprocess.Popen(
             command, cwd=ROOT, env={**world.env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
@@ -130,6 +133,7 @@ def test_an_operators_ctrl_c_aborts_the_rollout_and_every_request_goes_back(worl
                 deploy.send_signal(signal.SIGINT)
                 break
         said += deploy.communicate(timeout=600)[0]
+    signal.signal(signal.SIGINT, heard)
     print(said)
     assert deploy.returncode != 0 and "step 1 (10%) aborted by the operator" in said, said
     assert world.health("production").json()["version"] == serving and world.named("production") == serving

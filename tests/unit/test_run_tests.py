@@ -130,3 +130,25 @@ def test_at_most_max_isolated_stack_shards_run_at_once() -> None:
     assert run_tests.may_start(waiting, stacks[:-1])
     assert not run_tests.may_start(waiting, stacks)  # queued until one ends
     assert run_tests.may_start(rest, stacks)  # rest uses free ports: always
+
+
+CHILDS_SIGINT = "import signal; print('ignored' if signal.getsignal(signal.SIGINT) == signal.SIG_IGN else 'heard')"
+
+
+def _sigint_a_shard_gets(hear: bool) -> str:
+    """What SIGINT is in a process the runner starts, when the runner itself began with SIGINT ignored."""
+    script = (
+        "import importlib.util, signal, subprocess, sys\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        f"spec = importlib.util.spec_from_file_location('run_tests', {str(ROOT / 'scripts' / 'run_tests.py')!r})\n"
+        "runner = sys.modules['run_tests'] = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(runner)\n"
+        f"if {hear}: runner.hear_interrupts()\n"
+        f"subprocess.run([sys.executable, '-c', {CHILDS_SIGINT!r}])\n"
+    )
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True).stdout
+
+
+def test_a_runner_started_with_sigint_ignored_gives_its_shards_the_default() -> None:
+    assert _sigint_a_shard_gets(hear=False) == "ignored\n"  # what a background job of a shell passes on
+    assert _sigint_a_shard_gets(hear=True) == "heard\n"
