@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from codexops import load_client
+from codexops import http_client, load_client
 from codexops.checklist import CHECKLIST_DIR
 from codexops.gate_baseline import Baseline, Window, baselines, describe
 from codexops.targets import Target, TargetError, resolve_target
@@ -264,13 +264,13 @@ def alertmanager_url(target: Target) -> str | None:
 
 def _alertmanager_firing(url: str) -> list[dict[str, Any]]:
     """Alerts Alertmanager holds (what reaches the receivers), silenced and inhibited ones included."""
-    alerts = httpx.get(f"{url}/api/v2/alerts", params={"active": "true"}, timeout=HTTP_TIMEOUT).json()
+    alerts = http_client.get(f"{url}/api/v2/alerts", params={"active": "true"}, timeout=HTTP_TIMEOUT).json()
     return [{"labels": a["labels"], "annotations": a.get("annotations", {})} for a in alerts]
 
 
 def _instant_query(prometheus: str, at: datetime) -> Callable[[str], list[dict[str, Any]]]:
     def query(expression: str) -> list[dict[str, Any]]:
-        answer = httpx.get(
+        answer = http_client.get(
             f"{prometheus}/api/v1/query", params={"query": expression, "time": at.timestamp()}, timeout=HTTP_TIMEOUT
         ).json()
         if answer.get("status") != "success":
@@ -294,7 +294,9 @@ def check_alerts(target: Target, wait: float, since: datetime | None = None, sta
     try:
         alerts: list[dict[str, Any]] = []
         if target.prometheus_url:
-            alerts = httpx.get(f"{target.prometheus_url}/api/v1/alerts", timeout=HTTP_TIMEOUT).json()["data"]["alerts"]
+            alerts = http_client.get(f"{target.prometheus_url}/api/v1/alerts", timeout=HTTP_TIMEOUT).json()["data"][
+                "alerts"
+            ]
         firing = [a for a in alerts if a.get("state") == "firing"]
         if manager:
             source = "Alertmanager"
@@ -393,7 +395,7 @@ def run_gate(
             "CODEX_ALERTMANAGER_URL (in-cluster services: kubectl port-forward, as main.yml's sync does)"
         )
     try:
-        live = httpx.get(f"{target.url}/health/live", timeout=HTTP_TIMEOUT)
+        live = http_client.get(f"{target.url}/health/live", timeout=HTTP_TIMEOUT)
     except httpx.HTTPError as exc:
         hint = f"run `codexops up --stack {target.spec.stack}` first" if target.kind == "local" else "is it deployed?"
         raise GateCannotRun(f"{target.url} does not answer ({exc}); {hint}") from None

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from codexops import http_client
 from codexops.local_errors import LocalEnvError as LocalEnvError  # callers catch localenv.LocalEnvError
 from codexops.paths import local_root, stacks_root
 from codexops.postgres_cluster import give_to_postgres, initdb, postgres_bin, psql, restrict_access
@@ -574,7 +575,7 @@ def healthy(process: Process) -> bool:
     if process.health is None:
         return True
     try:
-        return httpx.get(f"http://{HOST}:{process.port}{process.health}", timeout=2).status_code == 200
+        return http_client.get(f"http://{HOST}:{process.port}{process.health}", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -709,7 +710,7 @@ def replicas_scraped(stack: LocalStack | None = None) -> bool:
     """Prometheus has scraped every app replica successfully at least once."""
     stack = stack or local_stack()
     try:
-        targets = httpx.get(f"{stack.prometheus_url()}/api/v1/targets", timeout=2).json()["data"]["activeTargets"]
+        targets = http_client.get(f"{stack.prometheus_url()}/api/v1/targets", timeout=2).json()["data"]["activeTargets"]
     except (httpx.HTTPError, KeyError, ValueError):
         return False
     app = [t for t in targets if t["labels"].get("job") == "living-codex"]

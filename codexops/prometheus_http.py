@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from codexops import http_client
+
 HTTP_TIMEOUT = 5.0
 
 
@@ -19,7 +21,7 @@ class PrometheusError(RuntimeError):
 
 def _get(url: str, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     try:
-        answer = httpx.get(f"{url}{path}", params=params, timeout=HTTP_TIMEOUT).json()
+        answer = http_client.get(f"{url}{path}", params=params, timeout=HTTP_TIMEOUT).json()
         if answer.get("status") != "success":
             raise PrometheusError(f"{url} refused {params['query']!r}: {answer.get('error', 'no answer')}")
         return list(answer["data"]["result"])

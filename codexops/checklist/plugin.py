@@ -13,6 +13,7 @@ import httpx
 import pytest
 import testinfra
 
+from codexops import http_client
 from codexops.targets import Target, TargetError, resolve_target
 
 TIMEOUT = 5.0  # every HTTP check: a hung target fails the check, it never hangs the gate
@@ -43,7 +44,7 @@ class Checked:
         return self.target.prometheus_url
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=TIMEOUT, **kwargs)
+        return http_client.get(self.url + path, timeout=TIMEOUT, **kwargs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
 import pytest
 
-from app.config import KNOWN_DEFAULT_SECRETS, MIN_SECRET_LENGTH
+from app.secret_strength import KNOWN_DEFAULT_SECRETS, MIN_SECRET_LENGTH
+from codexops import http_client
 from codexops.checklist.plugin import TIMEOUT, Checked
 
 HEALTH_ENDPOINTS = [
@@ -72,7 +72,7 @@ def test_all_modules_loaded_successfully(health: dict[str, Any]) -> None:
 def _metrics(target: Checked) -> str:
     """From a replica: staging's and production's gateways refuse /metrics to the public (403)."""
     if target.target.app_urls:
-        response = httpx.get(target.target.app_urls[0] + "/metrics/prometheus", timeout=TIMEOUT)
+        response = http_client.get(target.target.app_urls[0] + "/metrics/prometheus", timeout=TIMEOUT)
     elif target.hosts:
         url = f"http://127.0.0.1:{target.spec.ports.app}/metrics/prometheus"
         fetch = f"import urllib.request as u; print(u.urlopen('{url}').read().decode())"
@@ -97,13 +97,13 @@ def test_prometheus_metrics_exposed(target: Checked) -> None:
 def test_prometheus_scrapes_every_replica(target: Checked) -> None:
     if not target.prometheus_url:
         pytest.skip("no --prometheus-url for this target")
-    targets = httpx.get(f"{target.prometheus_url}/api/v1/targets", timeout=TIMEOUT).json()["data"]
+    targets = http_client.get(f"{target.prometheus_url}/api/v1/targets", timeout=TIMEOUT).json()["data"]
     app = [t for t in targets["activeTargets"] if t["labels"].get("job") == "living-codex"]
     expected = target.spec.replicas if target.kind != "kubernetes" else len(target.hosts)
     assert len(app) >= expected, f"Prometheus scrapes {len(app)} replicas, expected {expected}"
     down = [t["scrapeUrl"] for t in app if t["health"] != "up"]
     assert not down, f"replicas not scraped successfully: {down}"
-    rules = httpx.get(f"{target.prometheus_url}/api/v1/rules", timeout=TIMEOUT).json()["data"]["groups"]
+    rules = http_client.get(f"{target.prometheus_url}/api/v1/rules", timeout=TIMEOUT).json()["data"]["groups"]
     assert any(g["rules"] for g in rules), "Prometheus has no alert rules loaded"
 
 
@@ -127,7 +127,7 @@ def test_https_redirect_where_tls_is_on(target: Checked) -> None:
     if not target.target.tls:
         pytest.skip(f"the gateway of {target.target.name} serves no TLS")
     plain = target.url.replace("https://", "http://", 1)
-    response = httpx.get(plain + "/health", timeout=TIMEOUT, follow_redirects=False)
+    response = http_client.get(plain + "/health", timeout=TIMEOUT, follow_redirects=False)
     assert response.status_code == 301 and response.headers["location"].startswith("https://")
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from codexops import localenv
+from codexops import http_client, localenv
 from codexops.gate import GateReport, run_gate
 from codexops.postgres_cluster import as_postgres, postgres_bin
 from codexops.releases import manifest
@@ -248,7 +248,7 @@ def started_with(pid: int, name: str) -> str | None:
 def _health(port: int) -> dict[str, object]:
     """The replica's /health body ({} when it does not answer); a 503 (unhealthy) still names its release."""
     try:
-        body = httpx.get(f"http://{localenv.HOST}:{port}/health", timeout=5).json()
+        body = http_client.get(f"http://{localenv.HOST}:{port}/health", timeout=5).json()
     except (httpx.HTTPError, ValueError):
         return {}
     return body if isinstance(body, dict) else {}

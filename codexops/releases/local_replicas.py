@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from codexops import localenv
+from codexops import http_client, localenv
 from codexops.releases.backend import Progress
 
 READY_TIMEOUT = 90.0
@@ -30,11 +30,11 @@ def apply_settings(local: localenv.LocalStack, progress: Progress) -> None:
 def serves(port: int, release_id: str | None) -> bool:
     """Ready, and (when a release is named) serving that release."""
     try:
-        if httpx.get(f"http://{localenv.HOST}:{port}/health/ready", timeout=2).status_code != 200:
+        if http_client.get(f"http://{localenv.HOST}:{port}/health/ready", timeout=2).status_code != 200:
             return False
         return (
             release_id is None
-            or httpx.get(f"http://{localenv.HOST}:{port}/health", timeout=5).json().get("version") == release_id
+            or http_client.get(f"http://{localenv.HOST}:{port}/health", timeout=5).json().get("version") == release_id
         )
     except (httpx.HTTPError, ValueError):
         return False

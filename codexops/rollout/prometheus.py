@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
-
+from codexops import http_client
 from codexops.rollout.analysis import Query
 
 HTTP_TIMEOUT = 10.0
@@ -18,7 +17,7 @@ def instant_query(base_url: str) -> Query:
     url = f"{base_url.rstrip('/')}/api/v1/query"
 
     def value(expression: str) -> float | None:
-        answer = httpx.get(url, params={"query": expression}, timeout=HTTP_TIMEOUT).json()
+        answer = http_client.get(url, params={"query": expression}, timeout=HTTP_TIMEOUT).json()
         if answer.get("status") != "success":
             raise PrometheusRefused(f"Prometheus refused {expression!r}: {answer.get('error')}")
         result = answer["data"]["result"]
