@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.config import ConfigError, Settings, parse_size, parse_urls, secret_weakness
+from app.config import ConfigError, Settings, parse_size, parse_urls
+from app.secret_strength import secret_weakness
 from codexops import localenv
 from infra.spec import load_spec
 from tests.conftest import ADMIN_PASSWORD
