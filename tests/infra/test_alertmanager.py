@@ -13,10 +13,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
 import pytest
 import yaml
 
+from codexops import http_client
 from infra.alerts import render_alert_rules
 from infra.render import alertmanager_secret_keys, render_alertmanager, render_prometheus
 from infra.spec import EnvironmentSpec, SpecError, load_spec, spec_from_config
@@ -217,7 +217,7 @@ def test_a_real_prometheus_sends_its_firing_alerts_to_alertmanager(tmp_path: Pat
             alerts: list[dict[str, Any]] = []
             while not alerts and time.monotonic() < deadline:
                 time.sleep(0.5)
-                alerts = httpx.get(f"{manager}/api/v2/alerts", timeout=5).json()
+                alerts = http_client.get(f"{manager}/api/v2/alerts", timeout=5).json()
         finally:
             prometheus.terminate()
             prometheus.wait(timeout=10)

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from codexops import http_client
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,7 +139,7 @@ def _wait_until_ready(server: subprocess.Popen[bytes], port: int, log: Path) -> 
     status: int | str = "nothing (not listening)"
     while time.monotonic() < deadline and server.poll() is None:
         try:
-            status = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5).status_code
+            status = http_client.get(f"http://127.0.0.1:{port}/health/ready", timeout=5).status_code
         except httpx.TransportError as exc:
             status = f"nothing ({type(exc).__name__})"
         if status == 200:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from codexops import http_client
 from infra.render import SECURITY_HEADERS
 from tests.support.gateway import Nginx, Replica, ReplicaSettings, start_nginx, start_replica
 from tests.support.servers import Postgres, free_port
@@ -63,7 +64,7 @@ def _wait_ready(url: str, timeout: float = 40) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+            if http_client.get(f"{url}/health/ready", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -96,7 +97,7 @@ def test_app_503s_pass_through_and_eject_no_replica(
     headers = {"Authorization": f"Bearer {token}"}
     postgres.stop()
     try:
-        answers = [httpx.get(f"{gateway.url}/api/nodes", headers=headers, timeout=10) for _ in range(12)]
+        answers = [http_client.get(f"{gateway.url}/api/nodes", headers=headers, timeout=10) for _ in range(12)]
     finally:
         postgres.start()
     for answer in answers:
@@ -105,23 +106,23 @@ def test_app_503s_pass_through_and_eject_no_replica(
         assert answer.headers.get_list("retry-after") == ["5"], answer.headers  # the app's, not doubled
     for replica in replicas:  # the database is back for each replica, asked directly
         deadline = time.monotonic() + 20
-        while httpx.get(f"{replica.url}/api/nodes", headers=headers, timeout=10).status_code != 200:
+        while http_client.get(f"{replica.url}/api/nodes", headers=headers, timeout=10).status_code != 200:
             assert time.monotonic() < deadline, f"{replica.url} did not recover"
             time.sleep(0.1)
-    statuses = [httpx.get(f"{gateway.url}/api/nodes", headers=headers, timeout=10).status_code for _ in range(20)]
+    statuses = [http_client.get(f"{gateway.url}/api/nodes", headers=headers, timeout=10).status_code for _ in range(20)]
     assert statuses == [200] * 20, statuses
 
 
 # -- unknown hosts ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "staging.living-codex.org"])
 def test_the_specs_server_names_are_served(gateway: Nginx, host: str) -> None:
-    answer = httpx.get(f"{gateway.url}/health/live", headers={"Host": host}, timeout=5)
+    answer = http_client.get(f"{gateway.url}/health/live", headers={"Host": host}, timeout=5)
     assert answer.status_code == 200, answer.text
 
 
 @pytest.mark.parametrize("path", ["/health/live", "/metrics", "/api/nodes/", "/docs"])
 def test_an_unknown_host_is_refused_and_never_reflected(gateway: Nginx, path: str) -> None:
-    answer = httpx.get(f"{gateway.url}{path}", headers={"Host": "evil.example"}, timeout=5)
+    answer = http_client.get(f"{gateway.url}{path}", headers={"Host": "evil.example"}, timeout=5)
     _json_error(answer, 421, "unknown_host")
     assert "evil" not in str(answer.headers).lower() and "evil" not in answer.text
 
@@ -152,7 +153,7 @@ def test_a_made_up_method_is_a_json_405_and_never_reaches_a_replica(gateway: Ngi
     """Each new method was a new label value on a replica's metrics, kept forever: unbounded memory."""
     _json_error(httpx.request("QZXWVUTS", f"{gateway.url}/api/nodes", timeout=5), 405, "method_not_allowed")
     for replica in replicas:
-        assert "QZXWVUTS" not in httpx.get(f"{replica.url}/metrics", timeout=5).text
+        assert "QZXWVUTS" not in http_client.get(f"{replica.url}/metrics", timeout=5).text
 
 
 def test_an_oversized_body_is_a_json_413(gateway: Nginx, token: str) -> None:
@@ -166,7 +167,7 @@ def test_an_oversized_body_is_a_json_413(gateway: Nginx, token: str) -> None:
 
 
 def test_an_overlong_uri_is_a_json_414(gateway: Nginx) -> None:
-    _json_error(httpx.get(f"{gateway.url}/api/nodes?q={'a' * 20000}", timeout=5), 414, "uri_too_long")
+    _json_error(http_client.get(f"{gateway.url}/api/nodes?q={'a' * 20000}", timeout=5), 414, "uri_too_long")
 
 
 def test_the_login_rate_limit_is_a_json_429_with_retry_after(gateway: Nginx) -> None:
@@ -202,8 +203,8 @@ def test_no_replica_is_a_json_502_and_a_denied_path_a_json_403(tmp_path: Path) -
     # Loopback taken off /metrics' allow list, so this client is outside the network.
     nginx = start_nginx(tmp_path, [f"127.0.0.1:{dead}"], replace={"allow 127.0.0.1;": ""})
     try:
-        answer = httpx.get(f"{nginx.url}/health/live", timeout=10)
-        denied = httpx.get(f"{nginx.url}/metrics", timeout=10)
+        answer = http_client.get(f"{nginx.url}/health/live", timeout=10)
+        denied = http_client.get(f"{nginx.url}/metrics", timeout=10)
     finally:
         nginx.stop()
     _json_error(answer, 502, "bad_gateway")
@@ -221,7 +222,7 @@ def test_a_silent_replica_is_a_json_504(tmp_path: Path) -> None:
             tmp_path, [f"127.0.0.1:{port}"], replace={"proxy_read_timeout 60s": "proxy_read_timeout 1s"}
         )
         try:
-            answer = httpx.get(f"{nginx.url}/health/live", timeout=15)
+            answer = http_client.get(f"{nginx.url}/health/live", timeout=15)
         finally:
             nginx.stop()
     _json_error(answer, 504, "gateway_timeout")
@@ -292,15 +293,17 @@ def test_security_headers_are_sent_once_through_the_gateway_and_by_a_replica_rea
 ) -> None:
     """nginx added its set on top of the replica's, so proxied answers carried every header
     twice. nginx owns them at the edge; a replica reached directly still sends the same set."""
-    direct = httpx.get(f"{replicas[0].url}/health/live", timeout=5)
+    direct = http_client.get(f"{replicas[0].url}/health/live", timeout=5)
     expected = {name.lower(): [value] for name, value in SECURITY_HEADERS}
     assert {k: v for k, v in _security_headers(direct).items() if v} == expected  # the app's set is nginx's
     answers = [
-        httpx.get(f"{gateway.url}/health/live", timeout=5),  # proxied
-        httpx.get(f"{gateway.url}/api/nodes", timeout=5),  # proxied, the app's own 401
-        httpx.get(f"{gateway.url}/api/nodes", headers={"X-Forwarded-Proto": "https"}, timeout=5),
+        http_client.get(f"{gateway.url}/health/live", timeout=5),  # proxied
+        http_client.get(f"{gateway.url}/api/nodes", timeout=5),  # proxied, the app's own 401
+        http_client.get(f"{gateway.url}/api/nodes", headers={"X-Forwarded-Proto": "https"}, timeout=5),
         httpx.request("QZXWVUTS", f"{gateway.url}/api/nodes", timeout=5),  # nginx's own 405
-        httpx.get(f"{gateway.url}/health/live", headers={"Host": "evil.example"}, timeout=5),  # the default server
+        http_client.get(
+            f"{gateway.url}/health/live", headers={"Host": "evil.example"}, timeout=5
+        ),  # the default server
     ]
     for answer in answers:
         assert _security_headers(answer) == {**expected, "strict-transport-security": []}, (

@@ -20,6 +20,7 @@ import pytest
 import typer.main
 import yaml
 
+from codexops import http_client
 from codexops.cli import cli
 from codexops.releases.history import Event
 from infra.alerts import render_alert_rules
@@ -219,13 +220,12 @@ def test_curl_command_answers_and_prints_its_field(served: tuple[int, Path], com
 
 
 def test_every_endpoint_in_the_tables_answers(served: tuple[int, Path]) -> None:
-    import httpx
 
     port, _ = served
     endpoints = set(re.findall(r"\| `(/[\w/-]+)` \|", sections()["Monitoring & Alerting"]))
     assert len(endpoints) == 4
     for endpoint in endpoints:
-        assert httpx.get(f"http://127.0.0.1:{port}{endpoint}", timeout=10).status_code == 200, endpoint
+        assert http_client.get(f"http://127.0.0.1:{port}{endpoint}", timeout=10).status_code == 200, endpoint
 
 
 def test_log_commands_find_the_log(served: tuple[int, Path]) -> None:

@@ -18,6 +18,7 @@ from unittest.mock import ANY
 import httpx
 import pytest
 
+from codexops import http_client
 from tests.support.servers import free_port, wait_for_port
 from tests.support.waiting import wait_until
 
@@ -72,7 +73,9 @@ def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None
     probe = httpx.Client(base_url=base, timeout=10)
     assert probe.get("/health/ready").status_code == 200
     slow: dict[str, int] = {}
-    thread = threading.Thread(target=lambda: slow.update(status=httpx.get(f"{base}/api/nodes", timeout=10).status_code))
+    thread = threading.Thread(
+        target=lambda: slow.update(status=http_client.get(f"{base}/api/nodes", timeout=10).status_code)
+    )
     thread.start()
     time.sleep(0.3)
     process.send_signal(signal.SIGTERM)

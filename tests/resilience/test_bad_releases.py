@@ -8,11 +8,10 @@ import re
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 
-from codexops import gate, localenv
+from codexops import gate, http_client, localenv
 from infra.alerts import alert_rules
 from infra.dashboard import dashboard_queries
 from infra.spec import EnvironmentSpec
@@ -74,7 +73,9 @@ def test_every_dashboard_query_and_alert_expression_has_data(
     expressions += [re.split(r"\s(?:>|<|==)\s[\d.]+$", rule.expr)[0] for rule in alert_rules(spec)]
     empty = []
     for expression in expressions:
-        result = httpx.get(f"{localenv.prometheus_url()}/api/v1/query", params={"query": expression}, timeout=5).json()
+        result = http_client.get(
+            f"{localenv.prometheus_url()}/api/v1/query", params={"query": expression}, timeout=5
+        ).json()
         assert result["status"] == "success", (expression, result)
         if not result["data"]["result"]:
             empty.append(expression)

@@ -21,7 +21,7 @@ import httpx
 import psutil
 import pytest
 
-from codexops import localenv
+from codexops import http_client, localenv
 from infra.spec import ROOT, EnvironmentSpec
 from tests.resilience.load import Load, stored_ids
 from tests.support.waiting import wait_until
@@ -56,14 +56,15 @@ def _record(case: str, figures: dict[str, Any]) -> None:
 
 
 def _ready(port: int) -> bool:
-    return httpx.get(f"http://{localenv.HOST}:{port}/health/ready", timeout=2).status_code == 200
+    return http_client.get(f"http://{localenv.HOST}:{port}/health/ready", timeout=2).status_code == 200
 
 
 def _redis_seen(state: str) -> bool:
     """Every replica reports Redis `state` ("down": the outage noticed; "up": back, the outage's writes copied)."""
     ports = localenv.local_stack().ports.apps
     return all(
-        httpx.get(f"http://{localenv.HOST}:{p}/health", timeout=5).json()["redis"]["status"] == state for p in ports
+        http_client.get(f"http://{localenv.HOST}:{p}/health", timeout=5).json()["redis"]["status"] == state
+        for p in ports
     )
 
 
@@ -105,7 +106,7 @@ def test_redis_frozen_then_back_keeps_logins_reads_writes_and_revocations(
         try:
             wait_until(lambda: _redis_seen("down"), 60, "every replica notices the outage")
             token = _login("admin", secrets["ADMIN_PASSWORD"])  # a login during the outage
-            me = httpx.get(
+            me = http_client.get(
                 f"{localenv.gateway_url()}/api/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
             )
             assert me.status_code == 200, me.text
@@ -122,7 +123,7 @@ def test_redis_frozen_then_back_keeps_logins_reads_writes_and_revocations(
         load.wait_answered(20, "the load after the outage")
     # The logout made during the outage holds afterwards on every replica, asked directly.
     for port in localenv.local_stack().ports.apps:
-        answer = httpx.get(
+        answer = http_client.get(
             f"http://{localenv.HOST}:{port}/api/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
         )
         assert answer.status_code == 401, (port, answer.text)
@@ -152,7 +153,7 @@ def test_postgresql_restarted_answers_503_or_success_and_loses_no_write(
 
 # -- the AI queue flooded --------------------------------------------------------------------------
 def _rss_mb(port: int) -> float:
-    memory = httpx.get(f"http://{localenv.HOST}:{port}/health/memory", timeout=5).json()["memoryUsage"]
+    memory = http_client.get(f"http://{localenv.HOST}:{port}/health/memory", timeout=5).json()["memoryUsage"]
     return float(memory["rssMB"])
 
 
@@ -245,7 +246,7 @@ def test_a_flooded_ai_queue_refuses_with_429_and_completes_every_accepted_job(
         assert answer.json()["error"] == "queue_full" and int(answer.headers["retry-after"]) >= 1, answer.text
 
     def finished(location: str) -> bool:
-        job = httpx.get(f"{localenv.gateway_url()}{location}", headers=headers, timeout=5).json()
+        job = http_client.get(f"{localenv.gateway_url()}{location}", headers=headers, timeout=5).json()
         assert job["status"] != "failed", job
         if job["status"] != "completed":
             return False
@@ -274,13 +275,13 @@ def test_a_flooded_ai_queue_refuses_with_429_and_completes_every_accepted_job(
 
 # -- the chaos leak --------------------------------------------------------------------------------
 def _leak_alert_state() -> str | None:
-    alerts = httpx.get(f"{localenv.prometheus_url()}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+    alerts = http_client.get(f"{localenv.prometheus_url()}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
     states = {a["state"] for a in alerts if a["labels"]["alertname"] == "CodexMemoryLeakDetected"}
     return "firing" if "firing" in states else ("pending" if states else None)
 
 
 def _leak_detected(port: int) -> bool:
-    leaks = httpx.get(f"http://{localenv.HOST}:{port}/health/memory", timeout=5).json()["memoryLeaks"]
+    leaks = http_client.get(f"http://{localenv.HOST}:{port}/health/memory", timeout=5).json()["memoryLeaks"]
     return bool(leaks["detected"])
 
 

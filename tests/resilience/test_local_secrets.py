@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from codexops import localenv
+from codexops import http_client, localenv
 from codexops.postgres_cluster import postgres_bin
 from infra.spec import load_spec
 
@@ -180,7 +180,7 @@ def test_prometheus_refuses_quit_and_reload_over_http_and_reloads_on_sighup(stac
     for method, path in (("POST", "/-/quit"), ("PUT", "/-/quit"), ("POST", "/-/reload")):
         answer = httpx.request(method, f"{stack.prometheus_url()}{path}", timeout=5)
         assert answer.status_code in (403, 404, 405), f"{method} {path}: {answer.status_code}"
-    assert httpx.get(f"{stack.prometheus_url()}/-/ready", timeout=5).status_code == 200
+    assert http_client.get(f"{stack.prometheus_url()}/-/ready", timeout=5).status_code == 200
     before = _reloads(stack)
     localenv.up(stack.spec, print)  # a running stack's `up` re-renders and sends SIGHUP
     began = time.monotonic()

@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
-from codexops import localenv
+from codexops import http_client, localenv
 from codexops.cli import cli
 from codexops.gate import check_alerts, run_gate
 from codexops.postgres_cluster import postgres_bin
@@ -68,7 +67,7 @@ def quiet_prometheus(staging: localenv.LocalStack) -> localenv.LocalStack:
     shutil.rmtree(staging.runtime / "prometheus" / "data", ignore_errors=True)
     localenv.supervisor(staging).start("prometheus")
     ready = f"{staging.prometheus_url()}/-/ready"
-    wait_until(lambda: httpx.get(ready, timeout=2).status_code == 200, 60, "staging's Prometheus ready")
+    wait_until(lambda: http_client.get(ready, timeout=2).status_code == 200, 60, "staging's Prometheus ready")
     return staging
 
 
@@ -101,9 +100,9 @@ def test_staging_and_production_run_side_by_side_from_their_specs(staging: local
             assert isinstance(processes, list)
             apps = [p for p in processes if p["name"].startswith("app-")]
             assert len(apps) == spec.replicas and all(p["state"] == "RUNNING" for p in processes)
-            health = httpx.get(f"{view['gateway']}/health", timeout=5).json()
+            health = http_client.get(f"{view['gateway']}/health", timeout=5).json()
             assert health["environment"] == spec.environment
-            memory = httpx.get(f"{view['gateway']}/health/memory", timeout=5).json()
+            memory = http_client.get(f"{view['gateway']}/health/memory", timeout=5).json()
             assert memory["memoryUsage"]["limitBytes"] == spec.resources.memory_limit_bytes
             assert memory["thresholds"]["warningPercent"] == spec.thresholds.memoryUsagePercent.warning
         ports = {stack: {p["port"] for p in view["processes"]} for stack, view in views.items()}  # type: ignore[attr-defined]
@@ -116,11 +115,13 @@ def test_staging_and_production_run_side_by_side_from_their_specs(staging: local
 
 
 def _versions(stack: localenv.LocalStack) -> set[str]:
-    return {httpx.get(f"{url}/health", timeout=5).json()["version"] for url in resolve_target(stack.name).app_urls}
+    return {
+        http_client.get(f"{url}/health", timeout=5).json()["version"] for url in resolve_target(stack.name).app_urls
+    }
 
 
 def _firing(prometheus: str) -> set[str]:
-    alerts = httpx.get(f"{prometheus}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+    alerts = http_client.get(f"{prometheus}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
     return {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
 
 

@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
+from codexops import http_client
 from tests.support.servers import free_port, wait_for_port
 from tests.support.waiting import wait_until
 
@@ -58,7 +57,7 @@ def prometheus_with(families: list[Family]) -> Iterator[str]:
         try:
             wait_for_port(port)
             url = f"http://127.0.0.1:{port}"
-            wait_until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, 20, f"{url} ready")
+            wait_until(lambda: http_client.get(f"{url}/-/ready", timeout=2).status_code == 200, 20, f"{url} ready")
             yield url
         finally:
             process.terminate()

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from codexops import localenv, signing
+from codexops import http_client, localenv, signing
 from codexops.releases import desired
 from codexops.releases.model import Release
 from tests.support.evidence import commit_evidence
@@ -86,7 +86,7 @@ class World:
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
 
     def health(self, stack: str) -> httpx.Response:
-        return httpx.get(f"{localenv.local_stack(stack).gateway_url()}/health", timeout=10)
+        return http_client.get(f"{localenv.local_stack(stack).gateway_url()}/health", timeout=10)
 
 
 NO_CANARY = "{steps: []}"  # the release tests' default: a deploy moves the replicas at once
