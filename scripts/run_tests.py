@@ -81,14 +81,12 @@ def fixed_port_shards() -> list[Shard]:
     run): a module whose fixture builds its own releases and stacks is a shard of its own, so the long
     ones run side by side instead of one after another."""
     return [
-        Shard("stacks", ("tests/resilience/test_stacks_and_deploy.py", "tests/releases/test_evidence_gate.py")),
-        Shard("gitops-changes", ("tests/releases/test_gitops_changes.py",)),
-        Shard("gitops", ("tests/releases/test_gitops.py",)),
         Shard("killed", ("tests/releases/test_killed_promotions.py",)),
+        Shard("gitops-changes", ("tests/releases/test_gitops_changes.py",)),
         Shard("promotion", ("tests/releases/test_promotion.py",)),
         Shard("canary", ("tests/releases/test_canary.py",)),
-        Shard("integrity", ("tests/releases/test_integrity.py",)),
-        Shard("bad-releases", ("tests/resilience/test_bad_releases.py",)),
+        Shard("gitops", ("tests/releases/test_gitops.py",)),
+        Shard("stacks", ("tests/resilience/test_stacks_and_deploy.py",)),
         Shard(
             "faults",
             (
@@ -97,6 +95,9 @@ def fixed_port_shards() -> list[Shard]:
                 "tests/resilience/test_local_secrets.py",
             ),
         ),
+        Shard("bad-releases", ("tests/resilience/test_bad_releases.py",)),
+        Shard("integrity", ("tests/releases/test_integrity.py",)),
+        Shard("evidence", ("tests/releases/test_evidence_gate.py",)),
     ]
 
 
