@@ -473,6 +473,10 @@ def _attest(out: Path, say: Callable[[str], None]) -> None:
 def write_report(report: GateReport, spec: EnvironmentSpec, out: Path) -> None:
     from codexops.gate_report import latency_chart, markdown
 
-    chart = latency_chart(out / "locust_stats_history.csv", spec, out / "latency.png", report.baselines)
+    # A smoke draws no chart: its 10-20 s of load give a line of a few points (the table has its p50, p95
+    # and p99), and matplotlib cost each deploy's verification about 0.5 s of CPU (2026-12-07).
+    chart = None
+    if report.shape != "smoke":
+        chart = latency_chart(out / "locust_stats_history.csv", spec, out / "latency.png", report.baselines)
     (out / "report.json").write_text(json.dumps(asdict(report), indent=2, default=str))
     (out / "report.md").write_text(markdown(report, spec, chart))

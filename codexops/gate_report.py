@@ -119,7 +119,15 @@ def markdown(report: GateReport, spec: EnvironmentSpec, chart: Path | None) -> s
     lines += baseline_markdown(report.stack, report.baselines)
     if chart:
         lines += [f"![latency]({chart.name})", ""]
-    lines += ["Files: report.json, junit.xml, locust.html, locust_stats.csv, latency.png, checklist.log", ""]
+    files = [
+        "report.json",
+        "junit.xml",
+        "locust.html",
+        "locust_stats.csv",
+        *([chart.name] if chart else []),
+        "checklist.log",
+    ]
+    lines += [f"Files: {', '.join(files)}", ""]
     return "\n".join(lines)
 
 

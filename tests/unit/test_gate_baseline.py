@@ -208,3 +208,14 @@ def test_no_destination_means_no_baseline_section_and_says_so() -> None:
     assert describe("production", []) == [
         "==> baseline: no stack takes its releases from production (living-codex:promotion)"
     ]
+
+
+@pytest.mark.parametrize(("shape", "charted"), [("gate", True), ("soak", True), ("smoke", False)])
+def test_every_report_but_a_smokes_has_its_latency_chart(tmp_path: Path, shape: str, charted: bool) -> None:
+    locust_history(tmp_path / "locust_stats_history.csv", BUSY)
+    load = Step("load", "pass", 10.0, [], {"requests": 300, "p95_ms": 52.0})
+    report = GateReport("staging", "staging", "http://127.0.0.1:5002", "t", "PASS", [load], str(tmp_path))
+    report.shape = shape
+    write_report(report, load_spec("staging"), tmp_path)
+    assert (tmp_path / "latency.png").exists() is charted
+    assert ("latency.png" in (tmp_path / "report.md").read_text()) is charted
