@@ -32,12 +32,14 @@ def test_the_generators_cpu_is_measured_on_the_real_process(tmp_path: Path) -> N
     spin = [sys.executable, "-c", "import time\nend = time.monotonic() + 2.5\nwhile time.monotonic() < end: pass"]
     code, samples = run_measured(spin, env={}, cwd=tmp_path, timeout=20, log=tmp_path / "spin.log")
     busy = assess(samples, tmp_path / "none.json", 1, PERIOD_MS)
-    assert code == 0 and len(samples) >= 3 and busy.cpu_percent > 10
-    # A spinning process is always runnable: on a CPU or waiting for one, whatever else the machine runs.
+    # A spinning process is always runnable: on a CPU or waiting for one, whatever else the machine runs
+    # (its CPU share alone is the machine's to give: 7 % once, niced beside five stack shards).
+    assert code == 0 and len(samples) >= 3 and busy.cpu_percent > 0
     assert 70 < busy.cpu_percent + busy.runqueue_percent < 110, busy
     idle = [sys.executable, "-c", "import time; time.sleep(2.5)"]
     _, samples = run_measured(idle, env={}, cwd=tmp_path, timeout=20, log=tmp_path / "idle.log")
-    assert assess(samples, tmp_path / "none.json", 0, PERIOD_MS).cpu_percent < 10
+    sleeping = assess(samples, tmp_path / "none.json", 0, PERIOD_MS)
+    assert sleeping.cpu_percent < 10 and sleeping.cpu_percent + sleeping.runqueue_percent < 50, sleeping
 
 
 def test_the_probe_sees_a_blocked_hub_as_send_lag(tmp_path: Path) -> None:
