@@ -11,13 +11,12 @@ import typer
 
 from codexops.keys_cli import keys_cli
 from codexops.release_cli import register as register_release_commands
-from codexops.releases.serving import Replica
-from infra.spec import EnvironmentSpec
+from infra.root import ROOT as ROOT
 
 if TYPE_CHECKING:
     from app.config import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
+    from codexops.releases.serving import Replica
+    from infra.spec import EnvironmentSpec
 
 cli = typer.Typer(
     help="Living Codex Ops: run, check, gate and promote the Living Codex.",

@@ -10,8 +10,6 @@ from typing import Annotated
 
 import typer
 
-from codexops import signing
-
 keys_cli = typer.Typer(help="The signing key of gate attestations (promotion evidence).", no_args_is_help=True)
 
 
@@ -29,6 +27,8 @@ def init(
     owner: Annotated[str | None, typer.Option(help="who owns the key (default: GITHUB_ACTOR or the user)")] = None,
 ) -> None:
     """Create the signing key (never overwrites one) and print the line to add to keys/trusted-keys.txt."""
+    from codexops import signing  # here: every other command, `serve` included, does without it
+
     name = _owner(owner)  # checked before anything is written
     path = signing.signing_key_path()
     try:
@@ -44,6 +44,8 @@ def init(
 @keys_cli.command("show")
 def show(owner: Annotated[str | None, typer.Option(help="the owner name printed on the line")] = None) -> None:
     """Print the public line of the signing key, and whether the repository trusts it."""
+    from codexops import signing
+
     try:
         key = signing.load_key(signing.signing_key_path())
         trusted = {k.keyid for k in signing.read_trusted()}

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from infra.spec import ROOT
+from infra.root import ROOT
 
 LocalOption = Annotated[bool, typer.Option("--local", help="use the local backend (else CODEX_BACKEND, else auto)")]
 BreakGlassOption = Annotated[

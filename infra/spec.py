@@ -18,8 +18,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from infra.root import ROOT as ROOT  # re-exported: the modules that read the spec take it from here
+
 NAMESPACE = "living-codex"
-ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEYS = (
     "jwtSecret",
     "postgresPassword",
