@@ -6,11 +6,11 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from opentelemetry.sdk.trace.export import SpanExporter
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -31,6 +31,9 @@ from app.storage.errors import classify
 from app.storage.graph import ConflictError, NotFoundError
 from app.tracing import tracer_provider
 from app.version import running_version
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("codex.server")
 RETRY_AFTER_SECONDS = "5"

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
-
-from opentelemetry.sdk.trace import TracerProvider
+from typing import TYPE_CHECKING, Literal
 
 from app.ai.extractors import Extractor
 from app.ai.pipeline import AIPipelineModule
@@ -19,6 +17,9 @@ from app.metrics import Metrics
 from app.modules import Module, ModuleHost
 from app.sessions import SessionsModule
 from app.storage.module import StorageModule
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 Lifecycle = Literal["starting", "ready", "draining", "stopped"]
 
