@@ -30,12 +30,11 @@ from types import FrameType
 ROOT = Path(__file__).resolve().parent.parent
 HEARTBEAT = 30.0  # seconds between progress lines
 TEARDOWN_GRACE = 180.0  # seconds an interrupted shard gets to stop its stacks
-# Stack shards at once: each runs real stacks, release builds and loads, and 2 cores are the limit: with
-# six at once (a clean-clone run, 2026-12-07, while the stacks' supervisord busy-looped) every long shard
-# took twice as long as alone and a slow release's gate was INCONCLUSIVE (its client starved). Five, since
-# releases copy their byte-code and the checklist loads two plugins, passed every shard in 908 s
-# (c7dcc74, 2026-12-07) and in 818 s (d748b16), the free-port shards last. CODEX_TEST_SHARDS overrides it.
-MAX_ISOLATED = int(os.environ.get("CODEX_TEST_SHARDS") or 5)
+# Stack shards at once: each runs real stacks, release builds and loads, and 2 cores are the limit. Six
+# once made every long shard take twice as long (2026-12-07, while the stacks' supervisord busy-looped);
+# with five, the sixth long shard (about 330 s) started when the first ended and finished last (657 s,
+# efe0bea, 2026-12-08), the machine idle for most of its last minute. CODEX_TEST_SHARDS overrides it.
+MAX_ISOLATED = int(os.environ.get("CODEX_TEST_SHARDS") or 6)
 FIXED_PORT_DIRS = ("tests/releases", "tests/resilience")  # every module here must be in an isolated shard
 # The rest of the suite (free ports) in two processes, since one pytest process uses one core: alone on a
 # quiet machine it took 378 s, of which tests/integration 232 s (2026-12-07). `rest` runs what these leave.
@@ -47,6 +46,7 @@ MOVED_TO_REST = ("tests/integration/test_release_build.py",)
 # side by side) else FIRST_PORT_BASE, below Linux's ephemeral ports (32768+, where the free-port tests
 # and client connections land). SHARD_PORTS: at least a stack slot (localenv.PORT_SLOT) per stack.
 FIRST_PORT_BASE, SHARD_PORTS = 11000, 1000
+SKIPPED_DIRS = frozenset({"venv", ".venv", ".git", "__pycache__"})  # no stack's supervisord.pid lives in these
 OUTCOMES = re.compile(r"^(?:tests/\S+ )?([.FEsxX]+)\s*(?:\[\s*\d+%\])?$", re.MULTILINE)
 
 
@@ -194,7 +194,7 @@ def progress(shard: Shard) -> str:
 def stop_leftover_stacks(shard: Shard) -> list[str]:
     """Stop any supervisord (a local stack) the shard left running; the pid files it found."""
     left = []
-    for pid_file in shard.folder.rglob("supervisord.pid"):
+    for pid_file in _pid_files(shard.folder):
         try:
             pid = int(pid_file.read_text().strip())
             if "supervisord" not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
@@ -208,6 +208,17 @@ def stop_leftover_stacks(shard: Shard) -> list[str]:
                 break
             time.sleep(1)
     return left
+
+
+def _pid_files(folder: Path) -> list[Path]:
+    """Every supervisord.pid under folder, not looking inside virtualenvs or Git folders: a shard's
+    release stores hold thousands of files each (pathlib's rglob over them cost the runner 15 s of CPU)."""
+    found = []
+    for here, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS]
+        if "supervisord.pid" in names:
+            found.append(Path(here) / "supervisord.pid")
+    return found
 
 
 def _alive(pid: int) -> bool:
