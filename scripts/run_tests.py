@@ -36,9 +36,11 @@ TEARDOWN_GRACE = 180.0  # seconds an interrupted shard gets to stop its stacks
 # efe0bea, 2026-12-08), the machine idle for most of its last minute. CODEX_TEST_SHARDS overrides it.
 MAX_ISOLATED = int(os.environ.get("CODEX_TEST_SHARDS") or 6)
 FIXED_PORT_DIRS = ("tests/releases", "tests/resilience")  # every module here must be in an isolated shard
-# The rest of the suite (free ports) in two processes, since one pytest process uses one core: alone on a
-# quiet machine it took 378 s, of which tests/integration 232 s (2026-12-07). `rest` runs what these leave.
-FREE_PORT_SHARDS = {"integration": ("tests/integration", "tests/attacks")}
+# The rest of the suite (free ports) in three processes, since one pytest process uses one core: alone on
+# a quiet machine it took 378 s, of which tests/integration 232 s (2026-12-07). Niced, they make little
+# progress while the stack shards run and finish last: in two (integration, rest) they ended 671 and 654 s
+# into a run whose stack shards had ended by 477 s (aabd6ff, 2026-12-08). `rest` runs what these leave.
+FREE_PORT_SHARDS = {"integration": ("tests/integration", "tests/attacks"), "infra": ("tests/infra", "tests/policies")}
 # Modules of those folders that `rest` runs instead, to balance the two: with the release builds in it,
 # `integration` ended 128 s after `rest` (a clean-clone run at 2389915).
 MOVED_TO_REST = ("tests/integration/test_release_build.py",)
