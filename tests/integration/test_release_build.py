@@ -22,6 +22,9 @@ from codexops.releases.model import ReleaseNotFound, load_release, split_release
 from infra.spec import ROOT
 from tests.support.releases import build, copy_checkout, copy_with_migration
 
+# Up to two real release builds a test, niced beside the stack shards: the migration test took 72 s in a
+# run and passed the suite's 120 s in another (5fa4a07, 2026-12-08), its build compiling a changed tree.
+pytestmark = pytest.mark.timeout(300)
 runner = CliRunner()
 BIN = Path(sys.executable).parent
 
