@@ -41,14 +41,9 @@ FIXED_PORT_DIRS = ("tests/releases", "tests/resilience")  # every module here mu
 # progress while the stack shards run and finish last: in two (integration, rest) they ended 671 and 654 s
 # into a run whose stack shards had ended by 477 s (aabd6ff, 2026-12-08). `rest` runs what these leave.
 FREE_PORT_SHARDS = {"integration": ("tests/integration", "tests/attacks"), "infra": ("tests/infra", "tests/policies")}
-# Modules of those folders that `rest` runs instead, to balance them: with the release builds in it,
-# `integration` ended 128 s after `rest` (a clean-clone run at 2389915); with those moved, it still ended
-# 125 s after `rest` (586 s, c293d91), the two below taking at least 53 s of it.
-MOVED_TO_REST = (
-    "tests/integration/test_release_build.py",
-    "tests/integration/test_chaos_memory_tracing.py",
-    "tests/integration/test_supervisor_rpc.py",
-)
+# Modules of those folders that `rest` runs instead, to balance the two: with the release builds in it,
+# `integration` ended 128 s after `rest` (a clean-clone run at 2389915).
+MOVED_TO_REST = ("tests/integration/test_release_build.py",)
 # Stack shard i's CODEX_PORT_BASE: first + SHARD_PORTS * i, first being CODEX_PORT_BASE if set (two runs
 # side by side) else FIRST_PORT_BASE, below Linux's ephemeral ports (32768+, where the free-port tests
 # and client connections land). SHARD_PORTS: at least a stack slot (localenv.PORT_SLOT) per stack.
