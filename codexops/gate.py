@@ -294,9 +294,8 @@ def check_alerts(target: Target, wait: float, since: datetime | None = None, sta
     try:
         alerts: list[dict[str, Any]] = []
         if target.prometheus_url:
-            alerts = http_client.get(f"{target.prometheus_url}/api/v1/alerts", timeout=HTTP_TIMEOUT).json()["data"][
-                "alerts"
-            ]
+            answer = http_client.get(f"{target.prometheus_url}/api/v1/alerts", timeout=HTTP_TIMEOUT)
+            alerts = answer.json()["data"]["alerts"]
         firing = [a for a in alerts if a.get("state") == "firing"]
         if manager:
             source = "Alertmanager"

@@ -217,7 +217,8 @@ def stop_leftover_stacks(shard: Shard) -> list[str]:
 
 def _pid_files(folder: Path) -> list[Path]:
     """Every supervisord.pid under folder, not looking inside virtualenvs or Git folders: a shard's
-    release stores hold thousands of files each (pathlib's rglob over them cost the runner 15 s of CPU)."""
+    release stores hold thousands of files each (over one run's kept shard folders: 0.06 s of CPU against
+    1.03 s for pathlib's rglob; the runner used 15 s of CPU in a run before, 2026-12-08)."""
     found = []
     for here, dirs, names in os.walk(folder):
         dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS]
