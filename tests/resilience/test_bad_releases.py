@@ -18,6 +18,7 @@ from infra.spec import EnvironmentSpec
 from tests.resilience.conftest import run_gate
 from tests.support.suite_load import SUITE_LOAD, with_suite_load
 from tests.support.verdicts import slow_release_refused
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420), pytest.mark.usefixtures("local_env")]
 
@@ -103,9 +104,17 @@ def test_a_module_that_fails_to_load_fails(spec: EnvironmentSpec, tmp_path: Path
     assert "test_all_modules_loaded_successfully" in _reasons(report)
 
 
+def _every_replica_sees_the_database_down(spec: EnvironmentSpec) -> bool:
+    ports = localenv.local_stack(spec.stack).ports.apps
+    answers = [http_client.get(f"http://{localenv.HOST}:{port}/health").json() for port in ports]
+    return all(answer["database"]["status"] != "up" for answer in answers)
+
+
 def test_postgresql_stopped_fails(spec: EnvironmentSpec, tmp_path: Path, healthy: None) -> None:
     localenv.supervisor().stop("postgres")
     try:
+        # A replica reuses its last "up" probe for 1 s (app/health.py): the outage is judged once seen.
+        wait_until(lambda: _every_replica_sees_the_database_down(spec), 15, "every replica reports PostgreSQL down")
         report = run_gate(spec, tmp_path)
     finally:
         localenv.supervisor().start("postgres")
