@@ -4,8 +4,8 @@ Most of the suite's wall-clock time is waiting: fixed-length loads, alert `for:`
 draining during rolling deploys. The modules that start local stacks get, per shard, a port range of
 their own (CODEX_PORT_BASE: codexops.localenv.stack_ports gives each stack a slot of it) and their own
 stacks and reports folders, so they run side by side on the host's loopback, no root, no namespaces;
-the rest of the suite uses free ports and runs beside them in two processes (`integration`, `rest`),
-niced, so that the loads the gates judge keep their CPU.
+the rest of the suite uses free ports and runs beside them in four processes (`integration`,
+`processes`, `infra`, `rest`), niced, so that the loads the gates judge keep their CPU.
 
 Usage: scripts/run_tests.py [--sequential] [--only SHARD ...]   (plain `pytest` runs the suite in one process)
 Exit status: the first failing shard's (pytest's: 1 failures, 5 no test collected, ...; 128+N when a
@@ -36,11 +36,21 @@ TEARDOWN_GRACE = 180.0  # seconds an interrupted shard gets to stop its stacks
 # efe0bea, 2026-12-08), the machine idle for most of its last minute. CODEX_TEST_SHARDS overrides it.
 MAX_ISOLATED = int(os.environ.get("CODEX_TEST_SHARDS") or 6)
 FIXED_PORT_DIRS = ("tests/releases", "tests/resilience")  # every module here must be in an isolated shard
-# The rest of the suite (free ports) in three processes, since one pytest process uses one core: alone on
+# The rest of the suite (free ports) in four processes, since one pytest process uses one core: alone on
 # a quiet machine it took 378 s, of which tests/integration 232 s (2026-12-07). Niced, they make little
 # progress while the stack shards run and finish last: in two (integration, rest) they ended 671 and 654 s
 # into a run whose stack shards had ended by 477 s (aabd6ff, 2026-12-08). `rest` runs what these leave.
-FREE_PORT_SHARDS = {"integration": ("tests/integration", "tests/attacks"), "infra": ("tests/infra", "tests/policies")}
+# `processes` takes from integration the modules that start real servers and wait for them to drain (56 s
+# of its 182 s alone, 2026-12-08): integration had ended last, 35-100 s after infra and rest, one core idle.
+FREE_PORT_SHARDS = {
+    "integration": ("tests/integration", "tests/attacks"),
+    "processes": (
+        "tests/integration/test_server_process.py",
+        "tests/integration/test_supervisor_rpc.py",
+        "tests/integration/test_shutdown_keepalive.py",
+    ),
+    "infra": ("tests/infra", "tests/policies"),
+}
 # Modules of those folders that `rest` runs instead, to balance the two: with the release builds in it,
 # `integration` ended 128 s after `rest` (a clean-clone run at 2389915).
 # Not kept: the chaos/memory and supervisor modules in `rest` too. Runs with them there (5fa4a07, 132de9c)
@@ -123,10 +133,19 @@ def all_shards() -> list[Shard]:
     unassigned = sorted(modules - set(listed))
     if unassigned:
         sys.exit(f"error: {', '.join(unassigned)} may use fixed ports: add it to a shard in scripts/run_tests.py")
-    free = [Shard(name, paths, isolated=False, ignore=MOVED_TO_REST) for name, paths in FREE_PORT_SHARDS.items()]
+    free = [
+        Shard(name, paths, isolated=False, ignore=(*MOVED_TO_REST, *_claimed_inside(paths, name)))
+        for name, paths in FREE_PORT_SHARDS.items()
+    ]
     taken = [path for shard in free for path in shard.paths]
     rest = Shard("rest", ("tests",), isolated=False, ignore=(*FIXED_PORT_DIRS, *_all_but_moved(taken)))
     return [*free, rest, *isolated]
+
+
+def _claimed_inside(folders: tuple[str, ...], name: str) -> list[str]:
+    """The modules another free-port shard names that lie in one of `folders`: this shard skips them."""
+    claimed = [path for other, paths in FREE_PORT_SHARDS.items() if other != name for path in paths]
+    return [path for path in claimed if any(path.startswith(folder + "/") for folder in folders)]
 
 
 def _all_but_moved(folders: list[str]) -> list[str]:

@@ -29,24 +29,28 @@ def _runner() -> Any:
 run_tests = _runner()
 
 
-def test_every_fixed_port_module_is_in_exactly_one_isolated_shard_and_rest_skips_their_folders() -> None:
+def _modules(shard: Any) -> set[str]:
+    """The test modules a shard runs, as pytest would find them: under its paths, not under an --ignore."""
+    found = set()
+    for path in shard.paths:
+        where = ROOT / path
+        candidates = [where] if where.is_file() else [*where.rglob("test_*.py"), *where.rglob("*_test.py")]
+        found |= {str(c.relative_to(ROOT)) for c in candidates}
+    ignored = tuple(shard.ignore)
+    return {m for m in found if not any(m == i or m.startswith(i + "/") for i in ignored)}
+
+
+def test_every_module_runs_in_exactly_one_shard_and_fixed_port_ones_only_in_isolated_shards() -> None:
     shards = run_tests.all_shards()
-    free = [shard for shard in shards if not shard.isolated]
-    isolated = [shard for shard in shards if shard.isolated]
-    rest = next(shard for shard in free if shard.name == "rest")
-    others = [path for shard in free if shard is not rest for path in shard.paths]
-    moved = set(run_tests.MOVED_TO_REST)
-    assert all((ROOT / path).is_file() for path in moved)  # a renamed module would run nowhere
-    assert all(set(shard.ignore) == moved for shard in free if shard is not rest)
-    for folder in others:  # each module of the free folders in exactly one of the shards
-        modules = {str(p.relative_to(ROOT)) for p in (ROOT / folder).glob("test_*.py")}
-        in_rest = {m for m in modules if m not in rest.ignore and folder not in rest.ignore}
-        assert in_rest == moved & modules
-    assert set(run_tests.FIXED_PORT_DIRS) <= set(rest.ignore)
-    listed = [path for shard in isolated for path in shard.paths]
-    modules = {str(p.relative_to(ROOT)) for d in run_tests.FIXED_PORT_DIRS for p in (ROOT / d).rglob("test_*.py")}
-    assert sorted(listed) == sorted(modules) and len(listed) == len(set(listed))
-    assert all(shard.isolated for shard in isolated)
+    every = {str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py")}
+    runs = [(shard, _modules(shard)) for shard in shards]
+    counted = [module for _, modules in runs for module in modules]
+    assert sorted(counted) == sorted(every), "a module runs twice or nowhere"
+    fixed = {m for m in every if m.startswith(tuple(d + "/" for d in run_tests.FIXED_PORT_DIRS))}
+    assert all(shard.isolated == bool(modules & fixed) for shard, modules in runs)
+    assert all(modules <= fixed for shard, modules in runs if shard.isolated)
+    rest = next(modules for shard, modules in runs if shard.name == "rest")
+    assert set(run_tests.MOVED_TO_REST) <= rest  # a renamed module would run nowhere
 
 
 def test_each_stack_shard_gets_its_own_port_range_stacks_and_reports_and_rest_is_niced(
