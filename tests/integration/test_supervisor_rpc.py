@@ -13,6 +13,7 @@ import pytest
 
 from codexops.local_errors import LocalEnvError
 from codexops.supervisor_rpc import Supervisor
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
@@ -37,6 +38,9 @@ def supervisord(tmp_path: Path) -> Iterator[tuple[Path, Supervisor]]:
         f"[supervisorctl]\nserverurl=unix://{tmp_path}/s.sock\n\n" + _program("slow", autostart=False)
     )
     subprocess.run([str(BIN / "supervisord"), "-c", str(conf)], check=True, timeout=30)
+    # The command returns once it has forked (its socket already listens); the child writes the pid file.
+    pid_file = tmp_path / "s.pid"
+    wait_until(lambda: pid_file.read_text().strip().isdigit(), 30, "supervisord's pid file written")
     control = Supervisor(tmp_path / "s.sock")
     try:
         yield conf, control
