@@ -142,6 +142,16 @@ async def test_a_subscriber_that_never_acknowledges_costs_the_staleness_bound_an
     editor_name = "stuck"
     await _editor(a, editor_name)
     admin = await a.bearer()
+    view = a.services.identity.view
+    announced: list[float] = []
+    announce = view._announce
+
+    async def timed(message: str, **options: bool) -> None:
+        began = time.monotonic()
+        await announce(message, **options)
+        announced.append(time.monotonic() - began)
+
+    view._announce = timed  # type: ignore[method-assign]
     silent = aioredis.from_url(redis_server.url)
     async with silent.pubsub() as pubsub:
         await pubsub.subscribe(CHANNEL)  # subscribed, never applies, never acks
@@ -151,8 +161,11 @@ async def test_a_subscriber_that_never_acknowledges_costs_the_staleness_bound_an
         waited = time.monotonic() - began
     await silent.aclose()
     assert response.status_code == 200
-    assert a.services.identity.view.publish_ok  # published and waited, not skipped
-    assert STALENESS - 0.05 <= waited < STALENESS + 1.0, waited
+    assert view.publish_ok  # published and waited, not skipped
+    assert waited >= STALENESS - 0.05, waited
+    # No more than the bound: the announcement's own wait, apart from the request's work (auth, SQL), which
+    # a niced shard on a busy machine can stretch past a second.
+    assert len(announced) == 1 and announced[0] < STALENESS + 0.5, announced
 
 
 async def test_a_lost_message_is_repaired_within_the_staleness_bound(
@@ -174,16 +187,13 @@ async def test_a_lost_message_is_repaired_within_the_staleness_bound(
 
     async def change() -> None:
         await a.client.put("/api/admin/users/lost/role", headers=admin, json={"role": "viewer"})
-        await _until_refused(b, editor, STALENESS + 0.5)  # the documented bound, with room for the request
+        # The documented bound: b refuses once STALENESS has passed since the change (here, since its
+        # answer, which came after it), whatever a busy machine does to the requests' own times.
+        await asyncio.sleep(STALENESS)
+        assert await _write(b, editor) == 403
 
     raw, _ = await _published(redis_server.url, change, wait=0.2)
     assert raw is None, raw  # really lost
-
-
-async def _until_refused(app: RunningApp, headers: dict[str, str], timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while await _write(app, headers) == 201:
-            await asyncio.sleep(0.05)
 
 
 async def test_with_redis_frozen_every_request_checks_sql(

@@ -136,11 +136,12 @@ def test_a_release_is_read_only_verified_in_well_under_a_second_and_rebuilt_when
     release = build()
     assert release.path is not None and release.manifest_digest.startswith("sha256:")
     listed = len((release.path / manifest.MANIFEST_FILE).read_text().splitlines())
-    began = time.monotonic()
+    began, cpu_began = time.monotonic(), time.process_time()
     assert release_differences(release) == []
-    took = time.monotonic() - began
-    print(f"verified {listed} files of {release.id} in {took:.2f} s")
-    assert listed > 3000 and took < 5  # hashing the whole virtualenv, on a shared machine
+    took, cpu = time.monotonic() - began, time.process_time() - cpu_began
+    print(f"verified {listed} files of {release.id} in {took:.2f} s ({cpu:.2f} s of CPU)")
+    # The CPU it costs, not the wall time: niced beside the stack shards, a second of CPU can take ten.
+    assert listed > 3000 and cpu < 3
     assert list(release.path.rglob("__pycache__/*.cpython-*.pyc"))  # byte-compiled at build
     modes = {stat.S_IMODE(p.stat().st_mode) for p in release.path.rglob("*") if not p.is_symlink()}
     assert modes <= {0o444, 0o555} and stat.S_IMODE(release.path.stat().st_mode) == 0o555

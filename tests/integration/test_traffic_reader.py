@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import socketserver
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tests.support.traffic import Traffic
+from tests.support.waiting import wait_until
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
 
@@ -46,15 +46,16 @@ def server(answered_per_connection: int) -> Iterator[str]:
             tcp.shutdown()
 
 
-def _read_for(url: str, seconds: float) -> Traffic:
+def _read_until(url: str, requests: int) -> Traffic:
+    """At least `requests` reads sent (a count, not a time: a niced shard may start the thread late)."""
     with Traffic(url, ("/",), threads=1, interval=0.01) as reads:
-        time.sleep(seconds)
+        wait_until(lambda: reads.requests >= requests, 60, f"{requests} reads sent")
     return reads
 
 
 def test_a_get_closed_unanswered_on_a_reused_connection_is_sent_again_and_answered() -> None:
     with server(answered_per_connection=2) as url:
-        reads = _read_for(url, 0.5)
+        reads = _read_until(url, 12)
     assert reads.requests > 6 and reads.failures == [], (reads.requests, reads.failures[:3])
     # Every third request meets a closed connection: each is sent once more, and answered.
     assert reads.resent >= reads.requests // 4, (reads.resent, reads.requests)
@@ -62,6 +63,6 @@ def test_a_get_closed_unanswered_on_a_reused_connection_is_sent_again_and_answer
 
 def test_a_get_that_is_never_answered_is_a_failure_after_one_resend() -> None:
     with server(answered_per_connection=0) as url:
-        reads = _read_for(url, 0.3)
+        reads = _read_until(url, 3)
     assert reads.requests > 0 and len(reads.failures) == reads.requests == reads.resent
     assert "Server disconnected without sending a response" in reads.failures[0]
