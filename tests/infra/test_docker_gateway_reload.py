@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from infra.reload_scripts import docker_nginx_reload, docker_nginx_restore
@@ -24,6 +25,7 @@ from infra.spec import load_spec
 from infra.weights import upstream_weights
 from tests.infra.test_nginx_conf import NGINX
 from tests.support.servers import free_port, wait_for_port
+from tests.support.waiting import wait_until
 
 # Stands for the docker CLI: `exec [-i] [-u USER] CONTAINER COMMAND...` runs COMMAND on this machine.
 DOCKER = """#!/bin/sh
@@ -108,12 +110,24 @@ def gateway(tmp_path: Path) -> Iterator[tuple[Path, int, dict[str, str], dict[st
     env = {"PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/bin"}
     try:
         wait_for_port(port)
+        # nginx listens before it writes its pid file: the test reads that file.
+        pid_file = tmp_path / "run" / "nginx.pid"
+        wait_until(lambda: pid_file.read_text().strip() == str(nginx.pid), 30, "nginx's pid file written")
         yield conf, port, env, replicas
     finally:
         os.killpg(nginx.pid, signal.SIGQUIT)
         nginx.wait(timeout=15)
         for server in replicas.values():
             server.shutdown()
+
+
+def _workers(master: int) -> set[int]:
+    return {child.pid for child in psutil.Process(master).children()}
+
+
+def _wait_retired(master: int, old: set[int]) -> None:
+    """Until the workers from before a reload have exited: from then on only the new configuration answers."""
+    wait_until(lambda: not _workers(master) & old, 60, "the old nginx workers exited after the reload")
 
 
 def render(tmp_path: Path, port: int, replicas: dict[str, ThreadingHTTPServer], weight: int) -> str:
@@ -152,19 +166,21 @@ def test_a_step_reloads_the_weights_in_place_without_a_failed_request(
     try:
         assert traffic.window(1.0)["app-canary"] == 0  # the upload: the serving replicas alone
 
+        old = _workers(int(master))
         step = _sh(docker_nginx_reload(CONTAINER, str(conf)), render(tmp_path, port, replicas, 50), env)
         assert step.returncode == 0, step.stderr
-        time.sleep(1.0)  # the old workers finish their requests
+        _wait_retired(int(master), old)
         half = traffic.window(2.0)
         assert half["app-canary"] > 0.3 * sum(half.values()), half  # 50% asked; least_conn weighs by load too
 
         refused = _sh(docker_nginx_reload(CONTAINER, str(conf)), "http { this is not nginx }", env)
         assert refused.returncode != 0 and "weight=100" in conf.read_text()  # the step's file stays
 
+        old = _workers(int(master))
         restored = _sh(docker_nginx_restore(CONTAINER, str(conf)), "", env)
         assert restored.returncode == 0, restored.stderr
         assert conf.read_text() == uploaded
-        time.sleep(1.0)
+        _wait_retired(int(master), old)
         after = traffic.window(2.0)
         assert after["app-canary"] == 0 and sum(after.values()) > 0, after
     finally:

@@ -20,7 +20,9 @@ def test_a_second_full_gate_waits_for_the_first_load(tmp_path: Path, monkeypatch
     def first() -> None:
         with one_full_load_at_a_time("gate", said.append):
             inside.set()
-            time.sleep(0.5)
+            deadline = time.monotonic() + 30  # held until the second says it waits, however late it comes
+            while not any("waiting for another full gate" in line for line in said) and time.monotonic() < deadline:
+                time.sleep(0.02)
             order.append("first done")
 
     thread = threading.Thread(target=first)
