@@ -36,6 +36,7 @@ TEARDOWN_GRACE = 180.0  # seconds an interrupted shard gets to stop its stacks
 # efe0bea, 2026-12-08), the machine idle for most of its last minute. CODEX_TEST_SHARDS overrides it.
 MAX_ISOLATED = int(os.environ.get("CODEX_TEST_SHARDS") or 6)
 FIXED_PORT_DIRS = ("tests/releases", "tests/resilience")  # every module here must be in an isolated shard
+TEST_FILES = ("test_*.py", "*_test.py")  # pytest's default python_files: what a folder's modules are
 # The rest of the suite (free ports) in four processes, since one pytest process uses one core: alone on
 # a quiet machine it took 378 s, of which tests/integration 232 s (2026-12-07). Niced, they make little
 # progress while the stack shards run and finish last: in two (integration, rest) they ended 671 and 654 s
@@ -51,7 +52,7 @@ FREE_PORT_SHARDS = {
     ),
     "infra": ("tests/infra", "tests/policies"),
 }
-# Modules of those folders that `rest` runs instead, to balance the two: with the release builds in it,
+# Modules of those folders that `rest` runs instead, to balance the shards: with the release builds in it,
 # `integration` ended 128 s after `rest` (a clean-clone run at 2389915).
 # Not kept: the chaos/memory and supervisor modules in `rest` too. Runs with them there (5fa4a07, 132de9c)
 # took 12 min each, and `integration` still ended last. But a run without them (a535a95) took 11 min 54 s,
@@ -127,7 +128,7 @@ def all_shards() -> list[Shard]:
     modules = {
         str(path.relative_to(ROOT))
         for folder in FIXED_PORT_DIRS
-        for pattern in ("test_*.py", "*_test.py")
+        for pattern in TEST_FILES
         for path in (ROOT / folder).rglob(pattern)
     }
     unassigned = sorted(modules - set(listed))

@@ -34,7 +34,9 @@ def _modules(shard: Any) -> set[str]:
     found = set()
     for path in shard.paths:
         where = ROOT / path
-        candidates = [where] if where.is_file() else [*where.rglob("test_*.py"), *where.rglob("*_test.py")]
+        candidates = (
+            [where] if where.is_file() else [c for pattern in run_tests.TEST_FILES for c in where.rglob(pattern)]
+        )
         found |= {str(c.relative_to(ROOT)) for c in candidates}
     ignored = tuple(shard.ignore)
     return {m for m in found if not any(m == i or m.startswith(i + "/") for i in ignored)}
@@ -42,7 +44,7 @@ def _modules(shard: Any) -> set[str]:
 
 def test_every_module_runs_in_exactly_one_shard_and_fixed_port_ones_only_in_isolated_shards() -> None:
     shards = run_tests.all_shards()
-    every = {str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py")}
+    every = {str(p.relative_to(ROOT)) for pattern in run_tests.TEST_FILES for p in (ROOT / "tests").rglob(pattern)}
     runs = [(shard, _modules(shard)) for shard in shards]
     counted = [module for _, modules in runs for module in modules]
     assert sorted(counted) == sorted(every), "a module runs twice or nowhere"
